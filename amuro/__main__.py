@@ -1,0 +1,3 @@
+from amuro.cli import main
+
+main()

@@ -1,0 +1,231 @@
+"""How fast the analysis reads and analyses 10,000 eval runs from a tracking server.
+
+Starts a local ``mlflow server`` (sqlite backend in a temporary directory), fills it with
+contract-tagged eval runs, then times, through the server's REST API:
+
+- loading the eval runs into a frame (``analysis.runs.load_eval_runs``);
+- computing gains, forgetting, transfer, sensitivity and learned (+ gains per group).
+
+Target: loading + computing 10,000 runs in at most 10 s.
+
+    python benchmarks/analysis_scale.py [--runs 10000]
+
+The runs are written straight into the server's sqlite store with MLflow's own table
+definitions in a few bulk inserts (logging 10,000 runs one request at a time would take
+minutes and is not what is measured); a few runs logged through the REST API check that the
+bulk rows read back exactly like ordinary ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import requests  # noqa: E402
+
+EXPERIMENT = "amuro-scale"
+MODELS = ["allenai/OLMo-1B-hf", "EleutherAI/pythia-160m"]
+EVAL_DATASETS = {
+    "mnli": "nli", "rte": "nli", "gpt3nli": "nli", "paws": "paraphrase", "qqp": "paraphrase",
+    "stsb": "paraphrase", "xsum": "summary", "cnn_dailymail": "summary",
+    "socialiqa": "qgen", "tweetqa": "qgen",
+}
+TRAININGS = [("none", "none"), ("sft", "mnli"), ("sft", "paws"), ("sft", "xsum"), ("it", "tulu")]
+FORMAT_SHOTS = [("default", 4), ("instruct", 4), ("io", 4), ("default", 0)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(directory: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    process = subprocess.Popen(
+        ["mlflow", "server", "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
+         "--artifacts-destination", str(directory / "artifacts"),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=open(directory / "server.log", "w"), stderr=subprocess.STDOUT, env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(uri + "/health", timeout=1).ok:
+                return process, uri
+        except requests.RequestException:
+            time.sleep(0.2)
+    stop_server(process)
+    raise RuntimeError(f"mlflow server did not start; see {directory / 'server.log'}")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    # The server runs uvicorn as a child; its process group is the one this script started.
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def grid(count: int):
+    """Contract tags and metrics for ``count`` eval runs of a study-shaped grid."""
+    rng = np.random.default_rng(0)
+    steps = itertools.count(1000, 1000)
+    cells = []
+    while len(cells) < count:
+        step = next(steps)
+        for model, (dataset, task), (tuning, train), (prompt_format, shots) in itertools.product(
+            MODELS, EVAL_DATASETS.items(), TRAININGS, FORMAT_SHOTS
+        ):
+            if tuning == "none":
+                relation = "base"
+            elif train == dataset:
+                relation = "in-domain"
+            elif EVAL_DATASETS.get(train) == task:
+                relation = "out-of-domain"
+            else:
+                relation = "cross-task"
+            cells.append((model, step, dataset, task, tuning, train, relation, prompt_format, shots))
+    for model, step, dataset, task, tuning, train, relation, prompt_format, shots in cells[:count]:
+        score = float(np.clip(rng.normal(0.3 + step / 1e5 + (tuning != "none") * 0.1, 0.05), 0, 1))
+        se = 0.01
+        tags = {
+            "amuro.kind": "eval", "amuro.model": model, "amuro.revision": f"step{step}",
+            "amuro.step": str(step), "amuro.tokens": str(step * 4_000_000),
+            "amuro.tuning": tuning, "amuro.train_dataset": train, "amuro.eval_dataset": dataset,
+            "amuro.task": task, "amuro.relation": relation, "amuro.format": prompt_format,
+            "amuro.shots": str(shots), "amuro.metric": "rougeL" if task in ("summary", "qgen")
+            else "accuracy", "amuro.seed": "0", "amuro.source_run_id": "",
+            "amuro.run_key": uuid.uuid4().hex,
+        }
+        metrics = {"score": score, "score_ci_low": score - 1.96 * se,
+                   "score_ci_high": score + 1.96 * se, "score_se": se, "n": 1000.0}
+        yield tags, metrics
+
+
+def bulk_insert(database: Path, experiment_id: str, artifact_root: str, runs) -> None:
+    """Write finished runs into the sqlite store through MLflow's own table definitions."""
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun, SqlTag
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(f"sqlite:///{database}", artifact_root)
+    now = int(time.time() * 1000)
+    run_rows, tag_rows, metric_rows = [], [], []
+    for index, (tags, metrics) in enumerate(runs):
+        run_id = uuid.uuid4().hex
+        run_rows.append(dict(
+            run_uuid=run_id, name=f"eval-{index}", source_type="LOCAL", source_name="bench",
+            entry_point_name="", user_id="bench", status="FINISHED", start_time=now + index,
+            end_time=now + index + 1, source_version="", lifecycle_stage="active",
+            artifact_uri=f"{artifact_root}/{experiment_id}/{run_id}/artifacts",
+            experiment_id=int(experiment_id),
+        ))
+        tag_rows.extend(dict(run_uuid=run_id, key=k, value=v) for k, v in tags.items())
+        tag_rows.append(dict(run_uuid=run_id, key="mlflow.runName", value=f"eval-{index}"))
+        metric_rows.extend(
+            dict(run_uuid=run_id, key=k, value=v, timestamp=now, step=0, is_nan=False)
+            for k, v in metrics.items()
+        )
+    with store.ManagedSessionMaker() as session:
+        session.execute(SqlRun.__table__.insert(), run_rows)
+        session.execute(SqlTag.__table__.insert(), tag_rows)
+        session.execute(SqlMetric.__table__.insert(), metric_rows)
+        session.execute(SqlLatestMetric.__table__.insert(), metric_rows)
+
+
+def log_through_api(uri: str, experiment_id: str, runs) -> list[str]:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
+
+    client = MlflowClient(uri)
+    ids = []
+    for tags, metrics in runs:
+        run = client.create_run(experiment_id)
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        client.set_terminated(run.info.run_id)
+        ids.append(run.info.run_id)
+    return ids
+
+
+def timed(label: str, function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    seconds = time.perf_counter() - start
+    print(f"  {label:<28} {seconds:7.2f} s")
+    return result, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    args = parser.parse_args()
+
+    from mlflow import MlflowClient
+
+    from analysis import forgetting, gains, gains_by_group, learned, sensitivity, transfer
+    from analysis.runs import load_eval_runs
+
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        process, uri = start_server(directory)
+        try:
+            client = MlflowClient(uri)
+            experiment_id = client.create_experiment(EXPERIMENT)
+            artifact_root = client.get_experiment(experiment_id).artifact_location.rsplit("/", 1)[0]
+            runs = list(grid(args.runs + 3))
+            start = time.perf_counter()
+            bulk_insert(directory / "mlflow.db", experiment_id, artifact_root, runs[:-3])
+            api_ids = log_through_api(uri, experiment_id, runs[-3:])
+            print(f"logged {args.runs} + 3 eval runs in {time.perf_counter() - start:.1f} s "
+                  f"(server {uri})")
+
+            print(f"timings through the server, {args.runs + 3} eval runs:")
+            frame, load_s = timed("load eval runs", load_eval_runs, EXPERIMENT, uri)
+            assert len(frame) == args.runs + 3, len(frame)
+            assert set(api_ids) <= set(frame["run_id"])
+            compute_s = 0.0
+            gain, seconds = timed("gains", gains, frame)
+            compute_s += seconds
+            _, seconds = timed("forgetting", forgetting, frame)
+            compute_s += seconds
+            _, seconds = timed("transfer", transfer, frame)
+            compute_s += seconds
+            _, seconds = timed("sensitivity", sensitivity, frame)
+            compute_s += seconds
+            learned_table, seconds = timed("learned", learned, frame)
+            compute_s += seconds
+            _, seconds = timed("gains by group", gains_by_group, gain.table, learned_table)
+            compute_s += seconds
+            total = load_s + compute_s
+            print(f"  {'compute (all analyses)':<28} {compute_s:7.2f} s")
+            print(f"  {'load + compute':<28} {total:7.2f} s  (target <= 10 s: "
+                  f"{'met' if total <= 10 else 'NOT met'})")
+            print(f"gain pairs: {len(gain.table)}, unpaired: {len(gain.missing)}")
+        finally:
+            stop_server(process)
+
+
+if __name__ == "__main__":
+    main()

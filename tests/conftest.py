@@ -1,0 +1,60 @@
+"""Shared fixtures: offline environment, throwaway tracking stores, and one small checkpoint series."""
+
+from __future__ import annotations
+
+import os
+
+for _name, _value in {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DISABLE_TQDM": "1",
+}.items():
+    os.environ[_name] = _value
+os.environ.pop("MLFLOW_RUN_ID", None)
+os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
+os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+
+import mlflow  # noqa: E402
+import pytest  # noqa: E402
+
+SMALL_SERIES = dict(steps=40, num_checkpoints=4, vocab_size=600, hidden_size=64, layers=2, heads=2, seq_len=64,
+                    batch_size=8, lr=3e-3)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def amuro_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("amuro-home")
+    os.environ["AMURO_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch):
+    """A fresh sqlite tracking store for one test."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def small_series(tmp_path_factory, amuro_home):
+    """A 4-checkpoint series trained in seconds, logged to its own store; returns its local folder."""
+    from amuro.checkpoints import find_pretrain_run
+    from amuro.config import PretrainConfig
+    from amuro.pretrain import pretrain
+
+    store = tmp_path_factory.mktemp("series-store")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+    try:
+        pretrain(PretrainConfig(series="small", experiment="series", **SMALL_SERIES))
+        run = find_pretrain_run(mlflow.get_experiment_by_name("series").experiment_id, "small")
+        return run.data.tags["amuro.series_dir"]
+    finally:
+        mlflow.set_tracking_uri(previous)
