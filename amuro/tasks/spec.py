@@ -31,6 +31,8 @@ class DatasetSpec:
     for scoring) to the source's split name. ``fields`` maps the task's template slots (``premise``,
     ``document``...) and ``target`` onto source columns; ``label_map`` maps raw label values (as strings)
     onto label words. ``in_domain_of`` lists the training sets this set is in-domain for.
+    ``preprocess`` names a row function (``amuro.tasks.rows.PREPROCESSORS``) applied to each source row
+    before the field mapping, for columns derived from several others.
     """
 
     name: str
@@ -51,6 +53,7 @@ class DatasetSpec:
     subsample: float | None = None
     description: str = ""
     notes: str = ""
+    preprocess: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("splits", "fields", "label_map", "templates"):

@@ -1,0 +1,113 @@
+import json
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from amuro import checkpoints
+from amuro.checkpoints import hub_series, local_series, open_series, parse_revision
+from amuro.errors import UserError
+from hubcache import write_hub_cache
+
+
+@pytest.mark.parametrize("name, step, tokens", [
+    ("step20000-tokens84B", 20000, 84_000_000_000),
+    ("step738020-tokens3095B", 738020, 3_095_000_000_000),
+    ("stage1-step10000-tokens42B", 10000, 42_000_000_000),
+    ("step143000", 143000, None),
+    ("step400-tokens819200", 400, 819200),
+    ("main", None, None),
+    ("refs-pr-3", None, None),
+])
+def test_parse_revision_on_real_branch_names(name, step, tokens):
+    assert parse_revision(name) == (step, tokens)
+
+
+def test_local_series_checkpoints_reload(small_series):
+    series = local_series(small_series)
+    assert len(series.checkpoints) >= 4
+    steps = [c.step for c in series.checkpoints]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    for ckpt in series.checkpoints:
+        assert ckpt.source_run_id and ckpt.tokens and ckpt.revision.startswith(f"step{ckpt.step}-tokens")
+        AutoModelForCausalLM.from_pretrained(ckpt.location)
+        AutoTokenizer.from_pretrained(ckpt.location)
+
+
+def test_selection_by_count_steps_and_names(small_series):
+    series = local_series(small_series)
+    all_ = series.select("all")
+    assert series.select("2") == [all_[0], all_[-1]]
+    three = series.select(3)
+    assert len(three) == 3 and three[0] == all_[0] and three[-1] == all_[-1]
+    assert series.select(f"{all_[1].step},{all_[0].revision}") == [all_[1], all_[0]]
+    assert series.select(f"step{all_[2].step}") == [all_[2]]
+    assert series.get("main") == all_[-1]
+    with pytest.raises(UserError, match="did you mean"):
+        series.get(all_[0].revision + "x")
+
+
+def test_hub_series_resolves_branches_offline(small_series, tmp_path, monkeypatch):
+    names = ["step1000-tokens4B", "step2000-tokens8B", "step3000-tokens12B", "step4000-tokens16B"]
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    import huggingface_hub.constants as hf_constants
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
+    fake = write_hub_cache(small_series, "amuro-test/olmo-mini", tmp_path, names)
+    monkeypatch.setattr(checkpoints, "list_repo_refs", fake)
+    series = hub_series("amuro-test/olmo-mini")
+    assert [c.revision for c in series.select("all")] == names
+    main = series.get("main")
+    assert main.step == 4000 and main.tokens == 16_000_000_000
+    assert series.get("2000").commit and series.get(2000).hub_revision == "step2000-tokens8B"
+    model, tokenizer = series.get("step3000-tokens12B").load()
+    expected = local_series(small_series).checkpoints[2]
+    reference = AutoModelForCausalLM.from_pretrained(expected.location)
+    assert all((a == b).all() for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    assert open_series("amuro-test/olmo-mini").name == "amuro-test/olmo-mini"
+
+
+def test_unreachable_hub_repo_is_a_user_error(monkeypatch):
+    def offline(repo, **kwargs):
+        raise OSError("offline mode is enabled")
+    monkeypatch.setattr(checkpoints, "list_repo_refs", offline)
+    with pytest.raises(UserError, match="cannot list the branches of hub model org/none"):
+        hub_series("org/none")
+
+
+def test_series_from_pretrain_run_uri(small_series, tmp_path, monkeypatch):
+    manifest = json.loads((checkpoints.Path(small_series) / "manifest.json").read_text())
+    run_id = manifest["source_run_id"]
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    store = checkpoints.Path(small_series).parents[2]  # the session fixture's store holds the pretrain run
+    # the session fixture's own store holds the pretrain run
+    uris = sorted(store.glob("series-store*/mlflow.db"))
+    mlflow.set_tracking_uri(f"sqlite:///{uris[0]}")
+    try:
+        assert MlflowClient().get_run(run_id).data.tags["amuro.kind"] == "pretrain"
+        monkeypatch.setenv("AMURO_HOME", str(tmp_path))
+        series = open_series(f"runs:/{run_id}/series")
+        assert [c.revision for c in series.checkpoints] == [e["revision"] for e in manifest["checkpoints"]]
+        assert str(tmp_path) in series.checkpoints[0].location
+        assert series.checkpoints[0].source_run_id == run_id
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_corrupt_checkpoint_folder_is_a_user_error(small_series, tmp_path):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(small_series, broken)
+    first = local_series(broken).checkpoints[0]
+    (checkpoints.Path(first.location) / "config.json").write_text("{not json")
+    with pytest.raises(UserError, match="failed to load"):
+        local_series(broken).checkpoints[0].load()
+
+
+def test_unknown_series_suggests_names(tracking_uri):
+    from amuro import tracking
+    experiment_id = tracking.connect("t")
+    with pytest.raises(UserError, match="unknown model series.*tiny"):
+        open_series("tinny", experiment_id=experiment_id)
+    with pytest.raises(UserError, match="does not exist"):
+        open_series("./no/such/folder")
