@@ -266,8 +266,10 @@ def open_series(model: str, *, experiment_id: str | None = None) -> Series:
             from amuro.config import PretrainConfig
             from amuro.pretrain import pretrain
 
+            from mlflow.tracking import MlflowClient
+
             print(f"series {model!r} does not exist yet: building it with pretrain's defaults")
-            pretrain(PretrainConfig(series=model))
+            pretrain(PretrainConfig(series=model, experiment=MlflowClient().get_experiment(experiment_id).name))
             run = find_pretrain_run(experiment_id, model)
             if run is not None:
                 return _series_of_pretrain_run(run)

@@ -58,6 +58,110 @@ def datasets(spec_files: tuple[str, ...]) -> None:
     click.echo(catalogue_table(spec_files))
 
 
+@main.command()
+@experiment_option
+@click.option("--runs", default="all", show_default=True,
+              help="Finetune run ids (comma-separated), a sweep run id, or 'all' finetune runs of the experiment.")
+@click.option("--model", default=None, help="Only finetune runs of this series.")
+@click.option("--train-dataset", default=None, help="Only finetune runs on these training sets (comma-separated).")
+@click.option("--steps", default=None, help="Only finetune runs of these base steps (comma-separated).")
+@click.option("--datasets", default="all", show_default=True,
+              help="Dataset names, task families or 'all' (every eval set reachable offline).")
+@click.option("--formats", default="all", show_default=True, help="Prompt formats (comma-separated) or 'all'.")
+@click.option("--shots", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--method", type=click.Choice(["next-token", "loglik", "generate"]), default="next-token",
+              show_default=True, help="Classification scoring.")
+@click.option("--max-examples", type=click.IntRange(min=1), default=None, help="Items scored per cell.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--bootstrap", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--with-base", type=click.BOOL, is_flag=False, flag_value=True, default=False, show_default=True,
+              help="Also score missing base-checkpoint partners of the tuned cells (alone or true/false).")
+@click.option("--dataset-spec", default=None, help="YAML/JSON dataset spec files (comma-separated).")
+def crosseval(**options) -> None:
+    """Score tuned models on in-domain, out-of-domain and other-task data, in every prompt format."""
+    from amuro.config import CrossevalConfig
+    from amuro.crosseval import crosseval as run
+
+    run(CrossevalConfig(**options))
+
+
+@main.command()
+@experiment_option
+@click.option("--model", default="tiny", show_default=True, help="Checkpoint series (name, folder or hub repo).")
+@click.option("--checkpoints", default="all", show_default=True, help="'all', a count, or revisions/steps.")
+@click.option("--train-datasets", default="synth-nli,synth-paraphrase,synth-summary,synth-qgen", show_default=True)
+@click.option("--eval-datasets", default="all", show_default=True)
+@click.option("--formats", default="all", show_default=True)
+@click.option("--shots", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--tuning", type=click.Choice(["sft", "it"]), default="sft", show_default=True)
+@click.option("--lora", is_flag=True, default=False)
+@click.option("--method", type=click.Choice(["next-token", "loglik", "generate"]), default="next-token",
+              show_default=True)
+@click.option("--max-examples", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Items scored per eval cell.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Fine-tuning epochs (default: finetune's).")
+@click.option("--max-train-examples", type=click.IntRange(min=1), default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Cells run in parallel processes (against a tracking server).")
+@click.option("--tracking-uri", "sweep_tracking_uri", default=None,
+              help="Tracking server for the cells (default: the current URI; a local sqlite store is served by "
+                   "a local mlflow server when workers > 1).")
+@click.option("--dataset-spec", default=None, help="YAML/JSON dataset spec files (comma-separated).")
+def sweep(sweep_tracking_uri: str | None, **options) -> None:
+    """The whole study grid, resumable: pretrain-eval, finetune, crosseval, then the report."""
+    from amuro.config import SweepConfig
+    from amuro.sweep import sweep as run
+
+    run(SweepConfig(tracking_uri=sweep_tracking_uri, **options))
+
+
+def _count_or_all(ctx, param, value):
+    """``--max-examples``: a positive count, or empty / ``all`` for every item."""
+    if value is None or str(value).strip().lower() in ("", "all", "none"):
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a count: give a positive integer or 'all'") from None
+    if count < 1:
+        raise click.BadParameter(f"{count} is not positive: give a positive integer or 'all'")
+    return count
+
+
+@main.command("pretrain-eval")
+@experiment_option
+@click.option("--model", default="tiny", show_default=True,
+              help="Checkpoint series: a series name (built if 'tiny' is missing), a folder, runs:/<id>, or a hub repo.")
+@click.option("--checkpoints", default="all", show_default=True,
+              help="'all', a count (evenly spaced), or revisions/steps (comma-separated).")
+@click.option("--datasets", default="all", show_default=True,
+              help="Dataset names, task families or 'all' (offline: the datasets available locally).")
+@click.option("--formats", default="default", show_default=True, help="Prompt formats (comma-separated) or 'all'.")
+@click.option("--shots", type=click.IntRange(min=0), default=4, show_default=True, help="Demonstrations per prompt.")
+@click.option("--method", default="next-token", show_default=True,
+              help="Classification scoring: next-token, loglik or generate.")
+@click.option("--max-examples", default=None, callback=_count_or_all, help="Items scored per cell (default: all).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of demonstrations and bootstrap.")
+@click.option("--bootstrap", type=click.IntRange(min=1), default=3000, show_default=True,
+              help="Bootstrap resamples for the 95% interval.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Generation budget of generation tasks.")
+@click.option("--stop", default="default", show_default=True,
+              help="'default' (the template's next block marker and a blank line) or 'none' (the study's).")
+@click.option("--demos", default="train", show_default=True,
+              help="'train' (seeded, from the train split) or 'first-k' (the first items of the scored split).")
+@click.option("--dataset-spec", default=None, help="YAML/JSON dataset spec files (comma-separated).")
+def pretrain_eval(**options) -> None:
+    """Score checkpoints few-shot on every selected dataset and prompt format."""
+    from amuro.config import PretrainEvalConfig
+    from amuro.pretrain_eval import pretrain_eval as run
+
+    run(PretrainEvalConfig(**options))
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                 "help_option_names": []})
 @click.pass_context

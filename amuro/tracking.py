@@ -35,6 +35,8 @@ CONTRACT_TAGS = (
 HOST_TAG, PID_TAG, PID_START_TAG = "amuro.host", "amuro.pid", "amuro.pid_start"
 ERROR_TAG = "amuro.error"
 LAUNCHER_ENV = "MLFLOW_RUN_ID"
+# A sweep runs each cell as a child process; its top-level runs nest under the sweep run named here.
+PARENT_ENV = "AMURO_PARENT_RUN_ID"
 
 
 def tag_value(value: object) -> str:
@@ -179,8 +181,10 @@ def tracked_run(
         MlflowClient().update_run(resume, status="RUNNING")
         mlflow.set_tags({**_process_identity(), ERROR_TAG: ""})
     else:
+        parent = parent_run_id or os.environ.get(PARENT_ENV) or None
+        # A child of the active run (a search trial under its finetune run) must be started nested.
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags,
-                               parent_run_id=parent_run_id)
+                               parent_run_id=parent, nested=bool(parent) and mlflow.active_run() is not None)
     try:
         yield Cell(run.info.run_id, reused=False, resumed=bool(resume))
     except KeyboardInterrupt:
@@ -221,7 +225,9 @@ def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: s
             for name, value in _process_identity().items():
                 client.set_tag(parent, name, value)
         else:
-            parent = client.create_run(experiment_id, run_name=run_name, tags=group_tags).info.run_id
+            outer = os.environ.get(PARENT_ENV)
+            nest = {"mlflow.parentRunId": outer} if outer else {}
+            parent = client.create_run(experiment_id, run_name=run_name, tags={**group_tags, **nest}).info.run_id
         if launcher:
             client.set_tag(launcher, PREFIX + "group_run_id", parent)
     status = "FINISHED"

@@ -1,4 +1,4 @@
-"""Built-in catalogue entries: the synthetic suite (offline default)."""
+"""Built-in catalogue entries: the synthetic suite (offline default), then the study's real datasets."""
 
 from __future__ import annotations
 
@@ -33,3 +33,10 @@ def _synthetic(task: str) -> None:
 
 for _task in GENERATORS:
     _synthetic(_task)
+
+register(DatasetSpec(
+    name="synth-instruct", task="chat", source="synthetic", path="instruct/town",
+    splits={"train": "train", "validation": "validation"}, trainable=True, train_size=6000,
+    description="instruction mixture: the four synthetic tasks as natural-language instructions (chat)"))
+
+from amuro.tasks import study  # noqa: E402,F401  (registers the study's datasets)

@@ -1,10 +1,11 @@
-"""``amuro datasets``: the catalogue as a table."""
+"""``amuro datasets``: the catalogue as a table, with whether each dataset can be read offline."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from amuro.tasks.registry import CATALOGUE
+from amuro.tasks.sources import availability
 from amuro.tasks.spec import DatasetSpec
 
 
@@ -24,8 +25,7 @@ def catalogue_table(spec_files: Sequence[str] = ()) -> str:
     rows = [("name", "task", "type", "metric", "source", "offline", "splits")]
     for spec in CATALOGUE.values():
         source = spec.source if spec.source == "synthetic" else f"{spec.source}:{spec.path}" + (
-            f"/{spec.config}" if spec.config else "")
-        rows.append((spec.name, spec.task, spec.kind, spec.metric, source, "yes" if spec.offline else "no",
-                     _sizes(spec)))
+            f" [{spec.config}]" if spec.config else "")
+        rows.append((spec.name, spec.task, spec.kind, spec.metric, source, availability(spec), _sizes(spec)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)

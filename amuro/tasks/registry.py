@@ -49,7 +49,7 @@ def resolve(selection: str | Iterable[str], *, offline_only: bool = False, train
             raise unknown("dataset or task family", word, [*CATALOGUE, *TASK_KINDS, "all"])
         for spec in matches:
             if word == "all" or word in TASK_KINDS:
-                if evaluable and spec.kind == "chat":
+                if evaluable and (spec.kind == "chat" or "test" not in spec.splits):
                     continue
                 if trainable is not None and spec.trainable != trainable:
                     continue
