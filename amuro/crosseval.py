@@ -93,11 +93,20 @@ def _missing_base(client: MlflowClient, experiment_id: str, target: EvalTarget,
     return [(spec, fmt) for spec, fmt in cells if (spec.name, fmt) not in have]
 
 
-def _base_target(experiment_id: str, target: EvalTarget) -> EvalTarget:
+def _base_target(experiment_id: str, target: EvalTarget, run) -> EvalTarget:
+    """The base checkpoint a finetune run started from: the series as given to finetune, by name, or by run."""
     from amuro.checkpoints import open_series
 
-    series = open_series(target.model, experiment_id=experiment_id)
-    return checkpoint_target(series.get(target.revision or target.step), seed=target.seed)
+    source = run.data.tags.get("amuro.source_run_id")
+    candidates = [run.data.params.get("model"), target.model, f"runs:/{source}/series" if source else None]
+    for candidate in dict.fromkeys(c for c in candidates if c):
+        try:
+            series = open_series(candidate, experiment_id=experiment_id)
+        except UserError:
+            continue
+        return checkpoint_target(series.get(target.revision or target.step), seed=target.seed)
+    raise UserError(f"cannot find the base checkpoint of finetune run {run.info.run_id} ({target.model} "
+                    f"{target.revision}): run pretrain-eval for it by hand")
 
 
 def crosseval(cfg: CrossevalConfig) -> list[str]:
@@ -126,7 +135,7 @@ def crosseval(cfg: CrossevalConfig) -> list[str]:
                                    launcher) as parent:
         for run, target, cells in plan:
             if cfg.with_base and missing[id(target)]:
-                base = _base_target(experiment_id, target)
+                base = _base_target(experiment_id, target, run)
                 run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, base, missing[id(target)],
                                                                settings)]
             run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, target, cells, settings)]

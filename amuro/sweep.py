@@ -36,6 +36,7 @@ class PlannedCell:
     name: str
     argv: list[str]
     after: list[str] = field(default_factory=list)
+    needs_success: bool = True   # False: runs once the cells it comes after have ended, however they ended
 
 
 def _series_name(model: str) -> str:
@@ -76,7 +77,7 @@ def plan(cfg: SweepConfig, revisions: list[tuple[str, int]], report_path: Path) 
                  "--steps", str(step), *evaluation], after=[tuned]))
     cells.append(PlannedCell("analysis report", [sys.executable, "-m", "analysis", "report", "--experiment",
                                                  cfg.resolved_experiment, "--out", str(report_path)],
-                             after=[c.name for c in cells]))
+                             after=[c.name for c in cells], needs_success=False))
     return cells
 
 
@@ -142,15 +143,18 @@ class Runner:
             while pending or running:
                 for cell in list(pending):
                     blocked = [d for d in cell.after if self.status.get(d) in ("failed", "blocked")]
-                    if blocked:
+                    ended = all(d in self.status for d in cell.after)
+                    if blocked and cell.needs_success:
                         pending.remove(cell)
                         self.status[cell.name] = "blocked"
                         self.errors[cell.name] = f"needs {blocked[0]}, which failed"
                         on_progress(cell)
-                    elif len(running) < self.workers and all(self.status.get(d) == "done" for d in cell.after):
+                    elif len(running) < self.workers and ended:
                         pending.remove(cell)
                         running[pool.submit(self._run_one, cell)] = cell
                 if not running:
+                    if pending:
+                        raise RuntimeError(f"sweep plan cannot proceed: {pending[0].name} waits on unknown cells")
                     continue
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:

@@ -1,0 +1,124 @@
+"""crosseval: relations and base-checkpoint tags on tuned cells, reuse, one model load, bad input."""
+
+import socket
+import time
+
+import mlflow
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+import amuro.finetune
+from amuro import tracking
+from amuro.checkpoints import local_series
+from amuro.cli import main
+from amuro.config import CrossevalConfig
+from amuro.crosseval import crosseval
+
+SETTINGS = dict(experiment="x", datasets="synth-nli,synth-qgen-ood", formats="default,io", max_examples=6,
+                bootstrap=200)
+
+
+@pytest.fixture(scope="module")
+def tuned(small_series, tmp_path_factory):
+    """A store holding one short finetune run of the small series' second checkpoint."""
+    from amuro.config import FinetuneConfig
+    from amuro.finetune import finetune
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('crosseval-store')}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    revision = local_series(small_series).checkpoints[1].revision
+    run_id = finetune(FinetuneConfig(experiment="x", model=str(small_series), checkpoint=revision,
+                                     dataset="synth-nli", epochs=1, max_train_examples=32, evaluate=False))
+    mlflow.set_tracking_uri(None)
+    return uri, run_id
+
+
+@pytest.fixture
+def store(tuned, monkeypatch):
+    uri, run_id = tuned
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield run_id
+    mlflow.set_tracking_uri(None)
+
+
+def _evals(**filters):
+    client = MlflowClient()
+    experiment_id = client.get_experiment_by_name("x").experiment_id
+    query = " and ".join(["tags.`amuro.kind` = 'eval'", *(f"tags.`amuro.{k}` = '{v}'" for k, v in filters.items())])
+    return client.search_runs([experiment_id], query, max_results=1000)
+
+
+def test_tuned_cells_carry_relation_and_base_tags_and_are_reused(store, small_series, monkeypatch, capsys):
+    loads = []
+    real = amuro.finetune.load_tuned
+    monkeypatch.setattr(amuro.finetune, "load_tuned", lambda run_id, **kw: loads.append(run_id) or real(run_id))
+    ids = crosseval(CrossevalConfig(runs=store, **SETTINGS))
+    assert loads == [store]
+    finetune_run = MlflowClient().get_run(store)
+    base = local_series(small_series).checkpoints[1]
+    runs = _evals(source_run_id=store)
+    assert sorted(r.info.run_id for r in runs) == sorted(ids) and len(ids) == 4
+    for run in runs:
+        tags = run.data.tags
+        assert tags["amuro.relation"] == {"synth-nli": "in-domain", "synth-qgen-ood": "cross-task"}[
+            tags["amuro.eval_dataset"]]
+        assert (tags["amuro.step"], tags["amuro.tokens"], tags["amuro.revision"]) == (
+            str(base.step), str(base.tokens), base.revision)
+        assert tags["amuro.tuning"] == "sft" and tags["amuro.train_dataset"] == "synth-nli"
+        assert tags["amuro.model"] == finetune_run.data.tags["amuro.model"]
+        assert tags["amuro.task"] in ("nli", "qgen") and tags["amuro.shots"] == "4"
+        parent = MlflowClient().get_run(tags["mlflow.parentRunId"])
+        assert parent.data.tags["amuro.entry_point"] == "crosseval"
+        assert {"score", "score_ci_low", "score_ci_high", "score_se", "n"} <= set(run.data.metrics)
+    assert "no base pretrain-eval partner" in capsys.readouterr().out
+
+    loads.clear()
+    again = crosseval(CrossevalConfig(runs="all", **SETTINGS))
+    assert sorted(again) == sorted(ids) and loads == []
+    assert len(_evals(source_run_id=store)) == 4
+
+
+def test_with_base_scores_missing_partners(store, small_series):
+    crosseval(CrossevalConfig(runs=store, with_base=True, **dict(SETTINGS, formats="default")))
+    base = local_series(small_series).checkpoints[1]
+    partners = _evals(tuning="none", step=str(base.step))
+    assert {(r.data.tags["amuro.eval_dataset"], r.data.tags["amuro.relation"]) for r in partners} == {
+        ("synth-nli", "base"), ("synth-qgen-ood", "base")}
+
+
+def _invoke(*args):
+    result = CliRunner().invoke(main, ["crosseval", "--experiment", "x", "--max-examples", "4", *args])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def test_bad_run_ids(store, small_series):
+    assert "run 0123456789abcdef0123456789abcdef does not exist" in _invoke("--runs",
+                                                                            "0123456789abcdef0123456789abcdef")
+    client = MlflowClient()
+    experiment_id = client.get_experiment_by_name("x").experiment_id
+    pretrain_like = client.create_run(experiment_id, tags={"amuro.kind": "pretrain"}).info.run_id
+    client.set_terminated(pretrain_like)
+    assert f"run {pretrain_like} is a pretrain run, not a finetune run" in _invoke("--runs", pretrain_like)
+    empty = client.create_run(experiment_id, tags={"amuro.kind": "finetune", "amuro.model": "m",
+                                                   "amuro.step": "1", "amuro.tuning": "sft",
+                                                   "amuro.train_dataset": "synth-nli"}).info.run_id
+    client.set_terminated(empty)
+    before = len(_evals())
+    assert f"finetune run {empty} has no model artifact" in _invoke("--runs", f"{store},{empty}")
+    assert len(_evals()) == before
+    client.delete_run(empty)
+
+
+def test_unreachable_tracking_server_fails_fast():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.time()
+    result = CliRunner().invoke(main, ["--tracking-uri", f"http://127.0.0.1:{port}", "crosseval"])
+    assert result.exit_code != 0 and time.time() - started < 30
+    assert f"tracking server http://127.0.0.1:{port} is unreachable" in result.output
+    mlflow.set_tracking_uri(None)

@@ -1,0 +1,125 @@
+"""The study grid: killed and resumed without losing or redoing work; parallel against a tracking server."""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from amuro.checkpoints import local_series
+
+TRACKED = ("eval", "finetune", "sweep")
+
+
+def _env(tmp_path, uri):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "AMURO_HOME": str(tmp_path / "home")}
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)
+    return env
+
+
+def _runs(uri, experiment="amuro-char"):
+    mlflow.set_tracking_uri(uri)
+    try:
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name(experiment)
+        return [] if experiment is None else client.search_runs([experiment.experiment_id], max_results=5000)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def _finished(runs):
+    return {r.info.run_id: r.data.tags.get("amuro.run_key") for r in runs
+            if r.info.status == "FINISHED" and r.data.tags.get("amuro.kind") in TRACKED}
+
+
+def _sweep_argv(series, *extra):
+    return [sys.executable, "-m", "amuro", "sweep", "--model", str(series), "--train-datasets", "synth-nli",
+            "--eval-datasets", "synth-nli,synth-qgen", "--formats", "default", "--max-examples", "12",
+            "--epochs", "1", "--max-train-examples", "48", *extra]
+
+
+def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = _env(tmp_path, uri)
+    argv = _sweep_argv(small_series, "--checkpoints", "2")
+    rng = random.Random(os.getpid())
+    finished_before_kills = {}
+    for _ in range(2):
+        proc = subprocess.Popen(argv, env=env, cwd=tmp_path, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(8, 30))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        finished_before_kills.update(_finished(_runs(uri)))
+    final = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert final.returncode == 0, final.stderr[-3000:]
+
+    runs = _runs(uri)
+    finished = _finished(runs)
+    assert set(finished_before_kills) <= set(finished), "a run finished before a kill was lost"
+    duplicates = [key for key, count in Counter(finished.values()).items() if count > 1]
+    assert not duplicates, "a cell finished twice"
+    by_kind = Counter(r.data.tags["amuro.kind"] for r in runs if r.info.run_id in finished)
+    steps = {c.step for c in local_series(small_series).select("2")}
+    assert by_kind["sweep"] == 1 and by_kind["finetune"] == 2
+    evals = [r for r in runs if r.info.run_id in finished and r.data.tags["amuro.kind"] == "eval"]
+    cells = Counter((r.data.tags["amuro.step"], r.data.tags["amuro.tuning"], r.data.tags["amuro.eval_dataset"])
+                    for r in evals)
+    expected = {(str(s), tuning, d) for s in steps for tuning in ("none", "sft") for d in ("synth-nli", "synth-qgen")}
+    assert set(cells) == expected and set(cells.values()) == {1}
+    sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
+    assert sweep_run.data.metrics["cells_done"] == sweep_run.data.metrics["cells_total"] == 7
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failures(small_series, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = _env(tmp_path, uri)
+    data = tmp_path / "broken.jsonl"
+    data.write_text('{"p": "A cat sat.", "h": "A cat sat.", "y": "entailment"}\n{not json\n')
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"datasets": [{
+        "name": "broken-nli", "task": "nli", "source": "local", "path": str(data), "splits": {"train": "train"},
+        "fields": {"premise": "p", "hypothesis": "h", "label": "y"}, "trainable": True,
+        "labels": ["entailment", "neutral", "contradiction"]}]}))
+    argv = _sweep_argv(small_series, "--checkpoints", "1", "--workers", "2", "--formats", "default,instruct",
+                       "--train-datasets", "synth-nli,broken-nli", "--dataset-spec", str(spec))
+    result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert result.returncode != 0
+    assert "finetune small@step" in result.stderr and "broken-nli" in result.stderr
+    assert "line 2" in result.stderr
+    server = [line for line in result.stdout.splitlines() if "started a local tracking server" in line]
+    assert server, result.stdout[-2000:]
+    port = int(server[0].split("http://127.0.0.1:")[1].split(" ")[0])
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the sweep left its tracking server running"
+
+    runs = _runs(uri)
+    finished = _finished(runs)
+    assert len(set(finished.values())) == len(finished)
+    evals = [r for r in runs if r.info.run_id in finished and r.data.tags["amuro.kind"] == "eval"]
+    cells = Counter((r.data.tags["amuro.tuning"], r.data.tags["amuro.train_dataset"],
+                     r.data.tags["amuro.eval_dataset"], r.data.tags["amuro.format"]) for r in evals)
+    expected = {(t, train, d, f) for t, train in (("none", "none"), ("sft", "synth-nli"))
+                for d in ("synth-nli", "synth-qgen") for f in ("default", "instruct")}
+    assert set(cells) == expected and set(cells.values()) == {1}
+    failures = [r for r in runs if r.info.status == "FAILED" and r.data.tags.get("amuro.kind") == "group"
+                and r.data.tags.get("amuro.error")]
+    assert any("broken-nli" in r.info.run_name for r in failures)
+    sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
+    assert sweep_run.info.status == "FAILED"
+    assert sweep_run.data.metrics["cells_failed"] == 2  # the broken finetune and its crosseval
