@@ -43,7 +43,7 @@ def _series_name(model: str) -> str:
     return model.rstrip("/").split("/")[-1]
 
 
-def plan(cfg: SweepConfig, revisions: list[tuple[str, int]], report_path: Path) -> list[PlannedCell]:
+def plan(cfg: SweepConfig, series_name: str, revisions: list[tuple[str, int]], report_path: Path) -> list[PlannedCell]:
     """The cells of the study grid, in an order that runs each cell after what it needs."""
     amuro = [sys.executable, "-m", "amuro"]
     common = ["--experiment", cfg.resolved_experiment, "--shots", str(cfg.shots), "--method", cfg.method]
@@ -52,7 +52,7 @@ def plan(cfg: SweepConfig, revisions: list[tuple[str, int]], report_path: Path) 
     if cfg.dataset_spec:
         common += ["--dataset-spec", cfg.dataset_spec]
     evaluation = ["--datasets", cfg.eval_datasets, "--formats", cfg.formats, *common]
-    short = _series_name(cfg.model)
+    short = _series_name(series_name)
     cells = [PlannedCell(f"pretrain-eval {short}@step{step}",
                          [*amuro, "pretrain-eval", "--model", cfg.model, "--checkpoints", revision, *evaluation])
              for revision, step in revisions]
@@ -73,7 +73,7 @@ def plan(cfg: SweepConfig, revisions: list[tuple[str, int]], report_path: Path) 
                                              *tuning]))
             cells.append(PlannedCell(
                 f"crosseval {short}@step{step}+{dataset}",
-                [*amuro, "crosseval", "--runs", "{sweep_run_id}", "--model", cfg.model, "--train-dataset", dataset,
+                [*amuro, "crosseval", "--runs", "{sweep_run_id}", "--model", series_name, "--train-dataset", dataset,
                  "--steps", str(step), *evaluation], after=[tuned]))
     cells.append(PlannedCell("analysis report", [sys.executable, "-m", "analysis", "report", "--experiment",
                                                  cfg.resolved_experiment, "--out", str(report_path)],
@@ -191,7 +191,7 @@ def sweep(cfg: SweepConfig) -> str:
     key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": revisions})
     work = amuro_home() / "sweeps" / key
     work.mkdir(parents=True, exist_ok=True)
-    cells = plan(cfg, revisions, work / "amuro-report.html")
+    cells = plan(cfg, series.name, revisions, work / "amuro-report.html")
     with tracking_server(cfg) as uri:
         mlflow.set_tracking_uri(uri)
         experiment_id = tracking.connect(cfg.experiment)
