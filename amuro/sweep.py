@@ -102,7 +102,8 @@ def tracking_server(cfg: SweepConfig):
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db_path}",
          "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     try:
         tracking.wait_for_server(server_uri, timeout=90)
         print(f"started a local tracking server at {server_uri} (pid {server.pid}) over {db_path}")

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.intervals import RESAMPLES, SEED, item_differences, normal_se_interval, paired_bootstrap
+from analysis.intervals import (
+    RESAMPLES, SEED, item_differences, normal_se_interval, paired_bootstrap,
+)
 
 PAIR_KEY = ["model", "step", "eval_dataset", "format", "shots"]
 FORGETTING_RELATIONS = ("out-of-domain", "cross-task")
@@ -66,9 +68,9 @@ def _missing(rows: pd.DataFrame, reason: str) -> pd.DataFrame:
     return rows.assign(reason=reason)[MISSING_COLUMNS].reset_index(drop=True)
 
 
-def _gain_intervals(pairs, predictions, resamples, seed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _gain_intervals(pairs, predictions, resamples, seed):
     """Interval of tuned − base per pair: paired bootstrap when both runs' prediction tables
-    exist, else from the two standard errors."""
+    exist, else from the two standard errors. Returns (low, high, method) arrays."""
     gain = (pairs["score"] - pairs["score_base"]).to_numpy(float)
     low, high = normal_se_interval(
         gain, pairs["score_se"].to_numpy(float), pairs["score_se_base"].to_numpy(float)
@@ -130,7 +132,7 @@ def forgetting(
     scope = is_base(runs) | runs["relation"].isin(FORGETTING_RELATIONS)
     pairs, no_base = pair_with_base(runs[scope])
     table = _comparison(pairs, predictions, resamples, seed)
-    table["forgetting"] = -table["gain"]
+    table["forgetting"] = table["base"] - table["tuned"]
     table["ci_low"], table["ci_high"] = -table["ci_high"], -table["ci_low"]
     return Paired(table[FORGETTING_COLUMNS], no_base)
 
@@ -141,22 +143,24 @@ def dataset_tasks(runs: pd.DataFrame) -> dict[str, str]:
     return tagged.groupby("eval_dataset")["task"].agg(lambda tasks: tasks.mode().iat[0]).to_dict()
 
 
-def transfer(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean gain by (task tuned on) x (task evaluated), over all checkpoints, formats, shots.
+def training_tasks(runs: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, str]:
+    """Task family of each training dataset: the task its own eval runs are tagged with;
+    failing that, the task of the runs it is in-domain or out-of-domain for (same task by
+    definition); failing that, the dataset's own name (e.g. an instruction-tuning mixture)."""
+    tagged = dataset_tasks(runs)
+    same_task = pairs[pairs["relation"].isin(["in-domain", "out-of-domain"])]
+    inferred = dataset_tasks(same_task.assign(eval_dataset=same_task["train_dataset"]))
+    return {
+        train: tagged.get(train) or inferred.get(train) or train
+        for train in pairs["train_dataset"].unique()
+    }
 
-    The training task is the task of the training dataset's own eval runs; failing that, the
-    evaluated task for in-domain / out-of-domain runs (same task by definition); failing that,
-    the training dataset's name (e.g. an instruction-tuning mixture).
-    """
+
+def transfer(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean gain by (task tuned on) x (task evaluated), over all checkpoints, formats, shots."""
     pairs, _ = pair_with_base(runs)
-    same_task = pairs["relation"].isin(["in-domain", "out-of-domain"])
-    train_task = (
-        pairs["train_dataset"].map(dataset_tasks(runs))
-        .fillna(pairs["task"].where(same_task))
-        .fillna(pairs["train_dataset"])
-    )
     frame = pd.DataFrame({
-        "train_task": train_task,
+        "train_task": pairs["train_dataset"].map(training_tasks(runs, pairs)),
         "eval_task": pairs["task"],
         "gain": pairs["score"] - pairs["score_base"],
     })

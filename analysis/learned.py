@@ -31,12 +31,12 @@ def learned(
     base = runs[is_base(runs) & (runs["format"] == prompt_format)].copy()
     base["score_ci_low"] = base["score_ci_low"].fillna(base["score"] - Z_95 * base["score_se"])
     base["score_ci_high"] = base["score_ci_high"].fillna(base["score"] + Z_95 * base["score_se"])
-    if base.empty:
-        return pd.DataFrame(columns=LEARNED_COLUMNS)
     if shots is not None:
         base = base[base["shots"] == shots]
-    else:
+    elif not base.empty:
         base = base[base["shots"] == _usual_shots(base)]
+    if base.empty:
+        return pd.DataFrame(columns=LEARNED_COLUMNS)
     series = (
         base.groupby(["model", "eval_dataset", "step"])
         .agg(task=("task", "first"), score=("score", "mean"),
@@ -80,7 +80,9 @@ def gains_by_group(
     study; ``relations=None`` uses every row. Datasets without a base series to classify
     them form the group ``unclassified`` rather than being dropped.
     """
-    rows = gains_table if relations is None else gains_table[gains_table["relation"].isin(relations)]
+    rows = gains_table
+    if relations is not None:
+        rows = rows[rows["relation"].isin(relations)]
     labelled = rows.merge(
         learned_table[["model", "eval_dataset", "learned_in"]],
         on=["model", "eval_dataset"], how="left",

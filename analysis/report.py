@@ -1,0 +1,94 @@
+"""Every analysis on one self-contained HTML page (figures embedded as data URIs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis import figures
+from analysis.compare import forgetting, gains, transfer
+from analysis.learned import gains_by_group, learned
+from analysis.sensitivity import sensitivity
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
+th { background: #f4f4f4; } img { max-width: 100%; } .note { color: #666; font-size: 0.9em; }
+"""
+
+
+@dataclass
+class Report:
+    html: str
+    figures: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # file stem -> table
+
+
+def build_report(runs: pd.DataFrame, predictions=None, *, source: str = "") -> Report:
+    """Compute every analysis of ``runs`` and lay the results out as one HTML page."""
+    gain = gains(runs, predictions)
+    forgot = forgetting(runs, predictions)
+    learned_table = learned(runs)
+    tables = {
+        "learned": learned_table,
+        "gains-by-group": gains_by_group(gain.table, learned_table),
+        "gains": gain.table,
+        "gains-missing": gain.missing,
+        "forgetting": forgot.table,
+        "forgetting-missing": forgot.missing,
+        "transfer": transfer(runs),
+        "sensitivity": sensitivity(runs),
+    }
+    images = {
+        "score-by-step.png": figures.score_by_step(runs),
+        "gain-by-group.png": figures.gain_by_group(tables["gains-by-group"]),
+        "transfer.png": figures.transfer_heatmap(tables["transfer"]),
+        "score-by-format.png": figures.score_by_format(runs),
+    }
+    sections = [
+        ("Score by pre-training step", "score-by-step.png", None,
+         "Base checkpoints and tuned models, default prompt format; bands are 95% intervals."),
+        ("Learned in pre-training or in fine-tuning", None, "learned",
+         "pre-training: the last checkpoint's base interval lies above the first's."),
+        ("Gain per checkpoint, by group", "gain-by-group.png", "gains-by-group",
+         "Mean in-domain gain of fine-tuning per checkpoint."),
+        ("Gains", None, "gains",
+         "gain = tuned − base at the same checkpoint, eval dataset, format and shots; "
+         "ci_method says how the 95% interval was made."),
+        ("Forgetting", None, "forgetting",
+         "base − tuned on out-of-domain and cross-task evaluations; positive = lost ability."),
+        ("Transfer", "transfer.png", "transfer", "Mean gain by task tuned on x task evaluated."),
+        ("Prompt sensitivity", "score-by-format.png", "sensitivity",
+         "Across prompt formats: spread = max − min, std = population standard deviation, "
+         "default_gap = default − mean of the other formats."),
+        ("Missing partners", None, "gains-missing",
+         "Runs that have nothing to be compared with; they are in no table above."),
+    ]
+    body = [
+        f"<h1>amuro analysis: {html.escape(', '.join(sorted(runs['experiment'].unique())))}</h1>",
+        f"<p class='note'>{len(runs)} finished eval runs"
+        f"{' from ' + html.escape(source) if source else ''}.</p>",
+    ]
+    for title, image, table, note in sections:
+        body.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>")
+        if image:
+            encoded = base64.b64encode(images[image]).decode("ascii")
+            body.append(f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>")
+        if table:
+            body.append(_html_table(tables[table]))
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>amuro analysis</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )
+    return Report(page, images, tables)
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "<p class='note'>(none)</p>"
+    return table.to_html(index=False, na_rep="", float_format=lambda x: f"{x:.4f}", border=0)

@@ -1,0 +1,166 @@
+"""Fixtures: the plant of ``planted.py``, logged to a real ``mlflow server`` on a loopback
+port, and read both through the server and straight from its sqlite file."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+from planted import EXPERIMENT, Store, free_port, plant  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Prediction tables are cached under XDG_CACHE_HOME; keep each test's cache its own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+
+
+def _start_server(directory: Path) -> dict:
+    """Start ``mlflow server`` on a free loopback port and plant the runs through it.
+
+    Artifacts go to a local directory (``--default-artifact-root``), so the same store can
+    also be read directly through its sqlite file.
+    """
+    import requests
+
+    directory.mkdir(parents=True, exist_ok=True)
+    database = directory / "mlflow.db"
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    with open(directory / "server.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server",
+             "--backend-store-uri", f"sqlite:///{database}",
+             "--default-artifact-root", str(directory / "artifacts"),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+        )
+    state = {"uri": uri, "database": str(database), "pid": process.pid, "users": 0}
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(uri + "/health", timeout=1).ok:
+                break
+        except requests.RequestException:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop_server(state)
+            raise RuntimeError((directory / "server.log").read_text()[-2000:])
+        time.sleep(0.25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow's own deprecation notices while logging
+        state["runs"] = plant(uri)
+    return state
+
+
+def _stop_server(state: dict) -> None:
+    # uvicorn runs as a child of `mlflow server`: stop the process group the server leads.
+    try:
+        os.killpg(state["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if _exited(state["pid"]):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(state["pid"], signal.SIGKILL)
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid  # reaps it when this process started it
+    except ChildProcessError:  # started by another test worker, which reaps it
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+        except OSError:  # no /proc: ask the process itself
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> dict:
+    """A real ``mlflow server`` holding the plant: {uri, database, runs, ...}.
+
+    Parallel test workers share one server (starting one costs seconds of CPU): the first
+    to need it starts it, each user is counted, and the last one to finish stops it.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this test session
+    state_file, lock = root / "analysis-server.json", root / "analysis-server.lock"
+    with _locked(lock):
+        state = json.loads(state_file.read_text()) if state_file.exists() else None
+        if state is None:
+            state = _start_server(root / "analysis-server")
+        state["users"] += 1
+        state_file.write_text(json.dumps(state))
+    yield state
+    with _locked(lock):
+        state = json.loads(state_file.read_text())
+        state["users"] -= 1
+        if state["users"] == 0:
+            _stop_server(state)
+            state_file.unlink()
+        else:
+            state_file.write_text(json.dumps(state))
+
+
+@pytest.fixture(scope="session")
+def server_store(mlflow_server) -> Store:
+    return Store(mlflow_server["uri"], "server", mlflow_server["runs"])
+
+
+@pytest.fixture(scope="session")
+def sqlite_store(mlflow_server) -> Store:
+    """The same store, read straight from its sqlite file."""
+    return Store(f"sqlite:///{mlflow_server['database']}", "sqlite", mlflow_server["runs"])
+
+
+@pytest.fixture(scope="session", params=["sqlite", "server"])
+def store(request) -> Store:
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+@pytest.fixture(scope="session")
+def runs(store):
+    """The planted eval runs as the loader reads them."""
+    from analysis.runs import load_eval_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_eval_runs(EXPERIMENT, store.uri)
