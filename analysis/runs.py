@@ -274,6 +274,9 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def default_cache_dir() -> Path:
+    """``$AMURO_HOME/predictions`` (default ``~/.cache/amuro/predictions``), beside the suite's other files."""
+    if os.environ.get("AMURO_HOME"):
+        return Path(os.environ["AMURO_HOME"]) / "predictions"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "amuro" / "predictions"
 

@@ -31,6 +31,12 @@ def amuro_home(tmp_path_factory):
     return home
 
 
+@pytest.fixture(autouse=True)
+def work_in_tmp(tmp_path, monkeypatch):
+    """Run each test in its own folder: a sqlite store's artifacts go to ./mlruns of the working folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def tracking_uri(tmp_path, monkeypatch):
     """A fresh sqlite tracking store for one test."""
@@ -50,11 +56,13 @@ def small_series(tmp_path_factory, amuro_home):
     from amuro.pretrain import pretrain
 
     store = tmp_path_factory.mktemp("series-store")
-    previous = mlflow.get_tracking_uri()
+    previous, folder = mlflow.get_tracking_uri(), os.getcwd()
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+    os.chdir(store)
     try:
         pretrain(PretrainConfig(series="small", experiment="series", **SMALL_SERIES))
         run = find_pretrain_run(mlflow.get_experiment_by_name("series").experiment_id, "small")
         return run.data.tags["amuro.series_dir"]
     finally:
         mlflow.set_tracking_uri(previous)
+        os.chdir(folder)

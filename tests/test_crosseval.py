@@ -1,5 +1,6 @@
 """crosseval: relations and base-checkpoint tags on tuned cells, reuse, one model load, bad input."""
 
+import os
 import socket
 import time
 
@@ -25,12 +26,16 @@ def tuned(small_series, tmp_path_factory):
     from amuro.config import FinetuneConfig
     from amuro.finetune import finetune
 
-    uri = f"sqlite:///{tmp_path_factory.mktemp('crosseval-store')}/mlflow.db"
+    folder = tmp_path_factory.mktemp("crosseval-store")
+    uri = f"sqlite:///{folder}/mlflow.db"
     mlflow.set_tracking_uri(uri)
+    previous = os.getcwd()
+    os.chdir(folder)
     revision = local_series(small_series).checkpoints[1].revision
     run_id = finetune(FinetuneConfig(experiment="x", model=str(small_series), checkpoint=revision,
                                      dataset="synth-nli", epochs=1, max_train_examples=32, evaluate=False))
     mlflow.set_tracking_uri(None)
+    os.chdir(previous)
     return uri, run_id
 
 
