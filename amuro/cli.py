@@ -21,6 +21,19 @@ def main(tracking_uri: str | None) -> None:
         mlflow.set_tracking_uri(tracking_uri)
 
 
+def _count_or_all(ctx, param, value):
+    """``--max-examples``: a positive count, or empty / ``all`` for every item."""
+    if value is None or str(value).strip().lower() in ("", "all", "none"):
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a count: give a positive integer or 'all'") from None
+    if count < 1:
+        raise click.BadParameter(f"{count} is not positive: give a positive integer or 'all'")
+    return count
+
+
 experiment_option = click.option("--experiment", default=None,
                                  help="MLflow experiment (default: MLFLOW_EXPERIMENT_NAME, else amuro-char).")
 
@@ -71,7 +84,7 @@ def datasets(spec_files: tuple[str, ...]) -> None:
 @click.option("--shots", type=click.IntRange(min=0), default=4, show_default=True)
 @click.option("--method", type=click.Choice(["next-token", "loglik", "generate"]), default="next-token",
               show_default=True, help="Classification scoring.")
-@click.option("--max-examples", type=click.IntRange(min=1), default=None, help="Items scored per cell.")
+@click.option("--max-examples", default=None, callback=_count_or_all, help="Items scored per cell (default: all).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--bootstrap", type=click.IntRange(min=1), default=3000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -117,23 +130,10 @@ def sweep(sweep_tracking_uri: str | None, **options) -> None:
     run(SweepConfig(tracking_uri=sweep_tracking_uri, **options))
 
 
-def _count_or_all(ctx, param, value):
-    """``--max-examples``: a positive count, or empty / ``all`` for every item."""
-    if value is None or str(value).strip().lower() in ("", "all", "none"):
-        return None
-    try:
-        count = int(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a count: give a positive integer or 'all'") from None
-    if count < 1:
-        raise click.BadParameter(f"{count} is not positive: give a positive integer or 'all'")
-    return count
-
-
 @main.command("pretrain-eval")
 @experiment_option
 @click.option("--model", default="tiny", show_default=True,
-              help="Checkpoint series: a series name (built if 'tiny' is missing), a folder, runs:/<id>, or a hub repo.")
+              help="Checkpoint series: a series name ('tiny' is built if missing), a folder, runs:/<id>, a hub repo.")
 @click.option("--checkpoints", default="all", show_default=True,
               help="'all', a count (evenly spaced), or revisions/steps (comma-separated).")
 @click.option("--datasets", default="all", show_default=True,
@@ -160,6 +160,68 @@ def pretrain_eval(**options) -> None:
     from amuro.pretrain_eval import pretrain_eval as run
 
     run(PretrainEvalConfig(**options))
+
+
+def _optional(kind: type, minimum: float, *, open_minimum: bool = False):
+    """A numeric option that may be left empty (``""``, as MLproject passes it) to take the preset's value."""
+
+    def parse(ctx, param, value):
+        if value is None or str(value).strip().lower() in ("", "none", "preset"):
+            return None
+        try:
+            number = kind(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a {kind.__name__}: give a number or leave it empty") from None
+        if number < minimum or (open_minimum and number == minimum):
+            bound = "above" if open_minimum else "at least"
+            raise click.BadParameter(f"{value} must be {bound} {minimum:g}")
+        return number
+
+    return parse
+
+
+@main.command()
+@experiment_option
+@click.option("--model", default="tiny", show_default=True,
+              help="Checkpoint series: a series name (built if 'tiny' is missing), a folder, runs:/<id>, or a hub repo.")
+@click.option("--checkpoint", default=None, help="Revision or step of the base checkpoint (default: the last).")
+@click.option("--dataset", default="synth-nli", show_default=True,
+              help="Training set: a catalogue name (see `amuro datasets`) or one declared in --dataset-spec.")
+@click.option("--dataset-spec", default=None, help="YAML/JSON file declaring extra datasets.")
+@click.option("--tuning", type=click.Choice(["sft", "it"]), default="sft", show_default=True,
+              help="sft: one task, loss on the answer; it: a chat mixture, loss on assistant turns.")
+@click.option("--lora", type=click.BOOL, is_flag=False, flag_value=True, default=False, show_default=True,
+              help="Train LoRA adapters (merged into the saved weights) instead of all weights (alone or true/false).")
+@click.option("--lora-r", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--lora-alpha", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--lora-dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.05, show_default=True)
+@click.option("--preset", type=click.Choice(["tiny", "amuro-char"]), default="tiny", show_default=True,
+              help="Defaults of the settings below: tiny (epochs 2, lr 1e-3, batch 16, max length 512) or "
+                   "amuro-char (the study: epochs 3 (it: 5), lr 2e-6 (xsum: 2e-7), batch 8, max length 2048).")
+@click.option("--epochs", default=None, callback=_optional(int, 1), help="Training epochs (default: the preset's).")
+@click.option("--lr", default=None, callback=_optional(float, 0, open_minimum=True),
+              help="Peak learning rate (default: the preset's).")
+@click.option("--batch-size", default=None, callback=_optional(int, 1), help="Examples per device step.")
+@click.option("--grad-accum", default=None, callback=_optional(int, 1), help="Steps per optimizer update.")
+@click.option("--max-length", default=None, callback=_optional(int, 8), help="Longest training sequence in tokens.")
+@click.option("--max-train-examples", default=None, callback=_optional(int, 1),
+              help="Seeded subsample of the training split (default: all of it).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--trials", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Optuna trials searching lr and epochs on the validation split (0: no search).")
+@click.option("--eval", "evaluate", type=click.BOOL, default=True, show_default=True,
+              help="Score the tuned model and its base on the in-domain eval sets afterwards (true/false).")
+@click.option("--eval-shots", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--eval-max-examples", default=None, callback=_count_or_all,
+              help="Items scored per in-domain cell (default: all).")
+@click.option("--save-steps", default=None, callback=_optional(int, 1),
+              help="Trainer checkpoint interval in steps (default: about ten per run).")
+def finetune(**options) -> None:
+    """Fine-tune one checkpoint on one training set, log the tuned model, score it in-domain."""
+    from amuro.config import FinetuneConfig
+    from amuro.finetune import finetune as run
+
+    run(FinetuneConfig(**options))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

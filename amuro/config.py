@@ -88,14 +88,15 @@ class CrossevalConfig(Settings):
     key_fields: tuple[str, ...] = ("datasets", "formats", "shots", "method", "max_examples", "bootstrap", "seed")
 
     def __post_init__(self) -> None:
-        from amuro.errors import unknown
+        self.dataset_spec = self.dataset_spec or None
+        self.eval_settings()  # validates the scoring settings
 
-        require(self.shots >= 0, f"shots must be 0 or more, got {self.shots}")
-        require(self.max_examples is None or self.max_examples >= 1,
-                f"max_examples must be at least 1, got {self.max_examples}")
-        require(self.bootstrap >= 1, f"bootstrap must be at least 1, got {self.bootstrap}")
-        if self.method not in CLASSIFICATION_METHODS:
-            raise unknown("scoring method", self.method, CLASSIFICATION_METHODS)
+    def eval_settings(self):
+        """Pretrain-eval's protocol, so every tuned cell pairs with its base checkpoint's cell."""
+        from amuro.eval_runs import EvalSettings
+
+        return EvalSettings(shots=self.shots, method=self.method, max_examples=self.max_examples,
+                            batch_size=self.batch_size, bootstrap=self.bootstrap, seed=self.seed)
 
 
 SYNTHETIC_TRAIN_SETS = "synth-nli,synth-paraphrase,synth-summary,synth-qgen"

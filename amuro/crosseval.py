@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from amuro import tasks, tracking
 from amuro.config import CrossevalConfig
 from amuro.errors import UserError
-from amuro.eval_runs import EvalSettings, EvalTarget, checkpoint_target, evaluate_target, select_cells
+from amuro.eval_runs import EvalTarget, checkpoint_target, evaluate_target, select_cells
 
 
 def _finetune_runs(client: MlflowClient, experiment_id: str, cfg: CrossevalConfig) -> list:
@@ -119,8 +119,7 @@ def crosseval(cfg: CrossevalConfig) -> list[str]:
         load_spec_files(cfg.dataset_spec.split(","))
     client = MlflowClient()
     runs = _finetune_runs(client, experiment_id, cfg)
-    settings = EvalSettings(shots=cfg.shots, method=cfg.method, max_examples=cfg.max_examples,
-                            batch_size=cfg.batch_size, bootstrap=cfg.bootstrap, seed=cfg.seed)
+    settings = cfg.eval_settings()
     plan = [(run, _target(run, cfg.seed), _cells(cfg, run.data.tags.get("amuro.tuning", "sft"))) for run in runs]
     missing = {id(target): _missing_base(client, experiment_id, target, cells, cfg.shots)
                for _, target, cells in plan}

@@ -1,0 +1,148 @@
+"""Scoring throughput of this suite against lm-evaluation-harness 0.4.x, in one process.
+
+Both score the same local checkpoint folder, the same items and the same few-shot prompts with
+log-likelihood ranking of the label continuations (lm-evaluation-harness's ``acc``): the harness runs
+``--model hf`` on a task YAML this script writes for the same data. Prints examples/s for both, their
+ratio, and the share of identical predictions.
+
+    python benchmarks/eval_throughput.py                       # the default 'tiny' series, last checkpoint
+    python benchmarks/eval_throughput.py --model path/to/series --datasets synth-nli --shots 8
+
+Needs ``pip install 'lm-eval>=0.4.3,<0.5'`` (the ``bench`` extra).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def write_task(folder: Path, name: str, rows: list[dict]) -> str:
+    """A multiple-choice task over pre-rendered prompts: context = prompt, choices = label continuations."""
+    data = folder / f"{name}.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    task = f"amuro_bench_{name.replace('-', '_')}"
+    (folder / f"{task}.yaml").write_text("\n".join([
+        f"task: {task}", "dataset_path: json", "dataset_kwargs:", "  data_files:", f"    test: {data}",
+        "test_split: test", "output_type: multiple_choice", "doc_to_text: prompt", "doc_to_choice: choices",
+        "doc_to_target: gold", 'target_delimiter: ""', "num_fewshot: 0", "metric_list:", "  - metric: acc", ""]))
+    return task
+
+
+def harness_predictions(folder: Path, location: str, tasks_by_name: dict[str, str], batch_size: int):
+    """lm-evaluation-harness's predicted choice per item, and the seconds its log-likelihood scoring took."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    lm = HFLM(pretrained=location, batch_size=batch_size, device="cpu", dtype="float32")
+    spent = [0.0]
+    original = lm.loglikelihood
+
+    def timed(requests, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(requests, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    lm.loglikelihood = timed
+    started = time.perf_counter()
+    out = simple_evaluate(model=lm, tasks=list(tasks_by_name.values()),
+                          task_manager=TaskManager(include_path=str(folder)), log_samples=True,
+                          batch_size=batch_size, num_fewshot=0)
+    total = time.perf_counter() - started
+    picks = {}
+    for name, task in tasks_by_name.items():
+        samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
+        picks[name] = [max(range(len(s["resps"])), key=lambda k: (s["resps"][k][0][0], -k)) for s in samples]
+    return picks, spent[0], total
+
+
+def score_ours(model, tokenizer, cells, fmt, batch_size, limit=None):
+    """This suite's predicted choice per item, and the seconds from prompts to scores."""
+    from amuro.evaluate import score_cell
+
+    picks, seconds = {}, 0.0
+    for spec, demos, items, labels, _ in cells:
+        started = time.perf_counter()
+        results = score_cell(model, tokenizer, spec, fmt, demos, items[:limit], method="loglik", batch_size=batch_size)
+        seconds += time.perf_counter() - started
+        picks[spec.name] = [labels.index(r.prediction) for r in results]
+    return picks, seconds
+
+
+@click.command()
+@click.option("--model", default="tiny", show_default=True, help="Series name, folder or runs:/ URI (local weights).")
+@click.option("--checkpoint", default="main", show_default=True)
+@click.option("--datasets", default="synth-nli,synth-paraphrase", show_default=True)
+@click.option("--format", "fmt", default="default", show_default=True)
+@click.option("--shots", default=4, show_default=True)
+@click.option("--max-examples", default=300, show_default=True)
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--experiment", default="amuro-bench", show_default=True,
+              help="Experiment where the series is looked up (or built, for 'tiny').")
+@click.option("--threads", default=1, show_default=True,
+              help="torch CPU threads for both (on a shared machine one thread per process times most steadily).")
+def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, experiment, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+
+    from amuro import tasks, tracking
+    from amuro.checkpoints import open_series
+    from amuro.eval_runs import EvalSettings, demos_and_items
+    from amuro.evaluate import label_words
+    from amuro.tasks import few_shot_prefix, render
+    from amuro.tasks.formats import continuation
+
+    ckpt = open_series(model, experiment_id=tracking.connect(experiment)).get(checkpoint)
+    if ckpt.hub_revision:
+        raise click.UsageError("the benchmark needs a local checkpoint folder (lm-evaluation-harness loads it by path)")
+    model_, tokenizer = ckpt.load()
+    cells = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for spec in tasks.resolve(datasets):
+            demos, items = demos_and_items(spec, EvalSettings(shots=shots, max_examples=max_examples))
+            labels = label_words(spec, items)
+            prefix = few_shot_prefix(spec, demos, fmt)
+            rows = []
+            for ex in items:
+                prompt = prefix + render(spec, ex, fmt)
+                rows.append({"prompt": prompt, "choices": [continuation(prompt, w) for w in labels],
+                             "gold": labels.index(ex.target)})
+            cells.append((spec, demos, items, labels, write_task(folder, spec.name, rows)))
+        # Ours is timed before and after the harness, so load drifting on a shared machine hits both alike.
+        score_ours(model_, tokenizer, cells[:1], fmt, batch_size, limit=4)  # warm-up
+        ours, before = score_ours(model_, tokenizer, cells, fmt, batch_size)
+        print(f"checkpoint {ckpt.revision} of {ckpt.series} ({sum(p.numel() for p in model_.parameters()):,} "
+              f"parameters), {shots}-shot, format {fmt}, batch size {batch_size}, {torch.get_num_threads()} threads")
+        harness, harness_scoring, harness_total = harness_predictions(
+            folder, ckpt.location, {spec.name: task for spec, *_, task in cells}, batch_size)
+    again, after = score_ours(model_, tokenizer, cells, fmt, batch_size)
+    assert again == ours, "scores changed between two identical runs"
+    ours_seconds = (before + after) / 2
+
+    n = sum(len(items) for _, _, items, _, _ in cells)
+    same = sum(a == b for name in ours for a, b in zip(ours[name], harness[name]))
+    ours_rate, harness_rate = n / ours_seconds, n / harness_scoring
+    print(f"items: {n} ({', '.join(f'{s.name} {len(i)}' for s, _, i, _, _ in cells)})")
+    print(f"amuro:            {ours_rate:8.1f} examples/s  ({ours_seconds:.1f} s, prompts to scores)")
+    print(f"lm-eval (hf):     {harness_rate:8.1f} examples/s  ({harness_scoring:.1f} s in loglikelihood; "
+          f"{n / harness_total:.1f} examples/s end to end, {harness_total:.1f} s)")
+    print(f"speed-up:         {ours_rate / harness_rate:8.2f}x  (end to end: {ours_rate * harness_total / n:.2f}x)")
+    print(f"identical predictions: {same}/{n} = {100 * same / n:.2f}%")
+
+
+if __name__ == "__main__":
+    main()
