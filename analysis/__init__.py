@@ -16,7 +16,7 @@ Common options: ``--tracking-uri URI`` (default: MLflow's own resolution,
 ``MLFLOW_TRACKING_URI``), ``--model M`` (one checkpoint series), ``--format table|csv|json``,
 ``--out FILE``, ``--log`` (record the outputs as artifacts of a new run tagged
 ``amuro.kind=analysis``), ``--no-paired`` (intervals from standard errors only),
-``--cache-dir`` (prediction tables, default ``~/.cache/amuro/predictions``). ``--experiment``
+``--cache-dir`` (prediction tables, default ``$AMURO_HOME/predictions``, else ``~/.cache/amuro/predictions``). ``--experiment``
 may be repeated; it defaults to ``MLFLOW_EXPERIMENT_NAME``, else ``amuro-char``.
 
 - ``gains``: gain = score(tuned) − score(base) at the same checkpoint, eval dataset, prompt
