@@ -20,8 +20,7 @@ os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 import mlflow  # noqa: E402
 import pytest  # noqa: E402
 
-SMALL_SERIES = dict(steps=40, num_checkpoints=4, vocab_size=600, hidden_size=64, layers=2, heads=2, seq_len=64,
-                    batch_size=8, lr=3e-3)
+from series_settings import SMALL_SERIES  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

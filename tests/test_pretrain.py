@@ -13,7 +13,7 @@ from amuro.cli import main
 from amuro.config import PretrainConfig
 from amuro.errors import UserError
 from amuro.pretrain import checkpoint_steps, pretrain
-from conftest import SMALL_SERIES
+from series_settings import SMALL_SERIES
 
 ROOT = Path(__file__).resolve().parents[1]
 
