@@ -196,7 +196,7 @@ def _optional(kind: type, minimum: float, *, open_minimum: bool = False):
 @click.option("--lora-alpha", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lora-dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.05, show_default=True)
 @click.option("--preset", type=click.Choice(["tiny", "amuro-char"]), default="tiny", show_default=True,
-              help="Defaults of the settings below: tiny (epochs 2, lr 1e-3, batch 16, max length 512) or "
+              help="Defaults of the settings below: tiny (epochs 8, lr 3e-3, batch 16, max length 512) or "
                    "amuro-char (the study: epochs 3 (it: 5), lr 2e-6 (xsum: 2e-7), batch 8, max length 2048).")
 @click.option("--epochs", default=None, callback=_optional(int, 1), help="Training epochs (default: the preset's).")
 @click.option("--lr", default=None, callback=_optional(float, 0, open_minimum=True),

@@ -193,7 +193,7 @@ TUNINGS = ("sft", "it")
 # Training settings by preset; a value given explicitly always wins. ``tiny`` (the default) makes the small
 # synthetic series learn in a couple of minutes on a CPU; ``amuro-char`` is the study's setting for OLMo-1B.
 FINETUNE_PRESETS: dict[str, dict[str, object]] = {
-    "tiny": {"epochs": 2, "lr": 1e-3, "batch_size": 16, "grad_accum": 1, "max_length": 512},
+    "tiny": {"epochs": 8, "lr": 3e-3, "batch_size": 16, "grad_accum": 1, "max_length": 512},
     "amuro-char": {"epochs": 3, "lr": 2e-6, "batch_size": 8, "grad_accum": 1, "max_length": 2048},
 }
 PRESET_OVERRIDES: dict[tuple[str, str], dict[str, object]] = {

@@ -1,0 +1,59 @@
+"""In-domain scoring after fine-tuning: the tuned model and its base checkpoint on the same cells.
+
+The training set's in-domain evaluation sets are scored in the training (``default``) format with
+pretrain-eval's protocol, as eval runs nested under the finetune run: the tuned model's
+(``amuro.relation=in-domain``, ``amuro.source_run_id`` = the finetune run) and the base checkpoint's
+(``amuro.tuning=none``), which are the very runs pretrain-eval makes and are reused when it already did.
+"""
+
+from __future__ import annotations
+
+from mlflow.tracking import MlflowClient
+
+from amuro import tasks
+from amuro.checkpoints import Checkpoint
+from amuro.config import FinetuneConfig
+from amuro.eval_runs import EvalSettings, EvalTarget, checkpoint_target, evaluate_target, scored_split
+
+FORMAT = "default"
+
+
+def in_domain_specs(train_dataset: str) -> list[tasks.DatasetSpec]:
+    """Scorable catalogue sets whose relation to the training set is ``in-domain``."""
+    return [spec for spec in tasks.CATALOGUE.values()
+            if spec.kind != "chat" and scored_split(spec) in spec.splits
+            and tasks.relation(train_dataset, spec.name) == "in-domain"]
+
+
+def tuned_target(ckpt: Checkpoint, train_dataset: str, tuning: str, run_id: str, seed: int) -> EvalTarget:
+    """The EvalTarget of a finetune run's model (crosseval builds the same one from the run's tags)."""
+    from amuro.finetune import MODEL_ARTIFACT, load_tuned
+
+    return EvalTarget(model=ckpt.series, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens, tuning=tuning,
+                      train_dataset=train_dataset, source_run_id=run_id, seed=seed,
+                      label=f"{ckpt.label}+{train_dataset}", load=lambda: load_tuned(run_id),
+                      reference={"artifact_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}"})
+
+
+def evaluate_in_domain(experiment_id: str, run_id: str, ckpt: Checkpoint, spec: tasks.DatasetSpec,
+                       cfg: FinetuneConfig) -> list[str]:
+    """Score tuned and base model on the in-domain cells; prints the comparison, returns the eval run ids."""
+    specs = in_domain_specs(spec.name)
+    if not specs:
+        print(f"{spec.name} has no in-domain evaluation sets in the catalogue: nothing to score")
+        return []
+    settings = EvalSettings(shots=cfg.eval_shots, max_examples=cfg.eval_max_examples)
+    cells = [(s, FORMAT) for s in specs]
+    tuned = evaluate_target(experiment_id, run_id, tuned_target(ckpt, spec.name, cfg.tuning_tag, run_id,
+                                                                settings.seed), cells, settings)
+    base = evaluate_target(experiment_id, run_id, checkpoint_target(ckpt, seed=settings.seed), cells, settings)
+    client = MlflowClient()
+    for (evaluated, _), tuned_cell, base_cell in zip(cells, tuned, base):
+        print(f"{evaluated.name} [{FORMAT}] {evaluated.metric}: tuned {_interval(client, tuned_cell.run_id)} "
+              f"vs base {_interval(client, base_cell.run_id)}")
+    return [c.run_id for c in tuned + base]
+
+
+def _interval(client: MlflowClient, run_id: str) -> str:
+    metrics = client.get_run(run_id).data.metrics
+    return f"{metrics['score']:.3f} [{metrics['score_ci_low']:.3f}, {metrics['score_ci_high']:.3f}]"
