@@ -80,7 +80,6 @@ def test_series_from_pretrain_run_uri(small_series, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     store = checkpoints.Path(small_series).parents[2]  # the session fixture's store holds the pretrain run
-    # the session fixture's own store holds the pretrain run
     uris = sorted(store.glob("series-store*/mlflow.db"))
     mlflow.set_tracking_uri(f"sqlite:///{uris[0]}")
     try:
