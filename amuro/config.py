@@ -66,6 +66,14 @@ class PretrainConfig(Settings):
 CLASSIFICATION_METHODS = ("next-token", "loglik", "generate")
 
 
+def eval_settings_of(cfg: Settings):
+    """The scoring settings (``EvalSettings``, which validates them) that a config spells out; the rest default."""
+    from amuro.eval_runs import EvalSettings
+
+    names = {f.name for f in fields(EvalSettings)}
+    return EvalSettings(**{name: getattr(cfg, name) for name in names if hasattr(cfg, name)})
+
+
 @dataclass
 class CrossevalConfig(Settings):
     """Score tuned models (finetune runs) on every selected dataset and prompt format."""
@@ -93,10 +101,7 @@ class CrossevalConfig(Settings):
 
     def eval_settings(self):
         """Pretrain-eval's protocol, so every tuned cell pairs with its base checkpoint's cell."""
-        from amuro.eval_runs import EvalSettings
-
-        return EvalSettings(shots=self.shots, method=self.method, max_examples=self.max_examples,
-                            batch_size=self.batch_size, bootstrap=self.bootstrap, seed=self.seed)
+        return eval_settings_of(self)
 
 
 SYNTHETIC_TRAIN_SETS = "synth-nli,synth-paraphrase,synth-summary,synth-qgen"
@@ -182,11 +187,7 @@ class PretrainEvalConfig(Settings):
         self.eval_settings()  # validates the scoring settings
 
     def eval_settings(self):
-        from amuro.eval_runs import EvalSettings
-
-        return EvalSettings(shots=self.shots, method=self.method, max_examples=self.max_examples,
-                            batch_size=self.batch_size, bootstrap=self.bootstrap,
-                            max_new_tokens=self.max_new_tokens, stop=self.stop, demos=self.demos, seed=self.seed)
+        return eval_settings_of(self)
 
 
 TUNINGS = ("sft", "it")

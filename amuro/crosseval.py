@@ -15,6 +15,8 @@ from amuro import tasks, tracking
 from amuro.config import CrossevalConfig
 from amuro.errors import UserError
 from amuro.eval_runs import EvalTarget, checkpoint_target, evaluate_target, select_cells
+from amuro.finetune_eval import tuned_target
+from amuro.tasks.specfile import load_spec_option
 
 
 def _finetune_runs(client: MlflowClient, experiment_id: str, cfg: CrossevalConfig) -> list:
@@ -69,17 +71,12 @@ def _cells(cfg: CrossevalConfig, tuning: str) -> list[tuple[tasks.DatasetSpec, s
 
 
 def _target(run, seed: int) -> EvalTarget:
-    from amuro.finetune import load_tuned
-
     tags = run.data.tags
-    run_id = run.info.run_id
     tokens = tags.get("amuro.tokens")
-    return EvalTarget(
-        model=tags["amuro.model"], revision=tags.get("amuro.revision", ""), step=int(tags["amuro.step"]),
-        tokens=int(tokens) if tokens else None, tuning=tags["amuro.tuning"],
-        train_dataset=tags["amuro.train_dataset"], source_run_id=run_id, seed=seed,
-        label=f"{tags['amuro.model'].split('/')[-1]}@step{tags['amuro.step']}+{tags['amuro.train_dataset']}",
-        load=lambda: load_tuned(run_id), reference={"artifact_uri": f"runs:/{run_id}/model"})
+    return tuned_target(model=tags["amuro.model"], revision=tags.get("amuro.revision", ""),
+                        step=int(tags["amuro.step"]), tokens=int(tokens) if tokens else None,
+                        tuning=tags["amuro.tuning"], train_dataset=tags["amuro.train_dataset"],
+                        run_id=run.info.run_id, seed=seed)
 
 
 def _missing_base(client: MlflowClient, experiment_id: str, target: EvalTarget,
@@ -113,10 +110,7 @@ def crosseval(cfg: CrossevalConfig) -> list[str]:
     """Score the selected finetune runs on every selected cell; returns the eval run ids."""
     launcher = tracking.drop_launcher()
     experiment_id = tracking.connect(cfg.experiment)
-    if cfg.dataset_spec:
-        from amuro.tasks.specfile import load_spec_files
-
-        load_spec_files(cfg.dataset_spec.split(","))
+    load_spec_option(cfg.dataset_spec)
     client = MlflowClient()
     runs = _finetune_runs(client, experiment_id, cfg)
     settings = cfg.eval_settings()

@@ -31,6 +31,7 @@ from amuro.config import FinetuneConfig
 from amuro.errors import UserError, unknown
 from amuro.search import SearchSpace, TrialRuns, run_search
 from amuro.sft_data import PadToLongest, training_features
+from amuro.tasks.specfile import load_spec_option
 
 MODEL_ARTIFACT = "model"
 WARMUP_RATIO = 0.03
@@ -41,10 +42,7 @@ SEARCH_VALIDATION_EXAMPLES = 200
 
 def training_spec(cfg: FinetuneConfig) -> tasks.DatasetSpec:
     """The training set, checked against the kind of tuning asked for."""
-    if cfg.dataset_spec:
-        from amuro.tasks.specfile import load_spec_files
-
-        load_spec_files([cfg.dataset_spec])
+    load_spec_option(cfg.dataset_spec)
     spec = tasks.get(cfg.dataset)
     trainable = [s.name for s in tasks.CATALOGUE.values() if s.trainable]
     if not spec.trainable or "train" not in spec.splits:

@@ -25,13 +25,15 @@ def in_domain_specs(train_dataset: str) -> list[tasks.DatasetSpec]:
             and tasks.relation(train_dataset, spec.name) == "in-domain"]
 
 
-def tuned_target(ckpt: Checkpoint, train_dataset: str, tuning: str, run_id: str, seed: int) -> EvalTarget:
-    """The EvalTarget of a finetune run's model (crosseval builds the same one from the run's tags)."""
+def tuned_target(*, model: str, revision: str, step: int, tokens: int | None, tuning: str, train_dataset: str,
+                 run_id: str, seed: int) -> EvalTarget:
+    """The EvalTarget of a finetune run's model; finetune and crosseval both build it here, so their cell keys
+    match and crosseval reuses the in-domain cells finetune scored."""
     from amuro.finetune import MODEL_ARTIFACT, load_tuned
 
-    return EvalTarget(model=ckpt.series, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens, tuning=tuning,
+    return EvalTarget(model=model, revision=revision, step=step, tokens=tokens, tuning=tuning,
                       train_dataset=train_dataset, source_run_id=run_id, seed=seed,
-                      label=f"{ckpt.label}+{train_dataset}", load=lambda: load_tuned(run_id),
+                      label=f"{model.split('/')[-1]}@step{step}+{train_dataset}", load=lambda: load_tuned(run_id),
                       reference={"artifact_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}"})
 
 
@@ -44,8 +46,9 @@ def evaluate_in_domain(experiment_id: str, run_id: str, ckpt: Checkpoint, spec: 
         return []
     settings = EvalSettings(shots=cfg.eval_shots, max_examples=cfg.eval_max_examples)
     cells = [(s, FORMAT) for s in specs]
-    tuned = evaluate_target(experiment_id, run_id, tuned_target(ckpt, spec.name, cfg.tuning_tag, run_id,
-                                                                settings.seed), cells, settings)
+    target = tuned_target(model=ckpt.series, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
+                          tuning=cfg.tuning_tag, train_dataset=spec.name, run_id=run_id, seed=settings.seed)
+    tuned = evaluate_target(experiment_id, run_id, target, cells, settings)
     base = evaluate_target(experiment_id, run_id, checkpoint_target(ckpt, seed=settings.seed), cells, settings)
     client = MlflowClient()
     for (evaluated, _), tuned_cell, base_cell in zip(cells, tuned, base):

@@ -15,6 +15,7 @@ from amuro.errors import UserError
 from amuro.eval_runs import EvalSettings, check_cells, checkpoint_target, evaluate_target, select_cells
 from amuro.evaluate import progress
 from amuro.tasks import DatasetSpec
+from amuro.tasks.specfile import load_spec_option
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -47,10 +48,7 @@ def pretrain_eval(cfg: PretrainEvalConfig) -> str:
     """Score the selected checkpoints (reusing finished cells); returns the invocation's parent run id."""
     launcher = tracking.drop_launcher()
     experiment_id = tracking.connect(cfg.experiment)
-    if cfg.dataset_spec:
-        from amuro.tasks.specfile import load_spec_files
-
-        load_spec_files(cfg.dataset_spec.split(","))
+    load_spec_option(cfg.dataset_spec)
     settings = cfg.eval_settings()
     cells = select_cells(select_datasets(cfg.datasets, settings), cfg.formats)
     check_cells(cells, settings)

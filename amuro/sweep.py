@@ -27,6 +27,7 @@ from amuro import tasks, tracking
 from amuro.checkpoints import amuro_home, open_series
 from amuro.config import SweepConfig
 from amuro.errors import UserError
+from amuro.tasks.specfile import load_spec_option
 
 PARENT_ENV = tracking.PARENT_ENV
 
@@ -180,10 +181,7 @@ def sweep(cfg: SweepConfig) -> str:
     if cfg.tracking_uri:
         mlflow.set_tracking_uri(cfg.tracking_uri)
     experiment_id = tracking.connect(cfg.experiment)
-    if cfg.dataset_spec:
-        from amuro.tasks.specfile import load_spec_files
-
-        load_spec_files(cfg.dataset_spec.split(","))
+    load_spec_option(cfg.dataset_spec)
     tasks.resolve(cfg.eval_datasets, offline_only=cfg.eval_datasets == "all")
     for dataset in cfg.train_dataset_list:
         tasks.get(dataset)

@@ -23,6 +23,11 @@ KEYS = tuple(f.name for f in dataclass_fields(DatasetSpec))
 SPEC_SOURCES = ("local", "hub")
 
 
+def load_spec_option(option: str | None) -> list[DatasetSpec]:
+    """``--dataset-spec``: comma-separated spec files (or nothing), registered before datasets are named."""
+    return load_spec_files(option.split(",")) if option else []
+
+
 def load_spec_files(paths: Iterable[str | Path]) -> list[DatasetSpec]:
     """Register the datasets of each file; returns their specs in file order."""
     specs: list[DatasetSpec] = []
