@@ -204,6 +204,9 @@ def _optional(kind: type, minimum: float, *, open_minimum: bool = False):
 @click.option("--batch-size", default=None, callback=_optional(int, 1), help="Examples per device step.")
 @click.option("--grad-accum", default=None, callback=_optional(int, 1), help="Steps per optimizer update.")
 @click.option("--max-length", default=None, callback=_optional(int, 8), help="Longest training sequence in tokens.")
+@click.option("--train-shots", default=None, callback=_optional(int, 0),
+              help="Pack 0 to this many examples before each one, laid out as a few-shot prompt (tiny: 4, "
+                   "amuro-char: 0).")
 @click.option("--max-train-examples", default=None, callback=_optional(int, 1),
               help="Seeded subsample of the training split (default: all of it).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -194,8 +194,8 @@ TUNINGS = ("sft", "it")
 # Training settings by preset; a value given explicitly always wins. ``tiny`` (the default) makes the small
 # synthetic series learn in a couple of minutes on a CPU; ``amuro-char`` is the study's setting for OLMo-1B.
 FINETUNE_PRESETS: dict[str, dict[str, object]] = {
-    "tiny": {"epochs": 8, "lr": 3e-3, "batch_size": 16, "grad_accum": 1, "max_length": 512},
-    "amuro-char": {"epochs": 3, "lr": 2e-6, "batch_size": 8, "grad_accum": 1, "max_length": 2048},
+    "tiny": {"epochs": 8, "lr": 3e-3, "batch_size": 16, "grad_accum": 1, "max_length": 512, "train_shots": 4},
+    "amuro-char": {"epochs": 3, "lr": 2e-6, "batch_size": 8, "grad_accum": 1, "max_length": 2048, "train_shots": 0},
 }
 PRESET_OVERRIDES: dict[tuple[str, str], dict[str, object]] = {
     ("amuro-char", "it"): {"epochs": 5},          # instruction tuning ran 5 epochs in the study
@@ -223,6 +223,7 @@ class FinetuneConfig(Settings):
     batch_size: int | None = None
     grad_accum: int | None = None
     max_length: int | None = None
+    train_shots: int | None = None        # demonstrations packed before a training example (0 to this many)
     max_train_examples: int | None = None
     seed: int = 0
     trials: int = 0
@@ -232,7 +233,7 @@ class FinetuneConfig(Settings):
     save_steps: int | None = None         # Trainer checkpoint interval; None: about ten per run
     key_fields: tuple[str, ...] = (
         "model", "checkpoint", "dataset", "tuning", "lora", "lora_r", "lora_alpha", "lora_dropout", "epochs", "lr",
-        "batch_size", "grad_accum", "max_length", "max_train_examples", "seed", "trials",
+        "batch_size", "grad_accum", "max_length", "train_shots", "max_train_examples", "seed", "trials",
     )
 
     def __post_init__(self) -> None:
@@ -255,6 +256,7 @@ class FinetuneConfig(Settings):
         require(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         for name in ("batch_size", "grad_accum", "lora_r", "lora_alpha"):
             require(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        require(self.train_shots >= 0, f"train_shots must be 0 or more, got {self.train_shots}")
         require(self.max_length >= 8, f"max_length must be at least 8 tokens, got {self.max_length}")
         require(0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         require(self.max_train_examples is None or self.max_train_examples >= 1,

@@ -253,13 +253,17 @@ def _log_params_once(params: dict[str, object]) -> None:
         mlflow.log_params({name: tracking.tag_value(value) for name, value in missing.items()})
 
 
+def _packing(cfg: FinetuneConfig) -> dict[str, int]:
+    return {"train_shots": cfg.train_shots, "seed": cfg.seed}
+
+
 # --- the entry point --------------------------------------------------------------------------------------
 
 def _search(cfg, ckpt, spec, examples, experiment_id, run_id, key, tags, name, workdir) -> tuple[float, int]:
     trial_train, validation = search_split(spec, examples)
     tokenizer = ckpt.load()[1]
-    train_features = training_features(spec, trial_train, tokenizer, cfg.max_length)
-    val_features = training_features(spec, validation, tokenizer, cfg.max_length)
+    train_features = training_features(spec, trial_train, tokenizer, cfg.max_length, **_packing(cfg))
+    val_features = training_features(spec, validation, tokenizer, cfg.max_length, **_packing(cfg))
 
     def train_and_score(params: dict) -> float:
         return train_model(ckpt, cfg, train_features, lr=params["lr"], epochs=params["epochs"],
@@ -286,7 +290,7 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name) -> Non
     if cfg.trials:
         lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, cell.run_id, key, tags, name, workdir)
     tokenizer = ckpt.load()[1]
-    features = training_features(spec, examples, tokenizer, cfg.max_length)
+    features = training_features(spec, examples, tokenizer, cfg.max_length, **_packing(cfg))
     _log_params_once({"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr,
                       "final_epochs": epochs})
     model, tokenizer, _ = train_model(ckpt, cfg, features, lr=lr, epochs=epochs, output_dir=workdir / "trainer",

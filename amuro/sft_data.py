@@ -2,6 +2,9 @@
 
 Supervised fine-tuning renders each example in the ``default`` prompt format and learns only the answer:
 prompt tokens are labelled ``-100`` (ignored by the loss), answer tokens and the appended EOS are learned.
+With ``train_shots`` > 0, each training sequence holds 1 to ``train_shots + 1`` examples laid out exactly as a
+few-shot prompt (blank-line separated), every answer learned and EOS after the last: the model learns the task
+in the layout it is scored in, at no extra token cost. ``train_shots=0`` is one example per sequence.
 Instruction tuning renders conversations in the Tulu v2 chat layout and learns only the assistant turns::
 
     <|user|>
@@ -12,11 +15,12 @@ Instruction tuning renders conversations in the Tulu v2 chat layout and learns o
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from amuro.errors import UserError
 from amuro.tasks import DatasetSpec, Example, render
-from amuro.tasks.formats import answer_text, continuation
+from amuro.tasks.formats import DEMO_SEPARATOR, answer_text, continuation
 
 IGNORE = -100
 TRAINING_FORMAT = "default"
@@ -62,21 +66,59 @@ def chat_features(tokenizer, messages: Sequence[dict], max_length: int) -> dict[
     return {"input_ids": input_ids[:max_length], "labels": labels[:max_length]}
 
 
-def training_features(spec: DatasetSpec, examples: Sequence[Example], tokenizer,
-                      max_length: int) -> list[dict[str, list[int]]]:
-    """Features of a training set; examples with nothing left to learn after truncation are dropped."""
-    features = []
-    for example in examples:
-        if spec.kind == "chat":
+def few_shot_features(tokenizer, blocks: Sequence[tuple[str, str]], max_length: int) -> dict[str, list[int]] | None:
+    """(prompt, answer) blocks as one few-shot sequence, every answer learned; None if it exceeds max_length."""
+    input_ids: list[int] = []
+    labels: list[int] = []
+    for number, (prompt, answer) in enumerate(blocks):
+        prompt = (DEMO_SEPARATOR if number else "") + prompt
+        prompt_ids = tokenizer(prompt, add_special_tokens=number == 0)["input_ids"]
+        answer_ids = tokenizer(continuation(prompt, answer), add_special_tokens=False)["input_ids"]
+        if number == len(blocks) - 1:
+            answer_ids = answer_ids + [tokenizer.eos_token_id]
+        input_ids += prompt_ids + answer_ids
+        labels += [IGNORE] * len(prompt_ids) + answer_ids
+    return {"input_ids": input_ids, "labels": labels} if len(input_ids) <= max_length else None
+
+
+def _groups(count: int, train_shots: int, seed: int) -> list[list[int]]:
+    """Example indices, shuffled and cut into groups of 1 to train_shots + 1."""
+    rng = random.Random(f"pack/{seed}")
+    order = list(range(count))
+    rng.shuffle(order)
+    groups = []
+    while order:
+        size = rng.randint(1, train_shots + 1)
+        groups.append(order[:size])
+        order = order[size:]
+    return groups
+
+
+def _completion_items(spec: DatasetSpec, examples: Sequence[Example], tokenizer, max_length: int,
+                      train_shots: int, seed: int) -> list[dict[str, list[int]]]:
+    blocks = [(render(spec, example, TRAINING_FORMAT), answer_text(spec, example)) for example in examples]
+    if train_shots == 0:
+        return [completion_features(tokenizer, prompt, answer, max_length) for prompt, answer in blocks]
+    items = []
+    for group in _groups(len(blocks), train_shots, seed):
+        packed = few_shot_features(tokenizer, [blocks[i] for i in group], max_length)
+        # a group too long for max_length falls back to one example per sequence
+        items += [packed] if packed else [completion_features(tokenizer, *blocks[i], max_length) for i in group]
+    return items
+
+
+def training_features(spec: DatasetSpec, examples: Sequence[Example], tokenizer, max_length: int, *,
+                      train_shots: int = 0, seed: int = 0) -> list[dict[str, list[int]]]:
+    """Features of a training set; sequences with nothing left to learn after truncation are dropped."""
+    if spec.kind == "chat":
+        for example in examples:
             if not example.messages:
                 raise UserError(f"dataset {spec.name} item {example.item_id} has no chat messages: "
                                 "a chat dataset needs a messages field")
-            item = chat_features(tokenizer, example.messages, max_length)
-        else:
-            item = completion_features(tokenizer, render(spec, example, TRAINING_FORMAT),
-                                       answer_text(spec, example), max_length)
-        if any(label != IGNORE for label in item["labels"]):
-            features.append(item)
+        items = [chat_features(tokenizer, example.messages, max_length) for example in examples]
+    else:
+        items = _completion_items(spec, examples, tokenizer, max_length, train_shots, seed)
+    features = [item for item in items if any(label != IGNORE for label in item["labels"])]
     if not features:
         raise UserError(f"no example of {spec.name} fits in max_length={max_length} tokens with its answer: "
                         "raise --max-length")

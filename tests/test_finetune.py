@@ -52,6 +52,44 @@ def test_completion_only_masking_learns_answer_and_eos_only(small_series):
     assert len(short["input_ids"]) == 16 and _learned(tokenizer, short) == examples[0].target + tokenizer.eos_token
 
 
+def _spans(item) -> list[tuple[bool, list[int]]]:
+    """The sequence as runs of (learned, token ids)."""
+    spans: list[tuple[bool, list[int]]] = []
+    for token, label in zip(item["input_ids"], item["labels"]):
+        learned = label != IGNORE
+        if spans and spans[-1][0] == learned:
+            spans[-1][1].append(token)
+        else:
+            spans.append((learned, [token]))
+    return spans
+
+
+def test_packed_training_sequences_are_few_shot_prompts_with_every_answer_learned(small_series):
+    tokenizer = _tokenizer(small_series)
+    spec = get("synth-nli")
+    examples = load_examples(spec, "train", limit=40)
+    features = training_features(spec, examples, tokenizer, max_length=512, train_shots=3, seed=1)
+    by_prompt = {render(spec, ex, "default"): ex.target for ex in examples}
+    sizes = []
+    for item in features:
+        spans = _spans(item)
+        prompts = [tokenizer.decode(ids) for learned, ids in spans if not learned]
+        answers = [tokenizer.decode(ids) for learned, ids in spans if learned]
+        assert len(prompts) == len(answers) and spans[0][0] is False
+        assert all(p.startswith("\n\n") for p in prompts[1:]) and not prompts[0].startswith("\n")
+        assert answers[-1].endswith(tokenizer.eos_token) and item["labels"][-1] == tokenizer.eos_token_id
+        for prompt, answer in zip(prompts, answers):
+            assert by_prompt.pop(prompt.removeprefix("\n\n")) == answer.removesuffix(tokenizer.eos_token).strip()
+        sizes.append(len(prompts))
+    assert not by_prompt, "every example is learned exactly once"
+    assert max(sizes) <= 4 and max(sizes) > 1 and min(sizes) >= 1
+    again = training_features(spec, examples, tokenizer, max_length=512, train_shots=3, seed=1)
+    assert again == features and training_features(spec, examples, tokenizer, 512, train_shots=3, seed=2) != features
+    tight = training_features(spec, examples, tokenizer, max_length=60, train_shots=3, seed=1)
+    assert all(len(item["input_ids"]) <= 60 for item in tight)
+    assert sum(len(_spans(item)) // 2 for item in tight) == len(examples)
+
+
 def test_chat_template_masks_everything_but_assistant_turns(small_series):
     tokenizer = _tokenizer(small_series)
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who is Anna?"},
@@ -138,7 +176,8 @@ def test_search_runs_nested_trials_then_trains_with_the_best(tracking_uri, small
 
 def test_killed_run_resumes_from_its_last_trainer_checkpoint(tracking_uri, small_series, amuro_home):
     command = [sys.executable, "-m", "amuro", "finetune", "--experiment", "resume", "--model", small_series,
-               "--max-train-examples", "400", "--epochs", "2", "--batch-size", "2", "--save-steps", "20",
+               "--max-train-examples", "400", "--train-shots", "0", "--epochs", "2", "--batch-size", "2",
+               "--save-steps", "20",
                "--eval", "false"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "OMP_NUM_THREADS": "1"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

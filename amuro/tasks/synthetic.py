@@ -125,31 +125,20 @@ def _other(rng: random.Random, values: tuple[str, ...], not_this: str) -> str:
 # --- NLI ---------------------------------------------------------------------------------------------
 
 def _nli(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
+    """A premise of two or three facts about one person; the hypothesis restates one (entailment), denies
+    one (contradiction) or claims a fact the premise does not mention (neutral)."""
     name, facts = _person(rng, dom)
     attrs = list(dom.attributes)
     rng.shuffle(attrs)
     shown, hidden = attrs[:rng.choice((2, 3))], attrs[3]
     premise = " ".join(_state(rng, dom, name, a, facts[a]) for a in shown)
     target_attr = rng.choice(shown)
-    attr = dom.attributes[target_attr]
-    value = facts[target_attr]
-    negated = rng.random() < 0.5
     if label == "entailment":
-        hypothesis = (attr.negation.format(name=name, value=_other(rng, attr.values, value)) if negated
-                      else _state(rng, dom, name, target_attr, value))
+        hypothesis = _state(rng, dom, name, target_attr, facts[target_attr])
     elif label == "contradiction":
-        hypothesis = (attr.negation.format(name=name, value=value) if negated
-                      else _state(rng, dom, name, target_attr, _other(rng, attr.values, value)))
+        hypothesis = dom.attributes[target_attr].negation.format(name=name, value=facts[target_attr])
     else:
-        hidden_attr = dom.attributes[hidden]
-        guess = rng.choice(hidden_attr.values)
-        if rng.random() < 0.3:
-            other = _other(rng, dom.names, name)
-            hypothesis = _state(rng, dom, other, target_attr, value)
-        elif negated:
-            hypothesis = hidden_attr.negation.format(name=name, value=guess)
-        else:
-            hypothesis = _state(rng, dom, name, hidden, guess)
+        hypothesis = _state(rng, dom, name, hidden, rng.choice(dom.attributes[hidden].values))
     return {"premise": premise, "hypothesis": hypothesis, "label": label}
 
 
