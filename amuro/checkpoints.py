@@ -113,11 +113,15 @@ class Series:
         raise unknown(f"checkpoint of series {self.name}", text, self.revisions)
 
     def select(self, selection: str | int | Sequence[str] | None) -> list[Checkpoint]:
-        """``all``; a count (evenly spaced, first and last included); or revisions / steps, comma-separated."""
+        """``all``; a count (evenly spaced, first and last included); or revisions / steps, comma-separated.
+
+        A single number is a count when it is at most the number of checkpoints, else a step."""
         if selection is None or str(selection).strip() in ("", "all"):
             return [c for c in self.checkpoints if c.revision != "main" or len(self.checkpoints) == 1]
         if isinstance(selection, int) or (isinstance(selection, str) and selection.strip().isdigit()):
-            return self._evenly(int(selection))
+            number = int(selection)
+            # a number up to the series' length is a count; a larger one can only be a step
+            return self._evenly(number) if number <= len(self.checkpoints) else [self.get(number)]
         items = selection.split(",") if isinstance(selection, str) else list(selection)
         chosen: list[Checkpoint] = []
         for item in (i.strip() for i in items if str(i).strip()):

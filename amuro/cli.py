@@ -34,6 +34,24 @@ def _count_or_all(ctx, param, value):
     return count
 
 
+def _optional(kind: type, minimum: float, *, open_minimum: bool = False):
+    """A numeric option that may be left empty (``""``, as MLproject passes it) to take the preset's value."""
+
+    def parse(ctx, param, value):
+        if value is None or str(value).strip().lower() in ("", "none", "preset"):
+            return None
+        try:
+            number = kind(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a {kind.__name__}: give a number or leave it empty") from None
+        if number < minimum or (open_minimum and number == minimum):
+            bound = "above" if open_minimum else "at least"
+            raise click.BadParameter(f"{value} must be {bound} {minimum:g}")
+        return number
+
+    return parse
+
+
 experiment_option = click.option("--experiment", default=None,
                                  help="MLflow experiment (default: MLFLOW_EXPERIMENT_NAME, else amuro-char).")
 
@@ -42,7 +60,7 @@ experiment_option = click.option("--experiment", default=None,
 @experiment_option
 @click.option("--series", default="tiny", show_default=True, help="Name of the checkpoint series to build.")
 @click.option("--steps", type=click.IntRange(min=1), default=600, show_default=True, help="Training steps.")
-@click.option("--num-checkpoints", type=click.IntRange(min=1), default=5, show_default=True,
+@click.option("--num-checkpoints", type=click.IntRange(min=1), default=4, show_default=True,
               help="Checkpoints to save, dense early and sparse late; the last is the final step.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--corpus", default=None, help="Text file or folder of .txt files (default: the synthetic corpus).")
@@ -113,7 +131,10 @@ def crosseval(**options) -> None:
               show_default=True)
 @click.option("--max-examples", type=click.IntRange(min=1), default=200, show_default=True,
               help="Items scored per eval cell.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Fine-tuning epochs (default: finetune's).")
+@click.option("--preset", type=click.Choice(["tiny", "amuro-char"]), default="tiny", show_default=True,
+              help="finetune's preset of training settings.")
+@click.option("--epochs", default=None, callback=_optional(int, 1),
+              help="Fine-tuning epochs (default: 1 with the tiny preset, else the preset's).")
 @click.option("--max-train-examples", type=click.IntRange(min=1), default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
@@ -162,24 +183,6 @@ def pretrain_eval(**options) -> None:
     run(PretrainEvalConfig(**options))
 
 
-def _optional(kind: type, minimum: float, *, open_minimum: bool = False):
-    """A numeric option that may be left empty (``""``, as MLproject passes it) to take the preset's value."""
-
-    def parse(ctx, param, value):
-        if value is None or str(value).strip().lower() in ("", "none", "preset"):
-            return None
-        try:
-            number = kind(value)
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not a {kind.__name__}: give a number or leave it empty") from None
-        if number < minimum or (open_minimum and number == minimum):
-            bound = "above" if open_minimum else "at least"
-            raise click.BadParameter(f"{value} must be {bound} {minimum:g}")
-        return number
-
-    return parse
-
-
 @main.command()
 @experiment_option
 @click.option("--model", default="tiny", show_default=True,
@@ -196,8 +199,9 @@ def _optional(kind: type, minimum: float, *, open_minimum: bool = False):
 @click.option("--lora-alpha", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lora-dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.05, show_default=True)
 @click.option("--preset", type=click.Choice(["tiny", "amuro-char"]), default="tiny", show_default=True,
-              help="Defaults of the settings below: tiny (epochs 8, lr 3e-3, batch 16, max length 512) or "
-                   "amuro-char (the study: epochs 3 (it: 5), lr 2e-6 (xsum: 2e-7), batch 8, max length 2048).")
+              help="Defaults of the settings below: tiny (epochs 2, lr 3e-3, batch 4, max length 512, train "
+                   "shots 4) or amuro-char (the study: epochs 3 (it: 5), lr 2e-6 (xsum: 2e-7), batch 8, max length "
+                   "2048, train shots 0).")
 @click.option("--epochs", default=None, callback=_optional(int, 1), help="Training epochs (default: the preset's).")
 @click.option("--lr", default=None, callback=_optional(float, 0, open_minimum=True),
               help="Peak learning rate (default: the preset's).")

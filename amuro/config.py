@@ -33,7 +33,7 @@ class PretrainConfig(Settings):
     experiment: str | None = None
     series: str = "tiny"
     steps: int = 600
-    num_checkpoints: int = 5
+    num_checkpoints: int = 4
     seed: int = 0
     corpus: str | None = None
     vocab_size: int = 2048
@@ -105,6 +105,7 @@ class CrossevalConfig(Settings):
 
 
 SYNTHETIC_TRAIN_SETS = "synth-nli,synth-paraphrase,synth-summary,synth-qgen"
+SWEEP_TINY_EPOCHS = 1   # the embedded study's fine-tuning budget: 20 tuned models within its 15 minutes
 
 
 @dataclass
@@ -122,7 +123,8 @@ class SweepConfig(Settings):
     lora: bool = False
     method: str = "next-token"
     max_examples: int | None = 200
-    epochs: int | None = None
+    preset: str = "tiny"                  # finetune's preset
+    epochs: int | None = None             # None: SWEEP_TINY_EPOCHS with the tiny preset, else the preset's
     max_train_examples: int | None = None
     seed: int = 0
     workers: int = 1
@@ -130,12 +132,17 @@ class SweepConfig(Settings):
     dataset_spec: str | None = None
     key_fields: tuple[str, ...] = (
         "model", "checkpoints", "train_datasets", "eval_datasets", "formats", "shots", "tuning", "lora", "method",
-        "max_examples", "epochs", "max_train_examples", "seed",
+        "max_examples", "preset", "epochs", "max_train_examples", "seed",
     )
 
     def __post_init__(self) -> None:
         from amuro.errors import unknown
 
+        if self.preset not in FINETUNE_PRESETS:
+            raise unknown("finetune preset", self.preset, FINETUNE_PRESETS)
+        if self.epochs is None and self.preset == "tiny":
+            self.epochs = SWEEP_TINY_EPOCHS
+        require(self.epochs is None or self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         require(self.workers >= 1, f"workers must be at least 1, got {self.workers}")
         require(self.shots >= 0, f"shots must be 0 or more, got {self.shots}")
         require(self.max_examples is None or self.max_examples >= 1,
@@ -194,7 +201,7 @@ TUNINGS = ("sft", "it")
 # Training settings by preset; a value given explicitly always wins. ``tiny`` (the default) makes the small
 # synthetic series learn in a couple of minutes on a CPU; ``amuro-char`` is the study's setting for OLMo-1B.
 FINETUNE_PRESETS: dict[str, dict[str, object]] = {
-    "tiny": {"epochs": 8, "lr": 3e-3, "batch_size": 16, "grad_accum": 1, "max_length": 512, "train_shots": 4},
+    "tiny": {"epochs": 2, "lr": 3e-3, "batch_size": 4, "grad_accum": 1, "max_length": 512, "train_shots": 4},
     "amuro-char": {"epochs": 3, "lr": 2e-6, "batch_size": 8, "grad_accum": 1, "max_length": 2048, "train_shots": 0},
 }
 PRESET_OVERRIDES: dict[tuple[str, str], dict[str, object]] = {

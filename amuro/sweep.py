@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
 from amuro import tasks, tracking
+from amuro.cell_process import run_cell
 from amuro.checkpoints import amuro_home, open_series
 from amuro.config import SweepConfig
 from amuro.errors import UserError
@@ -57,7 +58,7 @@ def plan(cfg: SweepConfig, series_name: str, revisions: list[tuple[str, int]], r
     cells = [PlannedCell(f"pretrain-eval {short}@step{step}",
                          [*amuro, "pretrain-eval", "--model", cfg.model, "--checkpoints", revision, *evaluation])
              for revision, step in revisions]
-    tuning = ["--tuning", cfg.tuning, "--eval", "false", "--seed", str(cfg.seed)]
+    tuning = ["--tuning", cfg.tuning, "--preset", cfg.preset, "--eval", "false", "--seed", str(cfg.seed)]
     if cfg.lora:
         tuning.append("--lora")
     if cfg.epochs:
@@ -131,8 +132,7 @@ class Runner:
         argv = [a.replace("{sweep_run_id}", self.sweep_run_id) for a in cell.argv]
         log_path = self.logs / (cell.name.replace(" ", "_").replace("/", "_").replace("@", "-") + ".log")
         started = time.perf_counter()
-        with open(log_path, "w") as log:
-            code = subprocess.call(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        code = run_cell(argv, self.env, log_path)
         self.seconds[cell.name] = round(time.perf_counter() - started, 2)
         lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith("Error:")]

@@ -65,8 +65,8 @@ def main() -> None:
     ckpt = series.get(options.checkpoint) if options.checkpoint else series.last
     tokenizer = ckpt.load()[1]
     spec = tasks.get(cfg.dataset)
-    examples = tasks.load_examples(spec, "train")[: options.steps * cfg.batch_size * cfg.grad_accum]
-    features = training_features(spec, examples, tokenizer, cfg.max_length)
+    examples = tasks.load_examples(spec, "train")[: options.steps * cfg.batch_size * cfg.grad_accum * (cfg.train_shots + 1)]
+    features = training_features(spec, examples, tokenizer, cfg.max_length, train_shots=cfg.train_shots, seed=cfg.seed)
     params = sum(p.numel() for p in ckpt.load()[0].parameters())
     workdir = Path(tempfile.mkdtemp(prefix="ft-bench-"))
     try:
@@ -87,7 +87,8 @@ def main() -> None:
     lengths = [len(f["input_ids"]) for f in features]
     print(f"model {ckpt.label} ({params / 1e6:.2f}M parameters), {spec.name}: {len(features)} examples, "
           f"mean length {sum(lengths) / len(lengths):.0f} tokens, max_length {cfg.max_length}, batch "
-          f"{cfg.batch_size}x{cfg.grad_accum}, {options.steps} steps, {torch.get_num_threads()} threads")
+          f"{cfg.batch_size}x{cfg.grad_accum}, {cfg.train_shots} packed shots, {options.steps} steps, "
+          f"{torch.get_num_threads()} threads")
     print(f"suite (dynamic padding + length grouping): {suite:,.0f} non-padding tokens/s")
     print(f"naive (pad to max_length, random order):   {naive:,.0f} non-padding tokens/s")
     print(f"speed-up: {suite / naive:.1f}x")

@@ -4,11 +4,14 @@ Runs, in a fresh temporary store: ``amuro pretrain`` (the ``tiny`` series) then 
 defaults (every checkpoint, the four synthetic training sets, every offline eval set in all three formats,
 200 scored items per eval cell, the report). Target: 15 minutes or less on 2 cores.
 
-    python benchmarks/study_walltime.py [--workers N] [extra sweep options...]
+    python benchmarks/study_walltime.py [--keep DIR] [--workers N] [extra sweep options...]
+
+``--keep DIR`` runs in DIR (store, AMURO_HOME, report) and leaves it there for a look afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,7 +23,11 @@ from pathlib import Path
 
 
 def main(extra: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+    keep = None
+    if extra[:1] == ["--keep"]:
+        keep, extra = Path(extra[1]).resolve(), extra[2:]
+        keep.mkdir(parents=True, exist_ok=True)
+    with (contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory()) as tmp:
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "AMURO_HOME": tmp,
                "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
         for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):

@@ -41,6 +41,9 @@ def test_selection_by_count_steps_and_names(small_series):
     assert len(three) == 3 and three[0] == all_[0] and three[-1] == all_[-1]
     assert series.select(f"{all_[1].step},{all_[0].revision}") == [all_[1], all_[0]]
     assert series.select(f"step{all_[2].step}") == [all_[2]]
+    assert all_[-1].step > len(all_) and series.select(str(all_[-1].step)) == [all_[-1]]  # beyond a count: a step
+    with pytest.raises(UserError, match="checkpoint"):
+        series.select(str(all_[-1].step + 1))
     assert series.get("main") == all_[-1]
     with pytest.raises(UserError, match="did you mean"):
         series.get(all_[0].revision + "x")

@@ -123,3 +123,34 @@ def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failure
     sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
     assert sweep_run.info.status == "FAILED"
     assert sweep_run.data.metrics["cells_failed"] == 2  # the broken finetune and its crosseval
+
+
+def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exit_code(tmp_path):
+    from amuro.cell_process import run_cell
+
+    env = {**_env(tmp_path, f"sqlite:///{tmp_path}/mlflow.db"), "AMURO_CELL_MARK": "cell-1"}
+    listing = tmp_path / "datasets.log"
+    assert run_cell([sys.executable, "-m", "amuro", "datasets"], env, listing) == 0
+    assert "synth-nli" in listing.read_text()
+    bad = tmp_path / "bad.log"
+    assert run_cell([sys.executable, "-m", "amuro", "finetune", "--lr", "-1"], env, bad) == 2
+    assert "Error:" in bad.read_text() and "lr" in bad.read_text()
+    other = tmp_path / "other.log"   # anything but an entry point runs as a plain subprocess
+    code = run_cell([sys.executable, "-c", "import os, sys; print(os.environ['AMURO_CELL_MARK']); sys.exit(3)"],
+                    env, other)
+    assert code == 3 and other.read_text().strip() == "cell-1"
+    assert "AMURO_CELL_MARK" not in os.environ
+
+
+def test_plan_passes_the_preset_and_a_one_epoch_budget_for_tiny(tmp_path):
+    from amuro.config import SweepConfig
+    from amuro.sweep import plan
+
+    cells = plan(SweepConfig(train_datasets="synth-nli"), "tiny", [("step75-tokens1", 75)], tmp_path / "r.html")
+    assert [c.name for c in cells] == ["pretrain-eval tiny@step75", "finetune tiny@step75 synth-nli",
+                                       "crosseval tiny@step75+synth-nli", "analysis report"]
+    tune = cells[1].argv
+    assert tune[tune.index("--preset") + 1] == "tiny" and tune[tune.index("--epochs") + 1] == "1"
+    study = plan(SweepConfig(train_datasets="synth-nli", preset="amuro-char"), "tiny", [("step75-tokens1", 75)],
+                 tmp_path / "r.html")
+    assert "--epochs" not in study[1].argv and study[1].argv[study[1].argv.index("--preset") + 1] == "amuro-char"
