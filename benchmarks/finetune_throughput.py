@@ -65,7 +65,8 @@ def main() -> None:
     ckpt = series.get(options.checkpoint) if options.checkpoint else series.last
     tokenizer = ckpt.load()[1]
     spec = tasks.get(cfg.dataset)
-    examples = tasks.load_examples(spec, "train")[: options.steps * cfg.batch_size * cfg.grad_accum * (cfg.train_shots + 1)]
+    per_step = cfg.batch_size * cfg.grad_accum * (cfg.train_shots + 1)   # a packed sequence holds train_shots + 1
+    examples = tasks.load_examples(spec, "train")[: options.steps * per_step]
     features = training_features(spec, examples, tokenizer, cfg.max_length, train_shots=cfg.train_shots, seed=cfg.seed)
     params = sum(p.numel() for p in ckpt.load()[0].parameters())
     workdir = Path(tempfile.mkdtemp(prefix="ft-bench-"))

@@ -5,6 +5,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -47,6 +48,26 @@ def _sweep_argv(series, *extra):
             "--epochs", "1", "--max-train-examples", "48", *extra]
 
 
+def _count_finished(db_path) -> int:
+    """Finished tracked runs, read straight from the sqlite file (a tracking client would create its tables)."""
+    kinds = ", ".join(f"'{kind}'" for kind in TRACKED)
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
+                              f"WHERE runs.status = 'FINISHED' AND tags.key = 'amuro.kind' AND tags.value IN ({kinds})"
+                              ).fetchone()[0]
+    except sqlite3.OperationalError:   # no file or no tables yet, or a write in progress
+        return 0
+
+
+def _wait_for_finished_runs(db_path, count, proc, timeout=600):
+    """Block until ``count`` tracked runs have finished (the sweep is then part-way through its grid)."""
+    deadline = time.monotonic() + timeout
+    while _count_finished(db_path) < count:
+        assert proc.poll() is None and time.monotonic() < deadline, "the sweep stopped before reaching the kill"
+        time.sleep(0.5)
+
+
 def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = _env(tmp_path, uri)
@@ -56,7 +77,9 @@ def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_
     for _ in range(2):
         proc = subprocess.Popen(argv, env=env, cwd=tmp_path, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(8, 30))
+        _wait_for_finished_runs(tmp_path / "mlflow.db", len(finished_before_kills) + rng.randint(1, 3), proc)
+        time.sleep(rng.uniform(0, 2))   # a random moment: inside a cell, between cells, while logging
+        assert proc.poll() is None, "the sweep ended before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         finished_before_kills.update(_finished(_runs(uri)))
