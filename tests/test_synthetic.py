@@ -65,3 +65,12 @@ def test_training_subsample_is_seeded():
     first = load_examples(spec, "train")
     assert len(first) == 50 and first == load_examples(spec, "train")
     assert first != list(synthetic.generate("nli", "town", "train"))[:50]
+
+
+@pytest.mark.parametrize("domain", list(synthetic.DOMAINS))
+def test_passive_paraphrases_use_the_participle(domain):
+    passives = [sentence.split(" was ")[1].split()[0] for example in synthetic.generate("paraphrase", domain, "train")
+                for sentence in example.slots.values() if " was " in sentence]
+    assert passives
+    assert "gave" not in passives
+    assert domain != "town" or "given" in passives

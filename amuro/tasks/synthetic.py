@@ -151,15 +151,18 @@ def _event_parts(rng: random.Random, dom: Domain) -> dict[str, str]:
             "day": rng.choice(dom.days)}
 
 
+PARTICIPLES = {"gave": "given"}   # the other verbs of giving have participles equal to their past tense
+
+
 def _say_event(p: dict[str, str], style: int, dom: Domain) -> str:
     on = "on" if dom is TOWN else "at"
     styles = (
         "{On} {day}, {giver} {verb} a {color} {good} to {receiver} in {place}.",
         "{giver} {verb} {receiver} a {color} {good} in {place} {on} {day}.",
         "In {place}, {giver} {verb} a {color} {good} to {receiver} {on} {day}.",
-        "A {color} {good} was {verb} to {receiver} by {giver} in {place} {on} {day}.",
+        "A {color} {good} was {participle} to {receiver} by {giver} in {place} {on} {day}.",
     )
-    return styles[style].format(On=on.capitalize(), on=on, **p)
+    return styles[style].format(On=on.capitalize(), on=on, participle=PARTICIPLES.get(p["verb"], p["verb"]), **p)
 
 
 def _paraphrase(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
@@ -170,11 +173,13 @@ def _paraphrase(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
         s2 = _say_event(parts, second, dom)
     else:
         changed = dict(parts)
-        change = rng.choice(("swap", "swap", "color", "place", "day"))
+        change = rng.choice(("swap", "color", "good", "place", "day"))
         if change == "swap":
             changed["giver"], changed["receiver"] = parts["receiver"], parts["giver"]
         elif change == "color":
             changed["color"] = _other(rng, dom.colors, parts["color"])
+        elif change == "good":
+            changed["good"] = _other(rng, dom.goods, parts["good"])
         elif change == "place":
             changed["place"] = _other(rng, dom.places, parts["place"])
         else:
