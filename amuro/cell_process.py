@@ -10,6 +10,7 @@ environment and log file, killed with the sweep, and exiting with the command's 
 from __future__ import annotations
 
 import atexit
+import importlib
 import multiprocessing
 import os
 import subprocess
@@ -38,8 +39,6 @@ def _run_command(module: str, args: list[str], env: dict[str, str], log_path: st
     os.dup2(log, 2)
     os.close(log)
     sys.argv = [module, *args]
-    import importlib
-
     module_name, function = ENTRY_POINTS[module]
     command = getattr(importlib.import_module(module_name), function)
     try:
