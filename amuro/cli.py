@@ -43,7 +43,8 @@ def _optional(kind: type, minimum: float, *, open_minimum: bool = False):
         try:
             number = kind(value)
         except ValueError:
-            raise click.BadParameter(f"{value!r} is not a {kind.__name__}: give a number or leave it empty") from None
+            noun = "whole number" if kind is int else "number"
+            raise click.BadParameter(f"{value!r} is not a {noun}: give one or leave it empty") from None
         if number < minimum or (open_minimum and number == minimum):
             bound = "above" if open_minimum else "at least"
             raise click.BadParameter(f"{value} must be {bound} {minimum:g}")
