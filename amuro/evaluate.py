@@ -233,19 +233,26 @@ class Scorer:
         with torch.inference_mode():  # a generator's decorator would not cover the loop body
             for indices, first, cache, mask, lengths in self._context_passes(self.encode(contexts), max_new_tokens):
                 produced = [[] for _ in indices]
-                active = list(range(len(indices)))
+                rows = list(range(len(indices)))   # the batch's rows, as positions in ``indices``
                 next_tokens = first.argmax(-1).tolist()
                 for step in range(max_new_tokens):
-                    for b in list(active):
-                        token = next_tokens[b]
+                    done = set()
+                    for r, b in enumerate(rows):
+                        token = next_tokens[r]
                         if token in eos:
-                            active.remove(b)
+                            done.add(r)
                             continue
                         produced[b].append(token)
                         if stops and any(s in self.tokenizer.decode(produced[b]) for s in stops):
-                            active.remove(b)
-                    if not active or step == max_new_tokens - 1:
+                            done.add(r)
+                    if len(done) == len(rows) or step == max_new_tokens - 1:
                         break
+                    if done:   # finished rows leave the batch: later steps compute only the rows still going
+                        keep = [r for r in range(len(rows)) if r not in done]
+                        selected = torch.tensor(keep, device=self.device)
+                        cache.batch_select_indices(selected)
+                        mask, lengths = mask[keep], lengths[keep]
+                        rows, next_tokens = [rows[r] for r in keep], [next_tokens[r] for r in keep]
                     logprobs, cache, mask = self._continue(cache, mask, lengths + step, next_tokens)
                     next_tokens = logprobs.argmax(-1).tolist()
                 for b, i in enumerate(indices):

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
 from amuro import tasks
 from amuro.checkpoints import local_series
@@ -119,6 +119,19 @@ def test_generation_matches_greedy_generate_and_stops(sharp, stop):
         assert result.prediction == cut_at_stops(raw, stops)
         assert not any(s in result.prediction for s in ("\n\n", "###")) or stop == "none"
     assert any(r.prediction for r in results)
+
+
+def test_rows_that_finish_early_leave_the_batch_and_the_rest_is_unchanged(sharp, monkeypatch):
+    model, tokenizer = sharp
+    _, _, _, prompts = prompts_for("synth-qgen", shots=2, items=6)
+    selections = []
+    select = DynamicCache.batch_select_indices
+    monkeypatch.setattr(DynamicCache, "batch_select_indices",
+                        lambda cache, rows: (selections.append(len(rows)), select(cache, rows))[1])
+    stops = ("e",)   # random weights: rows hit a common letter after different numbers of tokens
+    got = Scorer(model, tokenizer, batch_size=6).generate(prompts, max_new_tokens=16, stops=stops)
+    assert got == [cut_at_stops(direct_greedy(model, tokenizer, prompt, 16), stops) for prompt in prompts]
+    assert selections and selections == sorted(selections, reverse=True) and selections[-1] < len(prompts)
 
 
 def test_generate_method_for_labels(sharp):
