@@ -120,7 +120,6 @@ class Series:
             return [c for c in self.checkpoints if c.revision != "main" or len(self.checkpoints) == 1]
         if isinstance(selection, int) or (isinstance(selection, str) and selection.strip().isdigit()):
             number = int(selection)
-            # a number up to the series' length is a count; a larger one can only be a step
             return self._evenly(number) if number <= len(self.checkpoints) else [self.get(number)]
         items = selection.split(",") if isinstance(selection, str) else list(selection)
         chosen: list[Checkpoint] = []

@@ -6,6 +6,8 @@ import os
 
 import click
 
+from amuro.config import FINETUNE_PRESETS
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -132,7 +134,7 @@ def crosseval(**options) -> None:
               show_default=True)
 @click.option("--max-examples", type=click.IntRange(min=1), default=200, show_default=True,
               help="Items scored per eval cell.")
-@click.option("--preset", type=click.Choice(["tiny", "amuro-char"]), default="tiny", show_default=True,
+@click.option("--preset", type=click.Choice(list(FINETUNE_PRESETS)), default="tiny", show_default=True,
               help="finetune's preset of training settings.")
 @click.option("--epochs", default=None, callback=_optional(int, 1),
               help="Fine-tuning epochs (default: 1 with the tiny preset, else the preset's).")
@@ -199,7 +201,7 @@ def pretrain_eval(**options) -> None:
 @click.option("--lora-r", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--lora-alpha", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lora-dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.05, show_default=True)
-@click.option("--preset", type=click.Choice(["tiny", "amuro-char"]), default="tiny", show_default=True,
+@click.option("--preset", type=click.Choice(list(FINETUNE_PRESETS)), default="tiny", show_default=True,
               help="Defaults of the settings below: tiny (epochs 2, lr 3e-3, batch 4, max length 512, train "
                    "shots 4) or amuro-char (the study: epochs 3 (it: 5), lr 2e-6 (xsum: 2e-7), batch 8, max length "
                    "2048, train shots 0).")
