@@ -143,7 +143,12 @@ def grid(count: int):
 
 def bulk_insert(database: Path, experiment_id: str, artifact_root: str, runs) -> None:
     """Write finished runs into the sqlite store through MLflow's own table definitions."""
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun, SqlTag
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlLatestMetric,
+        SqlMetric,
+        SqlRun,
+        SqlTag,
+    )
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     store = SqlAlchemyStore(f"sqlite:///{database}", artifact_root)
@@ -205,7 +210,14 @@ def main() -> None:
 
     from mlflow import MlflowClient
 
-    from analysis import forgetting, gains, gains_by_group, learned, sensitivity, transfer
+    from analysis import (
+        forgetting,
+        gains,
+        gains_by_group,
+        learned,
+        sensitivity,
+        transfer,
+    )
     from analysis.runs import load_eval_runs
 
     with tempfile.TemporaryDirectory() as scratch:

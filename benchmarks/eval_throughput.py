@@ -70,7 +70,7 @@ def harness_predictions(folder: Path, location: str, tasks_by_name: dict[str, st
 
 def score_ours(model, tokenizer, cells, fmt, batch_size, limit=None):
     """This suite's predicted choice per item, and the seconds from prompts to scores."""
-    from amuro.evaluate import score_cell
+    from amuro.scoring.scorer import score_cell
 
     picks, seconds = {}, 0.0
     for spec, demos, items, labels, _ in cells:
@@ -98,14 +98,16 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
 
     torch.set_num_threads(threads)
 
-    from amuro import tasks, tracking
-    from amuro.checkpoints import open_series
-    from amuro.eval_runs import EvalSettings, demos_and_items
-    from amuro.evaluate import label_words
-    from amuro.tasks import few_shot_prefix, render
-    from amuro.tasks.formats import continuation
+    from amuro import data as tasks
+    from amuro.commands.pretrain import open_or_build_series
+    from amuro.core import tracking
+    from amuro.data import few_shot_prefix, render
+    from amuro.data.formats import continuation
+    from amuro.core.settings import EvalSettings
+    from amuro.scoring.cells import demos_and_items
+    from amuro.scoring.scorer import label_words
 
-    ckpt = open_series(model, experiment_id=tracking.connect(experiment)).get(checkpoint)
+    ckpt = open_or_build_series(model, tracking.connect(experiment)).get(checkpoint)
     if ckpt.hub_revision:
         raise click.UsageError("the benchmark needs a local checkpoint folder (lm-evaluation-harness loads it by path)")
     model_, tokenizer = ckpt.load()

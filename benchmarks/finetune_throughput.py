@@ -22,11 +22,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
-from amuro import tasks, tracking  # noqa: E402
-from amuro.checkpoints import open_series  # noqa: E402
-from amuro.config import FinetuneConfig  # noqa: E402
-from amuro.finetune import _training_args  # noqa: E402
-from amuro.sft_data import PadToLongest, training_features  # noqa: E402
+from amuro import data as tasks
+from amuro.commands.finetune import _training_args  # noqa: E402
+from amuro.commands.pretrain import open_or_build_series  # noqa: E402
+from amuro.core import tracking  # noqa: E402
+from amuro.core.settings import FinetuneSettings  # noqa: E402
+from amuro.training.features import PadToLongest, training_features  # noqa: E402
 
 
 def matmul_flops(size: int = 1024, seconds: float = 3.0) -> float:
@@ -60,8 +61,8 @@ def main() -> None:
     parser.add_argument("--experiment", default=None)
     options = parser.parse_args()
 
-    cfg = FinetuneConfig(model=options.model, dataset=options.dataset, evaluate=False)
-    series = open_series(cfg.model, experiment_id=tracking.connect(options.experiment))
+    cfg = FinetuneSettings(model=options.model, dataset=options.dataset, evaluate=False)
+    series = open_or_build_series(cfg.model, tracking.connect(options.experiment))
     ckpt = series.get(options.checkpoint) if options.checkpoint else series.last
     tokenizer = ckpt.load()[1]
     spec = tasks.get(cfg.dataset)

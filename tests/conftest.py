@@ -19,7 +19,6 @@ os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 
 import mlflow  # noqa: E402
 import pytest  # noqa: E402
-
 from series_settings import SMALL_SERIES  # noqa: E402
 
 
@@ -50,16 +49,16 @@ def tracking_uri(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def small_series(tmp_path_factory, amuro_home):
     """A 4-checkpoint series trained in seconds, logged to its own store; returns its local folder."""
-    from amuro.checkpoints import find_pretrain_run
-    from amuro.config import PretrainConfig
-    from amuro.pretrain import pretrain
+    from amuro.commands.pretrain import pretrain
+    from amuro.core.settings import PretrainSettings
+    from amuro.models.series import find_pretrain_run
 
     store = tmp_path_factory.mktemp("series-store")
     previous, folder = mlflow.get_tracking_uri(), os.getcwd()
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
     os.chdir(store)
     try:
-        pretrain(PretrainConfig(series="small", experiment="series", **SMALL_SERIES))
+        pretrain(PretrainSettings(series="small", experiment="series", **SMALL_SERIES))
         run = find_pretrain_run(mlflow.get_experiment_by_name("series").experiment_id, "small")
         return run.data.tags["amuro.series_dir"]
     finally:

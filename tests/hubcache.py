@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-from amuro.checkpoints import local_series
+from amuro.models.series import local_series
 
 
 def write_hub_cache(series_folder: str | Path, repo_id: str, cache_dir: Path, branch_names=None):

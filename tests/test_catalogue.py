@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from amuro.cli import main
-from amuro.errors import UserError
-from amuro.tasks import CATALOGUE, formats_for, get, load_examples, render, resolve
-from amuro.tasks.formats import few_shot_prefix
-from amuro.tasks.sources import PARQUET_EXPORT, availability, read_split
-from amuro.tasks.specfile import load_spec_files
+from amuro.core.errors import UserError
+from amuro.data import CATALOGUE, formats_for, get, load_examples, render, resolve
+from amuro.data.formats import few_shot_prefix
+from amuro.data.sources import PARQUET_EXPORT, availability, read_split
+from amuro.data.specfile import load_spec_files
 
 NLI = datasets.ClassLabel(names=["entailment", "neutral", "contradiction"])
 S, I, F = datasets.Value("string"), datasets.Value("int32"), datasets.Value("float32")
@@ -194,7 +194,7 @@ def test_training_sets_are_subsampled_with_a_seeded_shuffle(data_dir):
 
 
 def test_relations_and_evaluable_selection():
-    from amuro.tasks import relation
+    from amuro.data import relation
 
     assert relation("mnli", "mnli_matched") == "in-domain"
     assert relation("mnli", "rte") == "out-of-domain"
@@ -325,7 +325,7 @@ def test_spec_file_adds_datasets_usable_by_name(tmp_path):
             ("test0", "entailment"), ("test1", "neutral"), ("test2", "contradiction")]
         assert render(get("my_nli"), examples[0], "io") == "A 0. B 0."
         assert load_examples(get("my_summaries"), "test")[0].target == "Short."
-        from amuro.tasks import relation
+        from amuro.data import relation
 
         assert relation("mnli", "my_nli") == "in-domain"
         result = CliRunner().invoke(main, ["datasets", "--dataset-spec", str(spec_file)])
@@ -361,7 +361,7 @@ def test_local_files_by_format(tmp_path):
 
 
 def test_catalogue_specs_are_consistent():
-    from amuro.tasks.rows import check_fields
+    from amuro.data.rows import check_fields
 
     for spec in CATALOGUE.values():
         check_fields(spec)

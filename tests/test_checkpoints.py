@@ -1,12 +1,12 @@
 import json
 
 import pytest
+from hubcache import write_hub_cache
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from amuro import checkpoints
-from amuro.checkpoints import hub_series, local_series, open_series, parse_revision
-from amuro.errors import UserError
-from hubcache import write_hub_cache
+from amuro.core.errors import UserError
+from amuro.models import series as checkpoints
+from amuro.models.series import hub_series, local_series, open_series, parse_revision
 
 
 @pytest.mark.parametrize("name, step, tokens", [
@@ -107,7 +107,7 @@ def test_corrupt_checkpoint_folder_is_a_user_error(small_series, tmp_path):
 
 
 def test_unknown_series_suggests_names(tracking_uri):
-    from amuro import tracking
+    from amuro.core import tracking
     experiment_id = tracking.connect("t")
     with pytest.raises(UserError, match="unknown model series.*tiny"):
         open_series("tinny", experiment_id=experiment_id)

@@ -9,22 +9,21 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-import amuro.finetune
-from amuro import tracking
-from amuro.checkpoints import local_series
+import amuro.models.targets
 from amuro.cli import main
-from amuro.config import CrossevalConfig
-from amuro.crosseval import crosseval
+from amuro.commands.crosseval import crosseval
+from amuro.core.settings import CrossevalSettings, EvalSettings
+from amuro.models.series import local_series
 
-SETTINGS = dict(experiment="x", datasets="synth-nli,synth-qgen-ood", formats="default,io", max_examples=6,
-                bootstrap=200)
+SETTINGS = dict(experiment="x", datasets="synth-nli,synth-qgen-ood", formats="default,io",
+                eval=EvalSettings(max_examples=6, bootstrap=200))
 
 
 @pytest.fixture(scope="module")
 def tuned(small_series, tmp_path_factory):
     """A store holding one short finetune run of the small series' second checkpoint."""
-    from amuro.config import FinetuneConfig
-    from amuro.finetune import finetune
+    from amuro.commands.finetune import finetune
+    from amuro.core.settings import FinetuneSettings
 
     folder = tmp_path_factory.mktemp("crosseval-store")
     uri = f"sqlite:///{folder}/mlflow.db"
@@ -32,7 +31,7 @@ def tuned(small_series, tmp_path_factory):
     previous = os.getcwd()
     os.chdir(folder)
     revision = local_series(small_series).checkpoints[1].revision
-    run_id = finetune(FinetuneConfig(experiment="x", model=str(small_series), checkpoint=revision,
+    run_id = finetune(FinetuneSettings(experiment="x", model=str(small_series), checkpoint=revision,
                                      dataset="synth-nli", epochs=1, max_train_examples=32, evaluate=False))
     mlflow.set_tracking_uri(None)
     os.chdir(previous)
@@ -57,9 +56,9 @@ def _evals(**filters):
 
 def test_tuned_cells_carry_relation_and_base_tags_and_are_reused(store, small_series, monkeypatch, capsys):
     loads = []
-    real = amuro.finetune.load_tuned
-    monkeypatch.setattr(amuro.finetune, "load_tuned", lambda run_id, **kw: loads.append(run_id) or real(run_id))
-    ids = crosseval(CrossevalConfig(runs=store, **SETTINGS))
+    real = amuro.models.targets.load_tuned
+    monkeypatch.setattr(amuro.models.targets, "load_tuned", lambda run_id, **kw: loads.append(run_id) or real(run_id))
+    ids = crosseval(CrossevalSettings(runs=store, **SETTINGS))
     assert loads == [store]
     finetune_run = MlflowClient().get_run(store)
     base = local_series(small_series).checkpoints[1]
@@ -80,13 +79,13 @@ def test_tuned_cells_carry_relation_and_base_tags_and_are_reused(store, small_se
     assert "no base pretrain-eval partner" in capsys.readouterr().out
 
     loads.clear()
-    again = crosseval(CrossevalConfig(runs="all", **SETTINGS))
+    again = crosseval(CrossevalSettings(runs="all", **SETTINGS))
     assert sorted(again) == sorted(ids) and loads == []
     assert len(_evals(source_run_id=store)) == 4
 
 
 def test_with_base_scores_missing_partners(store, small_series):
-    crosseval(CrossevalConfig(runs=store, with_base=True, **dict(SETTINGS, formats="default")))
+    crosseval(CrossevalSettings(runs=store, with_base=True, **dict(SETTINGS, formats="default")))
     base = local_series(small_series).checkpoints[1]
     partners = _evals(tuning="none", step=str(base.step))
     assert {(r.data.tags["amuro.eval_dataset"], r.data.tags["amuro.relation"]) for r in partners} == {

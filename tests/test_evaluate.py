@@ -4,13 +4,20 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
-from amuro import tasks
-from amuro.checkpoints import local_series
-from amuro.errors import UserError
-from amuro.eval_runs import EvalSettings, demos_and_items
-from amuro.evaluate import Scorer, common_prefix_length, cut_at_stops, first_tokens, score_cell
-from amuro.tasks import DatasetSpec, Example, few_shot_prefix, render, stop_strings
-from amuro.tasks.formats import continuation
+from amuro import data as tasks
+from amuro.core.errors import UserError
+from amuro.data import DatasetSpec, Example, few_shot_prefix, render, stop_strings
+from amuro.data.formats import continuation
+from amuro.models.series import local_series
+from amuro.core.settings import EvalSettings
+from amuro.scoring.cells import demos_and_items
+from amuro.scoring.scorer import (
+    Scorer,
+    common_prefix_length,
+    cut_at_stops,
+    first_tokens,
+    score_cell,
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,13 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from amuro.checkpoints import local_series
 from amuro.cli import main
-from amuro.config import FinetuneConfig
-from amuro.finetune import finetune, load_tuned
-from amuro.sft_data import IGNORE, chat_features, training_features
-from amuro.tasks import get, load_examples, render
+from amuro.commands.finetune import finetune
+from amuro.models.tuned import load_tuned
+from amuro.core.settings import EvalSettings, FinetuneSettings
+from amuro.data import get, load_examples, render
+from amuro.models.series import local_series
+from amuro.training.features import IGNORE, chat_features, training_features
 
 FAST = dict(max_train_examples=48, epochs=1, batch_size=8, evaluate=False)
 
@@ -109,8 +110,8 @@ def test_chat_template_masks_everything_but_assistant_turns(small_series):
 
 
 def test_finetune_logs_a_reloadable_model_and_in_domain_evals(tracking_uri, small_series):
-    cfg = FinetuneConfig(experiment="ft", model=small_series, max_train_examples=48, epochs=1, batch_size=8,
-                         eval_max_examples=20, eval_shots=2, lr=3e-3)
+    cfg = FinetuneSettings(experiment="ft", model=small_series, max_train_examples=48, epochs=1, batch_size=8,
+                         eval=EvalSettings(max_examples=20, shots=2), lr=3e-3)
     run_id = finetune(cfg)
     client = MlflowClient()
     run = client.get_run(run_id)
@@ -151,7 +152,7 @@ def test_finetune_logs_a_reloadable_model_and_in_domain_evals(tracking_uri, smal
 
 
 def test_lora_merges_adapters_and_records_their_config(tracking_uri, small_series):
-    run_id = finetune(FinetuneConfig(experiment="lora", model=small_series, lora=True, lora_r=4, lr=1e-2, **FAST))
+    run_id = finetune(FinetuneSettings(experiment="lora", model=small_series, lora=True, lora_r=4, lr=1e-2, **FAST))
     run = MlflowClient().get_run(run_id)
     assert run.data.tags["amuro.tuning"] == "sft+lora" and run.data.params["lora_r"] == "4"
     adapter = mlflow.artifacts.load_dict(f"runs:/{run_id}/lora/adapter_config.json")
@@ -162,7 +163,7 @@ def test_lora_merges_adapters_and_records_their_config(tracking_uri, small_serie
 
 
 def test_search_runs_nested_trials_then_trains_with_the_best(tracking_uri, small_series):
-    run_id = finetune(FinetuneConfig(experiment="search", model=small_series, trials=2, **{**FAST,
+    run_id = finetune(FinetuneSettings(experiment="search", model=small_series, trials=2, **{**FAST,
                                                                                             "max_train_examples": 32}))
     trials = _runs("search", "trial")
     assert len(trials) == 2
@@ -205,8 +206,8 @@ def test_killed_run_resumes_from_its_last_trainer_checkpoint(tracking_uri, small
 @pytest.mark.parametrize("arguments, message", [
     (["--dataset", "synth-nly"], "unknown dataset 'synth-nly'"),
     (["--checkpoint", "step999999"], "unknown checkpoint"),
-    (["--lr", "-1"], "Invalid value for '--lr'"),
-    (["--epochs", "0"], "Invalid value for '--epochs'"),
+    (["--lr", "-1"], "lr must be above 0, got -1"),
+    (["--epochs", "0"], "epochs must be at least 1, got 0"),
     (["--dataset", "synth-nli-ood"], "unknown training set"),
     (["--tuning", "it"], "instruction tuning needs a chat dataset"),
 ])

@@ -2,7 +2,13 @@ import math
 
 import pytest
 
-from amuro.metrics import accuracy, bootstrap, normalize, paired_bootstrap, rouge_l
+from amuro.scoring.metrics import (
+    accuracy,
+    bootstrap,
+    normalize,
+    paired_bootstrap,
+    rouge_l,
+)
 
 
 def test_accuracy_matches_normalized_labels():

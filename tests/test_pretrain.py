@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
-
-from amuro import tracking
-from amuro.checkpoints import local_series
-from amuro.cli import main
-from amuro.config import PretrainConfig
-from amuro.errors import UserError
-from amuro.pretrain import checkpoint_steps, pretrain
 from series_settings import SMALL_SERIES
+
+from amuro.cli import main
+from amuro.commands.pretrain import checkpoint_steps, pretrain
+from amuro.core import tracking
+from amuro.core.errors import UserError
+from amuro.core.settings import PretrainSettings
+from amuro.models.series import local_series
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def test_checkpoint_schedule_is_dense_early_and_ends_at_last_step():
 
 def test_pretrain_run_follows_contract_and_is_reused(tracking_uri, capsys):
     settings = dict(SMALL_SERIES, steps=30)
-    run_id = pretrain(PretrainConfig(series="unit", experiment="p", **settings))
+    run_id = pretrain(PretrainSettings(series="unit", experiment="p", **settings))
     client = MlflowClient()
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
@@ -41,14 +41,14 @@ def test_pretrain_run_follows_contract_and_is_reused(tracking_uri, capsys):
     assert "series/manifest.json" in artifacts and len(artifacts) == 5
     series = local_series(run.data.tags["amuro.series_dir"])
     assert [c.step for c in series.checkpoints] == checkpoint_steps(30, 4)
-    assert pretrain(PretrainConfig(series="unit", experiment="p", **settings)) == run_id
+    assert pretrain(PretrainSettings(series="unit", experiment="p", **settings)) == run_id
     assert f"reusing finished run {run_id}" in capsys.readouterr().out
     experiment_id = client.get_experiment_by_name("p").experiment_id
     assert len(client.search_runs([experiment_id])) == 1
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--steps", "abc"], "'abc' is not a valid integer"),
+    (["--steps", "abc"], "steps takes a whole number, got 'abc'"),
     (["--steps", "10", "--num-checkpoints", "20"], "num_checkpoints must be between 1 and steps"),
     (["--series", "../x"], "series name '../x' is not valid"),
     (["--corpus", "/no/such/corpus.txt"], "corpus /no/such/corpus.txt does not exist"),
@@ -67,7 +67,7 @@ def test_unwritable_series_folder_is_a_user_error(tracking_uri, tmp_path, monkey
     blocker.write_text("not a folder")
     monkeypatch.setenv("AMURO_HOME", str(blocker))
     with pytest.raises(UserError, match="cannot write the series folder"):
-        pretrain(PretrainConfig(series="nowhere", experiment="p", **dict(SMALL_SERIES, steps=5)))
+        pretrain(PretrainSettings(series="nowhere", experiment="p", **dict(SMALL_SERIES, steps=5)))
     experiment_id = tracking.connect("p")
     runs = MlflowClient().search_runs([experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
@@ -100,4 +100,4 @@ def test_mlflow_run_entry_point(tmp_path):
     bad = subprocess.run([*command[:-4], "-P", "steps=abc"], env=env, capture_output=True, text=True,
                          cwd=tmp_path, timeout=300)
     assert bad.returncode != 0
-    assert "'abc' is not a valid integer" in bad.stderr and "Traceback" not in bad.stderr.split("mlflow")[0]
+    assert "steps takes a whole number, got 'abc'" in bad.stderr and "Traceback" not in bad.stderr.split("mlflow")[0]

@@ -10,18 +10,24 @@ from pathlib import Path
 import mlflow
 import pytest
 from click.testing import CliRunner
+from hubcache import write_hub_cache
 from mlflow.tracking import MlflowClient
 
-from amuro import checkpoints, tasks, tracking
-from amuro.checkpoints import Checkpoint, local_series
+from amuro import data as tasks
 from amuro.cli import main
-from amuro.config import PretrainEvalConfig
-from amuro.pretrain_eval import pretrain_eval
-from amuro.tasks import DatasetSpec
-from hubcache import write_hub_cache
+from amuro.commands.pretrain_eval import pretrain_eval
+from amuro.core import tracking
+from amuro.core.settings import EvalSettings, PretrainEvalSettings
+from amuro.data import DatasetSpec
+from amuro.models import series as checkpoints
+from amuro.models.series import Checkpoint, local_series
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = dict(max_examples=5, shots=2, bootstrap=100, max_new_tokens=6)
+
+
+def quick(**changes) -> EvalSettings:
+    return EvalSettings(**{**QUICK, **changes})
 
 
 def eval_runs(experiment="pe"):
@@ -30,8 +36,8 @@ def eval_runs(experiment="pe"):
 
 
 def test_cells_are_tagged_nested_referenced_and_reused(tracking_uri, small_series, monkeypatch):
-    cfg = PretrainEvalConfig(experiment="pe", model=small_series, checkpoints="2",
-                             datasets="synth-nli,synth-summary", formats="default,io", **QUICK)
+    cfg = PretrainEvalSettings(experiment="pe", model=small_series, checkpoints="2",
+                             datasets="synth-nli,synth-summary", formats="default,io", eval=quick())
     parent = pretrain_eval(cfg)
     runs = eval_runs()
     series = local_series(small_series)
@@ -68,7 +74,7 @@ def test_cells_are_tagged_nested_referenced_and_reused(tracking_uri, small_serie
         raise AssertionError("a reused cell loaded its checkpoint")
 
     monkeypatch.setattr(Checkpoint, "load", no_loading)
-    assert pretrain_eval(PretrainEvalConfig(**{**vars(cfg), "batch_size": 3})) == parent
+    assert pretrain_eval(PretrainEvalSettings(**{**vars(cfg), "eval": quick(batch_size=3)})) == parent
     assert len(eval_runs()) == 8
 
 
@@ -82,8 +88,8 @@ def test_hub_checkpoints_are_referenced_by_repo_revision_and_commit(tracking_uri
     refs = write_hub_cache(small_series, "amuro-test/olmo-mini", tmp_path, names)
     monkeypatch.setattr(checkpoints, "list_repo_refs", refs)
     commits = {b.name: b.target_commit for b in refs("amuro-test/olmo-mini").branches}
-    pretrain_eval(PretrainEvalConfig(experiment="pe", model="amuro-test/olmo-mini", checkpoints="2000,main",
-                                     datasets="synth-paraphrase", method="loglik", **QUICK))
+    pretrain_eval(PretrainEvalSettings(experiment="pe", model="amuro-test/olmo-mini", checkpoints="2000,main",
+                                     datasets="synth-paraphrase", eval=quick(method="loglik")))
     runs = {r.data.tags["amuro.revision"]: r.data.tags for r in eval_runs()}
     assert set(runs) == {"step2000-tokens8B", "main"}
     assert (runs["main"]["amuro.step"], runs["main"]["amuro.tokens"]) == ("4000", "16000000000")
@@ -106,9 +112,9 @@ def invoke(*args):
 @pytest.mark.parametrize("args, message", [
     (["--datasets", "synth-nl"], "unknown dataset or task family 'synth-nl': did you mean synth-nli"),
     (["--datasets", "synth-nli", "--formats", "instrct"], "unknown prompt format 'instrct': did you mean instruct"),
-    (["--method", "loglk"], "unknown scoring method 'loglk': did you mean loglik"),
+    (["--method", "loglk"], "unknown method 'loglk': did you mean loglik"),
     (["--datasets", "synth-nli", "--shots", "2001"], "shots (2001) is larger than the training split of synth-nli"),
-    (["--datasets", "synth-nli", "--max-examples", "0"], "0 is not positive"),
+    (["--datasets", "synth-nli", "--max-examples", "0"], "max_examples must be at least 1, got 0"),
 ])
 def test_bad_input_is_one_line_before_any_scoring(tracking_uri, small_series, args, message):
     assert message in invoke("--model", small_series, *args)

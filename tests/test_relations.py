@@ -2,7 +2,7 @@
 
 import pytest
 
-from amuro import tasks
+from amuro import data as tasks
 
 IN_DOMAIN = {
     "synth-nli": {"synth-nli"},

@@ -12,10 +12,9 @@ import time
 from collections import Counter
 
 import mlflow
-import pytest
 from mlflow.tracking import MlflowClient
 
-from amuro.checkpoints import local_series
+from amuro.models.series import local_series
 
 TRACKED = ("eval", "finetune", "sweep")
 
@@ -149,7 +148,7 @@ def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failure
 
 
 def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exit_code(tmp_path):
-    from amuro.cell_process import run_cell
+    from amuro.commands.cell_process import run_cell
 
     env = {**_env(tmp_path, f"sqlite:///{tmp_path}/mlflow.db"), "AMURO_CELL_MARK": "cell-1"}
     listing = tmp_path / "datasets.log"
@@ -166,14 +165,14 @@ def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exi
 
 
 def test_plan_passes_the_preset_and_a_one_epoch_budget_for_tiny(tmp_path):
-    from amuro.config import SweepConfig
-    from amuro.sweep import plan
+    from amuro.commands.sweep import plan
+    from amuro.core.settings import SweepSettings
 
-    cells = plan(SweepConfig(train_datasets="synth-nli"), "tiny", [("step75-tokens1", 75)], tmp_path / "r.html")
+    cells = plan(SweepSettings(train_datasets="synth-nli"), "tiny", [("step75-tokens1", 75)], tmp_path / "r.html")
     assert [c.name for c in cells] == ["pretrain-eval tiny@step75", "finetune tiny@step75 synth-nli",
                                        "crosseval tiny@step75+synth-nli", "analysis report"]
-    tune = cells[1].argv
-    assert tune[tune.index("--preset") + 1] == "tiny" and tune[tune.index("--epochs") + 1] == "1"
-    study = plan(SweepConfig(train_datasets="synth-nli", preset="amuro-char"), "tiny", [("step75-tokens1", 75)],
+    tune = cells[1].settings
+    assert tune.preset == "tiny" and tune.epochs == 1 and not tune.evaluate
+    study = plan(SweepSettings(train_datasets="synth-nli", preset="amuro-char"), "tiny", [("step75-tokens1", 75)],
                  tmp_path / "r.html")
-    assert "--epochs" not in study[1].argv and study[1].argv[study[1].argv.index("--preset") + 1] == "amuro-char"
+    assert study[1].settings.preset == "amuro-char" and study[1].settings.epochs == 3

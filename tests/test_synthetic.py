@@ -6,9 +6,8 @@ from collections import Counter
 
 import pytest
 
-from amuro.tasks import formats_for, get, load_examples, render
-from amuro.tasks import synthetic
-from amuro.tasks.synthetic import GENERATORS, SPLIT_SIZES
+from amuro.data import formats_for, get, load_examples, render, synthetic
+from amuro.data.synthetic import GENERATORS, SPLIT_SIZES
 
 TASK_DOMAINS = [(task, domain) for task in GENERATORS for domain in synthetic.DOMAINS]
 

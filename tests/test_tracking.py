@@ -5,8 +5,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from amuro import tracking
-from amuro.errors import UserError
+from amuro.core import tracking
+from amuro.core.errors import UserError
 
 
 def test_contract_tags_are_plain_strings():

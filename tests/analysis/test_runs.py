@@ -7,7 +7,11 @@ import pytest
 from planted import EXPERIMENT, MODEL, OTHER_EXPERIMENT, free_port
 
 from analysis.runs import (
-    RUN_COLUMNS, DuplicateRunsWarning, PredictionTables, TrackingError, check_tracking_uri,
+    RUN_COLUMNS,
+    DuplicateRunsWarning,
+    PredictionTables,
+    TrackingError,
+    check_tracking_uri,
     load_eval_runs,
 )
 

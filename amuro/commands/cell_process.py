@@ -1,0 +1,83 @@
+"""Sweep cells as fresh processes that skip the import cost of torch, transformers and mlflow.
+
+A sweep runs dozens of cells, each an ordinary ``python -m amuro ...`` / ``python -m analysis ...``
+command; importing the libraries takes several seconds per process on a small machine, often longer than the
+cell's own work. Cells are forked from a multiprocessing fork server that imported the libraries once (and
+never touched a tracking store, a model or a thread pool), so each cell is still its own process, with its own
+environment and log file, killed with the sweep, and exiting with the command's exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ENTRY_POINTS = {"amuro": ("amuro.cli", "main"), "analysis": ("analysis.cli", "cli")}
+PRELOAD = ["torch", "mlflow", "amuro.cli", "amuro.commands.finetune", "amuro.commands.crosseval",
+           "amuro.commands.pretrain_eval", "analysis.cli", "analysis.report"]
+
+
+def _entry_point(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """(module, arguments) when ``argv`` is ``python -m amuro|analysis ...``; None for anything else."""
+    if len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m" and argv[2] in ENTRY_POINTS:
+        return argv[2], list(argv[3:])
+    return None
+
+
+def _run_command(module: str, args: list[str], env: dict[str, str], log_path: str) -> None:
+    """The body of a forked cell: the environment and log of a fresh process, then the command."""
+    os.environ.clear()
+    os.environ.update(env)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    sys.argv = [module, *args]
+    module_name, function = ENTRY_POINTS[module]
+    command = getattr(importlib.import_module(module_name), function)
+    try:
+        command(args=args, prog_name=f"python -m {module}")
+    finally:
+        _end_like_a_process()
+
+
+def _end_like_a_process() -> None:
+    """A forked child ends with ``os._exit``, which skips exit handlers: end what they would have ended."""
+    import logging
+
+    import mlflow
+
+    mlflow.flush_async_logging()
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+_context = None
+
+
+def _fork_server():
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(PRELOAD)
+    return _context
+
+
+def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path) -> int:
+    """Run one cell command to its end with ``env``, output to ``log_path``; returns its exit code."""
+    entry = _entry_point(argv)
+    if entry is None or "forkserver" not in multiprocessing.get_all_start_methods():
+        with open(log_path, "w") as log:
+            return subprocess.call(list(argv), env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = _fork_server().Process(target=_run_command, args=(*entry, env, str(log_path)), daemon=False)
+    process.start()
+    process.join()
+    return process.exitcode if process.exitcode is not None else 1

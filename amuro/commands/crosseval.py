@@ -1,0 +1,136 @@
+"""``crosseval``: every tuned model on in-domain, out-of-domain and other-task data, in every format.
+
+Each (tuned model, dataset, format) is an eval run tagged with the finetune run's tuning and training set,
+the base checkpoint's step / tokens / revision (so the analysis pairs it with pretrain-eval's run of that
+checkpoint) and the relation of the dataset to the training set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlflow.tracking import MlflowClient
+
+from amuro import data as tasks
+from amuro.core import tracking
+from amuro.core.errors import UserError
+from amuro.core.settings import CrossevalSettings
+from amuro.data.specfile import load_spec_option
+from amuro.models.targets import EvalTarget, checkpoint_target, tuned_target
+from amuro.scoring.cells import evaluate_target, select_cells
+
+
+def _finetune_runs(client: MlflowClient, experiment_id: str, cfg: CrossevalSettings) -> list:
+    """The FINISHED finetune runs named by ``cfg.runs`` (ids, a sweep/group parent, or ``all``), filtered."""
+    kind_filter = "tags.`amuro.kind` = 'finetune' and attributes.status = 'FINISHED'"
+    if cfg.runs.strip() == "all":
+        runs = client.search_runs([experiment_id], kind_filter, max_results=50000)
+    else:
+        runs = []
+        for run_id in (r.strip() for r in cfg.runs.split(",") if r.strip()):
+            runs.extend(_named_run(client, experiment_id, run_id, kind_filter))
+    if cfg.model:
+        runs = [r for r in runs if r.data.tags.get("amuro.model") == cfg.model]
+    if cfg.train_dataset:
+        runs = [r for r in runs if r.data.tags.get("amuro.train_dataset") in cfg.train_dataset.split(",")]
+    if cfg.steps:
+        wanted = {s.strip() for s in cfg.steps.split(",")}
+        runs = [r for r in runs if r.data.tags.get("amuro.step") in wanted]
+    if not runs:
+        raise UserError(f"no finished finetune runs match runs={cfg.runs!r} in experiment "
+                        f"{tracking.experiment_name(cfg.experiment)!r}: run finetune first or change the filters")
+    for run in runs:
+        if not client.list_artifacts(run.info.run_id, "model"):
+            raise UserError(f"finetune run {run.info.run_id} has no model artifact: re-run finetune for it")
+    return sorted(runs, key=lambda r: (r.data.tags.get("amuro.model", ""), int(r.data.tags.get("amuro.step", 0)),
+                                       r.data.tags.get("amuro.train_dataset", "")))
+
+
+def _named_run(client: MlflowClient, experiment_id: str, run_id: str, kind_filter: str) -> list:
+    try:
+        run = client.get_run(run_id)
+    except Exception:
+        raise UserError(f"run {run_id} does not exist in the tracking store: give a finetune run id, a sweep "
+                        "run id or 'all'") from None
+    kind = run.data.tags.get("amuro.kind")
+    if kind in ("sweep", "group"):
+        return client.search_runs([experiment_id], f"{kind_filter} and tags.`mlflow.parentRunId` = '{run_id}'",
+                                  max_results=50000)
+    if kind != "finetune":
+        raise UserError(f"run {run_id} is a {kind or 'untagged'} run, not a finetune run: give a finetune run id")
+    if run.info.status != "FINISHED":
+        raise UserError(f"finetune run {run_id} is {run.info.status}, not FINISHED: finish it with finetune first")
+    return [run]
+
+
+def _cells(cfg: CrossevalSettings, tuning: str) -> list[tuple[tasks.DatasetSpec, str]]:
+    """Selected datasets x formats; instruction-tuned models also get the offline multiple-choice suites."""
+    specs = tasks.resolve(cfg.datasets, offline_only=cfg.datasets == "all")
+    if tuning.startswith("it"):
+        specs += [s for s in tasks.CATALOGUE.values() if s.task == "mc" and s.offline and s not in specs]
+    return select_cells(specs, cfg.formats)
+
+
+def _target(run, seed: int) -> EvalTarget:
+    tags = run.data.tags
+    tokens = tags.get("amuro.tokens")
+    return tuned_target(model=tags["amuro.model"], revision=tags.get("amuro.revision", ""),
+                        step=int(tags["amuro.step"]), tokens=int(tokens) if tokens else None,
+                        tuning=tags["amuro.tuning"], train_dataset=tags["amuro.train_dataset"],
+                        run_id=run.info.run_id, seed=seed)
+
+
+def _missing_base(client: MlflowClient, experiment_id: str, target: EvalTarget,
+                  cells: Sequence[tuple[tasks.DatasetSpec, str]], shots: int) -> list[tuple[tasks.DatasetSpec, str]]:
+    found = client.search_runs(
+        [experiment_id],
+        f"tags.`amuro.kind` = 'eval' and tags.`amuro.tuning` = 'none' and tags.`amuro.model` = '{target.model}' "
+        f"and tags.`amuro.step` = '{target.step}' and tags.`amuro.shots` = '{shots}' "
+        "and attributes.status = 'FINISHED'", max_results=50000)
+    have = {(r.data.tags.get("amuro.eval_dataset"), r.data.tags.get("amuro.format")) for r in found}
+    return [(spec, fmt) for spec, fmt in cells if (spec.name, fmt) not in have]
+
+
+def _base_target(experiment_id: str, target: EvalTarget, run) -> EvalTarget:
+    """The base checkpoint a finetune run started from: the series as given to finetune, by name, or by run."""
+    from amuro.models.series import open_series
+
+    source = run.data.tags.get("amuro.source_run_id")
+    candidates = [run.data.params.get("model"), target.model, f"runs:/{source}/series" if source else None]
+    for candidate in dict.fromkeys(c for c in candidates if c):
+        try:
+            series = open_series(candidate, experiment_id=experiment_id)
+        except UserError:
+            continue
+        return checkpoint_target(series.get(target.revision or target.step), seed=target.seed)
+    raise UserError(f"cannot find the base checkpoint of finetune run {run.info.run_id} ({target.model} "
+                    f"{target.revision}): run pretrain-eval for it by hand")
+
+
+def crosseval(cfg: CrossevalSettings) -> list[str]:
+    """Score the selected finetune runs on every selected cell; returns the eval run ids."""
+    launcher = tracking.drop_launcher()
+    experiment_id = tracking.connect(cfg.experiment)
+    load_spec_option(cfg.dataset_spec)
+    client = MlflowClient()
+    runs = _finetune_runs(client, experiment_id, cfg)
+    settings = cfg.eval
+    plan = [(run, _target(run, settings.seed), _cells(cfg, run.data.tags.get("amuro.tuning", "sft"))) for run in runs]
+    missing = {id(target): _missing_base(client, experiment_id, target, cells, settings.shots)
+               for _, target, cells in plan}
+    lacking = [(t.label.split("+")[0], spec.name, fmt) for _, t, _ in plan for spec, fmt in missing[id(t)]]
+    if lacking and not cfg.with_base:
+        shown = ", ".join(f"{label} {name} [{fmt}]" for label, name, fmt in lacking[:8])
+        print(f"{len(lacking)} tuned cells have no base pretrain-eval partner ({shown}"
+              f"{', ...' if len(lacking) > 8 else ''}): add --with-base to score them too")
+    key = tracking.run_key("crosseval", {"runs": sorted(r.info.run_id for r in runs), **cfg.key_settings()})
+    run_ids: list[str] = []
+    with tracking.invocation_group(experiment_id, "crosseval", key, f"crosseval {len(runs)} tuned models",
+                                   launcher) as parent:
+        for run, target, cells in plan:
+            if cfg.with_base and missing[id(target)]:
+                base = _base_target(experiment_id, target, run)
+                run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, base, missing[id(target)],
+                                                               settings)]
+            run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, target, cells, settings)]
+    return run_ids

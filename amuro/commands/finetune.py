@@ -1,0 +1,155 @@
+"""``finetune``: supervised or instruction tuning of one checkpoint on one training set, tracked and resumable.
+
+The transformers ``Trainer`` does the training: completion-only loss (prompt tokens labelled -100, EOS
+appended), AdamW, a linear schedule with 3% warmup, no weight decay, a fixed number of epochs; batches are
+padded to their longest example and grouped by length. One MLflow run holds the settings, the training curve
+(``train_loss``, ``lr``, ``tokens_per_second`` by step), the relative weight change from the base checkpoint
+(``weight_change`` and ``weight_change/<layer>``) and the tuned model under the artifact path ``model``.
+
+Trainer checkpoints go to ``AMURO_HOME/finetune/<run key>``: a killed run, started again with the same
+settings, continues from its last checkpoint in the same MLflow run. ``load_tuned(run_id)`` gives back the
+tuned model and tokenizer of a finished run.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from amuro import data as tasks
+from amuro.commands.pretrain import open_or_build_series
+from amuro.core import tracking
+from amuro.core.errors import UserError, unknown
+from amuro.core.paths import amuro_home
+from amuro.core.settings import FinetuneSettings
+from amuro.data.specfile import load_spec_option
+from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model
+from amuro.training.features import training_features
+from amuro.training.hyperparameter_search import SearchSpace, TrialRuns, run_search
+from amuro.training.trainer import WARMUP_RATIO, train_model, weight_change
+
+SEARCH_VALIDATION_EXAMPLES = 200
+
+
+# --- data -------------------------------------------------------------------------------------------------
+
+def training_spec(cfg: FinetuneSettings) -> tasks.DatasetSpec:
+    """The training set, checked against the kind of tuning asked for."""
+    load_spec_option(cfg.dataset_spec)
+    spec = tasks.get(cfg.dataset)
+    trainable = [s.name for s in tasks.CATALOGUE.values() if s.trainable]
+    if not spec.trainable or "train" not in spec.splits:
+        raise unknown("training set (this one is for evaluation only)", cfg.dataset, trainable)
+    if cfg.tuning == "it" and spec.kind != "chat":
+        raise UserError(f"instruction tuning needs a chat dataset, and {spec.name} is a {spec.task} set: "
+                        "use --dataset synth-instruct (offline) or tulu_v2, or --tuning sft")
+    if cfg.tuning == "sft" and spec.kind == "chat":
+        raise UserError(f"{spec.name} is a chat mixture: use --tuning it for it, or an sft set such as synth-nli")
+    return spec
+
+
+def training_examples(spec: tasks.DatasetSpec, cfg: FinetuneSettings) -> list[tasks.Example]:
+    """The training split, cut to ``max_train_examples`` by a subsample seeded with the run's seed."""
+    examples = tasks.load_examples(spec, "train")
+    if cfg.max_train_examples and cfg.max_train_examples < len(examples):
+        examples = random.Random(f"train/{cfg.seed}").sample(examples, cfg.max_train_examples)
+    return examples
+
+
+def search_split(spec: tasks.DatasetSpec, train: list[tasks.Example]) -> tuple[list, list]:
+    """(training, validation) examples for the search: the validation split, else 10% held out of train."""
+    if "validation" in spec.splits:
+        return train, tasks.load_examples(spec, "validation", limit=SEARCH_VALIDATION_EXAMPLES)
+    held = max(1, min(SEARCH_VALIDATION_EXAMPLES, len(train) // 10))
+    if len(train) - held < 1:
+        raise UserError(f"{spec.name} has no validation split and too few training examples to hold some out "
+                        "for the search: raise --max-train-examples or use --trials 0")
+    return train[held:], train[:held]
+
+
+def _log_params_once(params: dict[str, object]) -> None:
+    """Params cannot change once logged; a resumed run logs only the ones it does not have yet."""
+    run = mlflow.active_run()
+    have = MlflowClient().get_run(run.info.run_id).data.params
+    missing = {name: value for name, value in params.items() if name not in have}
+    if missing:
+        mlflow.log_params({name: tracking.tag_value(value) for name, value in missing.items()})
+
+
+def _packing(cfg: FinetuneSettings) -> dict[str, int]:
+    return {"train_shots": cfg.train_shots, "seed": cfg.seed}
+
+
+# --- the entry point --------------------------------------------------------------------------------------
+
+def _search(cfg, ckpt, spec, examples, experiment_id, run_id, key, tags, name, workdir) -> tuple[float, int]:
+    trial_train, validation = search_split(spec, examples)
+    tokenizer = ckpt.load()[1]
+    train_features = training_features(spec, trial_train, tokenizer, cfg.max_length, **_packing(cfg))
+    val_features = training_features(spec, validation, tokenizer, cfg.max_length, **_packing(cfg))
+
+    def train_and_score(params: dict) -> float:
+        return train_model(ckpt, cfg, train_features, lr=params["lr"], epochs=params["epochs"],
+                           output_dir=workdir / "trial", resume=False, eval_features=val_features)[2]
+
+    hook = TrialRuns(experiment_id, run_id, key, tags, name)
+    space = SearchSpace(lr=cfg.lr, epochs=cfg.epochs)
+    best = run_search(cfg.trials, space, hook.wrap(space, train_and_score), cfg.seed)
+    shutil.rmtree(workdir / "trial", ignore_errors=True)
+    _log_params_once({"best_lr": best["lr"], "best_epochs": best["epochs"]})
+    print(f"search: best lr {best['lr']:.3g}, epochs {best['epochs']} after {cfg.trials} trials")
+    return best["lr"], best["epochs"]
+
+
+def _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name) -> None:
+    workdir = amuro_home() / "finetune" / key
+    if not cell.resumed:
+        shutil.rmtree(workdir, ignore_errors=True)   # stale checkpoints of a run that no longer exists
+    examples = training_examples(spec, cfg)
+    _log_params_once({**cfg.params(), "train_examples": len(examples), "base_location": ckpt.location,
+                      "warmup_ratio": WARMUP_RATIO, "weight_decay": 0.0, "optimizer": "adamw_torch",
+                      "lr_schedule": "linear", "training_format": "default" if spec.kind != "chat" else "chat"})
+    lr, epochs = cfg.lr, cfg.epochs
+    if cfg.trials:
+        lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, cell.run_id, key, tags, name, workdir)
+    tokenizer = ckpt.load()[1]
+    features = training_features(spec, examples, tokenizer, cfg.max_length, **_packing(cfg))
+    _log_params_once({"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr,
+                      "final_epochs": epochs})
+    model, tokenizer, _ = train_model(ckpt, cfg, features, lr=lr, epochs=epochs, output_dir=workdir / "trainer",
+                                      resume=cell.resumed)
+    base, _ = ckpt.load()
+    mlflow.log_metrics(weight_change(base, model))
+    del base
+    log_tuned_model(model, tokenizer)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def finetune(cfg: FinetuneSettings) -> str:
+    """Fine-tune (or reuse a finished run with the same settings), then score in-domain; returns the run id."""
+    launcher = tracking.drop_launcher()
+    experiment_id = tracking.connect(cfg.experiment)
+    spec = training_spec(cfg)
+    series = open_or_build_series(cfg.model, experiment_id)
+    ckpt = series.get(cfg.checkpoint) if cfg.checkpoint else series.last
+    settings = {**cfg.key_settings(), "model": series.name, "checkpoint": ckpt.revision}
+    if cfg.dataset_spec:
+        settings["dataset_spec"] = repr(spec)   # a spec file's dataset is identified by its content
+    key = tracking.run_key("finetune", settings)
+    tags = tracking.contract_tags(
+        kind="finetune", model=series.name, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
+        tuning=cfg.tuning_tag, train_dataset=spec.name, seed=cfg.seed, source_run_id=ckpt.source_run_id)
+    name = f"finetune {ckpt.label} {spec.name}"
+    with tracking.tracked_run(experiment_id, key, tags, name, resumable=True) as cell:
+        if not cell.reused:
+            _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name)
+            print(f"{name}: tuned model logged as runs:/{cell.run_id}/{MODEL_ARTIFACT}")
+    if cfg.evaluate:
+        from amuro.commands.in_domain import evaluate_in_domain
+
+        evaluate_in_domain(experiment_id, cell.run_id, ckpt, spec, cfg)
+    tracking.note_launcher(launcher, cell.run_id, "finetune")
+    return cell.run_id

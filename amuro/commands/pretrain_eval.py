@@ -1,0 +1,71 @@
+"""``pretrain-eval``: few-shot scores of every selected checkpoint on every dataset and prompt format.
+
+Each checkpoint is loaded once and scores all its cells before the next one; every cell is one eval run
+(``amuro.scoring.cells``) nested under one parent run for the invocation, and finished cells are reused.
+"""
+
+from __future__ import annotations
+
+import os
+
+from amuro import data as tasks
+from amuro.commands.pretrain import open_or_build_series
+from amuro.core import tracking
+from amuro.core.errors import UserError
+from amuro.core.settings import EvalSettings, PretrainEvalSettings
+from amuro.data import DatasetSpec
+from amuro.data.specfile import load_spec_option
+from amuro.models.targets import checkpoint_target
+from amuro.scoring.cells import check_cells, evaluate_target, select_cells
+from amuro.scoring.scorer import progress
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def hub_offline() -> bool:
+    return any(os.environ.get(name, "").lower() in _TRUE for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def select_datasets(selection: str, settings: EvalSettings) -> list[DatasetSpec]:
+    """Named datasets as given; from ``all`` and task families only those that can be scored here and now
+    (hub datasets need a local copy when offline; ``train`` demonstrations need a train split)."""
+    from amuro.data.sources import availability
+
+    named = {w.strip() for w in selection.split(",") if w.strip() in tasks.CATALOGUE}
+    chosen, skipped = [], []
+    for spec in tasks.resolve(selection):
+        usable = availability(spec) in ("yes", "local copy", "cached") or (spec.source == "hub" and not hub_offline())
+        has_demos = settings.shots == 0 or settings.demos != "train" or "train" in spec.splits
+        (chosen if spec.name in named or (usable and has_demos) else skipped).append(spec)
+    if skipped:
+        print(f"skipping {len(skipped)} datasets not available offline or without a train split for "
+              f"demonstrations: {', '.join(s.name for s in skipped)} (name one to see why)")
+    if not chosen:
+        raise UserError(f"no dataset of {selection!r} can be scored here: name a dataset, or "
+                        "put local copies of hub datasets in place (see README, Datasets)")
+    return chosen
+
+
+def pretrain_eval(cfg: PretrainEvalSettings) -> str:
+    """Score the selected checkpoints (reusing finished cells); returns the invocation's parent run id."""
+    launcher = tracking.drop_launcher()
+    experiment_id = tracking.connect(cfg.experiment)
+    load_spec_option(cfg.dataset_spec)
+    settings = cfg.eval
+    cells = select_cells(select_datasets(cfg.datasets, settings), cfg.formats)
+    check_cells(cells, settings)
+    series = open_or_build_series(cfg.model, experiment_id)
+    chosen = series.select(cfg.checkpoints)
+    key = tracking.run_key("pretrain-eval", {**cfg.key_settings(), "series": series.name,
+                                              "revisions": [c.revision for c in chosen]})
+    short = series.name.split("/")[-1]
+    name = f"pretrain-eval {short} ({len(chosen)} checkpoints x {len(cells)} cells)"
+    done = []
+    with tracking.invocation_group(experiment_id, "pretrain-eval", key, name, launcher,
+                                   tags=tracking.contract_tags(model=series.name)) as parent:
+        for ckpt in progress(chosen, desc="checkpoints", unit="checkpoint", leave=True):
+            done += evaluate_target(experiment_id, parent, checkpoint_target(ckpt, seed=settings.seed), cells, settings)
+    reused = sum(c.reused for c in done)
+    print(f"pretrain-eval {short}: {len(done)} cells ({len(done) - reused} scored, {reused} reused) "
+          f"under run {parent}")
+    return parent

@@ -1,0 +1,251 @@
+"""``sweep``: the whole study grid in one command, resumable and parallel, on a tracking server.
+
+The grid is a plan of cells, each an ordinary entry point invocation (``pretrain-eval`` per checkpoint,
+``finetune`` per checkpoint x training set, ``crosseval`` per tuned model, then the analysis report) run
+as a child process nested under one ``sweep`` run. Every cell is idempotent through its run keys, so a
+sweep run again does only what is missing, and a killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+from tqdm import tqdm
+
+from amuro import data as tasks
+from amuro.commands.cell_process import run_cell
+from amuro.commands.pretrain import open_or_build_series
+from amuro.core import tracking
+from amuro.core.errors import UserError
+from amuro.core.fields import Settings
+from amuro.core.paths import amuro_home
+from amuro.core.settings import (
+    CrossevalSettings,
+    FinetuneSettings,
+    PretrainEvalSettings,
+    SweepSettings,
+)
+from amuro.data.specfile import load_spec_option
+
+PARENT_ENV = tracking.PARENT_ENV
+SWEEP_RUN_PLACEHOLDER = "{sweep_run_id}"
+
+
+@dataclass
+class PlannedCell:
+    """One cell of the grid: an entry point with its settings object, or a plain command (the report)."""
+
+    name: str
+    settings: Settings | None = None
+    argv: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    needs_success: bool = True   # False: runs once the cells it comes after have ended, however they ended
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "entry_point": self.settings.entry_point if self.settings else None,
+                "settings": self.settings.to_dict() if self.settings else None, "argv": self.argv,
+                "after": self.after}
+
+
+def _series_name(model: str) -> str:
+    return model.rstrip("/").split("/")[-1]
+
+
+def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]], report_path: Path) -> list[PlannedCell]:
+    """The cells of the study grid, in an order that runs each cell after what it needs."""
+    experiment = tracking.experiment_name(cfg.experiment)
+    short = _series_name(series_name)
+    cells = [PlannedCell(f"pretrain-eval {short}@step{step}", PretrainEvalSettings(
+        experiment=experiment, model=cfg.model, checkpoints=revision, datasets=cfg.eval_datasets,
+        formats=cfg.formats, eval=cfg.eval, dataset_spec=cfg.dataset_spec)) for revision, step in revisions]
+    for revision, step in revisions:
+        for dataset in cfg.train_dataset_list:
+            tuned = f"finetune {short}@step{step} {dataset}"
+            cells.append(PlannedCell(tuned, FinetuneSettings(
+                experiment=experiment, model=cfg.model, checkpoint=revision, dataset=dataset, tuning=cfg.tuning,
+                lora=cfg.lora, preset=cfg.preset, epochs=cfg.epochs, max_train_examples=cfg.max_train_examples,
+                seed=cfg.train_seed, evaluate=False, dataset_spec=cfg.dataset_spec)))
+            cells.append(PlannedCell(f"crosseval {short}@step{step}+{dataset}", CrossevalSettings(
+                experiment=experiment, runs=SWEEP_RUN_PLACEHOLDER, model=series_name, train_dataset=dataset,
+                steps=str(step), datasets=cfg.eval_datasets, formats=cfg.formats, eval=cfg.eval,
+                dataset_spec=cfg.dataset_spec), after=[tuned]))
+    cells.append(PlannedCell("analysis report", argv=[sys.executable, "-m", "analysis", "report", "--experiment",
+                                                      experiment, "--out", str(report_path)],
+                             after=[c.name for c in cells], needs_success=False))
+    return cells
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def tracking_server(cfg: SweepSettings):
+    """The URI the cells write to: the given one, or a local ``mlflow server`` over a local sqlite store."""
+    uri = cfg.tracking_uri or mlflow.get_tracking_uri()
+    if cfg.workers <= 1 or not uri.startswith("sqlite:"):
+        yield uri
+        return
+    db_path = Path(uri[len("sqlite:///"):]).resolve()
+    artifacts = db_path.parent / "mlartifacts"
+    port = _free_port()
+    server_uri = f"http://127.0.0.1:{port}"
+    log = open(amuro_home() / f"mlflow-server-{port}.log", "w") if amuro_home().exists() else subprocess.DEVNULL
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db_path}",
+         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    try:
+        tracking.wait_for_server(server_uri, timeout=90)
+        print(f"started a local tracking server at {server_uri} (pid {server.pid}) over {db_path}")
+        yield server_uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+class Runner:
+    """Runs planned cells as child processes, at most ``workers`` at a time, in dependency order."""
+
+    def __init__(self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str,
+                 workers: int) -> None:
+        self.cells, self.env, self.logs, self.sweep_run_id, self.workers = cells, env, logs, sweep_run_id, workers
+        self.status: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+
+    def _argv(self, cell: PlannedCell, stem: str) -> list[str]:
+        if cell.settings is None:
+            return cell.argv
+        settings_file = self.logs / f"{stem}.settings.json"
+        settings_file.write_text(cell.settings.to_json().replace(SWEEP_RUN_PLACEHOLDER, self.sweep_run_id))
+        return [sys.executable, "-m", "amuro", cell.settings.entry_point, "--settings-file", str(settings_file)]
+
+    def _run_one(self, cell: PlannedCell) -> tuple[int, str]:
+        stem = cell.name.replace(" ", "_").replace("/", "_").replace("@", "-")
+        argv = self._argv(cell, stem)
+        log_path = self.logs / f"{stem}.log"
+        started = time.perf_counter()
+        code = run_cell(argv, self.env, log_path)
+        self.seconds[cell.name] = round(time.perf_counter() - started, 2)
+        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("Error:")]
+        return code, (errors or lines or [f"exit code {code}"])[-1]
+
+    def run(self, on_progress) -> None:
+        pending = list(self.cells)
+        running: dict[Future, PlannedCell] = {}
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            while pending or running:
+                for cell in list(pending):
+                    blocked = [d for d in cell.after if self.status.get(d) in ("failed", "blocked")]
+                    ended = all(d in self.status for d in cell.after)
+                    if blocked and cell.needs_success:
+                        pending.remove(cell)
+                        self.status[cell.name] = "blocked"
+                        self.errors[cell.name] = f"needs {blocked[0]}, which failed"
+                        on_progress(cell)
+                    elif len(running) < self.workers and ended:
+                        pending.remove(cell)
+                        running[pool.submit(self._run_one, cell)] = cell
+                if not running:
+                    if pending:
+                        raise RuntimeError(f"sweep plan cannot proceed: {pending[0].name} waits on unknown cells")
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    cell = running.pop(future)
+                    code, last_line = future.result()
+                    self.status[cell.name] = "done" if code == 0 else "failed"
+                    if code != 0:
+                        self.errors[cell.name] = last_line
+                    on_progress(cell)
+
+
+def _record_failure(client: MlflowClient, experiment_id: str, sweep_run_id: str, name: str, error: str) -> None:
+    run = client.create_run(experiment_id, run_name=f"FAILED {name}", tags={
+        "amuro.kind": "group", "amuro.entry_point": name.split(" ")[0], tracking.ERROR_TAG: error[:4000],
+        "mlflow.parentRunId": sweep_run_id})
+    client.set_terminated(run.info.run_id, "FAILED")
+
+
+def sweep(cfg: SweepSettings) -> str:
+    """Run (or resume) the study grid; returns the sweep run id. Failed cells end it with an error."""
+    launcher = tracking.drop_launcher()
+    if cfg.tracking_uri:
+        mlflow.set_tracking_uri(cfg.tracking_uri)
+    experiment_id = tracking.connect(cfg.experiment)
+    load_spec_option(cfg.dataset_spec)
+    tasks.resolve(cfg.eval_datasets, offline_only=cfg.eval_datasets == "all")
+    for dataset in cfg.train_dataset_list:
+        tasks.get(dataset)
+    series = open_or_build_series(cfg.model, experiment_id)
+    revisions = [(c.revision, c.step) for c in series.select(cfg.checkpoints)]
+    key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": revisions})
+    work = amuro_home() / "sweeps" / key
+    work.mkdir(parents=True, exist_ok=True)
+    cells = plan(cfg, series.name, revisions, work / "amuro-report.html")
+    with tracking_server(cfg) as uri:
+        mlflow.set_tracking_uri(uri)
+        experiment_id = tracking.connect(cfg.experiment)
+        client = MlflowClient()
+        tags = tracking.contract_tags(kind="sweep", model=series.name, seed=cfg.train_seed)
+        with tracking.tracked_run(experiment_id, key, tags, f"sweep {_series_name(series.name)}",
+                                  resumable=True) as cell:
+            if cell.reused:
+                print(f"the sweep already finished in run {cell.run_id}: nothing to do")
+                return cell.run_id
+            if not cell.resumed:
+                mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
+            mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
+            env = {**os.environ, "MLFLOW_TRACKING_URI": uri, PARENT_ENV: cell.run_id,
+                   "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment)}
+            for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+                env.pop(name, None)
+            runner = Runner(cells, env, work, cell.run_id, cfg.workers)
+            bar = tqdm(total=len(cells), desc="sweep cells", unit="cell")
+
+            def progress(done_cell: PlannedCell) -> None:
+                counts = {s: list(runner.status.values()).count(s) for s in ("done", "failed", "blocked")}
+                bar.update(1)
+                bar.set_postfix(counts)
+                step = sum(counts.values())
+                client.log_metric(cell.run_id, "cells_done", counts["done"], step=step)
+                client.log_metric(cell.run_id, "cells_failed", counts["failed"] + counts["blocked"], step=step)
+                client.log_metric(cell.run_id, "cells_total", len(cells), step=step)
+                if runner.status[done_cell.name] != "done":
+                    _record_failure(client, experiment_id, cell.run_id, done_cell.name,
+                                    runner.errors[done_cell.name])
+
+            runner.run(progress)
+            bar.close()
+            mlflow.log_dict({"status": runner.status, "errors": runner.errors, "seconds": runner.seconds},
+                            "status.json")
+            failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}
+            if failed:
+                listing = "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:5])
+                raise UserError(f"{len(failed)} of {len(cells)} sweep cells failed ({listing}): fix them and run "
+                                "the same sweep again to redo only those")
+            if (work / "amuro-report.html").exists():
+                mlflow.log_artifact(str(work / "amuro-report.html"))
+    tracking.note_launcher(launcher, cell.run_id, "sweep")
+    print(f"sweep finished: {len(cells)} cells in run {cell.run_id}")
+    return cell.run_id
+

@@ -1,0 +1,270 @@
+"""Every entry point's settings, each declared once (default, help, validation, run key; see ``fields``).
+
+``EvalSettings`` (how a cell is scored) is nested where it is shared: pretrain-eval, crosseval and the
+sweep score with it, and finetune's in-domain scoring uses it under the ``eval-`` options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from amuro.core.errors import UserError
+from amuro.core.fields import Settings, require, setting, split_list
+
+CLASSIFICATION_METHODS = ("next-token", "loglik", "generate")
+STOPS = ("default", "none")
+DEMOS = ("train", "first-k")
+TUNINGS = ("sft", "it")
+DEFAULT_SERIES = "tiny"
+SYNTHETIC_TRAIN_SETS = "synth-nli,synth-paraphrase,synth-summary,synth-qgen"
+SWEEP_TINY_EPOCHS = 1   # the embedded study's fine-tuning budget: 20 tuned models within its 15 minutes
+
+# Training settings by preset; a value given explicitly always wins. ``tiny`` (the default) makes the small
+# synthetic series learn in a couple of minutes on a CPU; ``amuro-char`` is the study's setting for OLMo-1B.
+FINETUNE_PRESETS: dict[str, dict[str, object]] = {
+    "tiny": {"epochs": 2, "lr": 3e-3, "batch_size": 4, "grad_accum": 1, "max_length": 512, "train_shots": 4},
+    "amuro-char": {"epochs": 3, "lr": 2e-6, "batch_size": 8, "grad_accum": 1, "max_length": 2048, "train_shots": 0},
+}
+PRESET_OVERRIDES: dict[tuple[str, str], dict[str, object]] = {
+    ("amuro-char", "it"): {"epochs": 5},          # instruction tuning ran 5 epochs in the study
+    ("amuro-char", "xsum"): {"lr": 2e-7},         # and XSum a 10x lower learning rate
+}
+PRESETS = tuple(FINETUNE_PRESETS)
+
+EXPERIMENT_HELP = "MLflow experiment."
+SPEC_HELP = "YAML/JSON dataset spec files declaring extra datasets (comma-separated)."
+
+
+def experiment_setting():
+    return setting(None, EXPERIMENT_HELP, key=False, empty="MLFLOW_EXPERIMENT_NAME, else amuro-char")
+
+
+def dataset_spec_setting(key: bool = True):
+    return setting(None, SPEC_HELP, key=key, empty="no extra datasets")
+
+
+@dataclass
+class EvalSettings(Settings):
+    """How a cell is scored: prompts, scoring method, items and the bootstrap."""
+
+    entry_point: ClassVar[str] = "eval"
+
+    shots: int = setting(4, "Demonstrations per prompt.", minimum=0)
+    method: str = setting("next-token", "Classification scoring: next-token, loglik or generate.",
+                          choices=CLASSIFICATION_METHODS)
+    max_examples: int | None = setting(None, "Items scored per cell.", minimum=1, empty="all")
+    batch_size: int = setting(16, "Items per forward pass.", key=False, minimum=1)
+    bootstrap: int = setting(3000, "Bootstrap resamples for the 95% interval.", minimum=1)
+    max_new_tokens: int = setting(60, "Generation budget of generation tasks.", minimum=1)
+    stop: str = setting("default", "'default' (the template's next block marker and a blank line) or 'none' "
+                                   "(the study's).", choices=STOPS)
+    demos: str = setting("train", "'train' (seeded, from the train split) or 'first-k' (the first items of the "
+                                  "scored split).", choices=DEMOS)
+    seed: int = setting(0, "Seed of demonstrations and bootstrap.")
+
+    def cell_key_settings(self, kind: str) -> dict[str, object]:
+        """The settings that change the scores of a dataset of this kind (a method only matters for
+        classification; generation budgets only for generated answers)."""
+        values = self.key_settings()
+        if kind != "classification":
+            values.pop("method")
+        if kind == "multiple_choice" or (kind == "classification" and self.method != "generate"):
+            values.pop("max_new_tokens")
+            values.pop("stop")
+        elif kind == "classification":
+            values.pop("max_new_tokens")   # label generation has its own budget
+        return values
+
+
+@dataclass
+class PretrainSettings(Settings):
+    """Train a small OLMo-architecture model from scratch and save a checkpoint series."""
+
+    entry_point: ClassVar[str] = "pretrain"
+
+    experiment: str | None = experiment_setting()
+    series: str = setting(DEFAULT_SERIES, "Name of the checkpoint series to build.")
+    steps: int = setting(600, "Training steps.", minimum=1)
+    num_checkpoints: int = setting(4, "Checkpoints to save, dense early and sparse late; the last is the final "
+                                      "step.", minimum=1)
+    seed: int = setting(0, "Seed of the corpus order and the initial weights.")
+    corpus: str | None = setting(None, "Text file or folder of .txt files.", empty="the synthetic corpus")
+    vocab_size: int = setting(2048, "Tokenizer vocabulary (bytes + merges).", minimum=300)
+    hidden_size: int = setting(128, "Model width.", minimum=8)
+    layers: int = setting(4, "Transformer layers.", minimum=1)
+    heads: int = setting(4, "Attention heads.", minimum=1)
+    seq_len: int = setting(128, "Training sequence length in tokens.", minimum=8)
+    batch_size: int = setting(16, "Sequences per step.", minimum=1)
+    lr: float = setting(3e-3, "Peak learning rate.", minimum=0, above=True)
+
+    def validate(self) -> None:
+        require("/" not in self.series and not self.series.startswith(".") and bool(self.series),
+                f"series name {self.series!r} is not valid: use a plain name such as 'tiny'")
+        require(self.num_checkpoints <= self.steps,
+                f"num_checkpoints must be between 1 and steps ({self.steps}), got {self.num_checkpoints}")
+        require(self.hidden_size % self.heads == 0,
+                f"hidden_size ({self.hidden_size}) must be divisible by heads ({self.heads})")
+
+
+def model_setting():
+    return setting(DEFAULT_SERIES, "Checkpoint series: a series name ('tiny' is built if missing), a folder, "
+                                   "runs:/<id>, or a hub repo.")
+
+
+def _require_model(model: str) -> None:
+    require(bool(model.strip()), "model must name a series: 'tiny', a folder, or a hub repo id")
+
+
+@dataclass
+class PretrainEvalSettings(Settings):
+    """Score checkpoints of a series few-shot on every selected dataset and prompt format."""
+
+    entry_point: ClassVar[str] = "pretrain-eval"
+
+    experiment: str | None = experiment_setting()
+    model: str = model_setting()
+    checkpoints: str = setting("all", "'all', a count (evenly spaced), or revisions/steps (comma-separated).")
+    datasets: str = setting("all", "Dataset names, task families or 'all' (offline: the datasets available "
+                                   "locally).")
+    formats: str = setting("default", "Prompt formats (comma-separated) or 'all'.")
+    eval: EvalSettings = setting(help="How each cell is scored.", factory=EvalSettings, option="")
+    dataset_spec: str | None = dataset_spec_setting()
+
+    def validate(self) -> None:
+        _require_model(self.model)
+
+
+@dataclass
+class FinetuneSettings(Settings):
+    """Fine-tune one checkpoint of a series on one training set (supervised or instruction tuning)."""
+
+    entry_point: ClassVar[str] = "finetune"
+
+    experiment: str | None = experiment_setting()
+    model: str = model_setting()
+    checkpoint: str | None = setting(None, "Revision or step of the base checkpoint.", empty="the series' last")
+    dataset: str = setting("synth-nli", "Training set: a catalogue name (see `amuro datasets`) or one declared "
+                                        "in --dataset-spec.")
+    dataset_spec: str | None = dataset_spec_setting(key=False)
+    tuning: str = setting("sft", "sft: one task, loss on the answer; it: a chat mixture, loss on assistant turns.",
+                          choices=TUNINGS)
+    lora: bool = setting(False, "Train LoRA adapters (merged into the saved weights) instead of all weights.",
+                         flag=True)
+    lora_r: int = setting(8, "LoRA rank.", minimum=1)
+    lora_alpha: int = setting(16, "LoRA alpha.", minimum=1)
+    lora_dropout: float = setting(0.05, "LoRA dropout, in [0, 1).", minimum=0)
+    preset: str = setting("tiny", "Defaults of the training settings: tiny (epochs 2, lr 3e-3, batch 4, max "
+                                  "length 512, train shots 4) or amuro-char (the study: epochs 3 (it: 5), lr 2e-6 "
+                                  "(xsum: 2e-7), batch 8, max length 2048, train shots 0).",
+                          key=False, choices=PRESETS)
+    epochs: int | None = setting(None, "Training epochs.", minimum=1, empty="the preset's")
+    lr: float | None = setting(None, "Peak learning rate.", minimum=0, above=True, empty="the preset's")
+    batch_size: int | None = setting(None, "Examples per device step.", minimum=1, empty="the preset's")
+    grad_accum: int | None = setting(None, "Steps per optimizer update.", minimum=1, empty="the preset's")
+    max_length: int | None = setting(None, "Longest training sequence in tokens.", minimum=8, empty="the preset's")
+    train_shots: int | None = setting(None, "Pack 0 to this many examples before each one, laid out as a few-shot "
+                                            "prompt (tiny: 4, amuro-char: 0).", minimum=0, empty="the preset's")
+    max_train_examples: int | None = setting(None, "Seeded subsample of the training split.", minimum=1,
+                                             empty="all of it")
+    seed: int = setting(0, "Seed of the subsample, the data order and the initial adapter weights.")
+    trials: int = setting(0, "Optuna trials searching lr and epochs on the validation split (0: no search).",
+                          minimum=0)
+    evaluate: bool = setting(True, "Score the tuned model and its base on the in-domain eval sets afterwards.",
+                             key=False, option="eval")
+    eval: EvalSettings = setting(help="How the in-domain cells are scored.", factory=EvalSettings, key=False,
+                                 option="eval")
+    save_steps: int | None = setting(None, "Trainer checkpoint interval in steps.", key=False, minimum=1,
+                                     empty="about ten per run")
+
+    def validate(self) -> None:
+        defaults = {**FINETUNE_PRESETS[self.preset], **PRESET_OVERRIDES.get((self.preset, self.tuning), {}),
+                    **PRESET_OVERRIDES.get((self.preset, self.dataset), {})}
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        _require_model(self.model)
+        require(bool(self.dataset.strip()), "dataset must name a training set, e.g. synth-nli")
+        require(self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+
+    @property
+    def tuning_tag(self) -> str:
+        """``amuro.tuning``: ``sft`` / ``it``, with ``+lora`` for LoRA."""
+        return self.tuning + ("+lora" if self.lora else "")
+
+
+@dataclass
+class CrossevalSettings(Settings):
+    """Score tuned models (finetune runs) on every selected dataset and prompt format."""
+
+    entry_point: ClassVar[str] = "crosseval"
+
+    experiment: str | None = experiment_setting()
+    runs: str = setting("all", "Finetune run ids (comma-separated), a sweep run id, or 'all' finetune runs of "
+                               "the experiment.", key=False)
+    model: str | None = setting(None, "Only finetune runs of this series.", key=False, empty="any")
+    train_dataset: str | None = setting(None, "Only finetune runs on these training sets (comma-separated).",
+                                        key=False, empty="any")
+    steps: str | None = setting(None, "Only finetune runs of these base steps (comma-separated).", key=False,
+                                empty="any")
+    datasets: str = setting("all", "Dataset names, task families or 'all' (every eval set reachable offline).")
+    formats: str = setting("all", "Prompt formats (comma-separated) or 'all'.")
+    eval: EvalSettings = setting(help="How each cell is scored (pretrain-eval's protocol, so every tuned cell "
+                                      "pairs with its base checkpoint's cell).", factory=EvalSettings, option="")
+    with_base: bool = setting(False, "Also score missing base-checkpoint partners of the tuned cells.",
+                              key=False, flag=True)
+    dataset_spec: str | None = dataset_spec_setting(key=False)
+
+
+def _sweep_eval() -> EvalSettings:
+    return EvalSettings(max_examples=200)
+
+
+@dataclass
+class SweepSettings(Settings):
+    """The whole study grid: pretrain-eval, finetune, crosseval, then the analysis report."""
+
+    entry_point: ClassVar[str] = "sweep"
+
+    experiment: str | None = experiment_setting()
+    model: str = model_setting()
+    checkpoints: str = setting("all", "'all', a count, or revisions/steps.")
+    train_datasets: str = setting(SYNTHETIC_TRAIN_SETS, "Training sets, one finetune cell per checkpoint each.")
+    eval_datasets: str = setting("all", "Eval sets of pretrain-eval and crosseval.")
+    formats: str = setting("all", "Prompt formats (comma-separated) or 'all'.")
+    tuning: str = setting("sft", "Kind of tuning of every finetune cell.", choices=TUNINGS)
+    lora: bool = setting(False, "Train LoRA adapters instead of all weights.", flag=True)
+    eval: EvalSettings = setting(help="How each eval cell is scored.", factory=_sweep_eval, option="")
+    preset: str = setting("tiny", "finetune's preset of training settings.", choices=PRESETS)
+    epochs: int | None = setting(None, "Fine-tuning epochs.", minimum=1,
+                                 empty="1 with the tiny preset, else the preset's")
+    max_train_examples: int | None = setting(None, "Seeded subsample of each training split.", minimum=1,
+                                             empty="all of it")
+    train_seed: int = setting(0, "Seed of every finetune cell.")
+    workers: int = setting(1, "Cells run in parallel processes (against a tracking server).", key=False, minimum=1)
+    tracking_uri: str | None = setting(None, "Tracking server for the cells (a local sqlite store is served by a "
+                                             "local mlflow server when workers > 1).", key=False,
+                                       empty="the current URI")
+    dataset_spec: str | None = dataset_spec_setting(key=False)
+
+    def validate(self) -> None:
+        if self.epochs is None and self.preset == "tiny":
+            self.epochs = SWEEP_TINY_EPOCHS
+        require(bool(self.train_dataset_list), "train_datasets is empty: name at least one training set")
+
+    @property
+    def train_dataset_list(self) -> list[str]:
+        return split_list(self.train_datasets)
+
+
+ENTRY_POINT_SETTINGS: dict[str, type[Settings]] = {
+    cls.entry_point: cls
+    for cls in (PretrainSettings, PretrainEvalSettings, FinetuneSettings, CrossevalSettings, SweepSettings)
+}
+
+
+def settings_class(entry_point: str) -> type[Settings]:
+    try:
+        return ENTRY_POINT_SETTINGS[entry_point]
+    except KeyError:
+        raise UserError(f"no entry point {entry_point!r}: valid: {', '.join(ENTRY_POINT_SETTINGS)}") from None

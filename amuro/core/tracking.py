@@ -1,0 +1,271 @@
+"""The tracking contract in code: contract tags, run keys, find-or-skip, invocation groups.
+
+Every run the suite writes carries the ``amuro.*`` tags of DESIGN.md section 3. A cell of work is
+identified by its *run key*, a hash of the settings that change its result: a FINISHED run with the same
+key is reused and never redone; a RUNNING run whose process is gone is marked FAILED and redone (or, for
+resumable work such as fine-tuning, reopened and continued).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import mlflow
+import psutil
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from amuro.core.errors import UserError
+
+DEFAULT_EXPERIMENT = "amuro-char"
+PREFIX = "amuro."
+KINDS = ("pretrain", "eval", "finetune", "sweep", "analysis", "group")
+CONTRACT_TAGS = (
+    "kind", "model", "revision", "step", "tokens", "tuning", "train_dataset", "eval_dataset", "task",
+    "relation", "format", "shots", "metric", "seed", "source_run_id", "run_key",
+)
+# Bookkeeping tags beside the contract: who is running a cell, and why a cell failed.
+HOST_TAG, PID_TAG, PID_START_TAG = "amuro.host", "amuro.pid", "amuro.pid_start"
+ERROR_TAG = "amuro.error"
+LAUNCHER_ENV = "MLFLOW_RUN_ID"
+# A sweep runs each cell as a child process; its top-level runs nest under the sweep run named here.
+PARENT_ENV = "AMURO_PARENT_RUN_ID"
+
+
+def tag_value(value: object) -> str:
+    """Contract tag values are strings; numbers in plain decimal, unknowns empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def contract_tags(**values: object) -> dict[str, str]:
+    """``contract_tags(kind="eval", step=400)`` -> ``{"amuro.kind": "eval", "amuro.step": "400"}``."""
+    unknown = set(values) - set(CONTRACT_TAGS)
+    if unknown:
+        raise ValueError(f"not contract tags: {sorted(unknown)}")
+    return {PREFIX + name: tag_value(value) for name, value in values.items()}
+
+
+def run_key(kind: str, settings: Mapping[str, object]) -> str:
+    """Hash of the canonical settings that change a run's result (callers leave out batch sizes etc.)."""
+    canonical = json.dumps({"kind": kind, **settings}, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def experiment_name(name: str | None) -> str:
+    return name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+def connect(experiment: str | None) -> str:
+    """Check the tracking store answers (fast, naming the URI if not) and return the experiment id."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        _check_server(uri)
+    elif uri.startswith("file:") or "://" not in uri:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    try:
+        exp = mlflow.set_experiment(experiment_name(experiment))
+    except mlflow.exceptions.MlflowException as exc:
+        raise UserError(f"tracking store {uri} refused experiment {experiment_name(experiment)!r}: "
+                        f"{str(exc).splitlines()[0]}") from None
+    return exp.experiment_id
+
+
+def _check_server(uri: str, timeout: float = 10.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"tracking server {uri} is unreachable ({reason}): start it or set "
+                        "MLFLOW_TRACKING_URI / --tracking-uri to a reachable one") from None
+
+
+def _process_identity() -> dict[str, str]:
+    me = psutil.Process()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(me.pid), PID_START_TAG: f"{me.create_time():.2f}"}
+
+
+def owner_alive(tags: Mapping[str, str]) -> bool:
+    """Whether the process that started a RUNNING run still exists (runs of other hosts count as alive)."""
+    if tags.get(HOST_TAG) != socket.gethostname():
+        return PID_TAG in tags and tags.get(HOST_TAG) is not None
+    try:
+        proc = psutil.Process(int(tags.get(PID_TAG, "-1")))
+        return abs(proc.create_time() - float(tags.get(PID_START_TAG, "0"))) < 1.0
+    except (psutil.Error, ValueError):
+        return False
+
+
+def find_runs(experiment_id: str, key: str) -> list:
+    client = MlflowClient()
+    return client.search_runs(
+        [experiment_id], f"tags.`amuro.run_key` = '{key}'", order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
+
+
+@dataclass
+class Cell:
+    """One unit of tracked work; ``reused`` means a FINISHED run with the same key already had it."""
+
+    run_id: str
+    reused: bool
+    resumed: bool = False
+
+
+def _claim(experiment_id: str, key: str, resumable: bool) -> tuple[str | None, str | None]:
+    """Return (finished run id, run id to resume); dead RUNNING runs are marked FAILED on the way."""
+    client = MlflowClient()
+    resume = None
+    for run in find_runs(experiment_id, key):
+        status = run.info.status
+        if status == "FINISHED":
+            return run.info.run_id, None
+        if status == "RUNNING":
+            if owner_alive(run.data.tags):
+                raise UserError(
+                    f"run {run.info.run_id} with the same settings is still running (pid "
+                    f"{run.data.tags.get(PID_TAG)} on {run.data.tags.get(HOST_TAG)}): wait for it, or mark "
+                    "it failed in the MLflow UI if that process is gone")
+            client.set_tag(run.info.run_id, ERROR_TAG, "process died before the run finished")
+            client.set_terminated(run.info.run_id, "FAILED")
+            status = "FAILED"
+        if resumable and resume is None and status in ("FAILED", "KILLED"):
+            resume = run.info.run_id
+    return None, resume
+
+
+@contextmanager
+def tracked_run(
+    experiment_id: str,
+    key: str,
+    tags: Mapping[str, str],
+    run_name: str,
+    *,
+    parent_run_id: str | None = None,
+    resumable: bool = False,
+    say=print,
+) -> Iterator[Cell]:
+    """Find-or-skip: yield a reused Cell for a finished key, else run the body inside an active MLflow run.
+
+    The body must check ``cell.reused`` and do nothing in that case. Exceptions mark the run FAILED with
+    the error's first line in ``amuro.error``; KeyboardInterrupt marks it KILLED.
+    """
+    finished, resume = _claim(experiment_id, key, resumable)
+    if finished:
+        say(f"reusing finished run {finished} ({run_name})")
+        yield Cell(finished, reused=True)
+        return
+    all_tags = {**tags, PREFIX + "run_key": key, **_process_identity()}
+    if resume:
+        say(f"resuming run {resume} ({run_name})")
+        run = mlflow.start_run(run_id=resume)
+        MlflowClient().update_run(resume, status="RUNNING")
+        mlflow.set_tags({**_process_identity(), ERROR_TAG: ""})
+    else:
+        parent = parent_run_id or os.environ.get(PARENT_ENV) or None
+        # A child of the active run (a search trial under its finetune run) must be started nested.
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags,
+                               parent_run_id=parent, nested=bool(parent) and mlflow.active_run() is not None)
+    try:
+        yield Cell(run.info.run_id, reused=False, resumed=bool(resume))
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException as exc:
+        mlflow.set_tag(ERROR_TAG, (str(exc).splitlines() or [type(exc).__name__])[0][:4000])
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    else:
+        mlflow.end_run()
+
+
+@contextmanager
+def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: str,
+                     launcher: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A parent run grouping one invocation's cells, so the UI shows them together.
+
+    Under ``mlflow run`` the launcher run (``MLFLOW_RUN_ID``) is the parent when it is in the same
+    experiment; otherwise a ``group`` run is found by key (re-running the same command reuses it) or made.
+    """
+    client = MlflowClient()
+    group_tags = {PREFIX + "kind": "group", PREFIX + "entry_point": entry_point, PREFIX + "run_key": key,
+                  **(tags or {}), **_process_identity()}
+    if launcher and client.get_run(launcher).info.experiment_id == experiment_id:
+        parent = launcher
+        for name, value in group_tags.items():
+            client.set_tag(parent, name, value)
+    else:
+        if launcher:
+            client.set_tag(launcher, PREFIX + "kind", "group")
+            client.set_tag(launcher, PREFIX + "entry_point", entry_point)
+        existing = [r for r in find_runs(experiment_id, key) if not (r.info.status == "RUNNING"
+                                                                      and owner_alive(r.data.tags))]
+        if existing:
+            parent = existing[0].info.run_id
+            client.update_run(parent, status="RUNNING")
+            for name, value in _process_identity().items():
+                client.set_tag(parent, name, value)
+        else:
+            outer = os.environ.get(PARENT_ENV)
+            nest = {"mlflow.parentRunId": outer} if outer else {}
+            parent = client.create_run(experiment_id, run_name=run_name, tags={**group_tags, **nest}).info.run_id
+        if launcher:
+            client.set_tag(launcher, PREFIX + "group_run_id", parent)
+    status = "FINISHED"
+    try:
+        yield parent
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        if parent != launcher:
+            client.set_terminated(parent, status)
+
+
+def note_launcher(launcher: str | None, result_run_id: str, entry_point: str) -> None:
+    """Under ``mlflow run``, point the launcher run at the run that holds the result."""
+    if launcher and launcher != result_run_id:
+        client = MlflowClient()
+        client.set_tag(launcher, PREFIX + "kind", "group")
+        client.set_tag(launcher, PREFIX + "entry_point", entry_point)
+        client.set_tag(launcher, PREFIX + "result_run_id", result_run_id)
+
+
+def drop_launcher() -> str | None:
+    """Forget ``MLFLOW_RUN_ID`` so the entry point's own runs are not merged into the launcher run."""
+    return os.environ.pop(LAUNCHER_ENV, None)
+
+
+def wait_for_server(uri: str, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            _check_server(uri, timeout=2.0)
+            return
+        except UserError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.3)
+

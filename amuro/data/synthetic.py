@@ -1,0 +1,308 @@
+"""The synthetic suite: a small seeded world, its four tasks, their out-of-domain twins, and a corpus.
+
+Two domains share one grammar but no content words: ``town`` (people, jobs, towns, pets, objects) is the
+in-domain world the training sets and most of the pre-training corpus describe; ``realm`` (knights,
+castles, beasts, relics) supplies the out-of-domain evaluation sets, with partly different sentence
+patterns. The corpus holds biographies, stories, question-and-answer passages and story-plus-gist passages
+(so question generation and summarisation can be picked up in pre-training) but never a labelled inference
+or paraphrase judgement (so those can only be learned by fine-tuning), mirroring the study's dichotomy.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from amuro.data.spec import Example
+
+SPLIT_SIZES = {"train": 2000, "validation": 200, "test": 300}
+
+
+@dataclass(frozen=True)
+class Attribute:
+    values: tuple[str, ...]
+    states: tuple[str, ...]      # ways to state "{name} ... {value}"
+    negation: str                # "{name} ... not ... {value}"
+    question: str                # asks for the value
+
+
+@dataclass(frozen=True)
+class Domain:
+    names: tuple[str, ...]
+    attributes: dict[str, Attribute]
+    places: tuple[str, ...]
+    goods: tuple[str, ...]
+    colors: tuple[str, ...]
+    days: tuple[str, ...]
+    transfer: tuple[str, ...]    # verbs of giving, past tense
+    travel: str
+    meal: str
+    weather: tuple[str, ...]
+
+
+TOWN = Domain(
+    names=("Anna", "Ben", "Clara", "David", "Elena", "Felix", "Grace", "Hugo", "Iris", "Jonas", "Kate", "Leo",
+           "Maria", "Nina", "Oscar", "Paula", "Quinn", "Rosa", "Sam", "Tara", "Victor", "Wendy", "Yusuf", "Zoe",
+           "Adam", "Bella", "Carl", "Diana", "Emil", "Fiona"),
+    attributes={
+        "job": Attribute(
+            ("baker", "teacher", "doctor", "farmer", "painter", "nurse", "pilot", "tailor", "chemist", "lawyer",
+             "carpenter", "librarian"),
+            ("{name} is a {value}.", "{name} works as a {value}."),
+            "{name} is not a {value}.", "What does {name} do for a living?"),
+        "home": Attribute(
+            ("Milltown", "Oakridge", "Brookfield", "Riverton", "Ashford", "Cedarville", "Dunmore", "Elmwood",
+             "Fairhaven", "Glenrock"),
+            ("{name} lives in {value}.", "{name} has a house in {value}."),
+            "{name} does not live in {value}.", "Where does {name} live?"),
+        "pet": Attribute(
+            ("cat", "dog", "parrot", "rabbit", "hamster", "turtle", "goldfish", "pony"),
+            ("{name} has a pet {value}.", "{name} keeps a {value} at home."),
+            "{name} does not have a {value}.", "What pet does {name} have?"),
+        "hobby": Attribute(
+            ("chess", "gardening", "swimming", "cycling", "singing", "fishing", "knitting", "running"),
+            ("{name} enjoys {value}.", "In the evenings {name} likes {value}."),
+            "{name} does not enjoy {value}.", "What does {name} enjoy in free time?"),
+    },
+    places=("Milltown", "Oakridge", "Brookfield", "Riverton", "Ashford", "Cedarville", "Dunmore", "Elmwood"),
+    goods=("lamp", "bicycle", "kettle", "scarf", "clock", "basket", "umbrella", "guitar", "jacket", "teapot"),
+    colors=("red", "blue", "green", "yellow", "white", "black", "brown", "grey"),
+    days=("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    transfer=("gave", "sold", "lent", "sent"),
+    travel="travelled to",
+    meal="had dinner with",
+    weather=("The weather was cold.", "It rained all morning.", "The streets were busy.", "The sun was out."),
+)
+
+REALM = Domain(
+    names=("Aldric", "Brienne", "Cedric", "Dagny", "Eamon", "Freya", "Gawain", "Halvard", "Isolde", "Joren",
+           "Kaelin", "Lysa", "Merek", "Nessa", "Orin", "Perrin", "Rowena", "Sigrid", "Tristan", "Ulric"),
+    attributes={
+        "rank": Attribute(
+            ("knight", "archer", "wizard", "squire", "herald", "blacksmith", "healer", "ranger"),
+            ("{name} serves as a {value}.", "{name} was sworn in as a {value}."),
+            "{name} is no {value}.", "What rank does {name} hold?"),
+        "keep": Attribute(
+            ("Stormhold", "Ravenspire", "Thornwall", "Highcliff", "Duskmoor", "Ironvale", "Wolfden", "Greywater"),
+            ("{name} guards the castle of {value}.", "{name} is stationed at {value}."),
+            "{name} does not guard {value}.", "Which castle does {name} guard?"),
+        "beast": Attribute(
+            ("falcon", "warhorse", "hound", "raven", "stag", "wolf"),
+            ("{name} rides with a {value}.", "A {value} follows {name} everywhere."),
+            "{name} has no {value}.", "Which beast follows {name}?"),
+        "oath": Attribute(
+            ("silence", "poverty", "vengeance", "mercy", "valor", "loyalty"),
+            ("{name} swore an oath of {value}.", "{name} is bound by a vow of {value}."),
+            "{name} never swore an oath of {value}.", "What oath did {name} swear?"),
+    },
+    places=("Stormhold", "Ravenspire", "Thornwall", "Highcliff", "Duskmoor", "Ironvale"),
+    goods=("sword", "shield", "banner", "amulet", "helm", "lantern", "chalice", "crown"),
+    colors=("golden", "silver", "crimson", "azure", "ebony", "ivory"),
+    days=("the first moon", "the second moon", "the harvest feast", "the winter solstice", "the spring tide"),
+    transfer=("handed", "offered", "pledged", "entrusted"),
+    travel="rode to",
+    meal="feasted with",
+    weather=("A storm gathered over the hills.", "Snow covered the roads.", "The banners flew high."),
+)
+
+DOMAINS = {"town": TOWN, "realm": REALM}
+
+
+def _person(rng: random.Random, dom: Domain) -> tuple[str, dict[str, str]]:
+    return rng.choice(dom.names), {a: rng.choice(attr.values) for a, attr in dom.attributes.items()}
+
+
+def _state(rng: random.Random, dom: Domain, name: str, attr: str, value: str) -> str:
+    return rng.choice(dom.attributes[attr].states).format(name=name, value=value)
+
+
+def _other(rng: random.Random, values: tuple[str, ...], not_this: str) -> str:
+    return rng.choice([v for v in values if v != not_this])
+
+
+# --- NLI ---------------------------------------------------------------------------------------------
+
+def _nli(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
+    """A premise of two or three facts about one person; the hypothesis restates one (entailment), denies
+    one (contradiction) or claims a fact the premise does not mention (neutral)."""
+    name, facts = _person(rng, dom)
+    attrs = list(dom.attributes)
+    rng.shuffle(attrs)
+    shown, hidden = attrs[:rng.choice((2, 3))], attrs[3]
+    premise = " ".join(_state(rng, dom, name, a, facts[a]) for a in shown)
+    target_attr = rng.choice(shown)
+    if label == "entailment":
+        hypothesis = _state(rng, dom, name, target_attr, facts[target_attr])
+    elif label == "contradiction":
+        hypothesis = dom.attributes[target_attr].negation.format(name=name, value=facts[target_attr])
+    else:
+        hypothesis = _state(rng, dom, name, hidden, rng.choice(dom.attributes[hidden].values))
+    return {"premise": premise, "hypothesis": hypothesis, "label": label}
+
+
+# --- paraphrase ----------------------------------------------------------------------------------------
+
+def _event_parts(rng: random.Random, dom: Domain) -> dict[str, str]:
+    giver, receiver = rng.sample(dom.names, 2)
+    return {"giver": giver, "receiver": receiver, "verb": rng.choice(dom.transfer),
+            "color": rng.choice(dom.colors), "good": rng.choice(dom.goods), "place": rng.choice(dom.places),
+            "day": rng.choice(dom.days)}
+
+
+PARTICIPLES = {"gave": "given"}   # the other verbs of giving have participles equal to their past tense
+
+
+def _say_event(p: dict[str, str], style: int, dom: Domain) -> str:
+    on = "on" if dom is TOWN else "at"
+    styles = (
+        "{On} {day}, {giver} {verb} a {color} {good} to {receiver} in {place}.",
+        "{giver} {verb} {receiver} a {color} {good} in {place} {on} {day}.",
+        "In {place}, {giver} {verb} a {color} {good} to {receiver} {on} {day}.",
+        "A {color} {good} was {participle} to {receiver} by {giver} in {place} {on} {day}.",
+    )
+    return styles[style].format(On=on.capitalize(), on=on, participle=PARTICIPLES.get(p["verb"], p["verb"]), **p)
+
+
+def _paraphrase(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
+    parts = _event_parts(rng, dom)
+    first, second = rng.sample(range(4), 2)
+    s1 = _say_event(parts, first, dom)
+    if label == "yes":
+        s2 = _say_event(parts, second, dom)
+    else:
+        changed = dict(parts)
+        change = rng.choice(("swap", "color", "good", "place", "day"))
+        if change == "swap":
+            changed["giver"], changed["receiver"] = parts["receiver"], parts["giver"]
+        elif change == "color":
+            changed["color"] = _other(rng, dom.colors, parts["color"])
+        elif change == "good":
+            changed["good"] = _other(rng, dom.goods, parts["good"])
+        elif change == "place":
+            changed["place"] = _other(rng, dom.places, parts["place"])
+        else:
+            changed["day"] = _other(rng, dom.days, parts["day"])
+        s2 = _say_event(changed, second if rng.random() < 0.7 else first, dom)
+    return {"s1": s1, "s2": s2, "label": label}
+
+
+# --- stories: summaries, questions and the corpus -----------------------------------------------------------
+
+def _story(rng: random.Random, dom: Domain) -> tuple[list[str], str, list[str]]:
+    """A short story, its one-sentence gist, and its key facts as a highlight list."""
+    name, facts = _person(rng, dom)
+    first_attr = list(dom.attributes)[0]
+    friend = _other(rng, dom.names, name)
+    place = rng.choice(dom.places)
+    day = rng.choice(dom.days)
+    color, good = rng.choice(dom.colors), rng.choice(dom.goods)
+    on = "On" if dom is TOWN else "At"
+    role = facts[first_attr]
+    sentences = [
+        _state(rng, dom, name, first_attr, role),
+        f"{on} {day}, {name} {dom.travel} {place}.",
+        rng.choice(dom.weather),
+        f"There, {name} bought a {color} {good} at the market.",
+        f"Later, {name} {dom.meal} {friend}.",
+    ]
+    if rng.random() < 0.5:
+        extra_attr = rng.choice(list(dom.attributes)[1:])
+        sentences.insert(1, _state(rng, dom, name, extra_attr, facts[extra_attr]))
+    gist = f"The {role} {name} {dom.travel} {place}, bought a {color} {good} and {dom.meal} {friend}."
+    highlights = [f"{name} {dom.travel} {place} {on.lower()} {day}.", f"{name} bought a {color} {good}.",
+                  f"{name} {dom.meal} {friend}."]
+    return sentences, gist, highlights
+
+
+def _summary(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
+    sentences, gist, highlights = _story(rng, dom)
+    target = gist if dom is TOWN else " ".join(highlights)
+    return {"document": " ".join(sentences), "summary": target}
+
+
+def _qgen(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
+    name, facts = _person(rng, dom)
+    attrs = list(dom.attributes)
+    rng.shuffle(attrs)
+    shown = attrs[:3]
+    asked = rng.choice(shown)
+    sentences = [_state(rng, dom, name, a, facts[a]) for a in shown]
+    if dom is REALM:
+        sentences.append(rng.choice(dom.weather))
+        rng.shuffle(sentences)
+    return {"context": " ".join(sentences), "answer": facts[asked],
+            "question": dom.attributes[asked].question.format(name=name)}
+
+
+def _articles(text: str) -> str:
+    return re.sub(r"\b([Aa]) ([aeiouAEIOU])", r"\1n \2", text)
+
+
+def _tidy(row: dict[str, str]) -> dict[str, str]:
+    return {key: _articles(value) for key, value in row.items()}
+
+
+GENERATORS = {
+    "nli": (_nli, ("entailment", "neutral", "contradiction"), ("premise", "hypothesis"), "label"),
+    "paraphrase": (_paraphrase, ("yes", "no"), ("s1", "s2"), "label"),
+    "summary": (_summary, (), ("document",), "summary"),
+    "qgen": (_qgen, (), ("context", "answer"), "question"),
+}
+
+
+@lru_cache(maxsize=64)
+def generate(task: str, domain: str, split: str, seed: int = 0) -> tuple[Example, ...]:
+    """A deterministic split; no rendered item appears in two splits of the same (task, domain)."""
+    make, labels, slots, target_field = GENERATORS[task]
+    dom = DOMAINS[domain]
+    rng = random.Random(f"{task}/{domain}/{seed}")
+    seen: set[tuple[str, ...]] = set()
+    out: dict[str, list[Example]] = {}
+    for role, size in SPLIT_SIZES.items():
+        items: list[Example] = []
+        while len(items) < size:
+            label = labels[len(items) % len(labels)] if labels else ""
+            row = _tidy(make(rng, dom, label))
+            key = tuple(row[s] for s in slots)
+            if key in seen:
+                continue
+            seen.add(key)
+            items.append(Example(
+                item_id=f"{task}-{domain}-{role}-{len(items):05d}",
+                slots={s: row[s] for s in slots}, target=row[target_field],
+                choices=labels, gold=labels.index(label) if labels else None))
+        rng.shuffle(items)
+        out[role] = items
+        if role == split:
+            return tuple(items)
+    raise KeyError(split)
+
+
+def corpus(seed: int = 0, passages: int = 12000) -> list[str]:
+    """Natural text about both worlds: biographies, stories with their gist, and Q&A passages."""
+    rng = random.Random(f"corpus/{seed}")
+    out: list[str] = []
+    for i in range(passages):
+        dom = TOWN if rng.random() < 0.8 else REALM
+        kind = rng.random()
+        if kind < 0.3:
+            name, facts = _person(rng, dom)
+            out.append(" ".join(_state(rng, dom, name, a, v) for a, v in facts.items()))
+        elif kind < 0.55:
+            sentences, gist, _ = _story(rng, dom)
+            lead = rng.choice(("In short:", "To sum up,", "Summary:", "In brief,"))
+            out.append(" ".join(sentences) + f"\n{lead} {gist}")
+        elif kind < 0.8:
+            name, facts = _person(rng, dom)
+            attrs = list(facts)
+            rng.shuffle(attrs)
+            text = " ".join(_state(rng, dom, name, a, facts[a]) for a in attrs[:3])
+            asked = rng.choice(attrs[:3])
+            question = dom.attributes[asked].question.format(name=name)
+            out.append(f"{text}\nQuestion: {question}\nAnswer: {facts[asked]}.")
+        else:
+            parts = _event_parts(rng, dom)
+            out.append(_say_event(parts, rng.randrange(4), dom) + " " + rng.choice(dom.weather))
+    return [_articles(text) for text in out]

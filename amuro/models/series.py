@@ -1,0 +1,280 @@
+"""Checkpoint series: hub branches, local branch-named folders, and pretrain runs' artifacts.
+
+A series is an ordered list of checkpoints of one model. Three sources give one:
+
+- a hub repo whose branches are checkpoints (``allenai/OLMo-1B-hf``: ``step20000-tokens84B``; Pythia:
+  ``step143000``; OLMo-2: ``stage1-step10000-tokens42B``; ``main`` is the series' last step);
+- a local folder of branch-named checkpoint folders (each a ``save_pretrained`` model and tokenizer) with a
+  ``manifest.json``; the offline stand-in for a hub series;
+- a pretrain run of this suite: by series name (``tiny``) or ``runs:/<run_id>/series``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from huggingface_hub import list_repo_refs
+
+from amuro.core.errors import UserError, unknown
+from amuro.core.paths import amuro_home
+
+MANIFEST = "manifest.json"
+SERIES_ARTIFACT = "series"
+DEFAULT_SERIES = "tiny"
+_REVISION = re.compile(r"^(?:[A-Za-z0-9_]+-)*step(?P<step>\d+)(?:-tokens(?P<tokens>\d+(?:\.\d+)?)(?P<unit>[KMBT]?))?$")
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+
+
+def parse_revision(name: str) -> tuple[int | None, int | None]:
+    """``step20000-tokens84B`` -> (20000, 84_000_000_000); ``step143000`` -> (143000, None); ``main`` -> (None, None)."""
+    match = _REVISION.match(name)
+    if not match:
+        return None, None
+    tokens = None
+    if match["tokens"] is not None:
+        tokens = int(round(float(match["tokens"]) * _UNITS[match["unit"]]))
+    return int(match["step"]), tokens
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One checkpoint: where to load it from and its place in the series."""
+
+    series: str
+    revision: str
+    step: int
+    tokens: int | None
+    location: str                       # a local folder, or the hub repo id
+    hub_revision: str | None = None     # the branch passed to from_pretrained for hub checkpoints
+    commit: str | None = None
+    source_run_id: str | None = None
+    artifact_path: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.series.split('/')[-1]}@step{self.step}"
+
+    def load(self, *, dtype=None):
+        """Model and tokenizer of this checkpoint (the same revision for both)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs = {"revision": self.hub_revision} if self.hub_revision else {}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.location, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(self.location, dtype=dtype, **kwargs)
+        except Exception as exc:  # transformers raises many types for a bad folder
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"checkpoint {self.revision} of {self.series} failed to load from {self.location} "
+                            f"({first[:300]}): re-create it (re-run pretrain) or pick another checkpoint") from None
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.eval()
+        return model, tokenizer
+
+
+@dataclass
+class Series:
+    name: str
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.checkpoints.sort(key=lambda c: (c.step, c.revision == "main"))
+
+    @property
+    def revisions(self) -> list[str]:
+        return [c.revision for c in self.checkpoints]
+
+    @property
+    def last(self) -> Checkpoint:
+        return self.checkpoints[-1]
+
+    def get(self, wanted: str | int) -> Checkpoint:
+        """A checkpoint by revision name, ``main``, or step (``400`` or ``step400``)."""
+        text = str(wanted).strip()
+        for ckpt in self.checkpoints:
+            if ckpt.revision == text:
+                return ckpt
+        if text == "main" or text == "last":
+            return self.last
+        step_text = text[4:] if text.startswith("step") else text
+        if step_text.isdigit():
+            matches = [c for c in self.checkpoints if c.step == int(step_text) and c.revision != "main"]
+            if matches:
+                return matches[0]
+        raise unknown(f"checkpoint of series {self.name}", text, self.revisions)
+
+    def select(self, selection: str | int | Sequence[str] | None) -> list[Checkpoint]:
+        """``all``; a count (evenly spaced, first and last included); or revisions / steps, comma-separated.
+
+        A single number is a count when it is at most the number of checkpoints, else a step."""
+        if selection is None or str(selection).strip() in ("", "all"):
+            return [c for c in self.checkpoints if c.revision != "main" or len(self.checkpoints) == 1]
+        if isinstance(selection, int) or (isinstance(selection, str) and selection.strip().isdigit()):
+            number = int(selection)
+            return self._evenly(number) if number <= len(self.checkpoints) else [self.get(number)]
+        items = selection.split(",") if isinstance(selection, str) else list(selection)
+        chosen: list[Checkpoint] = []
+        for item in (i.strip() for i in items if str(i).strip()):
+            ckpt = self.get(item)
+            if ckpt not in chosen:
+                chosen.append(ckpt)
+        return chosen
+
+    def _evenly(self, count: int) -> list[Checkpoint]:
+        pool = [c for c in self.checkpoints if c.revision != "main"] or self.checkpoints
+        if count < 1:
+            raise UserError(f"checkpoint count must be at least 1, got {count}")
+        if count >= len(pool):
+            return pool
+        if count == 1:
+            return [pool[-1]]
+        picks = sorted({round(i * (len(pool) - 1) / (count - 1)) for i in range(count)})
+        return [pool[i] for i in picks]
+
+
+# --- local series -------------------------------------------------------------------------------------
+
+def write_manifest(folder: Path, name: str, checkpoints: Sequence[dict], source_run_id: str | None) -> None:
+    manifest = {"series": name, "source_run_id": source_run_id, "checkpoints": list(checkpoints)}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def local_series(folder: str | Path, *, name: str | None = None) -> Series:
+    """A folder of branch-named checkpoint folders; the manifest is optional (names are parsed if absent)."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"series manifest {manifest_path} is not valid JSON ({exc}): re-create the series") from None
+        entries = manifest.get("checkpoints", [])
+        name = name or manifest.get("series") or folder.name
+        run_id = manifest.get("source_run_id")
+    else:
+        if (folder / "config.json").exists():
+            entries = [{"revision": "main", "path": "."}]
+        else:
+            entries = [{"revision": p.name} for p in sorted(folder.iterdir()) if (p / "config.json").exists()]
+        name, run_id = name or folder.name, None
+    if not entries:
+        raise UserError(f"{folder} holds no checkpoints: expected branch-named folders with config.json")
+    checkpoints = []
+    for entry in entries:
+        revision = entry["revision"]
+        step, tokens = parse_revision(revision)
+        step = entry.get("step", step)
+        tokens = entry.get("tokens", tokens)
+        path = folder / entry.get("path", revision)
+        checkpoints.append(Checkpoint(
+            series=name, revision=revision, step=step if step is not None else -1, tokens=tokens,
+            location=str(path.resolve()), source_run_id=run_id,
+            artifact_path=f"{SERIES_ARTIFACT}/{revision}" if run_id else None))
+    return _fill_main(Series(name, checkpoints))
+
+
+def _fill_main(series: Series) -> Series:
+    """``main`` (and unparsable names) take the series' last known step, as the contract asks."""
+    known = [c for c in series.checkpoints if c.step >= 0]
+    last = max(known, key=lambda c: c.step) if known else None
+    fixed = []
+    for ckpt in series.checkpoints:
+        if ckpt.step < 0:
+            ckpt = Checkpoint(**{**asdict(ckpt), "step": last.step if last else 0,
+                                 "tokens": last.tokens if last else None})
+        fixed.append(ckpt)
+    return Series(series.name, fixed)
+
+
+# --- hub series ---------------------------------------------------------------------------------------
+
+def hub_series(repo_id: str, *, revision: str | None = None) -> Series:
+    """Branches of a hub repo; checkpoints load with ``from_pretrained(repo_id, revision=branch)``."""
+    try:
+        refs = list_repo_refs(repo_id, revision=revision) if revision else list_repo_refs(repo_id)
+    except Exception as exc:  # offline, unknown repo, no permission: all surface here
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"cannot list the branches of hub model {repo_id} ({first[:200]}): check the repo id "
+                        "and network, or point --model at a local series folder") from None
+    checkpoints = []
+    for branch in refs.branches:
+        step, tokens = parse_revision(branch.name)
+        if step is None and branch.name != "main":
+            continue
+        checkpoints.append(Checkpoint(
+            series=repo_id, revision=branch.name, step=step if step is not None else -1, tokens=tokens,
+            location=repo_id, hub_revision=branch.name, commit=branch.target_commit))
+    if not checkpoints:
+        raise UserError(f"hub model {repo_id} has no checkpoint branches (stepN...) nor main")
+    return _fill_main(Series(repo_id, checkpoints))
+
+
+# --- series from pretrain runs --------------------------------------------------------------------------
+
+def series_from_run(run_id: str) -> Series:
+    """The checkpoints a pretrain run logged, downloaded once into ``AMURO_HOME``."""
+    import mlflow
+
+    target = amuro_home() / "runs" / run_id
+    if not (target / SERIES_ARTIFACT / MANIFEST).exists():
+        try:
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SERIES_ARTIFACT, dst_path=str(target))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"run {run_id} has no checkpoint series to download ({first[:200]}): "
+                            "give a pretrain run id") from None
+    return local_series(target / SERIES_ARTIFACT)
+
+
+def find_pretrain_run(experiment_id: str, name: str):
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        f"tags.`amuro.kind` = 'pretrain' and tags.`amuro.model` = '{name}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def open_series(model: str, *, experiment_id: str | None = None) -> Series:
+    """Resolve ``--model``: a folder, ``runs:/<id>/...``, a tracked series name, or a hub repo id.
+
+    Pure resolution: nothing is built here (``commands.pretrain.ensure_default_series`` builds ``tiny``).
+    """
+    model = model.strip()
+    if model.startswith("runs:/"):
+        return series_from_run(model[len("runs:/"):].split("/", 1)[0])
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return local_series(path)
+    if model.startswith((".", "/", "~")):
+        raise UserError(f"model folder {model} does not exist: give an existing series folder, a series "
+                        "name or a hub repo id")
+    if "/" in model:
+        return hub_series(model)
+    if experiment_id is not None:
+        run = find_pretrain_run(experiment_id, model)
+        if run is not None:
+            return _series_of_pretrain_run(run)
+    raise unknown("model series (no pretrain run of that name; not a folder or hub repo id)", model,
+                  _tracked_series_names(experiment_id) + [DEFAULT_SERIES])
+
+
+def _series_of_pretrain_run(run) -> Series:
+    local = run.data.tags.get("amuro.series_dir")
+    if local and (Path(local) / MANIFEST).exists():
+        return local_series(local)
+    return series_from_run(run.info.run_id)
+
+
+def _tracked_series_names(experiment_id: str | None) -> list[str]:
+    if experiment_id is None:
+        return []
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient().search_runs([experiment_id], "tags.`amuro.kind` = 'pretrain'", max_results=200)
+    return sorted({r.data.tags.get("amuro.model", "") for r in runs} - {""})

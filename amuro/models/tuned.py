@@ -1,0 +1,62 @@
+"""The tuned-model store: a finetune run's weights under its artifact path ``model``, and loading them back."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import mlflow
+
+from amuro.core.errors import UserError
+from amuro.core.paths import amuro_home
+
+MODEL_ARTIFACT = "model"
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("mlflow", "transformers", "torch", "accelerate", "tokenizers",
+                                                     "safetensors")]
+
+
+def log_tuned_model(model, tokenizer) -> None:
+    """The tuned weights and tokenizer under ``model`` (``runs:/<id>/model``), as an MLflow transformers model."""
+    quiet = logging.getLogger("mlflow.transformers")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)   # no model card or license lookups to warn about for local weights
+    try:
+        mlflow.transformers.log_model(transformers_model={"model": model, "tokenizer": tokenizer},
+                                      name=MODEL_ARTIFACT, task="text-generation",
+                                      pip_requirements=_pip_requirements())
+    finally:
+        quiet.setLevel(level)
+
+
+def load_tuned(run_id: str, *, dtype=None):
+    """(model, tokenizer) of a finetune run, from ``runs:/<run_id>/model``, downloaded once into AMURO_HOME.
+
+    ``log_model`` writes the weights to ``model/model`` and the tokenizer to ``model/components/tokenizer``;
+    ``mlflow.transformers.load_model(f"runs:/{run_id}/model")`` loads the same files as a pipeline.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = amuro_home() / "tuned" / run_id
+    if not (target / MODEL_ARTIFACT / "model" / "config.json").exists():
+        partial = target.with_name(f"{run_id}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/{MODEL_ARTIFACT}", dst_path=str(partial))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"run {run_id} has no tuned model to download ({first[:200]}): give a finished "
+                            "finetune run id") from None
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    folder = target / MODEL_ARTIFACT
+    tokenizer = AutoTokenizer.from_pretrained(folder / "components" / "tokenizer")
+    model = AutoModelForCausalLM.from_pretrained(folder / "model", dtype=dtype)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return model, tokenizer

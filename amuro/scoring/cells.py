@@ -1,0 +1,191 @@
+"""Contract-tagged eval runs: one MLflow run per (model, dataset, prompt format, shots), found or made.
+
+``evaluate_target`` is the one way the suite scores a model: ``pretrain-eval`` calls it for base
+checkpoints, ``finetune`` and ``crosseval`` for tuned models. Each cell is a find-or-skip tracked run (its
+run key covers everything that changes the scores, never the batch size); the model is loaded once, and
+only when some cell has work.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+
+import mlflow
+
+from amuro.core import tracking
+from amuro.core.errors import UserError, unknown
+from amuro.core.settings import EvalSettings
+from amuro.data import (
+    FORMATS,
+    DatasetSpec,
+    Example,
+    formats_for,
+    load_examples,
+    relation,
+    render,
+)
+from amuro.data.formats import few_shot_prefix
+from amuro.models.targets import EvalTarget
+from amuro.scoring.metrics import bootstrap
+from amuro.scoring.scorer import ItemResult, score_cell
+
+PREDICTIONS = "predictions.json"
+
+
+def select_cells(specs: Sequence[DatasetSpec], formats: str | Sequence[str]) -> list[tuple[DatasetSpec, str]]:
+    """(dataset, format) pairs: ``all`` formats of each dataset, or the named ones each dataset has."""
+    words = [w.strip() for w in (formats.split(",") if isinstance(formats, str) else formats) if w.strip()]
+    if not words:
+        raise UserError("no prompt formats selected: name formats (default, instruct, io) or 'all'")
+    known = {f for spec in specs for f in formats_for(spec)} | set(FORMATS)
+    for word in words:
+        if word != "all" and word not in known:
+            raise unknown("prompt format", word, [*known, "all"])
+    cells = []
+    for spec in specs:
+        own = formats_for(spec)
+        chosen = own if "all" in words else tuple(f for f in words if f in own)
+        cells += [(spec, fmt) for fmt in chosen]
+    if not cells:
+        raise UserError(f"none of the selected datasets has prompt format(s) {', '.join(words)}: try 'default'")
+    return cells
+
+
+def scored_split(spec: DatasetSpec) -> str:
+    return "test" if "test" in spec.splits else "validation"
+
+
+def demos_and_items(spec: DatasetSpec, settings: EvalSettings) -> tuple[list[Example], list[Example]]:
+    """The demonstrations and the scored items of a dataset; ``train`` demos are never among the items."""
+    split = scored_split(spec)
+    pool = load_examples(spec, split)
+    items = pool[:settings.max_examples] if settings.max_examples else pool
+    if settings.shots == 0:
+        return [], items
+    if settings.demos == "first-k":
+        if settings.shots > len(pool):
+            raise UserError(f"shots ({settings.shots}) is larger than the {split} split of {spec.name} "
+                            f"({len(pool)} items): lower --shots")
+        return pool[:settings.shots], items
+    if "train" not in spec.splits:
+        raise UserError(f"dataset {spec.name} has no train split to draw demonstrations from: use "
+                        "--demos first-k or --shots 0")
+    scored = {ex.item_id for ex in items} | {tuple(sorted(ex.slots.items())) for ex in items}
+    train = [ex for ex in load_examples(spec, "train")
+             if ex.item_id not in scored and tuple(sorted(ex.slots.items())) not in scored]
+    if settings.shots > len(train):
+        raise UserError(f"shots ({settings.shots}) is larger than the training split of {spec.name} "
+                        f"({len(train)} usable examples): lower --shots")
+    return random.Random(f"demos/{settings.seed}/{spec.name}").sample(train, settings.shots), items
+
+
+def check_cells(cells: Sequence[tuple[DatasetSpec, str]], settings: EvalSettings) -> None:
+    """Fail early, before any scoring, on datasets that cannot be prompted with these settings."""
+    for spec in {spec.name: spec for spec, _ in cells}.values():
+        demos_and_items(spec, settings)
+
+
+def cell_key(target: EvalTarget, spec: DatasetSpec, fmt: str, settings: EvalSettings) -> str:
+    return tracking.run_key("eval", {
+        "model": target.model, "revision": target.revision, "step": target.step, "tuning": target.tuning,
+        "train_dataset": target.train_dataset, "source_run_id": target.source_run_id or "",
+        "target_seed": target.seed, "reference": dict(target.reference), "eval_dataset": spec.name,
+        "format": fmt, **settings.cell_key_settings(spec.kind)})
+
+
+def cell_tags(target: EvalTarget, spec: DatasetSpec, fmt: str, settings: EvalSettings) -> dict[str, str]:
+    tags = tracking.contract_tags(
+        kind="eval", model=target.model, revision=target.revision, step=target.step, tokens=target.tokens,
+        tuning=target.tuning, train_dataset=target.train_dataset, eval_dataset=spec.name, task=spec.task,
+        relation=relation(target.train_dataset, spec.name), format=fmt, shots=settings.shots,
+        metric=spec.metric, seed=target.seed, source_run_id=target.source_run_id)
+    tags.update({tracking.PREFIX + name: value for name, value in target.reference.items()})
+    return tags
+
+
+def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalTarget,
+                    cells: Sequence[tuple[DatasetSpec, str]], settings: EvalSettings) -> list[tracking.Cell]:
+    """Score every (dataset, format) cell for one model as contract-tagged eval runs (find-or-skip each);
+    relation = tasks.relation(target.train_dataset, spec.name); loads the model once, only if needed."""
+    loaded: list[tuple] = []
+    model_ids: list[str] = []
+    done = []
+    for spec, fmt in cells:
+        name = f"eval {target.label} → {spec.name} [{fmt}]"
+        key = cell_key(target, spec, fmt, settings)
+        with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
+                                  parent_run_id=parent_run_id) as cell:
+            if not cell.reused:
+                demos, items = demos_and_items(spec, settings)
+                if not loaded:
+                    loaded.append(_on_accelerator(*target.load()))
+                if not model_ids:
+                    model_ids.append(_model_reference(experiment_id, target, cell.run_id))
+                _score_and_log(*loaded[0], spec, fmt, demos, items, settings, model_ids[0])
+        done.append(cell)
+    return done
+
+
+def _on_accelerator(model, tokenizer) -> tuple:
+    """Score on the GPU when there is one and the loader left the model on the CPU."""
+    import torch
+
+    if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
+        model = model.to("cuda")
+    return model, tokenizer
+
+
+def _score_and_log(model, tokenizer, spec, fmt, demos, items, settings: EvalSettings, model_id: str) -> None:
+    mlflow.set_tag(tracking.PREFIX + "model_id", model_id)
+    method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
+    mlflow.log_params({"method": method, "max_examples": settings.max_examples or "all",
+                       "batch_size": settings.batch_size, "bootstrap": settings.bootstrap,
+                       "max_new_tokens": settings.max_new_tokens,
+                       "stop": settings.stop, "demos": settings.demos, "eval_seed": settings.seed,
+                       "split": scored_split(spec), "demo_ids": ",".join(d.item_id for d in demos)[:6000]})
+    if items:
+        mlflow.log_text(few_shot_prefix(spec, demos, fmt) + render(spec, items[0], fmt), "prompt.txt")
+    started = time.perf_counter()
+    results = score_cell(model, tokenizer, spec, fmt, demos, items, method=settings.method,
+                         batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, stop=settings.stop)
+    elapsed = time.perf_counter() - started
+    estimate = bootstrap([r.item_score for r in results], resamples=settings.bootstrap, seed=settings.seed)
+    mlflow.log_metrics(estimate.metrics(), model_id=model_id)
+    mlflow.log_metric("examples_per_second", len(results) / max(elapsed, 1e-9))
+    mlflow.log_table(predictions_table(results), artifact_file=PREDICTIONS)
+    print(f"{spec.name} [{fmt}]: {spec.metric} {estimate.score:.3f} "
+          f"[{estimate.ci_low:.3f}, {estimate.ci_high:.3f}] on {estimate.n} items")
+
+
+def predictions_table(results: Sequence[ItemResult]) -> dict[str, list]:
+    return {column: [getattr(r, column) for r in results]
+            for column in ("item_id", "prediction", "reference", "item_score")}
+
+
+def _model_reference(experiment_id: str, target: EvalTarget, run_id: str) -> str:
+    """A LoggedModel (no weights copied) naming where the evaluated weights come from; reused across runs."""
+    ref_key = tracking.run_key("model-reference", {
+        "model": target.model, "revision": target.revision, "tuning": target.tuning,
+        "train_dataset": target.train_dataset, "source_run_id": target.source_run_id or "",
+        "reference": dict(target.reference)})
+    found = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list", max_results=1,
+                                        filter_string=f"tags.`amuro.ref_key` = '{ref_key}'")
+    if found:
+        return found[0].model_id
+    params = {"model": target.model, "revision": target.revision, "step": str(target.step),
+              "tokens": tracking.tag_value(target.tokens), "tuning": target.tuning,
+              "train_dataset": target.train_dataset, **target.reference}
+    logged = mlflow.create_external_model(
+        name=_model_name(target.label), source_run_id=target.source_run_id or run_id, experiment_id=experiment_id,
+        tags={"amuro.ref_key": ref_key, "amuro.model": target.model, "amuro.revision": target.revision,
+              "amuro.reference": json.dumps(dict(target.reference))},
+        params=params, model_type="checkpoint" if target.tuning == "none" else "tuned")
+    return logged.model_id
+
+
+def _model_name(label: str) -> str:
+    # LoggedModel names may not contain '/', ':' and a few others; keep letters, digits and -_.@+
+    return "".join(ch if ch.isalnum() or ch in "-_.@+" else "-" for ch in label)

@@ -1,0 +1,344 @@
+"""Few-shot scoring of one (dataset, prompt format) cell with a causal language model.
+
+Classification items are scored by one of three methods: ``next-token`` (the next-token distribution
+restricted to the label words' first tokens, with and without a leading space: the study's), ``loglik``
+(sum of log-probabilities of each full label continuation, as lm-evaluation-harness's ``acc``) or
+``generate`` (greedy generation, normalized string match). Multiple-choice items are ranked by
+log-likelihood; generation items are generated greedily and scored with ROUGE-L.
+
+Speed comes from doing only the arithmetic the scores need: items are sorted by length and batched; the
+token prefix all prompts of a cell share (the demonstrations) is encoded once and its key/value cache is
+expanded over each batch; all continuations of an item are scored from one pass over its context.
+Tokenization follows lm-evaluation-harness (whole strings, the context's trailing whitespace moved into the
+continuation for ``loglik``), so its predictions can be compared one to one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from amuro.data import DatasetSpec, Example, few_shot_prefix, render, stop_strings
+from amuro.data.formats import continuation
+from amuro.scoring.metrics import accuracy, rouge_l
+
+METHODS = ("next-token", "loglik", "generate")
+STOPS = ("default", "none")
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One scored item: a row of the ``predictions.json`` table."""
+
+    item_id: str
+    prediction: str
+    reference: str
+    item_score: float
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm bar (off when ``DISABLE_TQDM`` or ``TQDM_DISABLE`` is set)."""
+    off = any(os.environ.get(name, "") not in ("", "0", "false") for name in ("DISABLE_TQDM", "TQDM_DISABLE"))
+    return tqdm(iterable, disable=off, dynamic_ncols=True, **{"leave": False, **kwargs})
+
+
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix every sequence starts with."""
+    if not sequences:
+        return 0
+    first, length = sequences[0], min(len(s) for s in sequences)
+    for seq in sequences[1:]:
+        i = 0
+        while i < length and seq[i] == first[i]:
+            i += 1
+        length = i
+    return length
+
+
+class Scorer:
+    """Batched, prefix-cached forward passes over one model: log-likelihoods, next-token logits, greedy text."""
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, desc: str = "items"):
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size = batch_size
+        self.desc = desc
+        self.device = next(model.parameters()).device
+        self.max_length = _max_length(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        # Models that compute the output layer on chosen positions only save most of its cost.
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with the tokenizer's own special tokens (a BOS where it adds one), as lm-evaluation-harness."""
+        if not texts:
+            return []
+        return [list(ids) for ids in self.tokenizer(list(texts))["input_ids"]]
+
+    # --- batching and forward passes ---------------------------------------------------------------------
+
+    def _groups(self, contexts: list[list[int]], reserve: int):
+        """Split items into those that fit after the shared prefix and overlong ones (left-truncated alone)."""
+        fits = [i for i, ids in enumerate(contexts) if len(ids) + reserve <= self.max_length]
+        long = [i for i, ids in enumerate(contexts) if len(ids) + reserve > self.max_length]
+        groups = [(fits, [contexts[i] for i in fits])] if fits else []
+        keep = max(1, self.max_length - reserve)
+        groups += [([i], [contexts[i][-keep:]]) for i in long]
+        return groups
+
+    def _batches(self, contexts: list[list[int]], reserve: int):
+        """Yield (item indices, shared prefix length, prefix cache, context tails) per batch, longest first."""
+        bar = progress(total=len(contexts), desc=self.desc, unit="item")
+        for indices, ids in self._groups(contexts, reserve):
+            shared = min(common_prefix_length(ids), min(len(x) for x in ids) - 1)
+            prefix = self._prefix_cache(ids[0][:shared])
+            order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start:start + self.batch_size]
+                yield [indices[i] for i in rows], shared, prefix, [ids[i][shared:] for i in rows]
+                bar.update(len(rows))
+        bar.close()
+
+    def _prefix_cache(self, ids: list[int]):
+        if not ids:
+            return None
+        return self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True).past_key_values
+
+    @staticmethod
+    def _expand(cache, rows: int):
+        """The batch-1 prefix cache as a fresh cache of ``rows`` rows (views until the model appends to it)."""
+        from transformers import DynamicCache
+
+        if cache is None:
+            return None
+        return DynamicCache(ddp_cache_data=[(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1))
+                                            for layer in cache.layers])
+
+    def _run(self, input_ids, positions, mask, cache, keep: list[int]):
+        """One forward pass; returns the logits at the ``keep`` positions only, and the grown cache."""
+        keep_t = torch.tensor(keep, device=self.device)
+        extra = {"logits_to_keep": keep_t} if self._keeps_logits else {}
+        out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                         position_ids=positions.to(self.device), past_key_values=cache, use_cache=True, **extra)
+        logits = out.logits if self._keeps_logits else out.logits[:, keep_t]
+        return logits.float(), out.past_key_values
+
+    def _context_passes(self, contexts: list[list[int]], reserve: int = 0):
+        """Yield (item indices, last-token log-probs, cache, 2-D mask, lengths) per batch.
+
+        ``cache`` holds the batch's keys and values (shared prefix included, right padding at the end of short
+        rows) so tokens can be fed after it; ``lengths`` are the rows' true context lengths.
+        """
+        for indices, shared, prefix, tails in self._batches(contexts, reserve):
+            width = max(len(t) for t in tails)
+            input_ids = torch.full((len(tails), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(tails), shared + width), dtype=torch.long)
+            mask[:, :shared] = 1
+            for r, tail in enumerate(tails):
+                input_ids[r, :len(tail)] = torch.tensor(tail)
+                mask[r, shared:shared + len(tail)] = 1
+            positions = (shared + torch.arange(width)).expand(len(tails), -1)
+            last = [len(t) - 1 for t in tails]
+            keep = sorted(set(last))
+            logits, cache = self._run(input_ids, positions, mask, self._expand(prefix, len(tails)), keep)
+            picked = logits[torch.arange(len(tails)), torch.tensor([keep.index(p) for p in last])]
+            lengths = torch.tensor([shared + len(t) for t in tails])
+            yield indices, torch.log_softmax(picked, -1), cache, mask, lengths
+
+    def _continue(self, cache, mask, lengths, tokens: list[int]):
+        """Feed one token after each cached row; returns its next-token log-probs, the cache and the mask."""
+        input_ids = torch.tensor(tokens, dtype=torch.long)[:, None]
+        full_mask = torch.cat([mask, torch.ones((len(tokens), 1), dtype=mask.dtype)], dim=1)
+        logits, cache = self._run(input_ids, lengths[:, None], full_mask, cache, [0])
+        return torch.log_softmax(logits[:, 0], -1), cache, full_mask
+
+    # --- methods ------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def loglikelihoods(self, contexts: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[float]]:
+        """Sum of log-probabilities of each option continuing its context (lm-evaluation-harness ``acc``).
+
+        All options of an item ride in one row after its context: each option's tokens see the context and
+        their own earlier tokens only (a tree-shaped attention mask), so the context is computed once.
+        """
+        stripped = [c.rstrip() for c in contexts]
+        context_ids = self.encode(stripped)
+        whole = self.encode([c + o for c, opts in zip(contexts, options) for o in opts])
+        conts, at = [], 0
+        for ctx, opts in zip(context_ids, options):
+            conts.append([whole[at + k][len(ctx):] for k in range(len(opts))])
+            at += len(opts)
+        reserve = max((len(t) for item in conts for t in item), default=0)
+        results: list[list[float]] = [[] for _ in contexts]
+        for indices, shared, prefix, tails in self._batches(context_ids, reserve):
+            rows = [self._tree_row(tail, conts[i], shared) for tail, i in zip(tails, indices)]
+            width = max(len(r[0]) for r in rows)
+            input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+            positions = torch.zeros((len(rows), width), dtype=torch.long)
+            allowed = torch.zeros((len(rows), width, shared + width), dtype=torch.bool)
+            allowed[:, :, :shared] = True
+            for r, (ids, pos, see, _) in enumerate(rows):
+                input_ids[r, :len(ids)] = torch.tensor(ids)
+                positions[r, :len(ids)] = torch.tensor(pos)
+                allowed[r, :len(ids), shared:shared + len(ids)] = see
+                pad = torch.arange(len(ids), width)
+                allowed[r, pad, shared + pad] = True  # padding attends to itself: no empty softmax rows
+            dtype = self.model.dtype
+            mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+            keep = sorted({p for *_, spots in rows for spot in spots for p in spot})
+            logits, _ = self._run(input_ids, positions, mask[:, None], self._expand(prefix, len(rows)), keep)
+            logprobs = torch.log_softmax(logits, -1)
+            column = {p: j for j, p in enumerate(keep)}
+            for r, i in enumerate(indices):
+                results[i] = [float(logprobs[r, [column[p] for p in spot], cont].sum()) if cont else 0.0
+                              for spot, cont in zip(rows[r][3], conts[i])]
+        return results
+
+    @staticmethod
+    def _tree_row(tail: list[int], options: list[list[int]], shared: int):
+        """Tokens, positions, visibility and, per option, the positions whose logits predict its tokens."""
+        c = len(tail)
+        ids, positions = list(tail), [shared + j for j in range(c)]
+        feeds = [option[:-1] for option in options]
+        width = c + sum(len(f) for f in feeds)
+        see = torch.zeros((width, width), dtype=torch.bool)
+        see[:c, :c] = torch.ones((c, c), dtype=torch.bool).tril()
+        spots = []
+        for feed in feeds:
+            at, n = len(ids), len(feed)
+            ids += feed
+            positions += [shared + c + j for j in range(n)]
+            see[at:at + n, :c] = True
+            see[at:at + n, at:at + n] = torch.ones((n, n), dtype=torch.bool).tril()
+            spots.append([c - 1] + list(range(at, at + n)))
+        return ids, positions, see, spots
+
+    @torch.inference_mode()
+    def next_token_logprobs(self, contexts: Sequence[str], candidates: Sequence[Sequence[int]]) -> list[list[float]]:
+        """Per item, the best next-token log-prob among each label's candidate first tokens."""
+        results: list[list[float]] = [[] for _ in contexts]
+        for indices, first, _, _, _ in self._context_passes(self.encode(contexts)):
+            for b, i in enumerate(indices):
+                results[i] = [max(float(first[b, t]) for t in tokens) for tokens in candidates]
+        return results
+
+    def generate(self, contexts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str] = ()) -> list[str]:
+        """Greedy continuations, ending at end of sequence, at ``max_new_tokens`` or before a stop string."""
+        eos = _eos_ids(self.model, self.tokenizer)
+        results = [""] * len(contexts)
+        with torch.inference_mode():  # a generator's decorator would not cover the loop body
+            for indices, first, cache, mask, lengths in self._context_passes(self.encode(contexts), max_new_tokens):
+                produced = [[] for _ in indices]
+                rows = list(range(len(indices)))   # the batch's rows, as positions in ``indices``
+                next_tokens = first.argmax(-1).tolist()
+                for step in range(max_new_tokens):
+                    done = set()
+                    for r, b in enumerate(rows):
+                        token = next_tokens[r]
+                        if token in eos:
+                            done.add(r)
+                            continue
+                        produced[b].append(token)
+                        if stops and any(s in self.tokenizer.decode(produced[b]) for s in stops):
+                            done.add(r)
+                    if len(done) == len(rows) or step == max_new_tokens - 1:
+                        break
+                    if done:   # finished rows leave the batch: later steps compute only the rows still going
+                        keep = [r for r in range(len(rows)) if r not in done]
+                        selected = torch.tensor(keep, device=self.device)
+                        cache.batch_select_indices(selected)
+                        mask, lengths = mask[keep], lengths[keep]
+                        rows, next_tokens = [rows[r] for r in keep], [next_tokens[r] for r in keep]
+                    logprobs, cache, mask = self._continue(cache, mask, lengths + step, next_tokens)
+                    next_tokens = logprobs.argmax(-1).tolist()
+                for b, i in enumerate(indices):
+                    results[i] = cut_at_stops(self.tokenizer.decode(produced[b], skip_special_tokens=True), stops)
+        return results
+
+
+def cut_at_stops(text: str, stops: Sequence[str]) -> str:
+    """The text before the first stop string, stripped."""
+    for stop in stops:
+        if stop and stop in text:
+            text = text[:text.index(stop)]
+    return text.strip()
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    """End-of-sequence ids of the tokenizer and of the model's generation config (some models list several)."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = configured if isinstance(configured, list) else [configured]
+    return {i for i in [*ids, tokenizer.eos_token_id] if i is not None}
+
+
+def _max_length(model, tokenizer) -> int:
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(model.config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else 2048
+
+
+def label_words(spec: DatasetSpec, items: Sequence[Example]) -> tuple[str, ...]:
+    if spec.labels:
+        return spec.labels
+    from_choices = tuple(dict.fromkeys(w for ex in items for w in ex.choices))
+    return from_choices or tuple(dict.fromkeys(ex.target for ex in items))
+
+
+def first_tokens(tokenizer, words: Sequence[str]) -> list[list[int]]:
+    """Each label word's first token, with and without a leading space (distinct ids, space-less first)."""
+    out = []
+    for word in words:
+        ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in (word, " " + word)]
+        out.append(list(dict.fromkeys(i[0] for i in ids if i)))
+    return out
+
+
+def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Example], items: Sequence[Example],
+               *, method: str = "next-token", batch_size: int = 16, max_new_tokens: int = 60,
+               stop: str = "default") -> list[ItemResult]:
+    """Score ``items`` few-shot (``demos`` before each) in prompt format ``fmt``; one result per item, in order."""
+    prefix = few_shot_prefix(spec, demos, fmt)
+    prompts = [prefix + render(spec, ex, fmt) for ex in items]
+    scorer = Scorer(model, tokenizer, batch_size=batch_size, desc=f"{spec.name} [{fmt}]")
+    stops = stop_strings(spec, fmt) if stop == "default" else ()
+    if spec.kind == "generation":
+        predictions = scorer.generate(prompts, max_new_tokens=max_new_tokens, stops=stops)
+        references = [ex.target for ex in items]
+        return _results(items, predictions, references, rouge_l(predictions, references))
+    if spec.kind == "multiple_choice":
+        options = [[continuation(p, c) for c in ex.choices] for p, ex in zip(prompts, items)]
+        picks = [_argmax(s) for s in scorer.loglikelihoods(prompts, options)]
+        predictions = [ex.choices[k] for ex, k in zip(items, picks)]
+        references = [ex.choices[ex.gold] for ex in items]
+        return _results(items, predictions, references, [float(k == ex.gold) for ex, k in zip(items, picks)])
+    labels = label_words(spec, items)
+    references = [ex.target for ex in items]
+    if method == "generate":
+        budget = max(len(ids) for ids in scorer.encode([" " + w for w in labels])) + 2
+        predictions = scorer.generate(prompts, max_new_tokens=budget, stops=stops)
+    elif method == "loglik":
+        options = [[continuation(p, w) for w in labels] for p in prompts]
+        predictions = [labels[_argmax(s)] for s in scorer.loglikelihoods(prompts, options)]
+    elif method == "next-token":
+        candidates = first_tokens(tokenizer, labels)
+        predictions = [labels[_argmax(s)] for s in scorer.next_token_logprobs(prompts, candidates)]
+    else:
+        from amuro.core.errors import unknown
+
+        raise unknown("scoring method", method, METHODS)
+    return _results(items, predictions, references, accuracy(predictions, references))
+
+
+def _argmax(values: Sequence[float]) -> int:
+    return max(range(len(values)), key=lambda k: (values[k], -k))
+
+
+def _results(items, predictions, references, scores) -> list[ItemResult]:
+    return [ItemResult(ex.item_id, p, r, float(s)) for ex, p, r, s in zip(items, predictions, references, scores)]

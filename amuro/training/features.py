@@ -1,0 +1,147 @@
+"""Training features for fine-tuning: completion-only labels, chat turns, and dynamic padding.
+
+Supervised fine-tuning renders each example in the ``default`` prompt format and learns only the answer:
+prompt tokens are labelled ``-100`` (ignored by the loss), answer tokens and the appended EOS are learned.
+With ``train_shots`` > 0, each training sequence holds 1 to ``train_shots + 1`` examples laid out exactly as a
+few-shot prompt (blank-line separated), every answer learned and EOS after the last: the model learns the task
+in the layout it is scored in, at no extra token cost. ``train_shots=0`` is one example per sequence.
+Instruction tuning renders conversations in the Tulu v2 chat layout and learns only the assistant turns::
+
+    <|user|>
+    {user message}
+    <|assistant|>
+    {assistant reply}<eos>
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from amuro.core.errors import UserError
+from amuro.data import DatasetSpec, Example, render
+from amuro.data.formats import DEMO_SEPARATOR, answer_text, continuation
+
+IGNORE = -100
+TRAINING_FORMAT = "default"
+ROLE_MARKERS = {"system": "<|system|>\n", "user": "<|user|>\n", "assistant": "<|assistant|>\n"}
+
+
+def completion_features(tokenizer, prompt: str, answer: str, max_length: int) -> dict[str, list[int]]:
+    """Token ids and labels of one prompt + answer: the loss sees only the answer and EOS.
+
+    Prompt and answer are tokenized separately so the boundary is exact; a prompt too long for
+    ``max_length`` loses its beginning (its end, which leads into the answer, is kept).
+    """
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    answer_ids = tokenizer(continuation(prompt, answer), add_special_tokens=False)["input_ids"]
+    answer_ids = (answer_ids + [tokenizer.eos_token_id])[:max_length]
+    room = max_length - len(answer_ids)
+    prompt_ids = prompt_ids[max(0, len(prompt_ids) - room):] if room > 0 else []
+    return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids}
+
+
+def chat_segments(messages: Sequence[dict], eos: str) -> list[tuple[str, bool]]:
+    """A conversation as (text, learned) pieces in the Tulu v2 layout; only assistant replies are learned."""
+    pieces: list[tuple[str, bool]] = []
+    for message in messages:
+        role = message["role"]
+        if role not in ROLE_MARKERS:
+            raise UserError(f"chat message role {role!r} is not supported: use system, user or assistant")
+        if role == "assistant":
+            pieces += [(ROLE_MARKERS[role], False), (message["content"] + eos, True), ("\n", False)]
+        else:
+            pieces.append((f"{ROLE_MARKERS[role]}{message['content']}\n", False))
+    return pieces
+
+
+def chat_features(tokenizer, messages: Sequence[dict], max_length: int) -> dict[str, list[int]]:
+    """Token ids and labels of one conversation, cut at ``max_length`` (later turns are dropped first)."""
+    input_ids: list[int] = []
+    labels: list[int] = []
+    for number, (text, learned) in enumerate(chat_segments(messages, tokenizer.eos_token)):
+        ids = tokenizer(text, add_special_tokens=number == 0)["input_ids"]
+        input_ids += ids
+        labels += ids if learned else [IGNORE] * len(ids)
+    return {"input_ids": input_ids[:max_length], "labels": labels[:max_length]}
+
+
+def few_shot_features(tokenizer, blocks: Sequence[tuple[str, str]], max_length: int) -> dict[str, list[int]] | None:
+    """(prompt, answer) blocks as one few-shot sequence, every answer learned; None if it exceeds max_length."""
+    input_ids: list[int] = []
+    labels: list[int] = []
+    for number, (prompt, answer) in enumerate(blocks):
+        prompt = (DEMO_SEPARATOR if number else "") + prompt
+        prompt_ids = tokenizer(prompt, add_special_tokens=number == 0)["input_ids"]
+        answer_ids = tokenizer(continuation(prompt, answer), add_special_tokens=False)["input_ids"]
+        if number == len(blocks) - 1:
+            answer_ids = answer_ids + [tokenizer.eos_token_id]
+        input_ids += prompt_ids + answer_ids
+        labels += [IGNORE] * len(prompt_ids) + answer_ids
+    return {"input_ids": input_ids, "labels": labels} if len(input_ids) <= max_length else None
+
+
+def _groups(count: int, train_shots: int, seed: int) -> list[list[int]]:
+    """Example indices, shuffled and cut into groups of 1 to train_shots + 1."""
+    rng = random.Random(f"pack/{seed}")
+    order = list(range(count))
+    rng.shuffle(order)
+    groups = []
+    while order:
+        size = rng.randint(1, train_shots + 1)
+        groups.append(order[:size])
+        order = order[size:]
+    return groups
+
+
+def _completion_items(spec: DatasetSpec, examples: Sequence[Example], tokenizer, max_length: int,
+                      train_shots: int, seed: int) -> list[dict[str, list[int]]]:
+    blocks = [(render(spec, example, TRAINING_FORMAT), answer_text(spec, example)) for example in examples]
+    if train_shots == 0:
+        return [completion_features(tokenizer, prompt, answer, max_length) for prompt, answer in blocks]
+    items = []
+    for group in _groups(len(blocks), train_shots, seed):
+        packed = few_shot_features(tokenizer, [blocks[i] for i in group], max_length)
+        # a group too long for max_length falls back to one example per sequence
+        items += [packed] if packed else [completion_features(tokenizer, *blocks[i], max_length) for i in group]
+    return items
+
+
+def training_features(spec: DatasetSpec, examples: Sequence[Example], tokenizer, max_length: int, *,
+                      train_shots: int = 0, seed: int = 0) -> list[dict[str, list[int]]]:
+    """Features of a training set; sequences with nothing left to learn after truncation are dropped."""
+    if spec.kind == "chat":
+        for example in examples:
+            if not example.messages:
+                raise UserError(f"dataset {spec.name} item {example.item_id} has no chat messages: "
+                                "a chat dataset needs a messages field")
+        items = [chat_features(tokenizer, example.messages, max_length) for example in examples]
+    else:
+        items = _completion_items(spec, examples, tokenizer, max_length, train_shots, seed)
+    features = [item for item in items if any(label != IGNORE for label in item["labels"])]
+    if not features:
+        raise UserError(f"no example of {spec.name} fits in max_length={max_length} tokens with its answer: "
+                        "raise --max-length")
+    return features
+
+
+class PadToLongest:
+    """Pad a batch to its longest example (or to ``pad_to`` when set): labels with -100, mask with 0."""
+
+    def __init__(self, pad_token_id: int, pad_to: int | None = None) -> None:
+        self.pad_token_id = pad_token_id
+        self.pad_to = pad_to
+
+    def __call__(self, batch: Sequence[dict]) -> dict:
+        import torch
+
+        width = self.pad_to or max(len(item["input_ids"]) for item in batch)
+        input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, item in enumerate(batch):
+            length = len(item["input_ids"])
+            input_ids[row, :length] = torch.tensor(item["input_ids"])
+            labels[row, :length] = torch.tensor(item["labels"])
+            attention_mask[row, :length] = 1
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}

@@ -1,0 +1,145 @@
+"""The transformers ``Trainer`` setup shared by fine-tuning and its hyper-parameter trials.
+
+Completion-only loss (prompt tokens labelled -100, EOS appended), AdamW, a linear schedule with 3% warmup,
+no weight decay, a fixed number of epochs; batches padded to their longest example and grouped by length.
+The curve (``train_loss``, ``lr``, ``tokens_per_second`` by step) goes to the active MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import mlflow
+from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
+
+from amuro.core.settings import FinetuneSettings
+from amuro.models.series import Checkpoint
+from amuro.training.features import PadToLongest
+
+WARMUP_RATIO = 0.03
+
+
+class QuietProgress(ProgressCallback):
+    """The usual progress bar, without printing every log line under it."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+
+def with_lora(model, cfg: FinetuneSettings):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                        target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+class MlflowCurve(TrainerCallback):
+    """Logs the training curve to the active MLflow run (the Trainer's own reporting is off: report_to=none)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+        self.tokens_at_start = state.num_input_tokens_seen
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:
+            return
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        mlflow.log_metrics({
+            "train_loss": logs["loss"], "lr": logs.get("learning_rate", 0.0),
+            "epoch": logs.get("epoch", state.epoch or 0.0),
+            "tokens_per_second": (state.num_input_tokens_seen - self.tokens_at_start) / elapsed,
+        }, step=state.global_step)
+
+
+def _training_args(cfg: FinetuneSettings, output_dir: Path, lr: float, epochs: int, steps: int, *, save: bool):
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir), num_train_epochs=epochs, per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum, learning_rate=lr,
+        lr_scheduler_type="linear", warmup_steps=WARMUP_RATIO, weight_decay=0.0, optim="adamw_torch",
+        train_sampling_strategy="group_by_length", logging_steps=max(1, min(10, steps // 20)),
+        save_strategy="steps" if save else "no", save_steps=cfg.save_steps or max(1, -(-steps // 10)),
+        save_total_limit=1, include_num_input_tokens_seen="non_padding", report_to="none", seed=cfg.seed,
+        data_seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(), remove_unused_columns=False)
+
+
+def total_steps(examples: int, cfg: FinetuneSettings, epochs: int) -> int:
+    per_epoch = max(1, -(-examples // cfg.batch_size) // cfg.grad_accum)
+    return per_epoch * epochs
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest Trainer checkpoint that was written to the end (its trainer_state.json is saved last)."""
+    complete = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()
+                and p.name.split("-")[-1].isdigit()]
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
+
+
+def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *, lr: float, epochs: int,
+                output_dir: Path, resume: bool, eval_features: list[dict] | None = None):
+    """Train one model with the Trainer; returns (merged model, tokenizer, validation loss or None)."""
+    from transformers import Trainer, set_seed
+
+    
+    set_seed(cfg.seed)
+    model, tokenizer = ckpt.load()
+    if cfg.lora:
+        model = with_lora(model, cfg)
+    steps = total_steps(len(features), cfg, epochs)
+    save = eval_features is None
+    args = _training_args(cfg, output_dir, lr, epochs, steps, save=save)
+    trainer = Trainer(model=model, args=args, train_dataset=features, eval_dataset=eval_features,
+                      data_collator=PadToLongest(tokenizer.pad_token_id), processing_class=tokenizer,
+                      callbacks=[MlflowCurve()])
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(QuietProgress)
+    last = last_complete_checkpoint(output_dir) if resume else None
+    if last:
+        print(f"continuing from Trainer checkpoint {Path(last).name}")
+    result = trainer.train(resume_from_checkpoint=last)
+    mlflow.log_metrics({"train_runtime": result.metrics.get("train_runtime", 0.0),
+                        "train_loss_mean": result.training_loss})
+    val_loss = trainer.evaluate()["eval_loss"] if eval_features is not None else None
+    model = trainer.model
+    if cfg.lora:
+        mlflow.log_dict(_lora_config(model), "lora/adapter_config.json")
+        model = model.merge_and_unload()
+    model.eval()
+    return model, tokenizer, val_loss
+
+
+def _lora_config(model) -> dict:
+    config = model.peft_config["default"].to_dict()
+    return json.loads(json.dumps(config, default=lambda value: sorted(value) if isinstance(value, set) else str(value)))
+
+
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
+
+
+def weight_change(base, tuned) -> dict[str, float]:
+    """Relative L2 distance ||tuned - base|| / ||base||, over all weights and per transformer layer."""
+    import torch
+
+    base_params = dict(base.named_parameters())
+    sums: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for name, weight in tuned.named_parameters():
+            reference = base_params[name].to(weight.device, torch.float32)
+            match = _LAYER.search(name)
+            group = f"layer_{int(match[1]):02d}" if match else ("embeddings" if "embed" in name else "other")
+            diff = float((weight.float() - reference).pow(2).sum())
+            norm = float(reference.pow(2).sum())
+            for key in ("total", group):
+                acc = sums.setdefault(key, [0.0, 0.0])
+                acc[0] += diff
+                acc[1] += norm
+    return {("weight_change" if key == "total" else f"weight_change/{key}"): (d / n) ** 0.5 if n else 0.0
+            for key, (d, n) in sums.items()}

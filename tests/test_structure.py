@@ -1,0 +1,85 @@
+"""The package's shape: layers without import cycles, and every setting spelled once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grimp
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from amuro.cli import main, options_of, settings_from_options
+from amuro.core.settings import ENTRY_POINT_SETTINGS, EvalSettings, FinetuneSettings, SweepSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cycle(graph, modules) -> list[str] | None:
+    """A module-level import cycle among ``modules``, as the list of modules on it, or None."""
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = "open"
+        stack.append(module)
+        for imported in sorted(graph.find_modules_directly_imported_by(module) & modules):
+            if state.get(imported) == "open":
+                return stack[stack.index(imported):] + [imported]
+            if imported not in state and (found := visit(imported)):
+                return found
+        state[module] = "done"
+        stack.pop()
+        return None
+
+    for module in sorted(modules):
+        if module not in state and (found := visit(module)):
+            return found
+    return None
+
+
+def test_no_import_cycle_anywhere_in_amuro():
+    graph = grimp.build_graph("amuro")
+    modules = {m for m in graph.modules if m.startswith("amuro")}
+    assert _cycle(graph, modules) is None
+
+
+def test_files_stay_small():
+    sizes = {p: len(p.read_text().splitlines()) for p in (ROOT / "amuro").rglob("*.py")}
+    sizes.update({p: len(p.read_text().splitlines()) for p in (ROOT / "analysis").rglob("*.py")})
+    assert max(sizes.values()) <= 400, max(sizes, key=sizes.get)
+
+
+@pytest.mark.parametrize("entry_point", list(ENTRY_POINT_SETTINGS))
+def test_cli_options_settings_fields_and_mlproject_agree(entry_point):
+    cls = ENTRY_POINT_SETTINGS[entry_point]
+    options = list(options_of(cls))
+    names = [o.name for o in options]
+    assert len(names) == len(set(names)), "two settings share one option name"
+    command = main.commands[entry_point]
+    cli_names = {p.name for p in command.params} - {"settings_file"}
+    assert cli_names == set(names)
+    project = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"][entry_point]
+    assert {name: spec["default"] for name, spec in project["parameters"].items()} == {
+        o.name: o.default_text for o in options}
+    for option in options:
+        assert f"{option.flag} {{{option.name}}}" in project["command"]
+    assert settings_from_options(cls, {}) == cls()
+
+
+def test_mlproject_is_generated_from_the_settings():
+    result = CliRunner().invoke(main, ["mlproject", "--check", "--path", str(ROOT / "MLproject")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def test_nested_settings_come_from_their_prefixed_options():
+    tuned = settings_from_options(FinetuneSettings, {"eval_shots": "2", "eval_max_examples": "all", "eval": "false"})
+    assert tuned.eval == EvalSettings(shots=2) and tuned.evaluate is False
+    sweep = settings_from_options(SweepSettings, {"shots": "1"})
+    assert sweep.eval.max_examples == 200 and sweep.eval.shots == 1
+
+
+def test_settings_round_trip_through_json():
+    settings = FinetuneSettings(dataset="synth-qgen", lora=True, eval=EvalSettings(shots=1))
+    assert FinetuneSettings.from_json(settings.to_json()) == settings
+    assert settings.key_settings()["lora"] is True and "experiment" not in settings.key_settings()
