@@ -46,7 +46,8 @@ Python use::
 
 from analysis.compare import Paired, forgetting, gains, transfer
 from analysis.learned import gains_by_group, learned
-from analysis.runs import PredictionTables, load_eval_runs
+from analysis.predictions import PredictionTables
+from analysis.runs import load_eval_runs
 from analysis.sensitivity import sensitivity
 
 __all__ = [

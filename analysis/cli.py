@@ -2,194 +2,40 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import sys
-import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import pandas as pd
 
-DEFAULT_EXPERIMENT = "amuro-char"
+from analysis.output import emit, log_analysis_run, output_options
+from analysis.published.ids import PublishedTableError
+from analysis.published.importer import DEFAULT_EXPERIMENT as DEFAULT_PUBLISHED_EXPERIMENT
+from analysis.source import Source, load_runs, load_source, quiet_mlflow, source_options
+
 DEFAULT_REPORT = "amuro-report.html"
 
 
-@dataclass
-class Source:
-    """Where the runs came from, and the options every command shares."""
-
-    runs: pd.DataFrame
-    tracking_uri: str
-    experiments: tuple[str, ...]
-    model: str | None
-    predictions: object  # PredictionTables, or None for standard-error intervals only
-
-
-def _default_experiments() -> tuple[str, ...]:
-    return (os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,)
-
-
-def _source_options(function):
-    """Options that select the runs (shared by every command)."""
-    options = [
-        click.option("--experiment", "experiments", multiple=True, default=_default_experiments,
-                     show_default="$MLFLOW_EXPERIMENT_NAME, else amuro-char",
-                     help="Experiment name; repeat to combine several."),
-        click.option("--tracking-uri", default=None,
-                     help="Tracking URI (default: MLflow's resolution, $MLFLOW_TRACKING_URI)."),
-        click.option("--model", default=None, help="Only this checkpoint series (amuro.model)."),
-        click.option("--paired/--no-paired", default=True, show_default=True,
-                     help="Paired-bootstrap intervals from prediction tables where both exist."),
-        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-                     help="Cache of prediction tables (default ~/.cache/amuro/predictions)."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def _output_options(function):
-    options = [
-        click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]),
-                     default=None,
-                     help="Output format (default: from --out's suffix, else table)."),
-        click.option("--out", type=click.Path(dir_okay=False), default=None,
-                     help="Write the table to this file instead of the terminal."),
-        click.option("--log", is_flag=True,
-                     help="Also record the outputs as artifacts of a new run tagged "
-                          "amuro.kind=analysis."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def _load(experiments, tracking_uri, model, paired, cache_dir) -> Source:
-    # An unreachable server must fail in seconds, not after MLflow's default retries.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.exceptions import MlflowException
-
-    from analysis.runs import (
-        DuplicateRunsWarning, MalformedRunsWarning, PredictionTables, TrackingError,
-        check_tracking_uri, load_eval_runs, resolve_tracking_uri,
-    )
-
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        check_tracking_uri(uri)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DuplicateRunsWarning)
-            warnings.simplefilter("always", MalformedRunsWarning)
-            runs = load_eval_runs(list(experiments), uri, model=model)
-    except TrackingError as error:
-        raise click.ClickException(str(error)) from None
-    except MlflowException as error:
-        first_line = (error.message or str(error)).strip().splitlines()[0]
-        raise click.ClickException(f"tracking store {uri}: {first_line}") from None
-    for warning in caught:
-        if issubclass(warning.category, (DuplicateRunsWarning, MalformedRunsWarning)):
-            click.echo(f"Warning: {warning.message}", err=True)
-    if runs.empty:
-        only = f" for model {model!r}" if model else ""
-        raise click.ClickException(
-            f"no finished eval runs (tag amuro.kind=eval){only} in experiment(s) "
-            f"{', '.join(experiments)} at {uri}"
-        )
-    predictions = PredictionTables(uri, cache_dir) if paired else None
-    return Source(runs, uri, tuple(experiments), model, predictions)
-
-
-def _render(table: pd.DataFrame, output_format: str) -> str:
-    if output_format == "csv":
-        return table.to_csv(index=False)
-    if output_format == "json":
-        return table.to_json(orient="records", indent=2) + "\n"
-    if table.empty:
-        return "(no rows)\n"
-    return table.to_string(index=False, float_format=lambda x: f"{x:.4f}") + "\n"
-
-
-def _show_missing(missing: pd.DataFrame | None, what: str) -> None:
-    if missing is None or missing.empty:
-        return
-    click.echo(
-        f"\nMissing partners: {len(missing)} run(s) not in the {what} table "
-        f"(nothing to compare with):\n{_render(missing, 'table')}", err=True,
-    )
-
-
-def _emit(source: Source, name: str, table: pd.DataFrame, output_format, out, log,
-          missing: pd.DataFrame | None = None, images: dict[str, bytes] | None = None) -> None:
-    """Print or write the table, list missing partners, and log everything if asked."""
-    if output_format is None:
-        suffix = Path(out).suffix.lower() if out else ""
-        output_format = {".csv": "csv", ".json": "json"}.get(suffix, "table")
-    text = _render(table, output_format)
-    if out:
-        Path(out).write_text(text)
-        click.echo(f"Wrote {out}", err=True)
-    else:
-        click.echo(text, nl=False)
-    _show_missing(missing, name)
-    if log:
-        files = {f"{name}.csv": table.to_csv(index=False),
-                 f"{name}.json": table.to_json(orient="records", indent=2)}
-        if missing is not None and not missing.empty:
-            files[f"{name}-missing.csv"] = missing.to_csv(index=False)
-        files.update(images or {})
-        _log_analysis_run(source, name, files)
-
-
-def _log_analysis_run(source: Source, name: str, files: dict[str, str | bytes]) -> str:
-    """A new run tagged amuro.kind=analysis in the first experiment, holding ``files``."""
-    from mlflow import MlflowClient
-    from mlflow.entities import RunStatus
-
-    from analysis.runs import experiment_ids
-
-    client = MlflowClient(source.tracking_uri)
-    experiment = source.experiments[0]
-    experiment_id = experiment_ids([experiment], source.tracking_uri)[experiment]
-    tags = {"amuro.kind": "analysis", "mlflow.runName": f"analysis-{name}"}
-    if source.model:
-        tags["amuro.model"] = source.model
-    run = client.create_run(experiment_id, tags=tags)
-    run_id = run.info.run_id
-    status = RunStatus.to_string(RunStatus.FAILED)
-    # MLflow announces finished runs on stdout; keep stdout for the command's own output.
-    with contextlib.redirect_stdout(sys.stderr):
-        try:
-            client.log_param(run_id, "analysis", name)
-            client.log_param(run_id, "experiments", ",".join(source.experiments))
-            with tempfile.TemporaryDirectory() as scratch:
-                for file_name, content in files.items():
-                    path = Path(scratch, file_name)
-                    if isinstance(content, bytes):
-                        path.write_bytes(content)
-                    else:
-                        path.write_text(content)
-                client.log_artifacts(run_id, scratch)
-            status = RunStatus.to_string(RunStatus.FINISHED)
-        finally:
-            client.set_terminated(run_id, status)
-    click.echo(f"Logged to run {run_id} (experiment {experiment}) at "
-               f"{source.tracking_uri}", err=True)
-    return run_id
-
-
 def _command(function):
-    """A subcommand that loads the runs first and passes them on as ``source``."""
+    """A subcommand that loads the runs first and passes them on as ``source``; pairs the
+    lineage check refuses are named on stderr, one line each."""
 
-    @_source_options
+    @source_options
     @functools.wraps(function)
     def wrapper(experiments, tracking_uri, model, paired, cache_dir, **options):
-        return function(_load(experiments, tracking_uri, model, paired, cache_dir), **options)
+        from analysis.lineage import LineageWarning
+
+        source = load_source(experiments, tracking_uri, model, paired, cache_dir)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LineageWarning)
+            result = function(source, **options)
+        for warning in caught:
+            if issubclass(warning.category, LineageWarning):
+                click.echo(f"Warning: {warning.message}", err=True)
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
+        return result
 
     return wrapper
 
@@ -202,7 +48,7 @@ def cli():
 
 @cli.command(help="Gain of tuning over the base checkpoint, with 95% intervals.")
 @_command
-@_output_options
+@output_options
 @click.option("--by-group", is_flag=True,
               help="Mean gain per checkpoint for datasets learned in pre-training vs fine-tuning.")
 @click.option("--relation", "relations", multiple=True,
@@ -224,48 +70,48 @@ def gains(source: Source, output_format, out, log, by_group, relations):
     elif log:
         images["score-by-step.png"] = figures.score_by_step(source.runs)
     name = "gains-by-group" if by_group else "gains"
-    _emit(source, name, table, output_format, out, log, result.missing, images)
+    emit(source, name, table, output_format, out, log, result.missing, images)
 
 
 @cli.command(help="What tuning cost on out-of-domain and cross-task evaluations.")
 @_command
-@_output_options
+@output_options
 def forgetting(source: Source, output_format, out, log):
     from analysis import figures
     from analysis.compare import forgetting as compute_forgetting
 
     result = compute_forgetting(source.runs, source.predictions)
     images = {"score-by-step.png": figures.score_by_step(source.runs)} if log else {}
-    _emit(source, "forgetting", result.table, output_format, out, log, result.missing, images)
+    emit(source, "forgetting", result.table, output_format, out, log, result.missing, images)
 
 
 @cli.command(help="Mean gain by task tuned on x task evaluated.")
 @_command
-@_output_options
+@output_options
 def transfer(source: Source, output_format, out, log):
     from analysis import figures
     from analysis.compare import transfer as compute_transfer
 
     table = compute_transfer(source.runs)
     images = {"transfer.png": figures.transfer_heatmap(table)} if log else {}
-    _emit(source, "transfer", table, output_format, out, log, images=images)
+    emit(source, "transfer", table, output_format, out, log, images=images)
 
 
 @cli.command(help="Spread, std and default-format gap of the score across prompt formats.")
 @_command
-@_output_options
+@output_options
 def sensitivity(source: Source, output_format, out, log):
     from analysis import figures
     from analysis.sensitivity import sensitivity as compute_sensitivity
 
     table = compute_sensitivity(source.runs)
     images = {"score-by-format.png": figures.score_by_format(source.runs)} if log else {}
-    _emit(source, "sensitivity", table, output_format, out, log, images=images)
+    emit(source, "sensitivity", table, output_format, out, log, images=images)
 
 
 @cli.command(help="Which eval datasets the base checkpoints learn during pre-training.")
 @_command
-@_output_options
+@output_options
 @click.option("--prompt-format", default="default", show_default=True,
               help="Prompt format of the base runs to judge by.")
 def learned(source: Source, output_format, out, log, prompt_format):
@@ -274,19 +120,78 @@ def learned(source: Source, output_format, out, log, prompt_format):
 
     table = compute_learned(source.runs, prompt_format)
     images = {"score-by-step.png": figures.score_by_step(source.runs, prompt_format)} if log else {}
-    _emit(source, "learned", table, output_format, out, log, images=images)
+    emit(source, "learned", table, output_format, out, log, images=images)
 
 
 @cli.command(help="Every analysis on one HTML page, also logged to an amuro.kind=analysis run.")
 @_command
 @click.option("--out", type=click.Path(dir_okay=False), default=DEFAULT_REPORT,
               show_default=True, help="Where to write the HTML page.")
-def report(source: Source, out):
+@click.option("--compare-to", default=None, metavar="EXPERIMENT",
+              help="An experiment of published results (see import-published): every cell "
+                   "you share with it beside the paper's score, and the study's four findings "
+                   "on both sides.")
+def report(source: Source, out, compare_to):
     from analysis.report import build_report
 
-    page = build_report(source.runs, source.predictions, source=source.tracking_uri)
+    runs, published = source.runs, None
+    if compare_to:
+        published = _published_runs(source, compare_to)
+        runs = runs[runs["origin"] != "published"].reset_index(drop=True)
+    page = build_report(runs, source.predictions, source=source.tracking_uri,
+                        published=published, published_name=compare_to)
     Path(out).write_text(page.html)
     click.echo(f"Wrote {out}", err=True)
     files: dict[str, str | bytes] = {"report.html": page.html, **page.figures}
     files.update({f"{stem}.csv": table.to_csv(index=False) for stem, table in page.tables.items()})
-    _log_analysis_run(source, "report", files)
+    log_analysis_run(source, "report", files, {"compare_to": compare_to} if compare_to else None)
+
+
+def _published_runs(source: Source, experiment: str):
+    from analysis.store import TrackingError, experiment_ids
+
+    missing = click.ClickException(
+        f"experiment {experiment!r} at {source.tracking_uri} holds no published results "
+        f"(amuro.origin=published); import them first: python -m analysis import-published "
+        f"--experiment {experiment}"
+    )
+    try:
+        experiment_ids([experiment], source.tracking_uri)
+    except TrackingError:
+        raise missing from None
+    runs = load_runs([experiment], source.tracking_uri, source.model)
+    runs = runs[runs["origin"] == "published"].reset_index(drop=True)
+    if runs.empty:
+        raise missing
+    return runs
+
+
+@cli.command("import-published",
+             help="Import the study's released results (shipped with the package) as eval runs "
+                  "tagged amuro.origin=published; importing again adds nothing.")
+@click.option("--experiment", default=DEFAULT_PUBLISHED_EXPERIMENT, show_default=True,
+              help="Experiment to import into (created when missing; it must hold no eval "
+                   "runs of your own).")
+@click.option("--tracking-uri", default=None,
+              help="Tracking URI (default: MLflow's resolution, $MLFLOW_TRACKING_URI).")
+@click.option("--table", "tables", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A released table to import instead of the shipped ones (repeatable).")
+def import_published_command(experiment, tracking_uri, tables):
+    quiet_mlflow()
+    from mlflow.exceptions import MlflowException
+
+    from analysis.published.importer import ImportSettings, import_published
+    from analysis.store import TrackingError
+
+    settings = ImportSettings(experiment, tracking_uri)
+    if tables:
+        settings = ImportSettings(experiment, tracking_uri, tuple(tables))
+    try:
+        result = import_published(settings)
+    except (PublishedTableError, TrackingError) as error:
+        raise click.ClickException(str(error)) from None
+    except MlflowException as error:
+        first_line = (error.message or str(error)).strip().splitlines()[0]
+        raise click.ClickException(f"tracking store: {first_line}") from None
+    click.echo(f"Imported {result.added} published run(s) into experiment {result.experiment} "
+               f"at {result.tracking_uri} ({result.present} already there)", err=True)

@@ -1,8 +1,12 @@
 """Tuned against base at the same checkpoint: gains, forgetting and the transfer matrix.
 
-A tuned eval run is compared with the base run (``tuning == 'none'`` or ``relation ==
-'base'``) that shares ``PAIR_KEY``. When several base runs qualify (several seeds), the one
-with the tuned run's seed is used, else the newest.
+Tuned runs are paired with their base run (``analysis.pairing``); seed replicates (runs that
+differ only in ``train_seed``) form one cell: the mean tuned score, the across-seed standard
+deviation ``seed_std`` and ``n_seeds``. The 95% interval of a cell's gain comes from the
+bootstrap of ``analysis.intervals``, paired item by item against the base run, when every
+run of the cell logged ``predictions.json``: ``paired-bootstrap`` for one seed,
+``two-level-bootstrap`` (seeds, then items) for several; else from standard errors
+(``normal-se``).
 """
 
 from __future__ import annotations
@@ -13,23 +17,30 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import (
-    RESAMPLES, SEED, item_differences, normal_se_interval, paired_bootstrap,
+    RESAMPLES, SEED, bootstrap_interval, item_differences, normal_se_interval, replicate_se,
+)
+from analysis.pairing import (
+    MISSING_COLUMNS, NO_BASE, NO_TUNED, PAIR_KEY, is_base, pair_with_base, unpaired_base,
 )
 
-PAIR_KEY = ["model", "step", "eval_dataset", "format", "shots"]
+__all__ = [
+    "FORGETTING_COLUMNS", "FORGETTING_RELATIONS", "GAIN_COLUMNS", "MISSING_COLUMNS", "NO_BASE",
+    "NO_TUNED", "PAIR_KEY", "Paired", "forgetting", "gains", "is_base", "transfer",
+]
+
 FORGETTING_RELATIONS = ("out-of-domain", "cross-task")
+# One cell: seed replicates share all of it (the base run included).
+CELL_COLUMNS = [
+    "model", "step", "tuning", "train_dataset", "eval_dataset", "relation", "task", "format",
+    "shots", "protocol", "seed", "run_id_base",
+]
 GAIN_COLUMNS = [
-    "model", "step", "train_dataset", "eval_dataset", "relation", "format", "shots",
-    "base", "tuned", "gain", "rel_gain", "ci_low", "ci_high", "ci_method",
+    "model", "step", "tuning", "train_dataset", "eval_dataset", "relation", "format", "shots",
+    "protocol", "base", "tuned", "gain", "rel_gain", "ci_low", "ci_high", "ci_method",
+    "n_seeds", "seed_std",
 ]
 FORGETTING_COLUMNS = [c if c != "gain" else "forgetting" for c in GAIN_COLUMNS]
-MISSING_COLUMNS = [
-    "model", "step", "tuning", "train_dataset", "eval_dataset", "relation", "format", "shots",
-    "seed", "run_id", "reason",
-]
 TRANSFER_COLUMNS = ["train_task", "eval_task", "mean_gain", "n"]
-NO_BASE = "no base run at this checkpoint, eval dataset, format and shots"
-NO_TUNED = "no tuned run at this checkpoint, eval dataset, format and shots"
 
 
 @dataclass(frozen=True)
@@ -40,67 +51,54 @@ class Paired:
     missing: pd.DataFrame
 
 
-def is_base(runs: pd.DataFrame) -> pd.Series:
-    return (runs["tuning"] == "none") | (runs["relation"] == "base")
-
-
-def pair_with_base(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tuned runs with their base run's columns suffixed ``_base``; and the tuned runs that
-    have no base run."""
-    base = runs[is_base(runs)]
-    tuned = runs[~is_base(runs)].reset_index(drop=True)
-    tuned["_row"] = np.arange(len(tuned))
-    base_columns = ["run_id", "score", "score_se", "seed", "start_time", "has_predictions"]
-    candidates = tuned.merge(
-        base[PAIR_KEY + base_columns], on=PAIR_KEY, how="left", suffixes=("", "_base")
+def replicate_cells(pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: the mean tuned score over its seed replicates, ``seed_std`` (ddof=1,
+    NaN for one seed), ``n_seeds``, the base run's score, and the cell's runs."""
+    grouped = pairs.assign(_se2=np.square(pairs["score_se"])).groupby(
+        CELL_COLUMNS, dropna=False, sort=False
     )
-    candidates["_same_seed"] = (candidates["seed"] == candidates["seed_base"]).fillna(False)
-    candidates = candidates.sort_values(
-        ["_row", "_same_seed", "start_time_base"], ascending=[True, False, False]
-    ).drop_duplicates("_row")
-    has_base = candidates["run_id_base"].notna()
-    pairs = candidates[has_base].drop(columns=["_row", "_same_seed"]).reset_index(drop=True)
-    pairs["has_predictions_base"] = pairs["has_predictions_base"].astype(bool)
-    return pairs, _missing(candidates[~has_base], NO_BASE)
-
-
-def _missing(rows: pd.DataFrame, reason: str) -> pd.DataFrame:
-    return rows.assign(reason=reason)[MISSING_COLUMNS].reset_index(drop=True)
-
-
-def _gain_intervals(pairs, predictions, resamples, seed):
-    """Interval of tuned − base per pair: paired bootstrap when both runs' prediction tables
-    exist, else from the two standard errors. Returns (low, high, method) arrays."""
-    gain = (pairs["score"] - pairs["score_base"]).to_numpy(float)
-    low, high = normal_se_interval(
-        gain, pairs["score_se"].to_numpy(float), pairs["score_se_base"].to_numpy(float)
+    cells = grouped.agg(
+        tuned=("score", "mean"), seed_std=("score", "std"), n_seeds=("score", "size"),
+        mean_se2=("_se2", "mean"), base=("score_base", "first"),
+        se_base=("score_se_base", "first"), base_has_predictions=("has_predictions_base", "first"),
+        all_have_predictions=("has_predictions", "all"), run_ids=("run_id", tuple),
     )
+    return cells.reset_index()
+
+
+def _intervals(cells, predictions, resamples, seed):
+    """(low, high, method) arrays of each cell's gain."""
+    gain = (cells["tuned"] - cells["base"]).to_numpy(float)
+    se_tuned = replicate_se(cells["n_seeds"], np.square(cells["seed_std"]), cells["mean_se2"])
+    low, high = normal_se_interval(gain, se_tuned, cells["se_base"].to_numpy(float))
     method = np.where(np.isfinite(low), "normal-se", "none").astype(object)
-    if predictions is None or pairs.empty:
+    if predictions is None or cells.empty:
         return low, high, method
-    both = (pairs["has_predictions"] & pairs["has_predictions_base"]).to_numpy()
+    both = (cells["all_have_predictions"] & cells["base_has_predictions"]).to_numpy()
     predictions.prefetch(
-        list(pairs.loc[both, "run_id"]) + list(pairs.loc[both, "run_id_base"])
+        [run for runs in cells.loc[both, "run_ids"] for run in runs]
+        + list(cells.loc[both, "run_id_base"])
     )
     for i in np.flatnonzero(both):
-        base_table = predictions.get(pairs.at[i, "run_id_base"])
-        tuned_table = predictions.get(pairs.at[i, "run_id"])
-        if base_table is None or tuned_table is None:
+        base_table = predictions.get(cells.at[i, "run_id_base"])
+        tuned_tables = [predictions.get(run) for run in cells.at[i, "run_ids"]]
+        if base_table is None or any(table is None for table in tuned_tables):
             continue
-        differences = item_differences(base_table, tuned_table)
-        if len(differences):
-            low[i], high[i] = paired_bootstrap(differences, resamples, seed)
-            method[i] = "paired-bootstrap"
+        differences = [item_differences(base_table, table) for table in tuned_tables]
+        if all(len(group) for group in differences):
+            low[i], high[i] = bootstrap_interval(differences, resamples, seed)
+            method[i] = "paired-bootstrap" if len(differences) == 1 else "two-level-bootstrap"
     return low, high, method
 
 
 def _comparison(pairs, predictions, resamples, seed) -> pd.DataFrame:
-    low, high, method = _gain_intervals(pairs, predictions, resamples, seed)
-    table = pairs.rename(columns={"score_base": "base", "score": "tuned"})
-    table["gain"] = table["tuned"] - table["base"]
-    table["rel_gain"] = table["gain"] / table["base"].where(table["base"] != 0)
-    table["ci_low"], table["ci_high"], table["ci_method"] = low, high, method
-    return table.sort_values(
+    cells = replicate_cells(pairs)
+    cells["ci_low"], cells["ci_high"], cells["ci_method"] = _intervals(
+        cells, predictions, resamples, seed
+    )
+    cells["gain"] = cells["tuned"] - cells["base"]
+    cells["rel_gain"] = cells["gain"] / cells["base"].where(cells["base"] != 0)
+    return cells.sort_values(
         ["model", "step", "train_dataset", "eval_dataset", "format", "shots"], kind="stable"
     ).reset_index(drop=True)
 
@@ -108,19 +106,16 @@ def _comparison(pairs, predictions, resamples, seed) -> pd.DataFrame:
 def gains(
     runs: pd.DataFrame, predictions=None, *, resamples: int = RESAMPLES, seed: int = SEED
 ) -> Paired:
-    """gain = score(tuned) − score(base) at the same checkpoint, for every tuned run.
+    """gain = score(tuned) − score(base) at the same checkpoint, one row per cell.
 
-    ``predictions`` (a ``PredictionTables``) enables paired-bootstrap intervals; without it,
-    or when a run has no prediction table, the interval comes from the standard errors.
-    ``missing`` lists tuned runs without a base run and base runs without any tuned run.
+    ``predictions`` (a ``PredictionTables``) enables bootstrap intervals; without it, or when
+    a run of the cell has no prediction table, the interval comes from the standard errors
+    (replicates: the across-seed spread, see ``replicate_se``). ``missing`` lists tuned runs
+    without a base run (or refused by the lineage check) and base runs without any tuned run.
     """
     pairs, no_base = pair_with_base(runs)
-    base = runs[is_base(runs)]
-    tuned_keys = runs.loc[~is_base(runs), PAIR_KEY].drop_duplicates()
-    untuned = base.merge(tuned_keys, on=PAIR_KEY, how="left", indicator=True)
-    no_tuned = _missing(untuned[untuned["_merge"] == "left_only"], NO_TUNED)
     table = _comparison(pairs, predictions, resamples, seed)[GAIN_COLUMNS]
-    return Paired(table, pd.concat([no_base, no_tuned], ignore_index=True))
+    return Paired(table, pd.concat([no_base, unpaired_base(runs)], ignore_index=True))
 
 
 def forgetting(
@@ -143,26 +138,31 @@ def dataset_tasks(runs: pd.DataFrame) -> dict[str, str]:
     return tagged.groupby("eval_dataset")["task"].agg(lambda tasks: tasks.mode().iat[0]).to_dict()
 
 
-def training_tasks(runs: pd.DataFrame, pairs: pd.DataFrame) -> dict[str, str]:
+def training_tasks(runs: pd.DataFrame, cells: pd.DataFrame) -> dict[str, str]:
     """Task family of each training dataset: the task its own eval runs are tagged with;
     failing that, the task of the runs it is in-domain or out-of-domain for (same task by
-    definition); failing that, the dataset's own name (e.g. an instruction-tuning mixture)."""
+    definition, but for instruction tuning, whose in-domain suites are of other tasks);
+    failing that, the dataset's own name (e.g. an instruction-tuning mixture)."""
     tagged = dataset_tasks(runs)
-    same_task = pairs[pairs["relation"].isin(["in-domain", "out-of-domain"])]
+    instruction_tuned = cells["tuning"].str.startswith("it")
+    same_task = cells[(cells["relation"] == "out-of-domain")
+                      | ((cells["relation"] == "in-domain") & ~instruction_tuned)]
     inferred = dataset_tasks(same_task.assign(eval_dataset=same_task["train_dataset"]))
     return {
         train: tagged.get(train) or inferred.get(train) or train
-        for train in pairs["train_dataset"].unique()
+        for train in cells["train_dataset"].unique()
     }
 
 
 def transfer(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean gain by (task tuned on) x (task evaluated), over all checkpoints, formats, shots."""
+    """Mean gain by (task tuned on) x (task evaluated), over all checkpoints, formats, shots;
+    ``n`` counts cells (seed replicates count once)."""
     pairs, _ = pair_with_base(runs)
+    cells = replicate_cells(pairs)
     frame = pd.DataFrame({
-        "train_task": pairs["train_dataset"].map(training_tasks(runs, pairs)),
-        "eval_task": pairs["task"],
-        "gain": pairs["score"] - pairs["score_base"],
+        "train_task": cells["train_dataset"].map(training_tasks(runs, cells)),
+        "eval_task": cells["task"],
+        "gain": cells["tuned"] - cells["base"],
     })
     table = frame.groupby(["train_task", "eval_task"])["gain"].agg(mean_gain="mean", n="count")
     return table.reset_index()[TRANSFER_COLUMNS]

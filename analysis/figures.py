@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from analysis.compare import is_base  # noqa: E402
+from analysis.pairing import is_base  # noqa: E402
 
 _COLUMNS = 3
 _PANEL = (4.2, 3.0)
@@ -72,13 +72,20 @@ def score_by_step(runs: pd.DataFrame, prompt_format: str = "default") -> bytes:
     palette = matplotlib.colormaps["tab10"].colors
     colours = {"base": "black", **{line: palette[i % len(palette)] for i, line in enumerate(tuned)}}
     for ax, ((model, dataset), rows) in zip(axes, panels):
-        series = rows.groupby(["line", "step"])[["score", "score_ci_low", "score_ci_high"]].mean()
+        # Seed replicates: their mean, the mean interval, and the across-seed spread.
+        series = rows.groupby(["line", "step"]).agg(
+            score=("score", "mean"), score_ci_low=("score_ci_low", "mean"),
+            score_ci_high=("score_ci_high", "mean"), seed_std=("score", "std"),
+        )
         for line, points in series.groupby(level="line", sort=False):
             steps = points.index.get_level_values("step")
             ax.plot(steps, points["score"], marker="o", markersize=3, label=line,
                     color=colours[line], linewidth=2 if line == "base" else 1.5)
             ax.fill_between(steps, points["score_ci_low"], points["score_ci_high"],
                             color=colours[line], alpha=0.15, linewidth=0)
+            if points["seed_std"].notna().any():
+                ax.errorbar(steps, points["score"], yerr=points["seed_std"].fillna(0),
+                            fmt="none", ecolor=colours[line], capsize=2, linewidth=1)
         ax.set_title(_panel_title(model, dataset, several_models), fontsize=10)
         ax.set_xlabel("pre-training step")
         ax.set_ylabel(rows["metric"].iloc[0] or "score")
@@ -158,4 +165,22 @@ def score_by_format(runs: pd.DataFrame) -> bytes:
         ax.set_ylabel("mean score")
         ax.legend(fontsize=7)
     figure.suptitle(title)
+    return _png(figure)
+
+
+def yours_vs_paper(shared: pd.DataFrame) -> bytes:
+    """Each shared cell's score against the paper's, base and tuned, with the diagonal."""
+    title = "your scores against the published ones"
+    if shared.empty:
+        return _empty(title)
+    figure = Figure(figsize=(5, 4.6), layout="constrained")
+    ax = figure.subplots()
+    for tuned, rows in shared.groupby(shared["tuning"] != "none"):
+        ax.errorbar(rows["paper"], rows["yours"], yerr=rows["seed_std"].fillna(0), fmt="o",
+                    markersize=4, capsize=2, label="tuned" if tuned else "base")
+    ax.axline((0, 0), slope=1, color="grey", linewidth=0.8)
+    ax.set_xlabel("published score")
+    ax.set_ylabel("your score")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     return _png(figure)

@@ -1,4 +1,5 @@
-"""95% intervals for the difference between two eval runs' scores."""
+"""95% intervals for score differences: one bootstrap (items, or seeds then items), and the
+normal interval from standard errors."""
 
 from __future__ import annotations
 
@@ -14,11 +15,49 @@ _BLOCK_ENTRIES = 4_000_000
 _FEW_VALUES = 64
 
 
+def bootstrap_means(
+    differences_by_seed: list[np.ndarray], resamples: int = RESAMPLES, seed: int = SEED
+) -> np.ndarray:
+    """``resamples`` bootstrap means of per-item differences, from ``np.random.default_rng(seed)``.
+
+    With one array (one seed), items are resampled with replacement. With several (seed
+    replicates, each paired item by item against the same base), the bootstrap has two levels:
+    each resample draws as many seeds as there are, with replacement
+    (``rng.integers(0, S, size=(resamples, S))``), resamples the items of every drawn seed, and
+    averages the drawn seeds' item means. The item level of seed ``s`` is drawn in one go for
+    all of its draws, seed by seed, after the seed level.
+    """
+    groups = [np.asarray(group, dtype=float) for group in differences_by_seed]
+    rng = np.random.default_rng(seed)
+    if len(groups) == 1:
+        return _item_means(groups[0], resamples, rng)
+    picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
+    totals = np.zeros(resamples)
+    for index, group in enumerate(groups):
+        draws = (picks == index).sum(axis=1)
+        means = _item_means(group, int(draws.sum()), rng)
+        totals += np.bincount(np.repeat(np.arange(resamples), draws), weights=means,
+                              minlength=resamples)
+    return totals / len(groups)
+
+
+def bootstrap_interval(
+    differences_by_seed: list[np.ndarray], resamples: int = RESAMPLES, seed: int = SEED
+) -> tuple[float, float]:
+    """95% percentile interval of :func:`bootstrap_means`."""
+    low, high = np.percentile(bootstrap_means(differences_by_seed, resamples, seed), [2.5, 97.5])
+    return float(low), float(high)
+
+
 def paired_bootstrap(
     differences: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
 ) -> tuple[float, float]:
-    """95% percentile interval of the mean per-item difference, items resampled with
-    replacement, ``resamples`` times, from ``np.random.default_rng(seed)``.
+    """95% percentile interval of the mean per-item difference of one pair of runs."""
+    return bootstrap_interval([differences], resamples, seed)
+
+
+def _item_means(differences: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``resamples`` resamples of the items with replacement.
 
     A resample is fully described by how often each distinct difference is drawn, so when
     there are few distinct values (0/1 item scores give at most three) the counts are drawn
@@ -27,21 +66,17 @@ def paired_bootstrap(
     ``rng.integers(0, n, size=(rows, n))``, in row blocks of at most ``_BLOCK_ENTRIES``
     entries (one block for small ``n``).
     """
-    differences = np.asarray(differences, dtype=float)
     n = len(differences)
-    rng = np.random.default_rng(seed)
     values, counts = np.unique(differences, return_counts=True)
     if len(values) <= _FEW_VALUES:
-        means = rng.multinomial(n, counts / n, size=resamples) @ values / n
-    else:
-        rows_per_block = max(1, _BLOCK_ENTRIES // n)
-        means = np.empty(resamples)
-        for start in range(0, resamples, rows_per_block):
-            stop = min(resamples, start + rows_per_block)
-            index = rng.integers(0, n, size=(stop - start, n))
-            means[start:stop] = differences[index].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
+        return rng.multinomial(n, counts / n, size=resamples) @ values / n
+    rows_per_block = max(1, _BLOCK_ENTRIES // n)
+    means = np.empty(resamples)
+    for start in range(0, resamples, rows_per_block):
+        stop = min(resamples, start + rows_per_block)
+        index = rng.integers(0, n, size=(stop - start, n))
+        means[start:stop] = differences[index].mean(axis=1)
+    return means
 
 
 def item_differences(base: pd.DataFrame, tuned: pd.DataFrame) -> np.ndarray:
@@ -56,6 +91,16 @@ def item_differences(base: pd.DataFrame, tuned: pd.DataFrame) -> np.ndarray:
 def normal_se_interval(
     difference: np.ndarray, se_first: np.ndarray, se_second: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """difference ± 1.96·sqrt(se1² + se2²), treating the two runs as independent."""
+    """difference ± 1.96·sqrt(se1² + se2²), treating the two sides as independent."""
     half_width = Z_95 * np.sqrt(np.square(se_first) + np.square(se_second))
     return difference - half_width, difference + half_width
+
+
+def replicate_se(n_seeds: np.ndarray, seed_var: np.ndarray, mean_se2: np.ndarray) -> np.ndarray:
+    """Standard error of the mean score of ``n_seeds`` replicates: sqrt(max(s², mean se²) / S),
+    where s² is the across-seed variance (it holds the seed noise and the scoring noise) and
+    the mean squared per-run standard error keeps it from vanishing when two seeds happen to
+    agree. One replicate: its own standard error."""
+    n_seeds = np.asarray(n_seeds, dtype=float)
+    variance = np.fmax(np.nan_to_num(np.asarray(seed_var, dtype=float), nan=0.0), mean_se2)
+    return np.where(n_seeds > 1, np.sqrt(variance / n_seeds), np.sqrt(mean_se2))

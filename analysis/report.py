@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis import figures
+from analysis.beside import beside
 from analysis.compare import forgetting, gains, transfer
 from analysis.learned import gains_by_group, learned
 from analysis.sensitivity import sensitivity
@@ -29,8 +30,13 @@ class Report:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # file stem -> table
 
 
-def build_report(runs: pd.DataFrame, predictions=None, *, source: str = "") -> Report:
-    """Compute every analysis of ``runs`` and lay the results out as one HTML page."""
+def build_report(
+    runs: pd.DataFrame, predictions=None, *, source: str = "",
+    published: pd.DataFrame | None = None, published_name: str | None = None,
+) -> Report:
+    """Compute every analysis of ``runs`` and lay the results out as one HTML page; with
+    ``published`` (runs tagged ``amuro.origin=published``), also every cell both hold beside
+    the paper's, and the study's four findings on both sides."""
     gain = gains(runs, predictions)
     forgot = forgetting(runs, predictions)
     learned_table = learned(runs)
@@ -52,14 +58,16 @@ def build_report(runs: pd.DataFrame, predictions=None, *, source: str = "") -> R
     }
     sections = [
         ("Score by pre-training step", "score-by-step.png", None,
-         "Base checkpoints and tuned models, default prompt format; bands are 95% intervals."),
+         "Base checkpoints and tuned models, default prompt format; bands are 95% intervals, "
+         "error bars the across-seed standard deviation of seed replicates."),
         ("Learned in pre-training or in fine-tuning", None, "learned",
          "pre-training: the last checkpoint's base interval lies above the first's."),
         ("Gain per checkpoint, by group", "gain-by-group.png", "gains-by-group",
          "Mean in-domain gain of fine-tuning per checkpoint."),
         ("Gains", None, "gains",
-         "gain = tuned − base at the same checkpoint, eval dataset, format and shots; "
-         "ci_method says how the 95% interval was made."),
+         "gain = tuned − base at the same checkpoint, eval dataset, format, shots and protocol; "
+         "ci_method says how the 95% interval was made. Seed replicates form one cell: "
+         "n_seeds of them, seed_std the across-seed standard deviation of the tuned score."),
         ("Forgetting", None, "forgetting",
          "base − tuned on out-of-domain and cross-task evaluations; positive = lost ability."),
         ("Transfer", "transfer.png", "transfer", "Mean gain by task tuned on x task evaluated."),
@@ -69,6 +77,10 @@ def build_report(runs: pd.DataFrame, predictions=None, *, source: str = "") -> R
         ("Missing partners", None, "gains-missing",
          "Runs that have nothing to be compared with; they are in no table above."),
     ]
+
+    if published is not None:
+        sections += _beside_sections(runs, published, published_name or "published", tables,
+                                     images)
     body = [
         f"<h1>amuro analysis: {html.escape(', '.join(sorted(runs['experiment'].unique())))}</h1>",
         f"<p class='note'>{len(runs)} finished eval runs"
@@ -86,6 +98,36 @@ def build_report(runs: pd.DataFrame, predictions=None, *, source: str = "") -> R
         f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>"
     )
     return Report(page, images, tables)
+
+
+def _beside_sections(runs, published, name, tables, images) -> list[tuple]:
+    """Sections comparing ``runs`` with the published runs; fills ``tables`` and ``images``."""
+    compared = beside(runs, published)
+    reference = ", ".join(sorted(set(published["reference"]) - {""}))
+    tables["published-findings"] = compared.summary
+    tables["published-shared"] = compared.shared
+    for finding, table in compared.details.items():
+        tables[f"published-{finding}"] = table
+    images["yours-vs-paper.png"] = figures.yours_vs_paper(compared.shared)
+    scope = (f"{len(compared.shared)} cell(s) you share with {name}"
+             + (f" ({reference})" if reference else "")
+             + "; the findings are measured on each side over these cells only.")
+    return [
+        ("Beside the published results: the four findings", None, "published-findings",
+         scope + " Your scores average seed replicates and use the bootstrap interval's "
+                 "midpoint where a run logged it (score_midpoint), as the study reports."),
+        ("Shared cells, yours beside the paper's", "yours-vs-paper.png", "published-shared",
+         "difference = yours − paper; its 95% interval from both standard errors (normal)."),
+        ("(i) Latent gains of later checkpoints", None, "published-latent",
+         "Per in-domain series, first to last checkpoint: latent_gain = tuned rise − base rise."),
+        ("(ii) Learned in fine-tuning against learned in pre-training", None, "published-groups",
+         "Mean in-domain gain per checkpoint of each group; gap = fine-tuning − pre-training."),
+        ("(iii) Forgetting", None, "published-forgetting",
+         "Mean base − tuned on out-of-domain and cross-task cells; n_forgot: cells whose "
+         "interval lies above zero."),
+        ("(iv) Prompt sensitivity by checkpoint", None, "published-sensitivity",
+         "Mean std of the score across prompt formats, tuned and base cells."),
+    ]
 
 
 def _html_table(table: pd.DataFrame) -> str:

@@ -164,3 +164,34 @@ def runs(store):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return load_eval_runs(EXPERIMENT, store.uri)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_analysis(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m analysis ARGS`` as the README writes it, run in ``cwd`` (where MLflow's
+    default store ``sqlite:///mlflow.db`` lives) with this checkout's package."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def published_store(tmp_path_factory) -> dict:
+    """An empty store into which ``python -m analysis import-published`` imported the study's
+    released results: {directory, uri, output}."""
+    directory = tmp_path_factory.mktemp("published")
+    completed = run_analysis("import-published", cwd=directory)
+    assert completed.returncode == 0, completed.stderr
+    return {"directory": directory, "uri": f"sqlite:///{directory / 'mlflow.db'}",
+            "output": completed.stderr}
+
+
+@pytest.fixture(scope="session")
+def published_runs(published_store):
+    from analysis.runs import load_eval_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_eval_runs("amuro-char-published", published_store["uri"])

@@ -57,11 +57,13 @@ def test_gains_as_json_with_missing_partners_on_stderr(store):
 def test_table_output_and_by_group_csv(store):
     table = invoke("learned", "--experiment", EXPERIMENT, "--tracking-uri", store.uri)
     assert table.exit_code == 0
-    assert re.search(r"beta\s+nli\s+100\s+200\s+0\.5000\s+0\.7000\s+pre-training", table.stdout)
+    assert re.search(
+        r"beta\s+amuro\s+nli\s+100\s+200\s+0\.5000\s+0\.7000\s+pre-training", table.stdout
+    )
     by_group = invoke("gains", "--by-group", "--no-paired", "--format", "csv",
                       "--experiment", EXPERIMENT, "--tracking-uri", store.uri)
     frame = pd.read_csv(io.StringIO(by_group.stdout))
-    assert list(frame.columns) == ["model", "step", "group", "mean_gain", "n"]
+    assert list(frame.columns) == ["model", "protocol", "step", "group", "mean_gain", "n"]
     assert list(frame["mean_gain"].round(6)) == [0.40, 0.10, 0.45, 0.05]
 
 

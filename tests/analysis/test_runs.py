@@ -6,14 +6,9 @@ import pandas as pd
 import pytest
 from planted import EXPERIMENT, MODEL, OTHER_EXPERIMENT, free_port
 
-from analysis.runs import (
-    RUN_COLUMNS,
-    DuplicateRunsWarning,
-    PredictionTables,
-    TrackingError,
-    check_tracking_uri,
-    load_eval_runs,
-)
+from analysis.predictions import PredictionTables
+from analysis.runs import RUN_COLUMNS, DuplicateRunsWarning, load_eval_runs
+from analysis.store import TrackingError, check_tracking_uri
 
 COUNTED = {
     "base-alpha-100", "base-alpha-100-instruct", "base-alpha-100-io", "base-alpha-200",
@@ -32,8 +27,9 @@ def test_one_row_per_finished_eval_run(runs, store):
 
 def test_tags_and_metrics_are_typed(runs, store):
     assert runs["step"].dtype == "int64" and runs["shots"].dtype == "int64"
-    assert str(runs["tokens"].dtype) == "Int64" and str(runs["seed"].dtype) == "Int64"
-    for column in ["score", "score_ci_low", "score_ci_high", "score_se", "n"]:
+    for column in ["tokens", "seed", "train_seed"]:
+        assert str(runs[column].dtype) == "Int64"
+    for column in ["score", "score_ci_low", "score_ci_high", "score_se", "n", "score_midpoint"]:
         assert runs[column].dtype == "float64"
     row = runs.set_index("run_id").loc[store.runs["base-alpha-100"]]
     assert row["tokens"] == 419_430_400
@@ -44,6 +40,9 @@ def test_tags_and_metrics_are_typed(runs, store):
     assert (row["task"], row["relation"], row["format"], row["metric"]) == (
         "nli", "base", "default", "accuracy")
     assert row["run_key"] == "key-base-alpha-100" and row["source_run_id"] == ""
+    # Absent tags read as the contract says: protocol amuro, origin run, no train seed.
+    assert (row["protocol"], row["origin"], row["eval_inputs"]) == ("amuro", "run", ())
+    assert pd.isna(row["train_seed"]) and runs["score_midpoint"].isna().all()
     assert row["has_predictions"]
     assert runs["tokens"].isna().sum() == len(runs) - 1
     assert not runs.set_index("run_id").loc[store.runs["base-beta-100"], "has_predictions"]

@@ -26,6 +26,8 @@ def test_sensitivity_exact(runs):
     assert (tuned["spread"], tuned["std"], tuned["default_gap"]) == pytest.approx((0.1, 0.05, 0.1))
     single = rows.drop([(100, "none", "none", "alpha"), (100, "sft", "alpha", "alpha")])
     assert (single["n_formats"] == 1).all() and (single["spread"] == 0).all()
+    # One seed everywhere: no across-seed spread.
+    assert (table["n_seeds"] == 1).all() and table["seed_std"].isna().all()
     assert single["default_gap"].isna().all()
     assert set(table["model"]) == {MODEL} and set(table["shots"]) == {0}
 
@@ -35,6 +37,7 @@ def test_learned_exact(runs):
     expected = pd.DataFrame({
         "model": [MODEL] * 4,
         "eval_dataset": ["alpha", "beta", "delta", "gamma"],
+        "protocol": ["amuro"] * 4,
         "task": ["nli", "nli", "qgen", "summary"],
         "first_step": [100, 100, 100, 100],
         "last_step": [200, 200, 100, 200],
@@ -60,6 +63,7 @@ def test_gains_by_group(runs):
     in_domain = gains_by_group(gain_table, split)
     expected = pd.DataFrame({
         "model": [MODEL] * 4,
+        "protocol": ["amuro"] * 4,
         "step": [100, 100, 200, 200],
         "group": ["fine-tuning", "pre-training"] * 2,
         # alpha (fine-tuning): .40 default, .40 instruct | .45 ; beta (pre-training): .10 | .05
@@ -68,7 +72,9 @@ def test_gains_by_group(runs):
     })
     pd.testing.assert_frame_equal(in_domain, expected, check_dtype=False)
 
-    every_relation = gains_by_group(gain_table, split, relations=None).set_index(["step", "group"])
+    every_relation = gains_by_group(gain_table, split, relations=None).set_index(
+        ["step", "group"]
+    )
     # step 100, pre-training: beta +.05 (alpha-tuned), +.10 (beta-tuned), gamma -.05
     assert every_relation.loc[(100, "pre-training"), "mean_gain"] == pytest.approx(0.10 / 3)
     # step 100, fine-tuning: alpha .40, .40 and delta .10

@@ -1,0 +1,97 @@
+"""A reproduction beside the published results: the cells both hold, and the study's four
+findings measured on each side over those cells.
+
+Cells pair on ``SHARED_KEY`` (not on the protocol: the comparison is how far a run of
+either protocol lands from the paper; the ``protocol`` column says which it was). Your side
+averages seed replicates, and uses ``score_midpoint`` (the midpoint of the bootstrap
+interval, the figure the study reports) where a run logged it, else ``score``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis import findings
+from analysis.intervals import normal_se_interval, replicate_se
+
+SHARED_KEY = ["model", "step", "tuning", "train_dataset", "eval_dataset", "format", "shots"]
+SHARED_COLUMNS = SHARED_KEY + [
+    "protocol", "yours", "paper", "difference", "ci_low", "ci_high", "ci_method", "n_seeds",
+    "seed_std",
+]
+SIDES = ("yours", "paper")
+
+
+@dataclass(frozen=True)
+class Beside:
+    shared: pd.DataFrame  # SHARED_COLUMNS, one row per shared cell (and protocol of yours)
+    summary: pd.DataFrame  # finding, measure, yours, paper
+    details: dict[str, pd.DataFrame]  # finding name -> both sides' tables, side by side
+
+
+def is_published(runs: pd.DataFrame) -> pd.Series:
+    return runs["origin"] == "published"
+
+
+def _cells(runs: pd.DataFrame) -> pd.DataFrame:
+    scored = runs.assign(
+        _value=runs["score_midpoint"].fillna(runs["score"]), _se2=np.square(runs["score_se"])
+    )
+    grouped = scored.groupby(SHARED_KEY + ["protocol"], dropna=False)
+    cells = grouped.agg(score=("_value", "mean"), seed_std=("_value", "std"),
+                        n_seeds=("_value", "size"), mean_se2=("_se2", "mean")).reset_index()
+    cells["se"] = replicate_se(cells["n_seeds"], np.square(cells["seed_std"]), cells["mean_se2"])
+    return cells
+
+
+def shared_cells(yours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Per cell both sides scored: both scores, yours − paper and its 95% normal interval."""
+    own, published = _cells(yours), _cells(paper).drop(columns="protocol")
+    table = own.merge(published, on=SHARED_KEY, suffixes=("_yours", "_paper"))
+    table = table.rename(columns={
+        "score_yours": "yours", "score_paper": "paper", "n_seeds_yours": "n_seeds",
+        "seed_std_yours": "seed_std",
+    })
+    table["difference"] = table["yours"] - table["paper"]
+    table["ci_low"], table["ci_high"] = normal_se_interval(
+        table["difference"].to_numpy(float), table["se_yours"].to_numpy(float),
+        table["se_paper"].to_numpy(float),
+    )
+    table["ci_method"] = np.where(np.isfinite(table["ci_low"]), "normal-se", "none")
+    return table.sort_values(SHARED_KEY, kind="stable").reset_index(drop=True)[SHARED_COLUMNS]
+
+
+def _restrict(runs: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    return runs.merge(keys.drop_duplicates(), on=SHARED_KEY, how="inner")
+
+
+def beside(yours: pd.DataFrame, paper: pd.DataFrame) -> Beside:
+    """The shared cells, and the four findings on each side over the shared cells only, so
+    both measure the same checkpoints, datasets, formats and shots."""
+    shared = shared_cells(yours, paper)
+    keys = shared[SHARED_KEY]
+    sides = {"yours": _restrict(yours, keys), "paper": _restrict(paper, keys)}
+    measured = {side: findings.all_findings(runs) for side, runs in sides.items()}
+    summaries = [findings.summary(measured[side]).rename(columns={"value": side}) for side in SIDES]
+    summary = summaries[0].merge(summaries[1], on=["finding", "measure"], sort=False)
+    details = {
+        name: _side_by_side(measured["yours"][name], measured["paper"][name], name)
+        for name in findings.KEYS
+    }
+    return Beside(shared, summary, details)
+
+
+def _side_by_side(own: pd.DataFrame, published: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The two sides' tables of one finding merged on its key (not on the protocol), the
+    measured columns suffixed ``_yours`` / ``_paper``."""
+    key = [c for c in findings.KEYS[name] if c != "protocol"]
+    measured = [c for c in own.columns if c not in findings.KEYS[name]]
+    # Object keys, so that an empty side (untyped columns) merges with a typed one.
+    own = own.astype({c: object for c in key})
+    published = published.drop(columns="protocol").astype({c: object for c in key})
+    table = own.merge(published, on=key, how="outer", suffixes=("_yours", "_paper"))
+    ordered = key + ["protocol"] + [f"{c}_{side}" for c in measured for side in SIDES]
+    return table.reindex(columns=ordered).sort_values(key, kind="stable").reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""The study's released results, shipped with the package and imported as eval runs."""
