@@ -115,15 +115,17 @@ class Scorer:
 
         if cache is None:
             return None
-        return DynamicCache(ddp_cache_data=[(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1))
-                                            for layer in cache.layers])
+        fresh = DynamicCache()
+        for index, layer in enumerate(cache.layers):
+            fresh.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), index)
+        return fresh
 
     def _run(self, input_ids, positions, mask, cache, keep: list[int]):
         """One forward pass; returns the logits at the ``keep`` positions only, and the grown cache."""
         keep_t = torch.tensor(keep, device=self.device)
         extra = {"logits_to_keep": keep_t} if self._keeps_logits else {}
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=positions.to(self.device), past_key_values=cache, use_cache=True, **extra)
+                         position_ids=positions.to(self.device), cache=cache, use_cache=True, **extra)
         logits = out.logits if self._keeps_logits else out.logits[:, keep_t]
         return logits.float(), out.past_key_values
 
