@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -17,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from amuro.models.series import local_series
 
 TRACKED = ("eval", "finetune", "sweep")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp_path, uri):
@@ -176,3 +178,29 @@ def test_plan_passes_the_preset_and_a_one_epoch_budget_for_tiny(tmp_path):
     study = plan(SweepSettings(train_datasets="synth-nli", preset="amuro-char"), "tiny", [("step75-tokens1", 75)],
                  tmp_path / "r.html")
     assert study[1].settings.preset == "amuro-char" and study[1].settings.epochs == 3
+
+
+def test_mlflow_run_sweep_with_two_workers_notes_the_launcher_in_the_store(small_series, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "sweep", "--env-manager", "local",
+               "-P", "workers=2", "-P", f"model={small_series}", "-P", "checkpoints=1",
+               "-P", "train_datasets=synth-nli", "-P", "eval_datasets=synth-nli", "-P", "formats=default",
+               "-P", "max_examples=4", "-P", "shots=1", "-P", "bootstrap=50", "-P", "max_train_examples=16"]
+    done = subprocess.run(command, env=_env(tmp_path, uri), capture_output=True, text=True, cwd=tmp_path,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    runs = _runs(uri)
+    sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
+    assert sweep_run.info.status == "FINISHED" and sweep_run.data.metrics["cells_done"] == 4
+    finished = _finished(runs)
+    assert len(set(finished.values())) == len(finished) == 4   # sweep, finetune, base and tuned eval
+    mlflow.set_tracking_uri(uri)
+    try:
+        launchers = MlflowClient().search_runs(
+            [e.experiment_id for e in MlflowClient().search_experiments()],
+            "tags.`amuro.result_run_id` = '" + sweep_run.info.run_id + "'")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert len(launchers) == 1 and launchers[0].info.status == "FINISHED"
+    assert launchers[0].data.tags["amuro.entry_point"] == "sweep"

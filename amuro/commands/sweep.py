@@ -94,11 +94,16 @@ def _free_port() -> int:
 
 @contextmanager
 def tracking_server(cfg: SweepSettings):
-    """The URI the cells write to: the given one, or a local ``mlflow server`` over a local sqlite store."""
+    """The URI the cells write to: the given one, or a local ``mlflow server`` over a local sqlite store.
+
+    The process's tracking URI is set to it inside the block and set back on the way out, so what is written
+    after the block (the note to an ``mlflow run`` launcher) goes to the store, not to a stopped server.
+    """
     uri = cfg.tracking_uri or mlflow.get_tracking_uri()
     if cfg.workers <= 1 or not uri.startswith("sqlite:"):
         yield uri
         return
+    previous = mlflow.get_tracking_uri()
     db_path = Path(uri[len("sqlite:///"):]).resolve()
     artifacts = db_path.parent / "mlartifacts"
     port = _free_port()
@@ -114,6 +119,7 @@ def tracking_server(cfg: SweepSettings):
         print(f"started a local tracking server at {server_uri} (pid {server.pid}) over {db_path}")
         yield server_uri
     finally:
+        mlflow.set_tracking_uri(previous)
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=20)
@@ -211,6 +217,7 @@ def sweep(cfg: SweepSettings) -> str:
                                   resumable=True) as cell:
             if cell.reused:
                 print(f"the sweep already finished in run {cell.run_id}: nothing to do")
+                tracking.note_launcher(launcher, cell.run_id, "sweep")
                 return cell.run_id
             if not cell.resumed:
                 mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
