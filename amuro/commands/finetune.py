@@ -25,6 +25,7 @@ from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
 from amuro.core.paths import amuro_home
 from amuro.core.settings import FinetuneSettings
+from amuro.data.lineage import log_rows
 from amuro.data.specfile import load_spec_option
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model
 from amuro.training.features import training_features
@@ -109,6 +110,7 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name) -> Non
     if not cell.resumed:
         shutil.rmtree(workdir, ignore_errors=True)   # stale checkpoints of a run that no longer exists
     examples = training_examples(spec, cfg)
+    log_rows(spec, spec.splits["train"], examples, "train")
     _log_params_once({**cfg.params(), "train_examples": len(examples), "base_location": ckpt.location,
                       "warmup_ratio": WARMUP_RATIO, "weight_decay": 0.0, "optimizer": "adamw_torch",
                       "lr_schedule": "linear", "training_format": "default" if spec.kind != "chat" else "chat"})

@@ -28,6 +28,7 @@ from amuro.data import (
     render,
 )
 from amuro.data.formats import few_shot_prefix
+from amuro.data.lineage import log_rows
 from amuro.models.targets import EvalTarget
 from amuro.scoring.metrics import bootstrap
 from amuro.scoring.scorer import ItemResult, score_cell
@@ -146,6 +147,10 @@ def _score_and_log(model, tokenizer, spec, fmt, demos, items, settings: EvalSett
                        "max_new_tokens": settings.max_new_tokens,
                        "stop": settings.stop, "demos": settings.demos, "eval_seed": settings.seed,
                        "split": scored_split(spec), "demo_ids": ",".join(d.item_id for d in demos)[:6000]})
+    log_rows(spec, spec.splits[scored_split(spec)], items, "eval")
+    if demos:
+        demo_role = "train" if settings.demos == "train" else scored_split(spec)
+        log_rows(spec, spec.splits[demo_role], demos, "demonstrations")
     if items:
         mlflow.log_text(few_shot_prefix(spec, demos, fmt) + render(spec, items[0], fmt), "prompt.txt")
     started = time.perf_counter()
