@@ -145,7 +145,8 @@ def finetune(cfg: FinetuneSettings) -> str:
         kind="finetune", model=series.name, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
         tuning=cfg.tuning_tag, train_dataset=spec.name, seed=cfg.seed, source_run_id=ckpt.source_run_id)
     name = f"finetune {ckpt.label} {spec.name}"
-    with tracking.tracked_run(experiment_id, key, tags, name, resumable=True) as cell:
+    with tracking.tracked_run(experiment_id, key, tags, name, resumable=True,
+                              system_metrics=True) as cell:
         if not cell.reused:
             _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name)
             print(f"{name}: tuned model logged as runs:/{cell.run_id}/{MODEL_ARTIFACT}")

@@ -36,6 +36,7 @@ from amuro.core.settings import (
     PretrainEvalSettings,
     SweepSettings,
 )
+from amuro.core.system_metrics import node_environment
 from amuro.data.specfile import load_spec_option
 
 PARENT_ENV = tracking.PARENT_ENV
@@ -222,7 +223,8 @@ def sweep(cfg: SweepSettings) -> str:
             if not cell.resumed:
                 mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
             mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
-            env = {**os.environ, "MLFLOW_TRACKING_URI": uri, PARENT_ENV: cell.run_id,
+            env = {**os.environ, **node_environment(socket.gethostname()), "MLFLOW_TRACKING_URI": uri,
+                   PARENT_ENV: cell.run_id,
                    "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment)}
             for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
                 env.pop(name, None)

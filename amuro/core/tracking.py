@@ -23,6 +23,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from amuro.core.errors import UserError
+from amuro.core.system_metrics import monitoring
 
 DEFAULT_EXPERIMENT = "amuro-char"
 PREFIX = "amuro."
@@ -162,12 +163,14 @@ def tracked_run(
     *,
     parent_run_id: str | None = None,
     resumable: bool = False,
+    system_metrics: bool = False,
     say=print,
 ) -> Iterator[Cell]:
     """Find-or-skip: yield a reused Cell for a finished key, else run the body inside an active MLflow run.
 
     The body must check ``cell.reused`` and do nothing in that case. Exceptions mark the run FAILED with
-    the error's first line in ``amuro.error``; KeyboardInterrupt marks it KILLED.
+    the error's first line in ``amuro.error``; KeyboardInterrupt marks it KILLED. ``system_metrics``: the
+    run logs MLflow's system metrics (see ``amuro.core.system_metrics``).
     """
     finished, resume = _claim(experiment_id, key, resumable)
     if finished:
@@ -177,14 +180,15 @@ def tracked_run(
     all_tags = {**tags, PREFIX + "run_key": key, **_process_identity()}
     if resume:
         say(f"resuming run {resume} ({run_name})")
-        run = mlflow.start_run(run_id=resume)
+        run = mlflow.start_run(run_id=resume, log_system_metrics=system_metrics and monitoring())
         MlflowClient().update_run(resume, status="RUNNING")
         mlflow.set_tags({**_process_identity(), ERROR_TAG: ""})
     else:
         parent = parent_run_id or os.environ.get(PARENT_ENV) or None
         # A child of the active run (a search trial under its finetune run) must be started nested.
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags,
-                               parent_run_id=parent, nested=bool(parent) and mlflow.active_run() is not None)
+                               parent_run_id=parent, nested=bool(parent) and mlflow.active_run() is not None,
+                               log_system_metrics=system_metrics and monitoring())
     try:
         yield Cell(run.info.run_id, reused=False, resumed=bool(resume))
     except KeyboardInterrupt:

@@ -118,7 +118,7 @@ def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalT
         name = f"eval {target.label} → {spec.name} [{fmt}]"
         key = cell_key(target, spec, fmt, settings)
         with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
-                                  parent_run_id=parent_run_id) as cell:
+                                  parent_run_id=parent_run_id, system_metrics=True) as cell:
             if not cell.reused:
                 demos, items = demos_and_items(spec, settings)
                 if not loaded:
