@@ -113,3 +113,46 @@ def test_unknown_series_suggests_names(tracking_uri):
         open_series("tinny", experiment_id=experiment_id)
     with pytest.raises(UserError, match="does not exist"):
         open_series("./no/such/folder")
+
+
+OLMO2_BRANCHES = ["stage1-step10000-tokens42B", "stage1-step928646-tokens3896B", "stage2-ingredient1-step1000-tokens5B",
+                  "stage2-ingredient1-step11931-tokens50B", "stage2-ingredient2-step11931-tokens50B",
+                  "stage2-ingredient3-step11931-tokens50B", "main"]
+
+
+def _olmo2(monkeypatch):
+    from types import SimpleNamespace
+
+    def list_repo_refs(repo_id):   # the real signature takes no revision
+        return SimpleNamespace(branches=[SimpleNamespace(name=n, target_commit=f"c{i}")
+                                         for i, n in enumerate(OLMO2_BRANCHES)], tags=[], converts=[])
+    monkeypatch.setattr(checkpoints, "list_repo_refs", list_repo_refs)
+    return hub_series("allenai/OLMo-2-1124-7B")
+
+
+def test_list_repo_refs_is_called_as_the_library_defines_it():
+    import inspect
+
+    import huggingface_hub
+
+    assert "revision" not in inspect.signature(huggingface_hub.list_repo_refs).parameters
+    assert "revision" not in inspect.signature(hub_series).parameters
+
+
+def test_olmo2_stage1_is_the_series_and_stage2_continues_it(monkeypatch):
+    series = _olmo2(monkeypatch)
+    assert [c.revision for c in series.select("all")] == OLMO2_BRANCHES[:2]
+    main = series.get("main")
+    assert (main.step, main.tokens, main.stage) == (928646, 3_896_000_000_000, 1)
+    assert series.last.revision == "main" and series.select(2)[-1].revision == "stage1-step928646-tokens3896B"
+    stage2 = series.select("stage2")
+    assert [c.revision for c in stage2] == OLMO2_BRANCHES[2:6]
+    assert [(c.step, c.tokens, c.ingredient) for c in stage2] == [
+        (929646, 3_901_000_000_000, 1), (940577, 3_946_000_000_000, 1), (940577, 3_946_000_000_000, 2),
+        (940577, 3_946_000_000_000, 3)]
+    assert len({c.label for c in stage2}) == 4 and stage2[2].label == "OLMo-2-1124-7B@step940577-stage2-ingredient2"
+    picked = series.select("10000,stage2-ingredient3-step11931-tokens50B")
+    assert [c.revision for c in picked] == ["stage1-step10000-tokens42B", "stage2-ingredient3-step11931-tokens50B"]
+    assert series.select("main,stage2")[0] == main and len(series.select("main,stage2")) == 5
+    with pytest.raises(UserError, match="no stage3 checkpoints: its stages are stage1, stage2"):
+        series.select("stage3")

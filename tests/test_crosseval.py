@@ -126,3 +126,20 @@ def test_unreachable_tracking_server_fails_fast():
     assert result.exit_code != 0 and time.time() - started < 30
     assert f"tracking server http://127.0.0.1:{port} is unreachable" in result.output
     mlflow.set_tracking_uri(None)
+
+
+def test_instruction_tuned_models_get_the_readable_multiple_choice_suites(tmp_path, monkeypatch):
+    from hubdata import FIXTURES, write_hub_copy
+
+    from amuro.commands.crosseval import _cells
+    from amuro.data import get, relation
+
+    monkeypatch.setenv("AMURO_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    features, splits = FIXTURES["arc_easy"]
+    write_hub_copy(tmp_path / "arc_easy", get("arc_easy"), splits, features)
+    cfg = CrossevalSettings(experiment="x", datasets="synth-nli", formats="all")
+    tuned_it = {(spec.name, fmt) for spec, fmt in _cells(cfg, "it")}
+    assert ("arc_easy", "default") in tuned_it and not {"boolq", "hellaswag"} & {name for name, _ in tuned_it}
+    assert {spec.name for spec, _ in _cells(cfg, "sft")} == {"synth-nli"}
+    assert relation("tulu_v2", "arc_easy") == "in-domain"

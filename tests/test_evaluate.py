@@ -120,11 +120,11 @@ def test_generation_matches_greedy_generate_and_stops(sharp, stop):
     results = score_cell(model, tokenizer, spec, "default", demos, items, stop=stop, max_new_tokens=24,
                          batch_size=3)
     stops = stop_strings(spec, "default") if stop == "default" else ()
-    assert stops == (("\n\n", "###") if stop == "default" else ())
+    assert stops == (("\n\n", "\n### Input:") if stop == "default" else ())
     for prompt, result in zip(prompts, results):
         raw = direct_greedy(model, tokenizer, prompt, 24)
         assert result.prediction == cut_at_stops(raw, stops)
-        assert not any(s in result.prediction for s in ("\n\n", "###")) or stop == "none"
+        assert not any(s in result.prediction for s in ("\n\n", "\n### Input:")) or stop == "none"
     assert any(r.prediction for r in results)
 
 
@@ -201,3 +201,16 @@ def test_cut_at_stops():
     assert cut_at_stops(" Who is Anna?\n\n### Input: x", ("\n\n", "###")) == "Who is Anna?"
     assert cut_at_stops("a ### b\n\nc", ("\n\n", "###")) == "a"
     assert cut_at_stops("  plain  ", ()) == "plain"
+
+
+def test_stop_strings_are_the_whole_opening_after_a_newline():
+    from amuro.data import get
+
+    qgen = get("synth-qgen")
+    assert stop_strings(qgen, "instruct") == ("\n\n", "\nGiven the context:")
+    assert stop_strings(qgen, "default") == ("\n\n", "\n### Input:")
+    assert stop_strings(qgen, "io") == ("\n\n",)
+    stops = stop_strings(qgen, "instruct")
+    assert cut_at_stops(" Given the rain, who stayed home?", stops) == "Given the rain, who stayed home?"
+    assert cut_at_stops(" Who stayed?\nGiven the context: more", stops) == "Who stayed?"
+    assert cut_at_stops(" What did ### mean?\n### Input: x", stop_strings(qgen, "default")) == "What did ### mean?"

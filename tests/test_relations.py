@@ -14,7 +14,7 @@ IN_DOMAIN = {
     "socialiqa": {"socialiqa"},
     "mnli": {"mnli", "mnli_matched", "mnli_mismatched"},
     "paws": {"paws"},
-    "tulu_v2": set(),
+    "tulu_v2": {"arc_easy", "arc_challenge", "boolq", "hellaswag", "openbookqa", "sciq_mc"},
 }
 FAMILY = {
     "nli": {"synth-nli", "synth-nli-ood", "mnli", "mnli_matched", "mnli_mismatched", "rte", "gpt3nli"},

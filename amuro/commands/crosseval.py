@@ -64,10 +64,17 @@ def _named_run(client: MlflowClient, experiment_id: str, run_id: str, kind_filte
 
 
 def _cells(cfg: CrossevalSettings, tuning: str) -> list[tuple[tasks.DatasetSpec, str]]:
-    """Selected datasets x formats; instruction-tuned models also get the offline multiple-choice suites."""
+    """Selected datasets x formats; instruction-tuned models also get the multiple-choice suites (in-domain
+    for instruction tuning) that can be read here."""
+    from amuro.commands.pretrain_eval import hub_offline
+    from amuro.data.sources import availability
+
     specs = tasks.resolve(cfg.datasets, offline_only=cfg.datasets == "all")
     if tuning.startswith("it"):
-        specs += [s for s in tasks.CATALOGUE.values() if s.task == "mc" and s.offline and s not in specs]
+        readable = ("yes", "local copy", "cached") if hub_offline() else ("yes", "local copy", "cached",
+                                                                            "hub (needs network)")
+        specs += [s for s in tasks.CATALOGUE.values()
+                  if s.kind == "multiple_choice" and s not in specs and availability(s) in readable]
     return select_cells(specs, cfg.formats)
 
 

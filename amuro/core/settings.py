@@ -57,8 +57,8 @@ class EvalSettings(Settings):
     batch_size: int = setting(16, "Items per forward pass.", key=False, minimum=1)
     bootstrap: int = setting(3000, "Bootstrap resamples for the 95% interval.", minimum=1)
     max_new_tokens: int = setting(60, "Generation budget of generation tasks.", minimum=1)
-    stop: str = setting("default", "'default' (the template's next block marker and a blank line) or 'none' "
-                                   "(the study's).", choices=STOPS)
+    stop: str = setting("default", "'default' (a blank line and the template's opening at a line start) or "
+                                   "'none' (the study's).", choices=STOPS)
     demos: str = setting("train", "'train' (seeded, from the train split) or 'first-k' (the first items of the "
                                   "scored split).", choices=DEMOS)
     seed: int = setting(0, "Seed of demonstrations and bootstrap.")

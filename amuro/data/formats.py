@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Sequence
 
@@ -85,7 +84,8 @@ def few_shot_prefix(spec: DatasetSpec, demos: Sequence[Example], fmt: str) -> st
 
 
 def stop_strings(spec: DatasetSpec, fmt: str) -> tuple[str, ...]:
-    """The template's next block marker (its literal opening, e.g. ``###``) and a blank line."""
+    """A blank line, and the template's whole literal opening (``### Input:``, ``Given the context:``) at the
+    start of a line: where the next demonstration-like block would begin. Words of the opening elsewhere in
+    the text (a question that contains "Given") do not stop."""
     opening = template(spec, fmt).split("{", 1)[0].strip()
-    marker = re.split(r"[\s:]", opening, maxsplit=1)[0] if opening else ""
-    return tuple(s for s in (DEMO_SEPARATOR, marker) if s)
+    return tuple(s for s in (DEMO_SEPARATOR, "\n" + opening if opening else "") if s)

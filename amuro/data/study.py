@@ -1,8 +1,9 @@
 """Catalogue entries for the datasets of the Amuro & Char study (Sun & Dredze, arXiv 2408.06663).
 
 Hub ids, configs, splits and columns follow each dataset's card on the Hugging Face hub. The ``test`` role
-is the labelled split that is scored: where a test split hides its labels (GLUE, HellaSwag, TweetQA,
-BoolQ has none) the validation split is scored instead. Datasets published with a loading script, which
+is the labelled split that is scored: where a test split hides its labels (GLUE, HellaSwag, TweetQA) or
+there is none (BoolQ, Social IQa) the validation split is scored instead. The multiple-choice suites are
+in-domain for instruction tuning (the study's learned-in-pre-training group after Tulu). Datasets published with a loading script, which
 current ``datasets`` releases no longer run, are read from the hub's parquet export or a converted branch.
 Every hub entry can also be read offline from a local copy (see ``amuro.data.sources``).
 """
@@ -47,13 +48,12 @@ _hub("cnn_dailymail", "summary", "abisee/cnn_dailymail", config="3.0.0", splits=
 
 # --- question generation (ROUGE-L) --------------------------------------------------------------------
 
-_hub("socialiqa", "qgen", "allenai/social_i_qa", revision="refs/pr/3",
-     splits={"train": "train", "validation": "validation", "test": "validation"},
+_hub("socialiqa", "qgen", "allenai/social_i_qa", revision=PARQUET_EXPORT, splits=SCORE_VALIDATION,
      fields={"context": "context", "answer": "answer", "target": "question"}, trainable=True,
      preprocess="socialiqa_answer",
      description="Social IQa: a situation and its correct answer -> the question",
-     notes="the correct answer is answerA/B/C picked by label (1-3); the test split is unlabelled, so the "
-           "validation split is scored; refs/pr/3 is the parquet conversion of the script dataset")
+     notes="the correct answer is answerA/B/C picked by label (1-3); Social IQa publishes no test split, so "
+           "the validation split is scored; read from the parquet export (the repository holds a loading script)")
 _hub("sciq", "qgen", "allenai/sciq", splits=TRAIN_VALID_TEST,
      fields={"context": "support", "answer": "correct_answer", "target": "question"},
      preprocess="sciq_with_support",
@@ -119,32 +119,36 @@ _hub("stsb", "paraphrase", GLUE, config="stsb", splits=SCORE_VALIDATION,
 # --- multiple choice, scored by log-likelihood ranking (accuracy) -----------------------------------------
 
 _QUESTION_ANSWER = {"default": "Question: {question}\nAnswer:"}
+_INSTRUCTION_TUNING = ("tulu_v2",)
 
 for _name, _config, _label in (("arc_easy", "ARC-Easy", "ARC Easy"), ("arc_challenge", "ARC-Challenge",
                                                                        "ARC Challenge")):
     _hub(_name, "mc", "allenai/ai2_arc", config=_config, splits=TRAIN_VALID_TEST,
          fields={"question": "question", "choices": "choices.text", "choice_labels": "choices.label",
                  "gold_label": "answerKey", "id": "id"},
-         templates=_QUESTION_ANSWER, description=f"{_label}: grade-school science questions")
+         templates=_QUESTION_ANSWER, in_domain_of=_INSTRUCTION_TUNING,
+         description=f"{_label}: grade-school science questions")
 _hub("boolq", "mc", "google/boolq", splits=SCORE_VALIDATION,
      fields={"passage": "passage", "question": "question", "gold": "answer"}, labels=("no", "yes"),
-     templates={"default": "{passage}\nQuestion: {question}?\nAnswer:"},
+     templates={"default": "{passage}\nQuestion: {question}?\nAnswer:"}, in_domain_of=_INSTRUCTION_TUNING,
      description="BoolQ: yes/no questions about a passage",
      notes="BoolQ has no test split; the validation split is scored")
 _hub("hellaswag", "mc", "Rowan/hellaswag", revision=PARQUET_EXPORT, splits=SCORE_VALIDATION,
      fields={"query": "query", "choices": "endings", "gold": "label"}, preprocess="hellaswag",
-     templates={"default": "{query}"},
+     templates={"default": "{query}"}, in_domain_of=_INSTRUCTION_TUNING,
      description="HellaSwag: the most plausible continuation of an activity description",
      notes="test labels are hidden, so the validation split is scored; context and endings are cleaned "
            "as in lm-evaluation-harness")
 _hub("openbookqa", "mc", "allenai/openbookqa", config="main", splits=TRAIN_VALID_TEST,
      fields={"question": "question_stem", "choices": "choices.text", "choice_labels": "choices.label",
              "gold_label": "answerKey", "id": "id"},
-     templates=_QUESTION_ANSWER, description="OpenBookQA: elementary science questions")
+     templates=_QUESTION_ANSWER, in_domain_of=_INSTRUCTION_TUNING,
+     description="OpenBookQA: elementary science questions")
 _hub("sciq_mc", "mc", "allenai/sciq", splits=TRAIN_VALID_TEST,
      fields={"question": "question_with_support",
              "choices": "correct_answer,distractor1,distractor2,distractor3", "gold_text": "correct_answer"},
      preprocess="sciq_question_with_support", templates={"default": "{question}\nAnswer:"},
+     in_domain_of=_INSTRUCTION_TUNING,
      description="SciQ as four-way multiple choice",
      notes="the support paragraph, when there is one, precedes the question")
 

@@ -2,7 +2,7 @@
 
 A series is an ordered list of checkpoints of one model. Three sources give one:
 
-- a hub repo whose branches are checkpoints (``allenai/OLMo-1B-hf``: ``step20000-tokens84B``; Pythia:
+- a hub repo whose branches are checkpoints (``allenai/OLMo-1B-hf``: ``step20000-tokens83B``; Pythia:
   ``step143000``; OLMo-2: ``stage1-step10000-tokens42B``; ``main`` is the series' last step);
 - a local folder of branch-named checkpoint folders (each a ``save_pretrained`` model and tokenizer) with a
   ``manifest.json``; the offline stand-in for a hub series;
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from huggingface_hub import list_repo_refs
@@ -26,11 +26,15 @@ MANIFEST = "manifest.json"
 SERIES_ARTIFACT = "series"
 DEFAULT_SERIES = "tiny"
 _REVISION = re.compile(r"^(?:[A-Za-z0-9_]+-)*step(?P<step>\d+)(?:-tokens(?P<tokens>\d+(?:\.\d+)?)(?P<unit>[KMBT]?))?$")
+_STAGE = re.compile(r"^stage(?P<stage>\d+)(?:-ingredient(?P<ingredient>\d+))?-")
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+STAGE_SELECTION = re.compile(r"^stage(?P<stage>\d+)$")
 
 
 def parse_revision(name: str) -> tuple[int | None, int | None]:
-    """``step20000-tokens84B`` -> (20000, 84_000_000_000); ``step143000`` -> (143000, None); ``main`` -> (None, None)."""
+    """``step20000-tokens84B`` -> (20000, 84_000_000_000); ``step143000`` -> (143000, None); ``main`` -> (None, None).
+
+    Steps and tokens are as the name spells them (OLMo-2's stage-2 names count from the start of stage 2)."""
     match = _REVISION.match(name)
     if not match:
         return None, None
@@ -38,6 +42,15 @@ def parse_revision(name: str) -> tuple[int | None, int | None]:
     if match["tokens"] is not None:
         tokens = int(round(float(match["tokens"]) * _UNITS[match["unit"]]))
     return int(match["step"]), tokens
+
+
+def parse_stage(name: str) -> tuple[int, int | None]:
+    """OLMo-2's training stage and data ingredient: ``stage2-ingredient3-step11931-tokens50B`` -> (2, 3);
+    names without a stage are stage 1."""
+    match = _STAGE.match(name)
+    if not match:
+        return 1, None
+    return int(match["stage"]), int(match["ingredient"]) if match["ingredient"] else None
 
 
 @dataclass(frozen=True)
@@ -53,10 +66,14 @@ class Checkpoint:
     commit: str | None = None
     source_run_id: str | None = None
     artifact_path: str | None = None
+    stage: int = 1                      # OLMo-2's later stages (stage 2: the annealing runs) are selected apart
+    ingredient: int | None = None       # OLMo-2 stage 2's data mixture: each ingredient is its own checkpoint
 
     @property
     def label(self) -> str:
-        return f"{self.series.split('/')[-1]}@step{self.step}"
+        suffix = f"-stage{self.stage}" if self.stage != 1 else ""
+        suffix += f"-ingredient{self.ingredient}" if self.ingredient else ""
+        return f"{self.series.split('/')[-1]}@step{self.step}{suffix}"
 
     def load(self, *, dtype=None):
         """Model and tokenizer of this checkpoint (the same revision for both)."""
@@ -82,15 +99,20 @@ class Series:
     checkpoints: list[Checkpoint] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.checkpoints.sort(key=lambda c: (c.step, c.revision == "main"))
+        self.checkpoints.sort(key=lambda c: (c.stage, c.step, c.revision == "main", c.revision))
 
     @property
     def revisions(self) -> list[str]:
         return [c.revision for c in self.checkpoints]
 
     @property
+    def main_line(self) -> list[Checkpoint]:
+        """The series proper: stage 1 (later stages, OLMo-2's stage 2, are selected by ``stage2``)."""
+        return [c for c in self.checkpoints if c.stage == 1] or self.checkpoints
+
+    @property
     def last(self) -> Checkpoint:
-        return self.checkpoints[-1]
+        return self.main_line[-1]
 
     def get(self, wanted: str | int) -> Checkpoint:
         """A checkpoint by revision name, ``main``, or step (``400`` or ``step400``)."""
@@ -102,30 +124,42 @@ class Series:
             return self.last
         step_text = text[4:] if text.startswith("step") else text
         if step_text.isdigit():
-            matches = [c for c in self.checkpoints if c.step == int(step_text) and c.revision != "main"]
+            matches = [c for c in self.main_line if c.step == int(step_text) and c.revision != "main"]
+            matches = matches or [c for c in self.checkpoints if c.step == int(step_text)]
             if matches:
                 return matches[0]
         raise unknown(f"checkpoint of series {self.name}", text, self.revisions)
 
     def select(self, selection: str | int | Sequence[str] | None) -> list[Checkpoint]:
-        """``all``; a count (evenly spaced, first and last included); or revisions / steps, comma-separated.
+        """``all``; a count (evenly spaced, first and last included); or revisions / steps / stages
+        (``stage2``: every checkpoint of that stage), comma-separated.
 
-        A single number is a count when it is at most the number of checkpoints, else a step."""
+        ``all`` and counts draw on stage 1. A single number is a count when it is at most the number of
+        checkpoints, else a step."""
+        line = self.main_line
         if selection is None or str(selection).strip() in ("", "all"):
-            return [c for c in self.checkpoints if c.revision != "main" or len(self.checkpoints) == 1]
+            return [c for c in line if c.revision != "main" or len(line) == 1]
         if isinstance(selection, int) or (isinstance(selection, str) and selection.strip().isdigit()):
             number = int(selection)
-            return self._evenly(number) if number <= len(self.checkpoints) else [self.get(number)]
+            return self._evenly(number) if number <= len(line) else [self.get(number)]
         items = selection.split(",") if isinstance(selection, str) else list(selection)
         chosen: list[Checkpoint] = []
-        for item in (i.strip() for i in items if str(i).strip()):
-            ckpt = self.get(item)
-            if ckpt not in chosen:
-                chosen.append(ckpt)
+        for item in (str(i).strip() for i in items if str(i).strip()):
+            stage = STAGE_SELECTION.match(item)
+            picked = self.stage(int(stage["stage"])) if stage else [self.get(item)]
+            chosen += [c for c in picked if c not in chosen]
         return chosen
 
+    def stage(self, number: int) -> list[Checkpoint]:
+        found = [c for c in self.checkpoints if c.stage == number and c.revision != "main"]
+        if not found:
+            stages = sorted({f"stage{c.stage}" for c in self.checkpoints})
+            raise UserError(f"series {self.name} has no stage{number} checkpoints: its stages are "
+                            f"{', '.join(stages)}")
+        return found
+
     def _evenly(self, count: int) -> list[Checkpoint]:
-        pool = [c for c in self.checkpoints if c.revision != "main"] or self.checkpoints
+        pool = [c for c in self.main_line if c.revision != "main"] or self.main_line
         if count < 1:
             raise UserError(f"checkpoint count must be at least 1, got {count}")
         if count >= len(pool):
@@ -166,48 +200,56 @@ def local_series(folder: str | Path, *, name: str | None = None) -> Series:
     checkpoints = []
     for entry in entries:
         revision = entry["revision"]
-        step, tokens = parse_revision(revision)
-        step = entry.get("step", step)
-        tokens = entry.get("tokens", tokens)
+        known = {k: entry[k] for k in ("step", "tokens") if k in entry}
         path = folder / entry.get("path", revision)
-        checkpoints.append(Checkpoint(
-            series=name, revision=revision, step=step if step is not None else -1, tokens=tokens,
-            location=str(path.resolve()), source_run_id=run_id,
-            artifact_path=f"{SERIES_ARTIFACT}/{revision}" if run_id else None))
+        checkpoints.append(_checkpoint(
+            revision, series=name, location=str(path.resolve()), source_run_id=run_id,
+            artifact_path=f"{SERIES_ARTIFACT}/{revision}" if run_id else None, **known))
     return _fill_main(Series(name, checkpoints))
 
 
 def _fill_main(series: Series) -> Series:
-    """``main`` (and unparsable names) take the series' last known step, as the contract asks."""
-    known = [c for c in series.checkpoints if c.step >= 0]
+    """``main`` (and unparsable names) take stage 1's last known step, as the contract asks; later stages
+    (OLMo-2's stage 2, whose names count from the start of the stage) continue from that step and token count."""
+    known = [c for c in series.checkpoints if c.step >= 0 and c.stage == 1]
     last = max(known, key=lambda c: c.step) if known else None
+    base_step, base_tokens = (last.step, last.tokens) if last else (0, None)
     fixed = []
     for ckpt in series.checkpoints:
         if ckpt.step < 0:
-            ckpt = Checkpoint(**{**asdict(ckpt), "step": last.step if last else 0,
-                                 "tokens": last.tokens if last else None})
+            ckpt = replace(ckpt, step=base_step, tokens=base_tokens)
+        elif ckpt.stage > 1:
+            tokens = base_tokens + ckpt.tokens if base_tokens is not None and ckpt.tokens is not None else None
+            ckpt = replace(ckpt, step=base_step + ckpt.step, tokens=tokens)
         fixed.append(ckpt)
     return Series(series.name, fixed)
 
 
+def _checkpoint(revision: str, **fields) -> Checkpoint:
+    """A checkpoint named by a branch: step and tokens as spelled (-1: unknown), stage and ingredient."""
+    step, tokens = parse_revision(revision)
+    stage, ingredient = parse_stage(revision) if step is not None else (1, None)
+    fields.setdefault("step", step if step is not None else -1)
+    fields.setdefault("tokens", tokens)
+    return Checkpoint(revision=revision, stage=stage, ingredient=ingredient, **fields)
+
+
 # --- hub series ---------------------------------------------------------------------------------------
 
-def hub_series(repo_id: str, *, revision: str | None = None) -> Series:
+def hub_series(repo_id: str) -> Series:
     """Branches of a hub repo; checkpoints load with ``from_pretrained(repo_id, revision=branch)``."""
     try:
-        refs = list_repo_refs(repo_id, revision=revision) if revision else list_repo_refs(repo_id)
+        refs = list_repo_refs(repo_id)
     except Exception as exc:  # offline, unknown repo, no permission: all surface here
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"cannot list the branches of hub model {repo_id} ({first[:200]}): check the repo id "
                         "and network, or point --model at a local series folder") from None
     checkpoints = []
     for branch in refs.branches:
-        step, tokens = parse_revision(branch.name)
-        if step is None and branch.name != "main":
+        if parse_revision(branch.name)[0] is None and branch.name != "main":
             continue
-        checkpoints.append(Checkpoint(
-            series=repo_id, revision=branch.name, step=step if step is not None else -1, tokens=tokens,
-            location=repo_id, hub_revision=branch.name, commit=branch.target_commit))
+        checkpoints.append(_checkpoint(branch.name, series=repo_id, location=repo_id, hub_revision=branch.name,
+                                       commit=branch.target_commit))
     if not checkpoints:
         raise UserError(f"hub model {repo_id} has no checkpoint branches (stepN...) nor main")
     return _fill_main(Series(repo_id, checkpoints))
