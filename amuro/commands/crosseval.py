@@ -14,10 +14,11 @@ from mlflow.tracking import MlflowClient
 from amuro import data as tasks
 from amuro.core import tracking
 from amuro.core.errors import UserError
-from amuro.core.settings import CrossevalSettings
+from amuro.core.settings import CrossevalSettings, dataset_selection
 from amuro.data.specfile import load_spec_option
 from amuro.models.targets import EvalTarget, checkpoint_target, tuned_target
 from amuro.scoring.cells import evaluate_target, select_cells
+from amuro.scoring.lmeval_tasks import LmEvalTask, load_lmeval_tasks
 
 
 def _finetune_runs(client: MlflowClient, experiment_id: str, cfg: CrossevalSettings) -> list:
@@ -63,19 +64,20 @@ def _named_run(client: MlflowClient, experiment_id: str, run_id: str, kind_filte
     return [run]
 
 
-def _cells(cfg: CrossevalSettings, tuning: str) -> list[tuple[tasks.DatasetSpec, str]]:
+def _cells(cfg: CrossevalSettings, tuning: str, lmeval: list[LmEvalTask]) -> list[tuple[tasks.DatasetSpec, str]]:
     """Selected datasets x formats; instruction-tuned models also get the multiple-choice suites (in-domain
     for instruction tuning) that can be read here."""
     from amuro.commands.pretrain_eval import hub_offline
     from amuro.data.sources import availability
 
-    specs = tasks.resolve(cfg.datasets, offline_only=cfg.datasets == "all")
+    selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
+    specs = tasks.resolve(selection, offline_only=selection == "all") if selection else []
     if tuning.startswith("it"):
         readable = ("yes", "local copy", "cached") if hub_offline() else ("yes", "local copy", "cached",
                                                                             "hub (needs network)")
         specs += [s for s in tasks.CATALOGUE.values()
                   if s.kind == "multiple_choice" and s not in specs and availability(s) in readable]
-    return select_cells(specs, cfg.formats)
+    return select_cells(specs + lmeval, cfg.formats)
 
 
 def _target(run, seed: int) -> EvalTarget:
@@ -122,7 +124,9 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
     client = MlflowClient()
     runs = _finetune_runs(client, experiment_id, cfg)
     settings = cfg.eval
-    plan = [(run, _target(run, settings.seed), _cells(cfg, run.data.tags.get("amuro.tuning", "sft"))) for run in runs]
+    lmeval = load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)
+    plan = [(run, _target(run, settings.seed), _cells(cfg, run.data.tags.get("amuro.tuning", "sft"), lmeval))
+            for run in runs]
     missing = {id(target): _missing_base(client, experiment_id, target, cells, settings.shots)
                for _, target, cells in plan}
     lacking = [(t.label.split("+")[0], spec.name, fmt) for _, t, _ in plan for spec, fmt in missing[id(t)]]

@@ -12,11 +12,12 @@ from amuro import data as tasks
 from amuro.commands.pretrain import open_or_build_series
 from amuro.core import tracking
 from amuro.core.errors import UserError
-from amuro.core.settings import EvalSettings, PretrainEvalSettings
+from amuro.core.settings import EvalSettings, PretrainEvalSettings, dataset_selection
 from amuro.data import DatasetSpec
 from amuro.data.specfile import load_spec_option
 from amuro.models.targets import checkpoint_target
 from amuro.scoring.cells import check_cells, evaluate_target, select_cells
+from amuro.scoring.lmeval_tasks import load_lmeval_tasks
 from amuro.scoring.scorer import progress
 
 _TRUE = ("1", "true", "yes", "on")
@@ -52,7 +53,9 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
     experiment_id = tracking.connect(cfg.experiment)
     load_spec_option(cfg.dataset_spec)
     settings = cfg.eval
-    cells = select_cells(select_datasets(cfg.datasets, settings), cfg.formats)
+    selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
+    specs = select_datasets(selection, settings) if selection else []
+    cells = select_cells(specs + load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include), cfg.formats)
     check_cells(cells, settings)
     series = open_or_build_series(cfg.model, experiment_id)
     chosen = series.select(cfg.checkpoints)

@@ -35,9 +35,11 @@ from amuro.core.settings import (
     FinetuneSettings,
     PretrainEvalSettings,
     SweepSettings,
+    dataset_selection,
 )
 from amuro.core.system_metrics import node_environment
 from amuro.data.specfile import load_spec_option
+from amuro.scoring.lmeval_tasks import load_lmeval_tasks
 
 PARENT_ENV = tracking.PARENT_ENV
 SWEEP_RUN_PLACEHOLDER = "{sweep_run_id}"
@@ -69,7 +71,8 @@ def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
     short = _series_name(series_name)
     cells = [PlannedCell(f"pretrain-eval {short}@step{step}", PretrainEvalSettings(
         experiment=experiment, model=cfg.model, checkpoints=revision, datasets=cfg.eval_datasets,
-        formats=cfg.formats, eval=cfg.eval, dataset_spec=cfg.dataset_spec)) for revision, step in revisions]
+        formats=cfg.formats, eval=cfg.eval, dataset_spec=cfg.dataset_spec, lm_eval_tasks=cfg.lm_eval_tasks,
+        lm_eval_include=cfg.lm_eval_include)) for revision, step in revisions]
     for revision, step in revisions:
         for dataset in cfg.train_dataset_list:
             tuned = f"finetune {short}@step{step} {dataset}"
@@ -80,7 +83,8 @@ def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
             cells.append(PlannedCell(f"crosseval {short}@step{step}+{dataset}", CrossevalSettings(
                 experiment=experiment, runs=SWEEP_RUN_PLACEHOLDER, model=series_name, train_dataset=dataset,
                 steps=str(step), datasets=cfg.eval_datasets, formats=cfg.formats, eval=cfg.eval,
-                dataset_spec=cfg.dataset_spec), after=[tuned]))
+                dataset_spec=cfg.dataset_spec, lm_eval_tasks=cfg.lm_eval_tasks, lm_eval_include=cfg.lm_eval_include),
+                after=[tuned]))
     cells.append(PlannedCell("analysis report", argv=[sys.executable, "-m", "analysis", "report", "--experiment",
                                                       experiment, "--out", str(report_path)],
                              after=[c.name for c in cells], needs_success=False))
@@ -200,7 +204,10 @@ def sweep(cfg: SweepSettings) -> str:
         mlflow.set_tracking_uri(cfg.tracking_uri)
     experiment_id = tracking.connect(cfg.experiment)
     load_spec_option(cfg.dataset_spec)
-    tasks.resolve(cfg.eval_datasets, offline_only=cfg.eval_datasets == "all")
+    selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
+    if selection:
+        tasks.resolve(selection, offline_only=selection == "all")
+    load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)   # unknown tasks and unreadable data fail here
     for dataset in cfg.train_dataset_list:
         tasks.get(dataset)
     series = open_or_build_series(cfg.model, experiment_id)

@@ -44,6 +44,27 @@ def dataset_spec_setting(key: bool = True):
     return setting(None, SPEC_HELP, key=key, empty="no extra datasets")
 
 
+def lm_eval_tasks_setting():
+    return setting(None, "lm-evaluation-harness tasks, groups or tags scored as datasets (comma-separated, e.g. "
+                         "arc_easy,hellaswag; needs the lmeval extra).", empty="none")
+
+
+def lm_eval_include_setting():
+    return setting(None, "Folder of lm-evaluation-harness task YAMLs (as lm_eval --include_path); without "
+                         "--lm-eval-tasks, every task defined in it.", empty="none")
+
+
+def eval_datasets_setting(help_text: str):
+    return setting(None, help_text, empty="all, or none when lm-eval tasks are given")
+
+
+def dataset_selection(datasets: str | None, lm_eval_tasks: str | None, lm_eval_include: str | None) -> str | None:
+    """The catalogue datasets to score: as given; left empty, ``all`` unless lm-eval tasks are (None: none)."""
+    if datasets:
+        return None if datasets.strip().lower() == "none" else datasets
+    return None if (lm_eval_tasks or lm_eval_include) else "all"
+
+
 @dataclass
 class EvalSettings(Settings):
     """How a cell is scored: prompts, scoring method, items and the bootstrap."""
@@ -125,11 +146,13 @@ class PretrainEvalSettings(Settings):
     experiment: str | None = experiment_setting()
     model: str = model_setting()
     checkpoints: str = setting("all", "'all', a count (evenly spaced), or revisions/steps (comma-separated).")
-    datasets: str = setting("all", "Dataset names, task families or 'all' (offline: the datasets available "
-                                   "locally).")
+    datasets: str | None = eval_datasets_setting("Dataset names, task families, 'all' (offline: the datasets "
+                                                 "available locally) or 'none'.")
     formats: str = setting("default", "Prompt formats (comma-separated) or 'all'.")
     eval: EvalSettings = setting(help="How each cell is scored.", factory=EvalSettings, option="")
     dataset_spec: str | None = dataset_spec_setting()
+    lm_eval_tasks: str | None = lm_eval_tasks_setting()
+    lm_eval_include: str | None = lm_eval_include_setting()
 
     def validate(self) -> None:
         _require_model(self.model)
@@ -207,13 +230,16 @@ class CrossevalSettings(Settings):
                                         key=False, empty="any")
     steps: str | None = setting(None, "Only finetune runs of these base steps (comma-separated).", key=False,
                                 empty="any")
-    datasets: str = setting("all", "Dataset names, task families or 'all' (every eval set reachable offline).")
+    datasets: str | None = eval_datasets_setting("Dataset names, task families, 'all' (every eval set reachable "
+                                                 "offline) or 'none'.")
     formats: str = setting("all", "Prompt formats (comma-separated) or 'all'.")
     eval: EvalSettings = setting(help="How each cell is scored (pretrain-eval's protocol, so every tuned cell "
                                       "pairs with its base checkpoint's cell).", factory=EvalSettings, option="")
     with_base: bool = setting(False, "Also score missing base-checkpoint partners of the tuned cells.",
                               key=False, flag=True)
     dataset_spec: str | None = dataset_spec_setting(key=False)
+    lm_eval_tasks: str | None = lm_eval_tasks_setting()
+    lm_eval_include: str | None = lm_eval_include_setting()
 
 
 def _sweep_eval() -> EvalSettings:
@@ -230,7 +256,7 @@ class SweepSettings(Settings):
     model: str = model_setting()
     checkpoints: str = setting("all", "'all', a count, or revisions/steps.")
     train_datasets: str = setting(SYNTHETIC_TRAIN_SETS, "Training sets, one finetune cell per checkpoint each.")
-    eval_datasets: str = setting("all", "Eval sets of pretrain-eval and crosseval.")
+    eval_datasets: str | None = eval_datasets_setting("Eval sets of pretrain-eval and crosseval, 'all' or 'none'.")
     formats: str = setting("all", "Prompt formats (comma-separated) or 'all'.")
     tuning: str = setting("sft", "Kind of tuning of every finetune cell.", choices=TUNINGS)
     lora: bool = setting(False, "Train LoRA adapters instead of all weights.", flag=True)
@@ -246,6 +272,8 @@ class SweepSettings(Settings):
                                              "local mlflow server when workers > 1).", key=False,
                                        empty="the current URI")
     dataset_spec: str | None = dataset_spec_setting(key=False)
+    lm_eval_tasks: str | None = lm_eval_tasks_setting()
+    lm_eval_include: str | None = lm_eval_include_setting()
 
     def validate(self) -> None:
         if self.epochs is None and self.preset == "tiny":

@@ -30,24 +30,34 @@ from amuro.data import (
 from amuro.data.formats import few_shot_prefix
 from amuro.data.lineage import log_rows
 from amuro.models.targets import EvalTarget
+from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
+from amuro.scoring.lmeval_tasks import LmEvalTask
 from amuro.scoring.metrics import bootstrap
 from amuro.scoring.scorer import ItemResult, score_cell
 
 PREDICTIONS = "predictions.json"
+COLUMNS = ("item_id", "prediction", "reference", "item_score", "options", "option_loglik", "option_loglik_norm",
+           "prompt_hash", "demo_ids")
+Dataset = DatasetSpec | LmEvalTask
 
 
-def select_cells(specs: Sequence[DatasetSpec], formats: str | Sequence[str]) -> list[tuple[DatasetSpec, str]]:
-    """(dataset, format) pairs: ``all`` formats of each dataset, or the named ones each dataset has."""
+def _formats(spec: Dataset) -> tuple[str, ...]:
+    return (LMEVAL_FORMAT,) if isinstance(spec, LmEvalTask) else formats_for(spec)
+
+
+def select_cells(specs: Sequence[Dataset], formats: str | Sequence[str]) -> list[tuple[Dataset, str]]:
+    """(dataset, format) pairs: ``all`` formats of each dataset, or the named ones each dataset has (an lm-eval
+    task has one, ``default``: its own prompt)."""
     words = [w.strip() for w in (formats.split(",") if isinstance(formats, str) else formats) if w.strip()]
     if not words:
         raise UserError("no prompt formats selected: name formats (default, instruct, io) or 'all'")
-    known = {f for spec in specs for f in formats_for(spec)} | set(FORMATS)
+    known = {f for spec in specs for f in _formats(spec)} | set(FORMATS)
     for word in words:
         if word != "all" and word not in known:
             raise unknown("prompt format", word, [*known, "all"])
     cells = []
     for spec in specs:
-        own = formats_for(spec)
+        own = _formats(spec)
         chosen = own if "all" in words else tuple(f for f in words if f in own)
         cells += [(spec, fmt) for fmt in chosen]
     if not cells:
@@ -83,32 +93,36 @@ def demos_and_items(spec: DatasetSpec, settings: EvalSettings) -> tuple[list[Exa
     return random.Random(f"demos/{settings.seed}/{spec.name}").sample(train, settings.shots), items
 
 
-def check_cells(cells: Sequence[tuple[DatasetSpec, str]], settings: EvalSettings) -> None:
+def check_cells(cells: Sequence[tuple[Dataset, str]], settings: EvalSettings) -> None:
     """Fail early, before any scoring, on datasets that cannot be prompted with these settings."""
     for spec in {spec.name: spec for spec, _ in cells}.values():
-        demos_and_items(spec, settings)
+        if isinstance(spec, DatasetSpec):
+            demos_and_items(spec, settings)
 
 
-def cell_key(target: EvalTarget, spec: DatasetSpec, fmt: str, settings: EvalSettings) -> str:
+def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings) -> str:
+    scoring = spec.key_settings(settings) if isinstance(spec, LmEvalTask) else settings.cell_key_settings(spec.kind)
     return tracking.run_key("eval", {
         "model": target.model, "revision": target.revision, "step": target.step, "tuning": target.tuning,
         "train_dataset": target.train_dataset, "source_run_id": target.source_run_id or "",
         "target_seed": target.seed, "reference": dict(target.reference), "eval_dataset": spec.name,
-        "format": fmt, **settings.cell_key_settings(spec.kind)})
+        "format": fmt, **scoring})
 
 
-def cell_tags(target: EvalTarget, spec: DatasetSpec, fmt: str, settings: EvalSettings) -> dict[str, str]:
+def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings) -> dict[str, str]:
+    lmeval = isinstance(spec, LmEvalTask)
     tags = tracking.contract_tags(
         kind="eval", model=target.model, revision=target.revision, step=target.step, tokens=target.tokens,
         tuning=target.tuning, train_dataset=target.train_dataset, eval_dataset=spec.name, task=spec.task,
-        relation=relation(target.train_dataset, spec.name), format=fmt, shots=settings.shots,
+        relation=spec.relation(target.train_dataset) if lmeval else relation(target.train_dataset, spec.name),
+        format=fmt, shots=spec.shots(settings) if lmeval else settings.shots,
         metric=spec.metric, seed=target.seed, source_run_id=target.source_run_id)
     tags.update({tracking.PREFIX + name: value for name, value in target.reference.items()})
     return tags
 
 
 def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalTarget,
-                    cells: Sequence[tuple[DatasetSpec, str]], settings: EvalSettings) -> list[tracking.Cell]:
+                    cells: Sequence[tuple[Dataset, str]], settings: EvalSettings) -> list[tracking.Cell]:
     """Score every (dataset, format) cell for one model as contract-tagged eval runs (find-or-skip each);
     relation = tasks.relation(target.train_dataset, spec.name); loads the model once, only if needed."""
     loaded: list[tuple] = []
@@ -120,12 +134,11 @@ def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalT
         with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
                                   parent_run_id=parent_run_id, system_metrics=True) as cell:
             if not cell.reused:
-                demos, items = demos_and_items(spec, settings)
                 if not loaded:
                     loaded.append(_on_accelerator(*target.load()))
                 if not model_ids:
                     model_ids.append(_model_reference(experiment_id, target, cell.run_id))
-                _score_and_log(*loaded[0], spec, fmt, demos, items, settings, model_ids[0])
+                _score_and_log(*loaded[0], spec, fmt, settings, model_ids[0])
         done.append(cell)
     return done
 
@@ -139,24 +152,32 @@ def _on_accelerator(model, tokenizer) -> tuple:
     return model, tokenizer
 
 
-def _score_and_log(model, tokenizer, spec, fmt, demos, items, settings: EvalSettings, model_id: str) -> None:
+def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSettings, model_id: str) -> None:
     mlflow.set_tag(tracking.PREFIX + "model_id", model_id)
-    method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
-    mlflow.log_params({"method": method, "max_examples": settings.max_examples or "all",
-                       "batch_size": settings.batch_size, "bootstrap": settings.bootstrap,
-                       "max_new_tokens": settings.max_new_tokens,
-                       "stop": settings.stop, "demos": settings.demos, "eval_seed": settings.seed,
-                       "split": scored_split(spec), "demo_ids": ",".join(d.item_id for d in demos)[:6000]})
-    log_rows(spec, spec.splits[scored_split(spec)], items, "eval")
-    if demos:
-        demo_role = "train" if settings.demos == "train" else scored_split(spec)
-        log_rows(spec, spec.splits[demo_role], demos, "demonstrations")
-    if items:
-        mlflow.log_text(few_shot_prefix(spec, demos, fmt) + render(spec, items[0], fmt), "prompt.txt")
+    mlflow.log_params({"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size,
+                       "bootstrap": settings.bootstrap, "eval_seed": settings.seed})
     started = time.perf_counter()
-    results = score_cell(model, tokenizer, spec, fmt, demos, items, method=settings.method,
-                         batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, stop=settings.stop)
+    if isinstance(spec, LmEvalTask):
+        results, prompt, params = spec.score(model, tokenizer, settings)
+        mlflow.log_params(params)
+    else:
+        demos, items = demos_and_items(spec, settings)
+        method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
+        mlflow.log_params({"method": method, "max_new_tokens": settings.max_new_tokens, "stop": settings.stop,
+                           "demos": settings.demos, "split": scored_split(spec),
+                           "demo_ids": ",".join(d.item_id for d in demos)[:6000]})
+        log_rows(spec, spec.splits[scored_split(spec)], items, "eval")
+        if demos:
+            demo_role = "train" if settings.demos == "train" else scored_split(spec)
+            log_rows(spec, spec.splits[demo_role], demos, "demonstrations")
+        prompt = few_shot_prefix(spec, demos, fmt) + render(spec, items[0], fmt) if items else ""
+        results = score_cell(model, tokenizer, spec, fmt, demos, items, method=settings.method,
+                             batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, stop=settings.stop)
     elapsed = time.perf_counter() - started
+    if prompt:
+        mlflow.log_text(prompt, "prompt.txt")
+    if not results:
+        raise UserError(f"{spec.name} has no items to score: check its test split")
     estimate = bootstrap([r.item_score for r in results], resamples=settings.bootstrap, seed=settings.seed)
     mlflow.log_metrics(estimate.metrics(), model_id=model_id)
     mlflow.log_metric("examples_per_second", len(results) / max(elapsed, 1e-9))
@@ -166,8 +187,11 @@ def _score_and_log(model, tokenizer, spec, fmt, demos, items, settings: EvalSett
 
 
 def predictions_table(results: Sequence[ItemResult]) -> dict[str, list]:
-    return {column: [getattr(r, column) for r in results]
-            for column in ("item_id", "prediction", "reference", "item_score")}
+    return {column: [_cell_value(getattr(r, column)) for r in results] for column in COLUMNS}
+
+
+def _cell_value(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _model_reference(experiment_id: str, target: EvalTarget, run_id: str) -> str:

@@ -15,6 +15,7 @@ continuation for ``loglik``), so its predictions can be compared one to one.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 from collections.abc import Sequence
@@ -39,6 +40,13 @@ class ItemResult:
     prediction: str
     reference: str
     item_score: float
+    # Choice items: the options, each one's log-likelihood and that divided by its length in characters (as
+    # lm-evaluation-harness's acc_norm). Every item: the sha256 of its prompt and its demonstrations' ids.
+    options: tuple[str, ...] = ()
+    option_loglik: tuple[float, ...] = ()
+    option_loglik_norm: tuple[float, ...] = ()
+    prompt_hash: str = ""
+    demo_ids: tuple[str, ...] = ()
 
 
 def progress(iterable=None, **kwargs):
@@ -160,9 +168,14 @@ class Scorer:
 
     # --- methods ------------------------------------------------------------------------------------------
 
-    @torch.inference_mode()
     def loglikelihoods(self, contexts: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[float]]:
-        """Sum of log-probabilities of each option continuing its context (lm-evaluation-harness ``acc``).
+        """Sum of log-probabilities of each option continuing its context (lm-evaluation-harness ``acc``)."""
+        return [[total for total, _ in item] for item in self.loglikelihoods_greedy(contexts, options)]
+
+    @torch.inference_mode()
+    def loglikelihoods_greedy(self, contexts: Sequence[str],
+                              options: Sequence[Sequence[str]]) -> list[list[tuple[float, bool]]]:
+        """Per option, (sum of its log-probabilities, whether greedy decoding would produce it).
 
         All options of an item ride in one row after its context: each option's tokens see the context and
         their own earlier tokens only (a tree-shaped attention mask), so the context is computed once.
@@ -175,7 +188,7 @@ class Scorer:
             conts.append([whole[at + k][len(ctx):] for k in range(len(opts))])
             at += len(opts)
         reserve = max((len(t) for item in conts for t in item), default=0)
-        results: list[list[float]] = [[] for _ in contexts]
+        results: list[list[tuple[float, bool]]] = [[] for _ in contexts]
         for indices, shared, prefix, tails in self._batches(context_ids, reserve):
             rows = [self._tree_row(tail, conts[i], shared) for tail, i in zip(tails, indices)]
             width = max(len(r[0]) for r in rows)
@@ -196,9 +209,17 @@ class Scorer:
             logprobs = torch.log_softmax(logits, -1)
             column = {p: j for j, p in enumerate(keep)}
             for r, i in enumerate(indices):
-                results[i] = [float(logprobs[r, [column[p] for p in spot], cont].sum()) if cont else 0.0
+                results[i] = [self._option_score(logprobs[r, [column[p] for p in spot]], cont)
                               for spot, cont in zip(rows[r][3], conts[i])]
         return results
+
+    @staticmethod
+    def _option_score(logprobs, cont: list[int]) -> tuple[float, bool]:
+        if not cont:
+            return 0.0, True
+        target = torch.tensor(cont, device=logprobs.device)
+        picked = logprobs[torch.arange(len(cont), device=logprobs.device), target]
+        return float(picked.sum()), bool((logprobs.argmax(-1) == target).all())
 
     @staticmethod
     def _tree_row(tail: list[int], options: list[list[int]], shared: int):
@@ -228,8 +249,13 @@ class Scorer:
                 results[i] = [max(float(first[b, t]) for t in tokens) for tokens in candidates]
         return results
 
-    def generate(self, contexts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str] = ()) -> list[str]:
-        """Greedy continuations, ending at end of sequence, at ``max_new_tokens`` or before a stop string."""
+    def generate(self, contexts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str] = (),
+                 finish=None) -> list[str]:
+        """Greedy continuations, ending at end of sequence, at ``max_new_tokens`` or before a stop string.
+
+        ``finish(text, stops)`` makes the returned text from the decoded continuation (default: cut at the
+        first stop string, stripped)."""
+        finish = finish or cut_at_stops
         eos = _eos_ids(self.model, self.tokenizer)
         results = [""] * len(contexts)
         with torch.inference_mode():  # a generator's decorator would not cover the loop body
@@ -258,7 +284,7 @@ class Scorer:
                     logprobs, cache, mask = self._continue(cache, mask, lengths + step, next_tokens)
                     next_tokens = logprobs.argmax(-1).tolist()
                 for b, i in enumerate(indices):
-                    results[i] = cut_at_stops(self.tokenizer.decode(produced[b], skip_special_tokens=True), stops)
+                    results[i] = finish(self.tokenizer.decode(produced[b], skip_special_tokens=True), stops)
         return results
 
 
@@ -310,37 +336,57 @@ def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Ex
     prompts = [prefix + render(spec, ex, fmt) for ex in items]
     scorer = Scorer(model, tokenizer, batch_size=batch_size, desc=f"{spec.name} [{fmt}]")
     stops = stop_strings(spec, fmt) if stop == "default" else ()
+    logged = {"demo_ids": tuple(d.item_id for d in demos)}
     if spec.kind == "generation":
         predictions = scorer.generate(prompts, max_new_tokens=max_new_tokens, stops=stops)
         references = [ex.target for ex in items]
-        return _results(items, predictions, references, rouge_l(predictions, references))
+        return _results(items, prompts, predictions, references, rouge_l(predictions, references), logged)
     if spec.kind == "multiple_choice":
         options = [[continuation(p, c) for c in ex.choices] for p, ex in zip(prompts, items)]
-        picks = [_argmax(s) for s in scorer.loglikelihoods(prompts, options)]
+        scores = scorer.loglikelihoods(prompts, options)
+        picks = [_argmax(s) for s in scores]
         predictions = [ex.choices[k] for ex, k in zip(items, picks)]
         references = [ex.choices[ex.gold] for ex in items]
-        return _results(items, predictions, references, [float(k == ex.gold) for ex, k in zip(items, picks)])
+        return _results(items, prompts, predictions, references, [float(k == ex.gold) for ex, k in zip(items, picks)],
+                        logged, [ex.choices for ex in items], scores)
     labels = label_words(spec, items)
     references = [ex.target for ex in items]
+    scores = None
     if method == "generate":
         budget = max(len(ids) for ids in scorer.encode([" " + w for w in labels])) + 2
         predictions = scorer.generate(prompts, max_new_tokens=budget, stops=stops)
     elif method == "loglik":
         options = [[continuation(p, w) for w in labels] for p in prompts]
-        predictions = [labels[_argmax(s)] for s in scorer.loglikelihoods(prompts, options)]
+        scores = scorer.loglikelihoods(prompts, options)
+        predictions = [labels[_argmax(s)] for s in scores]
     elif method == "next-token":
         candidates = first_tokens(tokenizer, labels)
-        predictions = [labels[_argmax(s)] for s in scorer.next_token_logprobs(prompts, candidates)]
+        scores = scorer.next_token_logprobs(prompts, candidates)
+        predictions = [labels[_argmax(s)] for s in scores]
     else:
         from amuro.core.errors import unknown
 
         raise unknown("scoring method", method, METHODS)
-    return _results(items, predictions, references, accuracy(predictions, references))
+    return _results(items, prompts, predictions, references, accuracy(predictions, references), logged,
+                    [labels] * len(items) if scores is not None else None, scores)
 
 
 def _argmax(values: Sequence[float]) -> int:
     return max(range(len(values)), key=lambda k: (values[k], -k))
 
 
-def _results(items, predictions, references, scores) -> list[ItemResult]:
-    return [ItemResult(ex.item_id, p, r, float(s)) for ex, p, r, s in zip(items, predictions, references, scores)]
+def prompt_hash(prompt: str) -> str:
+    """sha256 of a prompt, as lm-evaluation-harness's ``prompt_hash``."""
+    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+
+
+def _results(items, prompts, predictions, references, scores, logged, options=None, option_scores=None) -> list[ItemResult]:
+    results = []
+    for at, (ex, prompt, p, r, s) in enumerate(zip(items, prompts, predictions, references, scores)):
+        extra = dict(logged, prompt_hash=prompt_hash(prompt))
+        if options is not None:
+            values = tuple(float(v) for v in option_scores[at])
+            extra.update(options=tuple(options[at]), option_loglik=values,
+                         option_loglik_norm=tuple(v / max(1, len(o)) for v, o in zip(values, options[at])))
+        results.append(ItemResult(ex.item_id, p, r, float(s), **extra))
+    return results
