@@ -29,11 +29,16 @@ def output_options(function):
     return function
 
 
+def to_json(table: pd.DataFrame) -> str:
+    # pandas writes 10 significant digits by default, too few to compare scores by; 15 is its most.
+    return table.to_json(orient="records", indent=2, double_precision=15)
+
+
 def render(table: pd.DataFrame, output_format: str) -> str:
     if output_format == "csv":
         return table.to_csv(index=False)
     if output_format == "json":
-        return table.to_json(orient="records", indent=2) + "\n"
+        return to_json(table) + "\n"
     if table.empty:
         return "(no rows)\n"
     return table.to_string(index=False, float_format=lambda x: f"{x:.4f}") + "\n"
@@ -63,7 +68,7 @@ def emit(source: Source, name: str, table: pd.DataFrame, output_format, out, log
     show_missing(missing, name)
     if log:
         files = {f"{name}.csv": table.to_csv(index=False),
-                 f"{name}.json": table.to_json(orient="records", indent=2)}
+                 f"{name}.json": to_json(table)}
         if missing is not None and not missing.empty:
             files[f"{name}-missing.csv"] = missing.to_csv(index=False)
         files.update(images or {})

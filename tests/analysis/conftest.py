@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -172,23 +173,43 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_analysis(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """``python -m analysis ARGS`` as the README writes it, run in ``cwd`` (where MLflow's
     default store ``sqlite:///mlflow.db`` lives) with this checkout's package."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}
+    env["PYTHONPATH"] = str(ROOT)
     return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
-def published_store(tmp_path_factory) -> dict:
+def published_template(tmp_path_factory) -> dict:
     """An empty store into which ``python -m analysis import-published`` imported the study's
-    released results: {directory, uri, output}."""
-    directory = tmp_path_factory.mktemp("published")
-    completed = run_analysis("import-published", cwd=directory)
-    assert completed.returncode == 0, completed.stderr
-    return {"directory": directory, "uri": f"sqlite:///{directory / 'mlflow.db'}",
-            "output": completed.stderr}
+    released results: {database, output}. Imported once for all test workers (it costs tens
+    of seconds) and never written again: each test works on a copy (``published_store``)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this test session
+    directory, log = root / "published-template", root / "published-template.log"
+    with _locked(root / "published-template.lock"):
+        if not log.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            completed = run_analysis("import-published", cwd=directory)
+            assert completed.returncode == 0, completed.stderr
+            log.write_text(completed.stderr)
+    return {"database": directory / "mlflow.db", "output": log.read_text()}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
+def published_store(published_template, tmp_path) -> dict:
+    """This test's own copy of the imported store, as ``mlflow.db`` in its working folder
+    (MLflow's default store there): {directory, uri, output}."""
+    database = tmp_path / "mlflow.db"
+    shutil.copyfile(published_template["database"], database)
+    return {"directory": tmp_path, "uri": f"sqlite:///{database}",
+            "output": published_template["output"]}
+
+
+@pytest.fixture
 def published_runs(published_store):
     from analysis.runs import load_eval_runs
 
