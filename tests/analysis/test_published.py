@@ -194,9 +194,10 @@ def test_a_table_with_an_unknown_id_is_one_line_and_logs_nothing(tmp_path):
     bad.write_text(",model_id,eval dataset,Performance,std\n"
                    "0,olmo1b_checkpoint-18000_original_hf_4shots,paws,0.56,0.005\n"
                    "1,olmo1b_hf_ckpt1000_squad_3epoch_2e-6_4shots,paws,0.60,0.005\n")
-    imported = run_analysis("import-published", "--table", "good.csv", cwd=tmp_path)
-    assert imported.returncode == 0, imported.stderr
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    imported = CliRunner().invoke(cli, ["import-published", "--tracking-uri", uri,
+                                        "--table", str(good)])
+    assert imported.exit_code == 0, imported.output
     before = all_runs(uri)
     assert len(before) == 1
 
