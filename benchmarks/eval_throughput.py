@@ -70,7 +70,7 @@ def harness_predictions(folder: Path, location: str, tasks_by_name: dict[str, st
 
 def score_ours(model, tokenizer, cells, fmt, batch_size, limit=None):
     """This suite's predicted choice per item, and the seconds from prompts to scores."""
-    from amuro.scoring.scorer import score_cell
+    from amuro.scoring.cell_scoring import score_cell
 
     picks, seconds = {}, 0.0
     for spec, demos, items, labels, _ in cells:
@@ -105,7 +105,7 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
     from amuro.data.formats import continuation
     from amuro.core.settings import EvalSettings
     from amuro.scoring.cells import demos_and_items
-    from amuro.scoring.scorer import label_words
+    from amuro.scoring.cell_scoring import label_words
 
     ckpt = open_or_build_series(model, tracking.connect(experiment)).get(checkpoint)
     if ckpt.hub_revision:

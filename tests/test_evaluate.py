@@ -11,13 +11,8 @@ from amuro.data.formats import continuation
 from amuro.models.series import local_series
 from amuro.core.settings import EvalSettings
 from amuro.scoring.cells import demos_and_items
-from amuro.scoring.scorer import (
-    Scorer,
-    common_prefix_length,
-    cut_at_stops,
-    first_tokens,
-    score_cell,
-)
+from amuro.scoring.cell_scoring import first_tokens, score_cell
+from amuro.scoring.scorer import Scorer, common_prefix_length, cut_at_stops
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 import mlflow
+from mlflow.tracking import MlflowClient
 
 from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
@@ -33,7 +34,8 @@ from amuro.models.targets import EvalTarget
 from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
 from amuro.scoring.lmeval_tasks import LmEvalTask
 from amuro.scoring.metrics import bootstrap
-from amuro.scoring.scorer import ItemResult, score_cell
+from amuro.scoring.resume import ScoredSoFar
+from amuro.scoring.cell_scoring import ItemResult, score_cell
 
 PREDICTIONS = "predictions.json"
 COLUMNS = ("item_id", "prediction", "reference", "item_score", "options", "option_loglik", "option_loglik_norm",
@@ -132,13 +134,18 @@ def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalT
         name = f"eval {target.label} → {spec.name} [{fmt}]"
         key = cell_key(target, spec, fmt, settings)
         with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
-                                  parent_run_id=parent_run_id, system_metrics=True) as cell:
+                                  parent_run_id=parent_run_id, system_metrics=True, resumable=True) as cell:
             if not cell.reused:
                 if not loaded:
                     loaded.append(_on_accelerator(*target.load()))
                 if not model_ids:
                     model_ids.append(_model_reference(experiment_id, target, cell.run_id))
-                _score_and_log(*loaded[0], spec, fmt, settings, model_ids[0])
+                known = ScoredSoFar(cell.run_id, resumed=cell.resumed)
+                try:
+                    _score_and_log(*loaded[0], spec, fmt, settings, model_ids[0], known)
+                except BaseException:
+                    known.save()   # an interrupted cell keeps what it scored for the next attempt
+                    raise
         done.append(cell)
     return done
 
@@ -152,27 +159,37 @@ def _on_accelerator(model, tokenizer) -> tuple:
     return model, tokenizer
 
 
-def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSettings, model_id: str) -> None:
+def _log_params(params: dict[str, object], known: ScoredSoFar) -> None:
+    """Params of a resumed run stay as its first attempt logged them (MLflow params never change)."""
+    if known.resumed:
+        have = MlflowClient().get_run(known.run_id).data.params
+        params = {name: value for name, value in params.items() if name not in have}
+    mlflow.log_params(params)
+
+
+def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSettings, model_id: str,
+                   known: ScoredSoFar) -> None:
     mlflow.set_tag(tracking.PREFIX + "model_id", model_id)
-    mlflow.log_params({"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size,
-                       "bootstrap": settings.bootstrap, "eval_seed": settings.seed})
+    _log_params({"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size,
+                 "bootstrap": settings.bootstrap, "eval_seed": settings.seed}, known)
     started = time.perf_counter()
     if isinstance(spec, LmEvalTask):
-        results, prompt, params = spec.score(model, tokenizer, settings)
-        mlflow.log_params(params)
+        results, prompt, params = spec.score(model, tokenizer, settings, known)
+        _log_params(params, known)
     else:
         demos, items = demos_and_items(spec, settings)
         method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
-        mlflow.log_params({"method": method, "max_new_tokens": settings.max_new_tokens, "stop": settings.stop,
+        _log_params({"method": method, "max_new_tokens": settings.max_new_tokens, "stop": settings.stop,
                            "demos": settings.demos, "split": scored_split(spec),
-                           "demo_ids": ",".join(d.item_id for d in demos)[:6000]})
+                           "demo_ids": ",".join(d.item_id for d in demos)[:6000]}, known)
         log_rows(spec, spec.splits[scored_split(spec)], items, "eval")
         if demos:
             demo_role = "train" if settings.demos == "train" else scored_split(spec)
             log_rows(spec, spec.splits[demo_role], demos, "demonstrations")
         prompt = few_shot_prefix(spec, demos, fmt) + render(spec, items[0], fmt) if items else ""
         results = score_cell(model, tokenizer, spec, fmt, demos, items, method=settings.method,
-                             batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, stop=settings.stop)
+                             batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, stop=settings.stop,
+                             known=known)
     elapsed = time.perf_counter() - started
     if prompt:
         mlflow.log_text(prompt, "prompt.txt")
@@ -180,7 +197,8 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
         raise UserError(f"{spec.name} has no items to score: check its test split")
     estimate = bootstrap([r.item_score for r in results], resamples=settings.bootstrap, seed=settings.seed)
     mlflow.log_metrics(estimate.metrics(), model_id=model_id)
-    mlflow.log_metric("examples_per_second", len(results) / max(elapsed, 1e-9))
+    mlflow.log_metrics({"examples_per_second": len(results) / max(elapsed, 1e-9),
+                        "answers_resumed": known.loaded, "answers_computed": known.scored})
     mlflow.log_table(predictions_table(results), artifact_file=PREDICTIONS)
     print(f"{spec.name} [{fmt}]: {spec.metric} {estimate.score:.3f} "
           f"[{estimate.ci_low:.3f}, {estimate.ci_high:.3f}] on {estimate.n} items")

@@ -16,6 +16,7 @@ from lm_eval.api.model import LM
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 
 from amuro.core.errors import UserError
+from amuro.scoring.resume import ScoredSoFar, remembered, request_key
 from amuro.scoring.scorer import Scorer
 
 DEFAULT_MAX_GEN_TOKS = 256   # lm-eval's ``hf`` model's default generation budget
@@ -24,10 +25,11 @@ DEFAULT_MAX_GEN_TOKS = 256   # lm-eval's ``hf`` model's default generation budge
 class AmuroLM(LM):
     """``loglikelihood`` and ``generate_until`` through amuro's batched, prefix-cached scorer."""
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 16) -> None:
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, known: ScoredSoFar | None = None) -> None:
         super().__init__()
         self.scorer = Scorer(model, tokenizer, batch_size=batch_size, desc="lm-eval requests")
         self.tokenizer = tokenizer
+        self.known = known   # answers a killed run of the same cell already computed
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """Requests grouped by context, so all continuations of a context are scored from one pass over it."""
@@ -40,10 +42,12 @@ class AmuroLM(LM):
             slots.setdefault(context, []).append(at)
         contexts = list(slots)
         options = [[pairs[at][1] for at in slots[context]] for context in contexts]
+        keys = [request_key("loglikelihood", context, opts) for context, opts in zip(contexts, options)]
+        scored = remembered(self.scorer, self.known, keys, self.scorer.loglikelihoods_greedy, contexts, options)
         answers: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
-        for context, scored in zip(contexts, self.scorer.loglikelihoods_greedy(contexts, options)):
-            for at, value in zip(slots[context], scored):
-                answers[at] = value
+        for context, values in zip(contexts, scored):
+            for at, (loglik, greedy) in zip(slots[context], values):
+                answers[at] = (float(loglik), bool(greedy))
         for request, answer in zip(requests, answers):
             self.cache_hook.add_partial("loglikelihood", request.args, answer)
         return answers
@@ -67,8 +71,10 @@ class AmuroLM(LM):
                                 "greedily; set do_sample: false in the task's generation_kwargs")
             until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
             contexts = [requests[at].args[0] for at in members]
-            texts = self.scorer.generate(contexts, max_new_tokens=kwargs["max_gen_toks"], stops=until,
-                                         finish=lambda text, stops: postprocess_generated_text(text, stops, None))
+            keys = [request_key("generate_until", *requests[at].args) for at in members]
+            texts = remembered(self.scorer, self.known, keys, lambda batch: self.scorer.generate(
+                batch, max_new_tokens=kwargs["max_gen_toks"], stops=until,
+                finish=lambda text, stops: postprocess_generated_text(text, stops, None)), contexts)
             for at, text in zip(members, texts):
                 answers[at] = text
                 self.cache_hook.add_partial("generate_until", requests[at].args, text)

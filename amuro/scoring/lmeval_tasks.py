@@ -18,7 +18,7 @@ from functools import cached_property
 from amuro.core.errors import UserError, unknown
 from amuro.core.fields import split_list
 from amuro.core.settings import EvalSettings
-from amuro.scoring.scorer import ItemResult
+from amuro.scoring.cell_scoring import ItemResult
 
 PREFIX = "lmeval:"
 FORMAT = "default"   # an lm-eval task has one prompt: its own
@@ -86,16 +86,17 @@ class LmEvalTask:
     def relation(self, train_dataset: str) -> str:
         return "base" if train_dataset in ("", "none") else "cross-task"
 
-    def score(self, model, tokenizer, settings: EvalSettings) -> tuple[list[ItemResult], str, dict[str, object]]:
-        """Run the task through lm-eval with ``AmuroLM``; returns the results in ``doc_id`` order, the first
-        document's prompt, and params worth logging."""
+    def score(self, model, tokenizer, settings: EvalSettings,
+              known=None) -> tuple[list[ItemResult], str, dict[str, object]]:
+        """Run the task through lm-eval with ``AmuroLM`` (``known``: answers a killed run already computed);
+        returns the results in ``doc_id`` order, the first document's prompt, and params worth logging."""
         from amuro.scoring.lmeval_model import AmuroLM
 
         lm_eval = _harness()
         task = self.harness_task
         demos = _DemoRecorder(task)
         output = lm_eval.simple_evaluate(
-            model=AmuroLM(model, tokenizer, batch_size=settings.batch_size), tasks=[task],
+            model=AmuroLM(model, tokenizer, batch_size=settings.batch_size, known=known), tasks=[task],
             num_fewshot=settings.shots, limit=settings.max_examples, bootstrap_iters=0, log_samples=True,
             task_manager=self.manager, random_seed=settings.seed, fewshot_random_seed=settings.seed)
         first_filter = task._filters[0].name

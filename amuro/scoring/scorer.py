@@ -1,10 +1,8 @@
-"""Few-shot scoring of one (dataset, prompt format) cell with a causal language model.
+"""The scorer: batched, prefix-cached forward passes of a causal language model over many prompts.
 
-Classification items are scored by one of three methods: ``next-token`` (the next-token distribution
-restricted to the label words' first tokens, with and without a leading space: the study's), ``loglik``
-(sum of log-probabilities of each full label continuation, as lm-evaluation-harness's ``acc``) or
-``generate`` (greedy generation, normalized string match). Multiple-choice items are ranked by
-log-likelihood; generation items are generated greedily and scored with ROUGE-L.
+It answers three questions (``amuro.scoring.cell_scoring`` turns them into item scores): each option's
+log-likelihood after its context (``loglik``, lm-evaluation-harness's ``acc``), the next-token
+log-probabilities of candidate tokens (``next-token``, the study's), and a greedy continuation (``generate``).
 
 Speed comes from doing only the arithmetic the scores need: items are sorted by length and batched; the
 token prefix all prompts of a cell share (the demonstrations) is encoded once and its key/value cache is
@@ -15,38 +13,16 @@ continuation for ``loglik``), so its predictions can be compared one to one.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
-from amuro.data import DatasetSpec, Example, few_shot_prefix, render, stop_strings
-from amuro.data.formats import continuation
-from amuro.scoring.metrics import accuracy, rouge_l
 
 METHODS = ("next-token", "loglik", "generate")
 STOPS = ("default", "none")
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    """One scored item: a row of the ``predictions.json`` table."""
-
-    item_id: str
-    prediction: str
-    reference: str
-    item_score: float
-    # Choice items: the options, each one's log-likelihood and that divided by its length in characters (as
-    # lm-evaluation-harness's acc_norm). Every item: the sha256 of its prompt and its demonstrations' ids.
-    options: tuple[str, ...] = ()
-    option_loglik: tuple[float, ...] = ()
-    option_loglik_norm: tuple[float, ...] = ()
-    prompt_hash: str = ""
-    demo_ids: tuple[str, ...] = ()
 
 
 def progress(iterable=None, **kwargs):
@@ -75,11 +51,16 @@ class Scorer:
         self.model, self.tokenizer = model, tokenizer
         self.batch_size = batch_size
         self.desc = desc
+        self.on_batch = None   # called with (item indices, their answers) after each batch
         self.device = next(model.parameters()).device
         self.max_length = _max_length(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         # Models that compute the output layer on chosen positions only save most of its cost.
         self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+
+    def _report(self, indices: list[int], answers: list) -> None:
+        if self.on_batch is not None:
+            self.on_batch(indices, [answers[i] for i in indices])
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids with the tokenizer's own special tokens (a BOS where it adds one), as lm-evaluation-harness."""
@@ -211,6 +192,7 @@ class Scorer:
             for r, i in enumerate(indices):
                 results[i] = [self._option_score(logprobs[r, [column[p] for p in spot]], cont)
                               for spot, cont in zip(rows[r][3], conts[i])]
+            self._report(indices, results)
         return results
 
     @staticmethod
@@ -247,6 +229,7 @@ class Scorer:
         for indices, first, _, _, _ in self._context_passes(self.encode(contexts)):
             for b, i in enumerate(indices):
                 results[i] = [max(float(first[b, t]) for t in tokens) for tokens in candidates]
+            self._report(indices, results)
         return results
 
     def generate(self, contexts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str] = (),
@@ -285,6 +268,7 @@ class Scorer:
                     next_tokens = logprobs.argmax(-1).tolist()
                 for b, i in enumerate(indices):
                     results[i] = finish(self.tokenizer.decode(produced[b], skip_special_tokens=True), stops)
+                self._report(indices, results)
         return results
 
 
@@ -310,83 +294,3 @@ def _max_length(model, tokenizer) -> int:
             return value
     limit = getattr(tokenizer, "model_max_length", None)
     return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else 2048
-
-
-def label_words(spec: DatasetSpec, items: Sequence[Example]) -> tuple[str, ...]:
-    if spec.labels:
-        return spec.labels
-    from_choices = tuple(dict.fromkeys(w for ex in items for w in ex.choices))
-    return from_choices or tuple(dict.fromkeys(ex.target for ex in items))
-
-
-def first_tokens(tokenizer, words: Sequence[str]) -> list[list[int]]:
-    """Each label word's first token, with and without a leading space (distinct ids, space-less first)."""
-    out = []
-    for word in words:
-        ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in (word, " " + word)]
-        out.append(list(dict.fromkeys(i[0] for i in ids if i)))
-    return out
-
-
-def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Example], items: Sequence[Example],
-               *, method: str = "next-token", batch_size: int = 16, max_new_tokens: int = 60,
-               stop: str = "default") -> list[ItemResult]:
-    """Score ``items`` few-shot (``demos`` before each) in prompt format ``fmt``; one result per item, in order."""
-    prefix = few_shot_prefix(spec, demos, fmt)
-    prompts = [prefix + render(spec, ex, fmt) for ex in items]
-    scorer = Scorer(model, tokenizer, batch_size=batch_size, desc=f"{spec.name} [{fmt}]")
-    stops = stop_strings(spec, fmt) if stop == "default" else ()
-    logged = {"demo_ids": tuple(d.item_id for d in demos)}
-    if spec.kind == "generation":
-        predictions = scorer.generate(prompts, max_new_tokens=max_new_tokens, stops=stops)
-        references = [ex.target for ex in items]
-        return _results(items, prompts, predictions, references, rouge_l(predictions, references), logged)
-    if spec.kind == "multiple_choice":
-        options = [[continuation(p, c) for c in ex.choices] for p, ex in zip(prompts, items)]
-        scores = scorer.loglikelihoods(prompts, options)
-        picks = [_argmax(s) for s in scores]
-        predictions = [ex.choices[k] for ex, k in zip(items, picks)]
-        references = [ex.choices[ex.gold] for ex in items]
-        return _results(items, prompts, predictions, references, [float(k == ex.gold) for ex, k in zip(items, picks)],
-                        logged, [ex.choices for ex in items], scores)
-    labels = label_words(spec, items)
-    references = [ex.target for ex in items]
-    scores = None
-    if method == "generate":
-        budget = max(len(ids) for ids in scorer.encode([" " + w for w in labels])) + 2
-        predictions = scorer.generate(prompts, max_new_tokens=budget, stops=stops)
-    elif method == "loglik":
-        options = [[continuation(p, w) for w in labels] for p in prompts]
-        scores = scorer.loglikelihoods(prompts, options)
-        predictions = [labels[_argmax(s)] for s in scores]
-    elif method == "next-token":
-        candidates = first_tokens(tokenizer, labels)
-        scores = scorer.next_token_logprobs(prompts, candidates)
-        predictions = [labels[_argmax(s)] for s in scores]
-    else:
-        from amuro.core.errors import unknown
-
-        raise unknown("scoring method", method, METHODS)
-    return _results(items, prompts, predictions, references, accuracy(predictions, references), logged,
-                    [labels] * len(items) if scores is not None else None, scores)
-
-
-def _argmax(values: Sequence[float]) -> int:
-    return max(range(len(values)), key=lambda k: (values[k], -k))
-
-
-def prompt_hash(prompt: str) -> str:
-    """sha256 of a prompt, as lm-evaluation-harness's ``prompt_hash``."""
-    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
-
-
-def _results(items, prompts, predictions, references, scores, logged, options=None, option_scores=None) -> list[ItemResult]:
-    results = []
-    for at, (ex, prompt, p, r, s) in enumerate(zip(items, prompts, predictions, references, scores)):
-        extra = dict(logged, prompt_hash=prompt_hash(prompt))
-        if options is not None:
-            values = tuple(float(v) for v in option_scores[at])
-            extra.update(options=tuple(options[at]), option_loglik=values,
-                         option_loglik_norm=tuple(v / max(1, len(o)) for v, o in zip(values, options[at])))
-        results.append(ItemResult(ex.item_id, p, r, float(s), **extra))
-    return results
