@@ -26,8 +26,10 @@ from planted import EXPERIMENT, Store, free_port, plant  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
-    """Prediction tables are cached under XDG_CACHE_HOME; keep each test's cache its own."""
+    """Prediction tables are cached under $AMURO_HOME, else XDG_CACHE_HOME; keep each test's
+    cache its own."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("AMURO_HOME", str(tmp_path / "amuro-home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
 
