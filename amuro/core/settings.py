@@ -65,6 +65,18 @@ def dataset_selection(datasets: str | None, lm_eval_tasks: str | None, lm_eval_i
     return None if (lm_eval_tasks or lm_eval_include) else "all"
 
 
+def batch_size_value(value: str | int | None) -> int | str | None:
+    """A positive int, ``auto``, or None (the device's default); anything else is a one-line error."""
+    if value is None or value == "auto":
+        return value
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if text.isdigit() and int(text) > 0 and not isinstance(value, bool):
+        return int(text)
+    raise UserError(f"batch_size takes a positive whole number or 'auto', got {value!r}")
+
+
 @dataclass
 class EvalSettings(Settings):
     """How a cell is scored: prompts, scoring method, items and the bootstrap."""
@@ -75,7 +87,9 @@ class EvalSettings(Settings):
     method: str = setting("next-token", "Classification scoring: next-token, loglik or generate.",
                           choices=CLASSIFICATION_METHODS)
     max_examples: int | None = setting(None, "Items scored per cell.", minimum=1, empty="all")
-    batch_size: int = setting(16, "Items per forward pass.", key=False, minimum=1)
+    batch_size: str | int | None = setting(None, "Items per forward pass: a positive whole number, or 'auto' (the "
+                                                 "largest that fits the device, halved on out-of-memory).",
+                                           key=False, empty="auto on a GPU, 16 on a CPU")
     bootstrap: int = setting(3000, "Bootstrap resamples for the 95% interval.", minimum=1)
     max_new_tokens: int = setting(60, "Generation budget of generation tasks.", minimum=1)
     stop: str = setting("default", "'default' (a blank line and the template's opening at a line start) or "
@@ -83,6 +97,9 @@ class EvalSettings(Settings):
     demos: str = setting("train", "'train' (seeded, from the train split) or 'first-k' (the first items of the "
                                   "scored split).", choices=DEMOS)
     seed: int = setting(0, "Seed of demonstrations and bootstrap.")
+
+    def validate(self) -> None:
+        self.batch_size = batch_size_value(self.batch_size)
 
     def cell_key_settings(self, kind: str) -> dict[str, object]:
         """The settings that change the scores of a dataset of this kind (a method only matters for

@@ -52,7 +52,7 @@ def first_tokens(tokenizer, words: Sequence[str]) -> list[list[int]]:
 
 
 def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Example], items: Sequence[Example],
-               *, method: str = "next-token", batch_size: int = 16, max_new_tokens: int = 60,
+               *, method: str = "next-token", batch_size: int | str | None = None, max_new_tokens: int = 60,
                stop: str = "default", known=None) -> list[ItemResult]:
     """Score ``items`` few-shot (``demos`` before each) in prompt format ``fmt``; one result per item, in order.
 

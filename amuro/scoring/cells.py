@@ -170,7 +170,7 @@ def _log_params(params: dict[str, object], known: ScoredSoFar) -> None:
 def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSettings, model_id: str,
                    known: ScoredSoFar) -> None:
     mlflow.set_tag(tracking.PREFIX + "model_id", model_id)
-    _log_params({"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size,
+    _log_params({"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size or "default",
                  "bootstrap": settings.bootstrap, "eval_seed": settings.seed}, known)
     started = time.perf_counter()
     if isinstance(spec, LmEvalTask):

@@ -25,7 +25,7 @@ DEFAULT_MAX_GEN_TOKS = 256   # lm-eval's ``hf`` model's default generation budge
 class AmuroLM(LM):
     """``loglikelihood`` and ``generate_until`` through amuro's batched, prefix-cached scorer."""
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 16, known: ScoredSoFar | None = None) -> None:
+    def __init__(self, model, tokenizer, *, batch_size: int | str | None = None, known: ScoredSoFar | None = None) -> None:
         super().__init__()
         self.scorer = Scorer(model, tokenizer, batch_size=batch_size, desc="lm-eval requests")
         self.tokenizer = tokenizer

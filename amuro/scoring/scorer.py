@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 
 
 METHODS = ("next-token", "loglik", "generate")
+CPU_BATCH_SIZE = 16
+AUTO_START = 512
 STOPS = ("default", "none")
 
 
@@ -47,12 +49,20 @@ def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
 class Scorer:
     """Batched, prefix-cached forward passes over one model: log-likelihoods, next-token logits, greedy text."""
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 16, desc: str = "items"):
+    def __init__(self, model, tokenizer, *, batch_size: int | str | None = None, desc: str = "items",
+                 auto_start: int | None = None):
         self.model, self.tokenizer = model, tokenizer
-        self.batch_size = batch_size
         self.desc = desc
         self.on_batch = None   # called with (item indices, their answers) after each batch
         self.device = next(model.parameters()).device
+        accelerated = self.device.type != "cpu"
+        # ``auto`` (the default on an accelerator): start large and halve on out-of-memory, as the Trainer's
+        # auto_find_batch_size does; a CPU has no such signal, so there it starts at the CPU default.
+        self.auto = batch_size == "auto" or (batch_size is None and accelerated)
+        if self.auto:
+            self.batch_size = auto_start or (AUTO_START if accelerated else CPU_BATCH_SIZE)
+        else:
+            self.batch_size = int(batch_size or CPU_BATCH_SIZE)
         self.max_length = _max_length(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         # Models that compute the output layer on chosen positions only save most of its cost.
@@ -149,13 +159,47 @@ class Scorer:
 
     # --- methods ------------------------------------------------------------------------------------------
 
+    def _fitting(self, compute, *columns: Sequence) -> list:
+        """``compute(*columns)``; with ``auto``, an out-of-memory batch halves the batch size and the rows not
+        yet answered are computed again (the batches already answered are kept)."""
+        if not self.auto:
+            return compute(*columns)
+        answers: dict[int, object] = {}
+        outer = self.on_batch
+        while True:
+            missing = [at for at in range(len(columns[0])) if at not in answers]
+
+            def keep(rows, values, missing=missing):
+                answers.update((missing[r], v) for r, v in zip(rows, values))
+                if outer is not None:
+                    outer([missing[r] for r in rows], values)
+
+            self.on_batch = keep
+            try:
+                compute(*[[column[at] for at in missing] for column in columns])
+                break
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size //= 2
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            finally:
+                self.on_batch = outer
+        return [answers[at] for at in range(len(columns[0]))]
+
     def loglikelihoods(self, contexts: Sequence[str], options: Sequence[Sequence[str]]) -> list[list[float]]:
         """Sum of log-probabilities of each option continuing its context (lm-evaluation-harness ``acc``)."""
         return [[total for total, _ in item] for item in self.loglikelihoods_greedy(contexts, options)]
 
-    @torch.inference_mode()
     def loglikelihoods_greedy(self, contexts: Sequence[str],
                               options: Sequence[Sequence[str]]) -> list[list[tuple[float, bool]]]:
+        """Per option, (sum of its log-probabilities, whether greedy decoding would produce it)."""
+        return self._fitting(self._loglikelihoods_greedy, contexts, options)
+
+    @torch.inference_mode()
+    def _loglikelihoods_greedy(self, contexts: Sequence[str],
+                               options: Sequence[Sequence[str]]) -> list[list[tuple[float, bool]]]:
         """Per option, (sum of its log-probabilities, whether greedy decoding would produce it).
 
         All options of an item ride in one row after its context: each option's tokens see the context and
@@ -222,9 +266,12 @@ class Scorer:
             spots.append([c - 1] + list(range(at, at + n)))
         return ids, positions, see, spots
 
-    @torch.inference_mode()
     def next_token_logprobs(self, contexts: Sequence[str], candidates: Sequence[Sequence[int]]) -> list[list[float]]:
         """Per item, the best next-token log-prob among each label's candidate first tokens."""
+        return self._fitting(lambda batch: self._next_token_logprobs(batch, candidates), contexts)
+
+    @torch.inference_mode()
+    def _next_token_logprobs(self, contexts: Sequence[str], candidates: Sequence[Sequence[int]]) -> list[list[float]]:
         results: list[list[float]] = [[] for _ in contexts]
         for indices, first, _, _, _ in self._context_passes(self.encode(contexts)):
             for b, i in enumerate(indices):
@@ -238,7 +285,10 @@ class Scorer:
 
         ``finish(text, stops)`` makes the returned text from the decoded continuation (default: cut at the
         first stop string, stripped)."""
-        finish = finish or cut_at_stops
+        return self._fitting(lambda batch: self._generate(batch, max_new_tokens, stops, finish or cut_at_stops),
+                             contexts)
+
+    def _generate(self, contexts: Sequence[str], max_new_tokens: int, stops: Sequence[str], finish) -> list[str]:
         eos = _eos_ids(self.model, self.tokenizer)
         results = [""] * len(contexts)
         with torch.inference_mode():  # a generator's decorator would not cover the loop body
