@@ -102,6 +102,9 @@ def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_
     assert set(cells) == expected and set(cells.values()) == {1}
     sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
     assert sweep_run.data.metrics["cells_done"] == sweep_run.data.metrics["cells_total"] == 7
+    client = MlflowClient(uri)
+    for curve in ("base/synth-qgen/default", "tuned/synth-nli/synth-nli/default"):   # score by step, for the UI
+        assert sorted(m.step for m in client.get_metric_history(sweep_run.info.run_id, curve)) == sorted(steps)
 
 
 def _free_port():

@@ -18,6 +18,7 @@ from amuro.core.settings import CrossevalSettings, dataset_selection
 from amuro.data.specfile import load_spec_option
 from amuro.models.targets import EvalTarget, checkpoint_target, tuned_target
 from amuro.scoring.cells import evaluate_target, select_cells
+from amuro.scoring.curves import log_cell_curves
 from amuro.scoring.lmeval_tasks import LmEvalTask, load_lmeval_tasks
 
 
@@ -144,4 +145,5 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
                 run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, base, missing[id(target)],
                                                                settings)]
             run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, target, cells, settings)]
+        log_cell_curves(parent, run_ids)
     return run_ids

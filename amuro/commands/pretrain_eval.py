@@ -17,6 +17,7 @@ from amuro.data import DatasetSpec
 from amuro.data.specfile import load_spec_option
 from amuro.models.targets import checkpoint_target
 from amuro.scoring.cells import check_cells, evaluate_target, select_cells
+from amuro.scoring.curves import log_cell_curves
 from amuro.scoring.lmeval_tasks import load_lmeval_tasks
 from amuro.scoring.scorer import progress
 
@@ -67,7 +68,9 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
     with tracking.invocation_group(experiment_id, "pretrain-eval", key, name, launcher,
                                    tags=tracking.contract_tags(model=series.name)) as parent:
         for ckpt in progress(chosen, desc="checkpoints", unit="checkpoint", leave=True):
-            done += evaluate_target(experiment_id, parent, checkpoint_target(ckpt, seed=settings.seed), cells, settings)
+            scored = evaluate_target(experiment_id, parent, checkpoint_target(ckpt, seed=settings.seed), cells, settings)
+            log_cell_curves(parent, [c.run_id for c in scored])
+            done += scored
     reused = sum(c.reused for c in done)
     print(f"pretrain-eval {short}: {len(done)} cells ({len(done) - reused} scored, {reused} reused) "
           f"under run {parent}")

@@ -39,6 +39,7 @@ from amuro.core.settings import (
 )
 from amuro.core.system_metrics import node_environment
 from amuro.data.specfile import load_spec_option
+from amuro.scoring.curves import log_curves
 from amuro.scoring.lmeval_tasks import load_lmeval_tasks
 
 PARENT_ENV = tracking.PARENT_ENV
@@ -197,6 +198,17 @@ def _record_failure(client: MlflowClient, experiment_id: str, sweep_run_id: str,
     client.set_terminated(run.info.run_id, "FAILED")
 
 
+def _study_evals(client: MlflowClient, experiment_id: str, series_name: str, revisions, cfg: SweepSettings) -> list:
+    """The finished eval runs of the grid: this series at its steps, base or tuned on its training sets."""
+    found = client.search_runs([experiment_id], "tags.`amuro.kind` = 'eval' and attributes.status = 'FINISHED' "
+                               f"and tags.`amuro.model` = '{series_name}' and tags.`amuro.shots` = '{cfg.eval.shots}'",
+                               max_results=50000)
+    steps = {str(step) for _, step in revisions}
+    trained = {"none", *cfg.train_dataset_list}
+    return [r for r in found if r.data.tags.get("amuro.step") in steps
+            and r.data.tags.get("amuro.train_dataset") in trained]
+
+
 def sweep(cfg: SweepSettings) -> str:
     """Run (or resume) the study grid; returns the sweep run id. Failed cells end it with an error."""
     launcher = tracking.drop_launcher()
@@ -252,6 +264,7 @@ def sweep(cfg: SweepSettings) -> str:
 
             runner.run(progress)
             bar.close()
+            log_curves(cell.run_id, _study_evals(client, experiment_id, series.name, revisions, cfg))
             mlflow.log_dict({"status": runner.status, "errors": runner.errors, "seconds": runner.seconds},
                             "status.json")
             failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}

@@ -32,6 +32,8 @@ CONTRACT_TAGS = (
     "kind", "model", "revision", "step", "tokens", "tuning", "train_dataset", "eval_dataset", "task",
     "relation", "format", "shots", "metric", "seed", "source_run_id", "run_key",
 )
+# The MLflow UI opens an experiment of this kind in its model-training view (runs, charts), not GenAI's.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 # Bookkeeping tags beside the contract: who is running a cell, and why a cell failed.
 HOST_TAG, PID_TAG, PID_START_TAG = "amuro.host", "amuro.pid", "amuro.pid_start"
 ERROR_TAG = "amuro.error"
@@ -83,6 +85,8 @@ def connect(experiment: str | None) -> str:
     except mlflow.exceptions.MlflowException as exc:
         raise UserError(f"tracking store {uri} refused experiment {experiment_name(experiment)!r}: "
                         f"{str(exc).splitlines()[0]}") from None
+    if EXPERIMENT_KIND_TAG not in exp.tags:
+        MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     return exp.experiment_id
 
 

@@ -131,7 +131,7 @@ def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalT
     model_ids: list[str] = []
     done = []
     for spec, fmt in cells:
-        name = f"eval {target.label} → {spec.name} [{fmt}]"
+        name = f"eval {target.label.replace('+', ' +')} → {spec.name} [{fmt}]"
         key = cell_key(target, spec, fmt, settings)
         with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
                                   parent_run_id=parent_run_id, system_metrics=True, resumable=True) as cell:

@@ -1,0 +1,59 @@
+"""Score against pre-training step, drawn by MLflow's own charts.
+
+A parent run (pretrain-eval's and crosseval's invocation group, the sweep run) logs each eval cell's score as
+a metric with ``step`` = the base checkpoint's pre-training step, so the run's chart view draws the study's
+curves with no report: ``base/<eval set>/<format>`` for base checkpoints and
+``tuned/<training set>/<eval set>/<format>`` for tuned models. Seed replicates of a tuned cell are drawn as
+their mean. A point already logged at a step is not logged again, so a re-run adds nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from amuro.core import tracking
+
+_NOT_IN_METRIC_NAMES = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
+def curve_key(tags: dict[str, str]) -> str:
+    """The metric a cell's score is drawn under, from its contract tags."""
+    name = lambda tag: _NOT_IN_METRIC_NAMES.sub("_", tags.get(tracking.PREFIX + tag, "") or "none")  # noqa: E731
+    if tags.get(tracking.PREFIX + "tuning", "none") == "none":
+        return f"base/{name('eval_dataset')}/{name('format')}"
+    return f"tuned/{name('train_dataset')}/{name('eval_dataset')}/{name('format')}"
+
+
+def log_curves(parent_run_id: str, eval_runs: Iterable) -> int:
+    """Log the finished eval runs' scores on the parent by step (means over replicates); returns points logged."""
+    points: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for run in eval_runs:
+        score = run.data.metrics.get("score")
+        step = run.data.tags.get(tracking.PREFIX + "step", "")
+        if score is not None and step.isdigit():
+            points[(curve_key(run.data.tags), int(step))].append(score)
+    client = MlflowClient()
+    have: dict[str, set[int]] = {}
+    new = []
+    now = int(time.time() * 1000)
+    for (key, step), scores in sorted(points.items()):
+        if key not in have:
+            have[key] = {m.step for m in client.get_metric_history(parent_run_id, key)}
+        if step not in have[key]:
+            new.append(Metric(key, statistics.fmean(scores), now, step))
+    for start in range(0, len(new), 1000):
+        client.log_batch(parent_run_id, metrics=new[start:start + 1000])
+    return len(new)
+
+
+def log_cell_curves(parent_run_id: str, run_ids: Iterable[str]) -> int:
+    """``log_curves`` for eval runs given by id."""
+    client = MlflowClient()
+    return log_curves(parent_run_id, [client.get_run(run_id) for run_id in run_ids])
