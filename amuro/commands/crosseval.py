@@ -87,7 +87,7 @@ def _target(run, seed: int) -> EvalTarget:
     return tuned_target(model=tags["amuro.model"], revision=tags.get("amuro.revision", ""),
                         step=int(tags["amuro.step"]), tokens=int(tokens) if tokens else None,
                         tuning=tags["amuro.tuning"], train_dataset=tags["amuro.train_dataset"],
-                        run_id=run.info.run_id, seed=seed)
+                        run_id=run.info.run_id, seed=seed, train_seed=int(tags.get("amuro.seed") or 0))
 
 
 def _missing_base(client: MlflowClient, experiment_id: str, target: EvalTarget,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from dataclasses import replace
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -130,13 +131,8 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name) -> Non
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def finetune(cfg: FinetuneSettings) -> str:
-    """Fine-tune (or reuse a finished run with the same settings), then score in-domain; returns the run id."""
-    launcher = tracking.drop_launcher()
-    experiment_id = tracking.connect(cfg.experiment)
-    spec = training_spec(cfg)
-    series = open_or_build_series(cfg.model, experiment_id)
-    ckpt = series.get(cfg.checkpoint) if cfg.checkpoint else series.last
+def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, parent: str | None, name: str) -> str:
+    """One finetune run (found, resumed or trained) and its in-domain scores; returns the run id."""
     settings = {**cfg.key_settings(), "model": series.name, "checkpoint": ckpt.revision}
     if cfg.dataset_spec:
         settings["dataset_spec"] = repr(spec)   # a spec file's dataset is identified by its content
@@ -144,8 +140,7 @@ def finetune(cfg: FinetuneSettings) -> str:
     tags = tracking.contract_tags(
         kind="finetune", model=series.name, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
         tuning=cfg.tuning_tag, train_dataset=spec.name, seed=cfg.seed, source_run_id=ckpt.source_run_id)
-    name = f"finetune {ckpt.label} {spec.name}"
-    with tracking.tracked_run(experiment_id, key, tags, name, resumable=True,
+    with tracking.tracked_run(experiment_id, key, tags, name, parent_run_id=parent, resumable=True,
                               system_metrics=True) as cell:
         if not cell.reused:
             _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name)
@@ -154,5 +149,31 @@ def finetune(cfg: FinetuneSettings) -> str:
         from amuro.commands.in_domain import evaluate_in_domain
 
         evaluate_in_domain(experiment_id, cell.run_id, ckpt, spec, cfg)
-    tracking.note_launcher(launcher, cell.run_id, "finetune")
     return cell.run_id
+
+
+def finetune(cfg: FinetuneSettings) -> str:
+    """Fine-tune (or reuse a finished run with the same settings), then score in-domain; returns the run id.
+
+    With several ``seeds``, one replicate per seed, each its own finetune run nested under a group run
+    for the invocation, whose id is returned.
+    """
+    launcher = tracking.drop_launcher()
+    experiment_id = tracking.connect(cfg.experiment)
+    spec = training_spec(cfg)
+    series = open_or_build_series(cfg.model, experiment_id)
+    ckpt = series.get(cfg.checkpoint) if cfg.checkpoint else series.last
+    name = f"finetune {ckpt.label} {spec.name}"
+    seeds = cfg.seed_list
+    if len(seeds) == 1:
+        run_id = _replicate(replace(cfg, seed=seeds[0], seeds=None), experiment_id, spec, series, ckpt, None, name)
+        tracking.note_launcher(launcher, run_id, "finetune")
+        return run_id
+    key = tracking.run_key("finetune-seeds", {**cfg.key_settings(), "seeds": seeds, "model": series.name,
+                                              "checkpoint": ckpt.revision})
+    with tracking.invocation_group(experiment_id, "finetune", key, f"{name} seeds {','.join(map(str, seeds))}",
+                                   launcher, tags=tracking.contract_tags(model=series.name)) as parent:
+        run_ids = [_replicate(replace(cfg, seed=seed, seeds=None), experiment_id, spec, series, ckpt, parent,
+                              f"{name} seed{seed}") for seed in seeds]
+    print(f"{name}: {len(run_ids)} replicates (seeds {', '.join(map(str, seeds))}) under run {parent}")
+    return parent

@@ -74,18 +74,21 @@ def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
         experiment=experiment, model=cfg.model, checkpoints=revision, datasets=cfg.eval_datasets,
         formats=cfg.formats, eval=cfg.eval, dataset_spec=cfg.dataset_spec, lm_eval_tasks=cfg.lm_eval_tasks,
         lm_eval_include=cfg.lm_eval_include)) for revision, step in revisions]
+    seeds = cfg.seed_list
     for revision, step in revisions:
         for dataset in cfg.train_dataset_list:
-            tuned = f"finetune {short}@step{step} {dataset}"
-            cells.append(PlannedCell(tuned, FinetuneSettings(
-                experiment=experiment, model=cfg.model, checkpoint=revision, dataset=dataset, tuning=cfg.tuning,
-                lora=cfg.lora, preset=cfg.preset, epochs=cfg.epochs, max_train_examples=cfg.max_train_examples,
-                seed=cfg.train_seed, evaluate=False, dataset_spec=cfg.dataset_spec)))
+            tuned = []
+            for seed in seeds:
+                tuned.append(f"finetune {short}@step{step} {dataset}" + (f" seed{seed}" if len(seeds) > 1 else ""))
+                cells.append(PlannedCell(tuned[-1], FinetuneSettings(
+                    experiment=experiment, model=cfg.model, checkpoint=revision, dataset=dataset, tuning=cfg.tuning,
+                    lora=cfg.lora, preset=cfg.preset, epochs=cfg.epochs, max_train_examples=cfg.max_train_examples,
+                    seed=seed, evaluate=False, dataset_spec=cfg.dataset_spec)))
             cells.append(PlannedCell(f"crosseval {short}@step{step}+{dataset}", CrossevalSettings(
                 experiment=experiment, runs=SWEEP_RUN_PLACEHOLDER, model=series_name, train_dataset=dataset,
                 steps=str(step), datasets=cfg.eval_datasets, formats=cfg.formats, eval=cfg.eval,
                 dataset_spec=cfg.dataset_spec, lm_eval_tasks=cfg.lm_eval_tasks, lm_eval_include=cfg.lm_eval_include),
-                after=[tuned]))
+                after=tuned))
     cells.append(PlannedCell("analysis report", argv=[sys.executable, "-m", "analysis", "report", "--experiment",
                                                       experiment, "--out", str(report_path)],
                              after=[c.name for c in cells], needs_success=False))
@@ -224,7 +227,8 @@ def sweep(cfg: SweepSettings) -> str:
         tasks.get(dataset)
     series = open_or_build_series(cfg.model, experiment_id)
     revisions = [(c.revision, c.step) for c in series.select(cfg.checkpoints)]
-    key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": revisions})
+    seeds = {"seeds": cfg.seed_list} if cfg.seeds else {}   # a single-seed sweep keeps its key
+    key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": revisions, **seeds})
     work = amuro_home() / "sweeps" / key
     work.mkdir(parents=True, exist_ok=True)
     cells = plan(cfg, series.name, revisions, work / "amuro-report.html")

@@ -33,6 +33,23 @@ PRESET_OVERRIDES: dict[tuple[str, str], dict[str, object]] = {
 PRESETS = tuple(FINETUNE_PRESETS)
 
 EXPERIMENT_HELP = "MLflow experiment."
+SEEDS_HELP = "Fine-tuning seeds (comma-separated integers): one replicate per seed, each its own finetune run."
+
+
+def seed_list(seeds: str | None, single: int) -> list[int]:
+    """The replicate seeds: ``seeds`` parsed ("0,1,2"), or ``[single]`` when not given."""
+    if seeds is None:
+        return [single]
+    words = split_list(seeds)
+    require(bool(words), f"seeds {seeds!r} lists no seed: give comma-separated integers such as 0,1,2, or leave "
+                         "it out for one run")
+    try:
+        values = [int(word) for word in words]
+    except ValueError:
+        raise UserError(f"seeds takes comma-separated integers such as 0,1,2, got {seeds!r}") from None
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    require(not repeated, f"seeds {seeds!r} repeats {', '.join(map(str, repeated))}: give each seed once")
+    return values
 SPEC_HELP = "YAML/JSON dataset spec files declaring extra datasets (comma-separated)."
 
 
@@ -208,6 +225,7 @@ class FinetuneSettings(Settings):
     max_train_examples: int | None = setting(None, "Seeded subsample of the training split.", minimum=1,
                                              empty="all of it")
     seed: int = setting(0, "Seed of the subsample, the data order and the initial adapter weights.")
+    seeds: str | None = setting(None, SEEDS_HELP, key=False, empty="--seed alone")
     trials: int = setting(0, "Optuna trials searching lr and epochs on the validation split (0: no search).",
                           minimum=0)
     evaluate: bool = setting(True, "Score the tuned model and its base on the in-domain eval sets afterwards.",
@@ -226,6 +244,11 @@ class FinetuneSettings(Settings):
         _require_model(self.model)
         require(bool(self.dataset.strip()), "dataset must name a training set, e.g. synth-nli")
         require(self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        seed_list(self.seeds, self.seed)
+
+    @property
+    def seed_list(self) -> list[int]:
+        return seed_list(self.seeds, self.seed)
 
     @property
     def tuning_tag(self) -> str:
@@ -284,6 +307,8 @@ class SweepSettings(Settings):
     max_train_examples: int | None = setting(None, "Seeded subsample of each training split.", minimum=1,
                                              empty="all of it")
     train_seed: int = setting(0, "Seed of every finetune cell.")
+    seeds: str | None = setting(None, SEEDS_HELP + " Every finetune cell is run once per seed.", key=False,
+                                empty="--train-seed alone")
     workers: int = setting(1, "Cells run in parallel processes (against a tracking server).", key=False, minimum=1)
     tracking_uri: str | None = setting(None, "Tracking server for the cells (a local sqlite store is served by a "
                                              "local mlflow server when workers > 1).", key=False,
@@ -296,6 +321,11 @@ class SweepSettings(Settings):
         if self.epochs is None and self.preset == "tiny":
             self.epochs = SWEEP_TINY_EPOCHS
         require(bool(self.train_dataset_list), "train_datasets is empty: name at least one training set")
+        seed_list(self.seeds, self.train_seed)
+
+    @property
+    def seed_list(self) -> list[int]:
+        return seed_list(self.seeds, self.train_seed)
 
     @property
     def train_dataset_list(self) -> list[str]:

@@ -25,6 +25,14 @@ class EvalTarget:
     # Where the weights live, recorded on each eval run (``amuro.<key>`` tags) and on a LoggedModel:
     # hub_repo / hub_revision / hub_commit for hub checkpoints, artifact_uri for logged weights.
     reference: Mapping[str, str] = field(default_factory=dict)
+    train_seed: int | None = None   # amuro.train_seed: the finetune run's seed; None for base checkpoints
+
+    @property
+    def run_label(self) -> str:
+        """What a run name says the scored model is: ``tiny@step400`` or ``tiny@step400 +synth-nli seed1``."""
+        if self.train_seed is None:
+            return self.label
+        return f"{self.label.replace('+', ' +')} seed{self.train_seed}"
 
 
 def checkpoint_target(ckpt, *, seed: int = 0) -> EvalTarget:
@@ -41,10 +49,10 @@ def checkpoint_target(ckpt, *, seed: int = 0) -> EvalTarget:
 
 
 def tuned_target(*, model: str, revision: str, step: int, tokens: int | None, tuning: str, train_dataset: str,
-                 run_id: str, seed: int) -> EvalTarget:
+                 run_id: str, seed: int, train_seed: int | None = None) -> EvalTarget:
     """The EvalTarget of a finetune run's model; finetune and crosseval both build it here, so their cell keys
     match and crosseval reuses the in-domain cells finetune scored."""
     return EvalTarget(model=model, revision=revision, step=step, tokens=tokens, tuning=tuning,
                       train_dataset=train_dataset, source_run_id=run_id, seed=seed,
                       label=f"{model.split('/')[-1]}@step{step}+{train_dataset}", load=lambda: load_tuned(run_id),
-                      reference={"artifact_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}"})
+                      reference={"artifact_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}"}, train_seed=train_seed)

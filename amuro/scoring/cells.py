@@ -120,6 +120,7 @@ def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSetting
         format=fmt, shots=spec.shots(settings) if lmeval else settings.shots,
         metric=spec.metric, seed=target.seed, source_run_id=target.source_run_id)
     tags.update({tracking.PREFIX + name: value for name, value in target.reference.items()})
+    tags[tracking.PREFIX + "train_seed"] = tracking.tag_value(target.train_seed)
     return tags
 
 
@@ -131,7 +132,7 @@ def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalT
     model_ids: list[str] = []
     done = []
     for spec, fmt in cells:
-        name = f"eval {target.label.replace('+', ' +')} → {spec.name} [{fmt}]"
+        name = f"eval {target.run_label} → {spec.name} [{fmt}]"
         key = cell_key(target, spec, fmt, settings)
         with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
                                   parent_run_id=parent_run_id, system_metrics=True, resumable=True) as cell:
