@@ -28,7 +28,7 @@ from amuro.core.paths import amuro_home
 from amuro.core.settings import FinetuneSettings
 from amuro.data.lineage import log_rows
 from amuro.data.specfile import load_spec_option
-from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model
+from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
 from amuro.training.features import training_features
 from amuro.training.hyperparameter_search import SearchSpace, TrialRuns, run_search
 from amuro.training.trainer import WARMUP_RATIO, train_model, weight_change
@@ -145,6 +145,9 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
         if not cell.reused:
             _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name)
             print(f"{name}: tuned model logged as runs:/{cell.run_id}/{MODEL_ARTIFACT}")
+    if cfg.register:
+        version = register_tuned(cfg.register, cell.run_id, {**tags, tracking.PREFIX + "run_key": key})
+        print(f"{name}: registered as models:/{cfg.register}/{version}")
     if cfg.evaluate:
         from amuro.commands.in_domain import evaluate_in_domain
 
@@ -161,6 +164,8 @@ def finetune(cfg: FinetuneSettings) -> str:
     launcher = tracking.drop_launcher()
     experiment_id = tracking.connect(cfg.experiment)
     spec = training_spec(cfg)
+    if cfg.register:
+        open_registered_model(cfg.register)
     series = open_or_build_series(cfg.model, experiment_id)
     ckpt = series.get(cfg.checkpoint) if cfg.checkpoint else series.last
     name = f"finetune {ckpt.label} {spec.name}"

@@ -226,6 +226,8 @@ class FinetuneSettings(Settings):
                                              empty="all of it")
     seed: int = setting(0, "Seed of the subsample, the data order and the initial adapter weights.")
     seeds: str | None = setting(None, SEEDS_HELP, key=False, empty="--seed alone")
+    register: str | None = setting(None, "Register the tuned model in the MLflow Model Registry under this name "
+                                         "(models:/NAME/VERSION).", key=False, empty="not registered")
     trials: int = setting(0, "Optuna trials searching lr and epochs on the validation split (0: no search).",
                           minimum=0)
     evaluate: bool = setting(True, "Score the tuned model and its base on the in-domain eval sets afterwards.",

@@ -60,3 +60,39 @@ def load_tuned(run_id: str, *, dtype=None):
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
+
+
+def open_registered_model(name: str) -> None:
+    """Make sure the Model Registry holds ``name`` (creating it), before any training: a name the registry
+    refuses fails here, in one line."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+        return
+    except MlflowException:
+        pass
+    try:
+        client.create_registered_model(name, description="Tuned models of amuro finetune runs.")
+    except MlflowException as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"the model registry refused the name {name!r} ({first[:200]}): choose another "
+                        "--register name (letters, digits, '-', '_', '.'; no '/' or ':')") from None
+
+
+def register_tuned(name: str, run_id: str, tags: dict[str, str]) -> int:
+    """Register a finetune run's tuned model as a version of ``name`` with the contract tags as version
+    tags (once per run: a run registered before keeps its version); returns the version number."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+        return int(version.version)
+    experiment_id = client.get_run(run_id).info.experiment_id
+    logged = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list", max_results=1,
+                                         filter_string=f"source_run_id = '{run_id}' and name = '{MODEL_ARTIFACT}'")
+    uri = logged[0].model_uri if logged else f"runs:/{run_id}/{MODEL_ARTIFACT}"
+    version = mlflow.register_model(uri, name, tags=tags)
+    return int(version.version)
