@@ -81,7 +81,7 @@ def test_hub_rows_are_recorded_with_hub_id_config_split_and_revision(tracking_ur
                        revision="bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c", splits={"test": "validation"},
                        labels=("yes", "no"))
     rows = load_examples(get("synth-nli"), "test")[:3]
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=tracking.connect("hub")) as run:
         digest = log_rows(spec, "validation", rows, "eval")
     (item,) = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
     assert (item.dataset.name, item.dataset.digest, item.dataset.source_type) == ("glue-rte", digest, "hugging_face")
