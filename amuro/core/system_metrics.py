@@ -9,6 +9,7 @@ A sweep names each cell's machine with ``MLFLOW_SYSTEM_METRICS_NODE_ID`` (``syst
 
 from __future__ import annotations
 
+import logging
 import os
 
 import mlflow
@@ -25,6 +26,7 @@ def monitoring() -> bool:
         return False
     if not os.environ.get(INTERVAL_ENV):
         mlflow.set_system_metrics_sampling_interval(CELL_SAMPLING_SECONDS)
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)   # no start/stop lines per cell
     return True
 
 
