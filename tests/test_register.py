@@ -12,8 +12,14 @@ from amuro.core.settings import FinetuneSettings
 def test_registered_version_carries_contract_tags_and_loads_like_the_run(tracking_uri, small_series):
     cfg = FinetuneSettings(experiment="reg", model=small_series, dataset="synth-nli", epochs=1,
                            max_train_examples=16, batch_size=8, evaluate=False, seed=3, register="tiny-nli")
-    run_id = finetune(cfg)
+    result = CliRunner().invoke(main, ["finetune", "--experiment", "reg", "--model", small_series, "--epochs", "1",
+                                       "--max-train-examples", "16", "--batch-size", "8", "--eval", "false",
+                                       "--seed", "3", "--register", "tiny-nli"])
+    assert result.exit_code == 0, result.output
     client = MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("reg").experiment_id], "tags.`amuro.kind` = 'finetune'")
+    run_id = run.info.run_id
+    assert "registered as models:/tiny-nli/1" in result.output
     (version,) = client.search_model_versions("name = 'tiny-nli'")
     assert int(version.version) == 1 and version.run_id == run_id
     run_tags = client.get_run(run_id).data.tags

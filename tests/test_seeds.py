@@ -14,20 +14,25 @@ from mlflow.tracking import MlflowClient
 
 from amuro.cli import main
 from amuro.commands.crosseval import crosseval
-from amuro.commands.finetune import finetune
 from amuro.commands.sweep import plan
 from amuro.core import tracking
-from amuro.core.settings import CrossevalSettings, EvalSettings, FinetuneSettings, SweepSettings
+from amuro.core.settings import CrossevalSettings, EvalSettings, SweepSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = EvalSettings(max_examples=8, shots=1, bootstrap=100)
 
 
 def test_two_seeds_are_two_replicates_reported_as_one_cell(tracking_uri, small_series, tmp_path):
-    group = finetune(FinetuneSettings(experiment="seeds", model=small_series, dataset="synth-nli", epochs=1,
-                                      max_train_examples=24, batch_size=8, seeds="0,1", eval=EVAL))
+    result = CliRunner().invoke(main, [
+        "finetune", "--experiment", "seeds", "--model", small_series, "--dataset", "synth-nli", "--epochs", "1",
+        "--max-train-examples", "24", "--batch-size", "8", "--seeds", "0,1", "--eval-max-examples", "8",
+        "--eval-shots", "1", "--eval-bootstrap", "100"])
+    assert result.exit_code == 0, result.output
     client = MlflowClient()
     experiment_id = tracking.connect("seeds")
+    (group_run,) = client.search_runs([experiment_id], "tags.`amuro.entry_point` = 'finetune'")
+    group = group_run.info.run_id
+    assert f"2 replicates (seeds 0, 1) under run {group}" in result.output
     tuned_runs = client.search_runs([experiment_id], "tags.`amuro.kind` = 'finetune'")
     assert sorted(r.data.tags["amuro.seed"] for r in tuned_runs) == ["0", "1"]
     assert {r.data.tags["mlflow.parentRunId"] for r in tuned_runs} == {group}
