@@ -109,6 +109,10 @@ def test_lm_eval_tasks_are_contract_cells_with_the_harness_predictions(tracking_
         assert all(len(h) == 64 for h in table.prompt_hash) and all(len(d) == SHOTS for d in table.demo_ids)
         if not generation:
             assert all(len(ll) == 2 and len(n) == 2 for ll, n in zip(table.option_loglik, table.option_loglik_norm))
+        (scored,) = run.inputs.dataset_inputs   # lineage: the scored documents, read through the hub loader
+        assert (scored.dataset.name, scored.dataset.source_type) == (tags["amuro.eval_dataset"], "hugging_face")
+        assert {t.key: t.value for t in scored.tags}["mlflow.data.context"] == "eval"
+        assert json.loads(scored.dataset.profile)["num_rows"] == ITEMS
         prompt = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/prompt.txt")
         assert prompt.count("Q: " if generation else "Question: ") == SHOTS + 1
 

@@ -83,3 +83,21 @@ def log_rows(spec: DatasetSpec, split: str, examples: Sequence[Example], context
     dataset = as_dataset(spec, split, examples)
     mlflow.log_input(dataset, context=context, tags={"split": split, "rows": str(len(examples))})
     return dataset.digest
+
+
+def log_hub_documents(name: str, docs, *, path: str, config: str | None, split: str, revision: str | None,
+                      data_files=None, context: str = "eval") -> str:
+    """Record rows of a Hugging Face ``datasets.Dataset`` read by another harness (lm-eval) as an input of the
+    active run, digested by their content; returns the digest."""
+    import datasets
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
+    if not isinstance(docs, datasets.Dataset):   # a task's processed documents may be a plain list
+        docs = datasets.Dataset.from_list(list(docs))
+    canonical = json.dumps(list(docs), sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:20]
+    source = HuggingFaceDatasetSource(path=path, config_name=config, split=split, revision=revision,
+                                      data_files=data_files)
+    dataset = mlflow.data.from_huggingface(docs, name=name, digest=digest, source=source)
+    mlflow.log_input(dataset, context=context, tags={"split": split, "rows": str(len(docs))})
+    return digest

@@ -175,6 +175,7 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
                  "bootstrap": settings.bootstrap, "eval_seed": settings.seed}, known)
     started = time.perf_counter()
     if isinstance(spec, LmEvalTask):
+        spec.log_scored_documents(settings)
         results, prompt, params = spec.score(model, tokenizer, settings, known)
         _log_params(params, known)
     else:

@@ -108,6 +108,19 @@ class LmEvalTask:
         return results, prompt, {"method": self.output_type, "lm_eval_task": self.task_name,
                                  "lm_eval_version": lm_eval.__version__, "split": _scored_split(task)}
 
+    def log_scored_documents(self, settings: EvalSettings) -> None:
+        """The documents lm-eval scores (the first ``max_examples`` of the eval split) as the run's eval input."""
+        from amuro.data.lineage import log_hub_documents
+
+        task = self.harness_task
+        docs = task.eval_docs
+        if settings.max_examples:
+            docs = docs.select(range(min(settings.max_examples, len(docs))))
+        kwargs = task.get_config("dataset_kwargs") or {}
+        log_hub_documents(self.name, docs, path=str(task.get_config("dataset_path")),
+                          config=task.get_config("dataset_name"), split=_scored_split(task),
+                          revision=kwargs.get("revision"), data_files=kwargs.get("data_files"))
+
     def _result(self, sample: dict, demo_ids: Sequence[str]) -> ItemResult:
         value = sample[self.primary_metric]
         try:
