@@ -61,26 +61,42 @@ class Option:
         return str(self.default)
 
 
-def options_of(cls: type[Settings], prefix: str = "", path: tuple[str, ...] = (), defaults=None) -> Iterator[Option]:
-    """The options of a settings class, nested settings flattened under their option prefix."""
-    defaults = defaults if defaults is not None else cls()
+def declared_defaults(cls: type[Settings]) -> dict[str, object]:
+    """Each field's declared default, before ``validate`` resolves the ones that depend on others (a preset's
+    epochs, a protocol's seed): an option not given must stay unset, not take another setting's resolution."""
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            values[f.name] = value.to_dict() if isinstance(value, Settings) else value
+    return values
+
+
+def options_of(cls: type[Settings], prefix: str = "", path: tuple[str, ...] = (), defaults=None,
+               shadowed: frozenset[str] = frozenset()) -> Iterator[Option]:
+    """The options of a settings class, nested settings flattened under their option prefix; a nested field
+    that the outer class also declares (finetune's ``protocol``) is set through the outer one only."""
+    defaults = defaults if defaults is not None else declared_defaults(cls)
     hints = field_types(cls)
+    covering = frozenset(f.name for f in dataclasses.fields(cls) if declared(f).covers_nested)
     for f in dataclasses.fields(cls):
         meta = declared(f)
-        if not meta.cli:
+        if not meta.cli or f.name in shadowed:
             continue
-        hint, value = hints[f.name], getattr(defaults, f.name)
+        hint, value = hints[f.name], defaults[f.name]
         own = meta.option if meta.option is not None else f.name
         if is_settings(hint):
             inner = f"{prefix}{own}_" if own else prefix
-            yield from options_of(hint, inner, (*path, f.name), value)
+            yield from options_of(hint, inner, (*path, f.name), value, covering)
         else:
             yield Option((*path, f.name), prefix + own, hint, meta, value)
 
 
 def settings_from_options(cls: type[Settings], given: dict[str, object]):
     """A settings object from the options given (None: not given, the field's default)."""
-    values = cls().to_dict()
+    values = declared_defaults(cls)
     for option in options_of(cls):
         text = given.get(option.name)
         if text is None:

@@ -139,7 +139,7 @@ def test_instruction_tuned_models_get_the_readable_multiple_choice_suites(tmp_pa
     features, splits = FIXTURES["arc_easy"]
     write_hub_copy(tmp_path / "arc_easy", get("arc_easy"), splits, features)
     cfg = CrossevalSettings(experiment="x", datasets="synth-nli", formats="all")
-    tuned_it = {(spec.name, fmt) for spec, fmt in _cells(cfg, "it")}
+    tuned_it = {(spec.name, fmt) for spec, fmt in _cells(cfg, "it", [])}
     assert ("arc_easy", "default") in tuned_it and not {"boolq", "hellaswag"} & {name for name, _ in tuned_it}
-    assert {spec.name for spec, _ in _cells(cfg, "sft")} == {"synth-nli"}
+    assert {spec.name for spec, _ in _cells(cfg, "sft", [])} == {"synth-nli"}
     assert relation("tulu_v2", "arc_easy") == "in-domain"

@@ -31,7 +31,7 @@ def test_bootstrap_against_hand_computed_distribution():
     assert (estimate.ci_low, estimate.ci_high) == (0.25, 1.0)
     assert estimate.se == pytest.approx(math.sqrt(3 / 64), rel=0.03)
     assert estimate.metrics() == {"score": 0.75, "score_ci_low": 0.25, "score_ci_high": 1.0,
-                                  "score_se": estimate.se, "n": 4}
+                                  "score_ci_mid": 0.625, "score_se": estimate.se, "n": 4}
 
 
 def test_bootstrap_is_seeded_and_degenerate_sets_have_no_spread():

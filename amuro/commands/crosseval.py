@@ -78,7 +78,7 @@ def _cells(cfg: CrossevalSettings, tuning: str, lmeval: list[LmEvalTask]) -> lis
                                                                             "hub (needs network)")
         specs += [s for s in tasks.CATALOGUE.values()
                   if s.kind == "multiple_choice" and s not in specs and availability(s) in readable]
-    return select_cells(specs + lmeval, cfg.formats)
+    return select_cells(specs + lmeval, cfg.formats, cfg.eval.protocol)
 
 
 def _target(run, seed: int) -> EvalTarget:

@@ -25,8 +25,10 @@ from amuro.commands.pretrain import open_or_build_series
 from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
 from amuro.core.paths import amuro_home
+from amuro.core.protocol import protocol
 from amuro.core.settings import FinetuneSettings
 from amuro.data.lineage import log_rows
+from amuro.data.protocol import for_protocol
 from amuro.data.specfile import load_spec_option
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
 from amuro.training.features import training_features
@@ -50,12 +52,12 @@ def training_spec(cfg: FinetuneSettings) -> tasks.DatasetSpec:
                         "use --dataset synth-instruct (offline) or tulu_v2, or --tuning sft")
     if cfg.tuning == "sft" and spec.kind == "chat":
         raise UserError(f"{spec.name} is a chat mixture: use --tuning it for it, or an sft set such as synth-nli")
-    return spec
+    return for_protocol(spec, cfg.protocol)
 
 
 def training_examples(spec: tasks.DatasetSpec, cfg: FinetuneSettings) -> list[tasks.Example]:
     """The training split, cut to ``max_train_examples`` by a subsample seeded with the run's seed."""
-    examples = tasks.load_examples(spec, "train")
+    examples = tasks.load_examples(spec, "train", protocol=cfg.protocol)
     if cfg.max_train_examples and cfg.max_train_examples < len(examples):
         examples = random.Random(f"train/{cfg.seed}").sample(examples, cfg.max_train_examples)
     return examples
@@ -81,8 +83,9 @@ def _log_params_once(params: dict[str, object]) -> None:
         mlflow.log_params({name: tracking.tag_value(value) for name, value in missing.items()})
 
 
-def _packing(cfg: FinetuneSettings) -> dict[str, int]:
-    return {"train_shots": cfg.train_shots, "seed": cfg.seed}
+def _packing(cfg: FinetuneSettings) -> dict[str, object]:
+    return {"train_shots": cfg.train_shots, "seed": cfg.seed,
+            "tokenization": protocol(cfg.protocol).training_tokenization}
 
 
 # --- the entry point --------------------------------------------------------------------------------------
@@ -140,6 +143,7 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
     tags = tracking.contract_tags(
         kind="finetune", model=series.name, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
         tuning=cfg.tuning_tag, train_dataset=spec.name, seed=cfg.seed, source_run_id=ckpt.source_run_id)
+    tags[tracking.PREFIX + "protocol"] = cfg.protocol
     with tracking.tracked_run(experiment_id, key, tags, name, parent_run_id=parent, resumable=True,
                               system_metrics=True) as cell:
         if not cell.reused:

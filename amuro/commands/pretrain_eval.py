@@ -37,7 +37,7 @@ def select_datasets(selection: str, settings: EvalSettings) -> list[DatasetSpec]
     chosen, skipped = [], []
     for spec in tasks.resolve(selection):
         usable = availability(spec) in ("yes", "local copy", "cached") or (spec.source == "hub" and not hub_offline())
-        has_demos = settings.shots == 0 or settings.demos != "train" or "train" in spec.splits
+        has_demos = settings.shots == 0 or settings.demo_source != "train" or "train" in spec.splits
         (chosen if spec.name in named or (usable and has_demos) else skipped).append(spec)
     if skipped:
         print(f"skipping {len(skipped)} datasets not available offline or without a train split for "
@@ -56,7 +56,8 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
     settings = cfg.eval
     selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
     specs = select_datasets(selection, settings) if selection else []
-    cells = select_cells(specs + load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include), cfg.formats)
+    cells = select_cells(specs + load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include), cfg.formats,
+                         settings.protocol)
     check_cells(cells, settings)
     series = open_or_build_series(cfg.model, experiment_id)
     chosen = series.select(cfg.checkpoints)

@@ -83,7 +83,7 @@ def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
                 cells.append(PlannedCell(tuned[-1], FinetuneSettings(
                     experiment=experiment, model=cfg.model, checkpoint=revision, dataset=dataset, tuning=cfg.tuning,
                     lora=cfg.lora, preset=cfg.preset, epochs=cfg.epochs, max_train_examples=cfg.max_train_examples,
-                    seed=seed, evaluate=False, dataset_spec=cfg.dataset_spec)))
+                    seed=seed, protocol=cfg.eval.protocol, evaluate=False, dataset_spec=cfg.dataset_spec)))
             cells.append(PlannedCell(f"crosseval {short}@step{step}+{dataset}", CrossevalSettings(
                 experiment=experiment, runs=SWEEP_RUN_PLACEHOLDER, model=series_name, train_dataset=dataset,
                 steps=str(step), datasets=cfg.eval_datasets, formats=cfg.formats, eval=cfg.eval,

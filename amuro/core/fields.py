@@ -34,6 +34,7 @@ class Declared:
     flag: bool = False                   # a bool given alone (``--lora``) or as true/false
     option: str | None = None            # CLI option name when not derived from the field name
     cli: bool = True                     # False: set by code only, never a CLI option
+    covers_nested: bool = False          # also sets the field of that name in nested settings (no own option)
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory=None, **declared) -> Any:

@@ -6,11 +6,13 @@ sweep score with it, and finetune's in-domain scoring uses it under the ``eval-`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 from amuro.core.errors import UserError
 from amuro.core.fields import Settings, require, setting, split_list
+from amuro.core.protocol import DEFAULT_PROTOCOL, PROTOCOLS, STUDY_MICRO_BATCH, STUDY_TRAIN_SEED, protocol
 
 CLASSIFICATION_METHODS = ("next-token", "loglik", "generate")
 STOPS = ("default", "none")
@@ -94,6 +96,12 @@ def batch_size_value(value: str | int | None) -> int | str | None:
     raise UserError(f"batch_size takes a positive whole number or 'auto', got {value!r}")
 
 
+def protocol_setting():
+    return setting(DEFAULT_PROTOCOL, "study (the published code's protocol, byte for byte) or amuro (its fixes); "
+                                     "README, Protocols, lists every difference.", choices=PROTOCOLS,
+                   covers_nested=True)
+
+
 @dataclass
 class EvalSettings(Settings):
     """How a cell is scored: prompts, scoring method, items and the bootstrap."""
@@ -109,11 +117,23 @@ class EvalSettings(Settings):
                                            key=False, empty="auto on a GPU, 16 on a CPU")
     bootstrap: int = setting(3000, "Bootstrap resamples for the 95% interval.", minimum=1)
     max_new_tokens: int = setting(60, "Generation budget of generation tasks.", minimum=1)
-    stop: str = setting("default", "'default' (a blank line and the template's opening at a line start) or "
-                                   "'none' (the study's).", choices=STOPS)
-    demos: str = setting("train", "'train' (seeded, from the train split) or 'first-k' (the first items of the "
-                                  "scored split).", choices=DEMOS)
+    stop: str | None = setting(None, "'default' (a blank line and the template's opening at a line start) or "
+                                     "'none' (the study's).", choices=STOPS, empty="the protocol's")
+    demos: str | None = setting(None, "'train' (seeded, from the train split) or 'first-k' (the first items of "
+                                      "the scored split).", choices=DEMOS, empty="the protocol's")
     seed: int = setting(0, "Seed of demonstrations and bootstrap.")
+    protocol: str = protocol_setting()
+
+    @property
+    def demo_source(self) -> str:
+        return self.demos or protocol(self.protocol).demonstrations
+
+    @property
+    def stop_rule(self) -> str:
+        return self.stop or protocol(self.protocol).stop
+
+    def key_settings(self) -> dict[str, object]:
+        return {**super().key_settings(), "demos": self.demo_source, "stop": self.stop_rule}
 
     def validate(self) -> None:
         self.batch_size = batch_size_value(self.batch_size)
@@ -200,6 +220,7 @@ class FinetuneSettings(Settings):
 
     experiment: str | None = experiment_setting()
     model: str = model_setting()
+    protocol: str = protocol_setting()
     checkpoint: str | None = setting(None, "Revision or step of the base checkpoint.", empty="the series' last")
     dataset: str = setting("synth-nli", "Training set: a catalogue name (see `amuro datasets`) or one declared "
                                         "in --dataset-spec.")
@@ -211,10 +232,11 @@ class FinetuneSettings(Settings):
     lora_r: int = setting(8, "LoRA rank.", minimum=1)
     lora_alpha: int = setting(16, "LoRA alpha.", minimum=1)
     lora_dropout: float = setting(0.05, "LoRA dropout, in [0, 1).", minimum=0)
-    preset: str = setting("tiny", "Defaults of the training settings: tiny (epochs 2, lr 3e-3, batch 4, max "
-                                  "length 512, train shots 4) or amuro-char (the study: epochs 3 (it: 5), lr 2e-6 "
-                                  "(xsum: 2e-7), batch 8, max length 2048, train shots 0).",
-                          key=False, choices=PRESETS)
+    preset: str | None = setting(None, "Defaults of the training settings: tiny (epochs 2, lr 3e-3, batch 4, max "
+                                        "length 512, train shots 4) or amuro-char (the study: epochs 3 (it: 5), lr "
+                                        "2e-6 (xsum: 2e-7), batch 8, max length 2048, train shots 0; under --protocol "
+                                        "study batch 1 x 8 accumulation steps).",
+                                 key=False, choices=PRESETS, empty="tiny; amuro-char under --protocol study")
     epochs: int | None = setting(None, "Training epochs.", minimum=1, empty="the preset's")
     lr: float | None = setting(None, "Peak learning rate.", minimum=0, above=True, empty="the preset's")
     batch_size: int | None = setting(None, "Examples per device step.", minimum=1, empty="the preset's")
@@ -224,7 +246,8 @@ class FinetuneSettings(Settings):
                                             "prompt (tiny: 4, amuro-char: 0).", minimum=0, empty="the preset's")
     max_train_examples: int | None = setting(None, "Seeded subsample of the training split.", minimum=1,
                                              empty="all of it")
-    seed: int = setting(0, "Seed of the subsample, the data order and the initial adapter weights.")
+    seed: int | None = setting(None, "Seed of the subsample, the data order and the initial adapter weights.",
+                               empty=f"0; {STUDY_TRAIN_SEED} under --protocol study")
     seeds: str | None = setting(None, SEEDS_HELP, key=False, empty="--seed alone")
     register: str | None = setting(None, "Register the tuned model in the MLflow Model Registry under this name "
                                          "(models:/NAME/VERSION).", key=False, empty="not registered")
@@ -238,8 +261,15 @@ class FinetuneSettings(Settings):
                                      empty="about ten per run")
 
     def validate(self) -> None:
+        study = self.protocol == "study"
+        if self.preset is None:
+            self.preset = "amuro-char" if study else "tiny"
+        if self.seed is None:
+            self.seed = STUDY_TRAIN_SEED if study else 0
+        if self.eval.protocol != self.protocol:    # the in-domain cells are scored under the same protocol
+            self.eval = dataclasses.replace(self.eval, protocol=self.protocol)
         defaults = {**FINETUNE_PRESETS[self.preset], **PRESET_OVERRIDES.get((self.preset, self.tuning), {}),
-                    **PRESET_OVERRIDES.get((self.preset, self.dataset), {})}
+                    **PRESET_OVERRIDES.get((self.preset, self.dataset), {}), **(STUDY_MICRO_BATCH if study else {})}
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
@@ -303,12 +333,14 @@ class SweepSettings(Settings):
     tuning: str = setting("sft", "Kind of tuning of every finetune cell.", choices=TUNINGS)
     lora: bool = setting(False, "Train LoRA adapters instead of all weights.", flag=True)
     eval: EvalSettings = setting(help="How each eval cell is scored.", factory=_sweep_eval, option="")
-    preset: str = setting("tiny", "finetune's preset of training settings.", choices=PRESETS)
+    preset: str | None = setting(None, "finetune's preset of training settings.", choices=PRESETS,
+                                 empty="tiny; amuro-char under --protocol study")
     epochs: int | None = setting(None, "Fine-tuning epochs.", minimum=1,
                                  empty="1 with the tiny preset, else the preset's")
     max_train_examples: int | None = setting(None, "Seeded subsample of each training split.", minimum=1,
                                              empty="all of it")
-    train_seed: int = setting(0, "Seed of every finetune cell.")
+    train_seed: int | None = setting(None, "Seed of every finetune cell.",
+                                     empty=f"0; {STUDY_TRAIN_SEED} under --protocol study")
     seeds: str | None = setting(None, SEEDS_HELP + " Every finetune cell is run once per seed.", key=False,
                                 empty="--train-seed alone")
     workers: int = setting(1, "Cells run in parallel processes (against a tracking server).", key=False, minimum=1)
@@ -320,6 +352,11 @@ class SweepSettings(Settings):
     lm_eval_include: str | None = lm_eval_include_setting()
 
     def validate(self) -> None:
+        study = self.eval.protocol == "study"
+        if self.preset is None:
+            self.preset = "amuro-char" if study else "tiny"
+        if self.train_seed is None:
+            self.train_seed = STUDY_TRAIN_SEED if study else 0
         if self.epochs is None and self.preset == "tiny":
             self.epochs = SWEEP_TINY_EPOCHS
         require(bool(self.train_dataset_list), "train_datasets is empty: name at least one training set")

@@ -38,15 +38,20 @@ TEMPLATES: dict[str, dict[str, str]] = {
 }
 
 
-def template(spec: DatasetSpec, fmt: str) -> str:
+def _templates(spec: DatasetSpec) -> dict[str, str]:
     options = {**TEMPLATES.get(spec.task, {}), **spec.templates}
+    return {f: t for f, t in options.items() if not spec.formats or f in spec.formats}
+
+
+def template(spec: DatasetSpec, fmt: str) -> str:
+    options = _templates(spec)
     if fmt not in options:
         raise unknown(f"prompt format for {spec.name}", fmt, options)
     return options[fmt]
 
 
 def formats_for(spec: DatasetSpec) -> tuple[str, ...]:
-    options = {**TEMPLATES.get(spec.task, {}), **spec.templates}
+    options = _templates(spec)
     return tuple(f for f in FORMATS if f in options) + tuple(sorted(set(options) - set(FORMATS)))
 
 
@@ -77,8 +82,13 @@ def answer_text(spec: DatasetSpec, example: Example) -> str:
     return example.target
 
 
-def few_shot_prefix(spec: DatasetSpec, demos: Sequence[Example], fmt: str) -> str:
-    """Demonstrations joined with their answers, ending with the separator before the scored item."""
+def few_shot_prefix(spec: DatasetSpec, demos: Sequence[Example], fmt: str, *, verbatim: bool = False) -> str:
+    """Demonstrations joined with their answers, ending with the separator before the scored item.
+
+    ``verbatim`` lays them out as the study's code does: ``prompt + completion + "\n"`` each, nothing added
+    (the multiple-choice suites keep the harness layout, which the study's evaluation of them used)."""
+    if verbatim and spec.kind != "multiple_choice":
+        return "".join(render(spec, demo, fmt) + answer_text(spec, demo) + "\n" for demo in demos)
     blocks = [join(render(spec, demo, fmt), answer_text(spec, demo)) for demo in demos]
     return "".join(block + DEMO_SEPARATOR for block in blocks)
 

@@ -7,6 +7,7 @@ import random
 from collections.abc import Mapping
 
 from amuro.core.errors import UserError
+from amuro.core.protocol import DEFAULT_PROTOCOL, protocol
 from amuro.data import guards, synthetic
 from amuro.data.rows import RowReader, is_blank, lookup
 from amuro.data.spec import DatasetSpec, Example
@@ -17,11 +18,13 @@ EVALUATION_ROLES = ("validation", "test")
 log = logging.getLogger(__name__)
 
 
-def load_examples(spec: DatasetSpec, role: str, *, limit: int | None = None) -> list[Example]:
+def load_examples(spec: DatasetSpec, role: str, *, limit: int | None = None,
+                  protocol: str = DEFAULT_PROTOCOL) -> list[Example]:
     """The examples of one role (``train``, ``validation``, ``test``) of a dataset.
 
     Training splits are subsampled as in the study: a shuffle seeded with 42, then ``spec.train_size``
-    examples (or the fraction ``spec.subsample``). Every split passes the guards of ``amuro.data.guards``
+    examples (or the fraction ``spec.subsample``); under ``--protocol study`` exactly the rows ``datasets``'
+    ``shuffle(seed=42).select(range(n))`` picks. Every split passes the guards of ``amuro.data.guards``
     before it is returned; training rows with missing or blank fields are skipped, evaluation splits with
     such rows are refused.
     """
@@ -37,40 +40,52 @@ def load_examples(spec: DatasetSpec, role: str, *, limit: int | None = None) -> 
         else:
             examples = list(synthetic.generate(task, domain, split))
         guards.require_rows(spec, split, len(examples))
-        size = sample_size(spec, role, len(examples))
+        size = sample_size(spec, role, len(examples), protocol)
         if size is not None:
-            examples = [examples[i] for i in _shuffled(len(examples))[:size]]
+            examples = [examples[i] for i in shuffled(len(examples), protocol)[:size]]
     else:
-        examples = _read_examples(spec, role, split)
+        examples = _read_examples(spec, role, split, protocol)
     return examples[:limit] if limit else examples
 
 
-def sample_size(spec: DatasetSpec, role: str, total: int) -> int | None:
+def sample_size(spec: DatasetSpec, role: str, total: int, protocol: str = DEFAULT_PROTOCOL) -> int | None:
     """How many training examples to draw (``None``: keep the split whole)."""
     if role != "train":
         return None
     if spec.subsample:
+        if study_subset(protocol):
+            return max(1, int(total * spec.subsample))
         return max(1, round(spec.subsample * total))
     if spec.train_size and total > spec.train_size:
         return spec.train_size
     return None
 
 
-def _shuffled(total: int) -> list[int]:
+def study_subset(name: str) -> bool:
+    return protocol(name).train_subset == "datasets-shuffle"
+
+
+def shuffled(total: int, protocol_name: str = DEFAULT_PROTOCOL) -> list[int]:
+    """Row indices in the training order: ``datasets.Dataset.shuffle(seed=42)``'s permutation (NumPy's
+    ``default_rng(42)``) under the study's protocol, a ``random.Random(42)`` shuffle under amuro's."""
+    if study_subset(protocol_name):
+        import numpy as np
+
+        return np.random.default_rng(TRAIN_SEED).permutation(total).tolist()
     order = list(range(total))
     random.Random(TRAIN_SEED).shuffle(order)
     return order
 
 
-def _read_examples(spec: DatasetSpec, role: str, split: str) -> list[Example]:
+def _read_examples(spec: DatasetSpec, role: str, split: str, protocol_name: str) -> list[Example]:
     from amuro.data.sources import read_split
 
     rows = read_split(spec, split)
     total = len(rows)
     guards.require_rows(spec, split, total)
     reader = RowReader(spec)
-    size = sample_size(spec, role, total)
-    indexed = ((i, rows[i]) for i in _shuffled(total)) if size is not None else enumerate(rows)
+    size = sample_size(spec, role, total, protocol_name)
+    indexed = ((i, rows[i]) for i in shuffled(total, protocol_name)) if size is not None else enumerate(rows)
     ids = _ItemIds(spec, split)
     readings, offenders = [], []
     for index, row in indexed:

@@ -54,12 +54,14 @@ class DatasetSpec:
     description: str = ""
     notes: str = ""
     preprocess: str | None = None
+    formats: tuple[str, ...] = ()     # the prompt formats it is scored in; empty: every format of its task
 
     def __post_init__(self) -> None:
         for name in ("splits", "fields", "label_map", "templates"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "in_domain_of", tuple(self.in_domain_of))
+        object.__setattr__(self, "formats", tuple(self.formats))
 
     @property
     def kind(self) -> str:

@@ -11,8 +11,11 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from amuro.core.protocol import DEFAULT_PROTOCOL
+from amuro.core.protocol import protocol as protocol_rules
 from amuro.data import DatasetSpec, Example, few_shot_prefix, render, stop_strings
 from amuro.data.formats import continuation
+from amuro.scoring.label_tokens import every_subtoken, first_tokens, label_words
 from amuro.scoring.metrics import accuracy, rouge_l
 from amuro.scoring.scorer import METHODS, Scorer
 
@@ -35,32 +38,19 @@ class ItemResult:
 
 
 
-def label_words(spec: DatasetSpec, items: Sequence[Example]) -> tuple[str, ...]:
-    if spec.labels:
-        return spec.labels
-    from_choices = tuple(dict.fromkeys(w for ex in items for w in ex.choices))
-    return from_choices or tuple(dict.fromkeys(ex.target for ex in items))
-
-
-def first_tokens(tokenizer, words: Sequence[str]) -> list[list[int]]:
-    """Each label word's first token, with and without a leading space (distinct ids, space-less first)."""
-    out = []
-    for word in words:
-        ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in (word, " " + word)]
-        out.append(list(dict.fromkeys(i[0] for i in ids if i)))
-    return out
-
-
 def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Example], items: Sequence[Example],
                *, method: str = "next-token", batch_size: int | str | None = None, max_new_tokens: int = 60,
-               stop: str = "default", known=None) -> list[ItemResult]:
+               stop: str = "default", protocol: str = DEFAULT_PROTOCOL, known=None) -> list[ItemResult]:
     """Score ``items`` few-shot (``demos`` before each) in prompt format ``fmt``; one result per item, in order.
+
+    The protocol decides the demonstrations' layout, the next-token candidates and ROUGE-L's stemming.
 
     ``known`` (``amuro.scoring.resume.ScoredSoFar``) holds answers already computed by item id: only the
     other items are scored, and each batch is reported to it."""
     from amuro.scoring.resume import remembered
 
-    prefix = few_shot_prefix(spec, demos, fmt)
+    rules = protocol_rules(protocol)
+    prefix = few_shot_prefix(spec, demos, fmt, verbatim=rules.templates == "verbatim")
     prompts = [prefix + render(spec, ex, fmt) for ex in items]
     scorer = Scorer(model, tokenizer, batch_size=batch_size, desc=f"{spec.name} [{fmt}]")
     stops = stop_strings(spec, fmt) if stop == "default" else ()
@@ -78,7 +68,8 @@ def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Ex
     if spec.kind == "generation":
         predictions = generated(max_new_tokens)
         references = [ex.target for ex in items]
-        return _results(items, prompts, predictions, references, rouge_l(predictions, references), logged)
+        return _results(items, prompts, predictions, references,
+                        rouge_l(predictions, references, stemming=rules.rouge_stemming), logged)
     if spec.kind == "multiple_choice":
         scores = loglikelihoods([[continuation(p, c) for c in ex.choices] for p, ex in zip(prompts, items)])
         picks = [_argmax(s) for s in scores]
@@ -94,6 +85,12 @@ def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Ex
     elif method == "loglik":
         scores = loglikelihoods([[continuation(p, w) for w in labels] for p in prompts])
         predictions = [labels[_argmax(s)] for s in scores]
+    elif method == "next-token" and rules.label_tokens == "every-subtoken":
+        candidates, owners = every_subtoken(tokenizer, labels)
+        flat = remembered(scorer, known, ids, lambda p: scorer.next_token_logprobs(p, [[t] for t in candidates]),
+                          prompts)
+        predictions = [labels[owners[_argmax(s)]] for s in flat]   # the earliest best candidate, as np.argmax
+        scores = [[max(v for v, o in zip(s, owners) if o == k) for k in range(len(labels))] for s in flat]
     elif method == "next-token":
         candidates = first_tokens(tokenizer, labels)
         scores = remembered(scorer, known, ids, lambda p: scorer.next_token_logprobs(p, candidates), prompts)

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
+from amuro.core.protocol import DEFAULT_PROTOCOL, protocol
 from amuro.core.settings import EvalSettings
 from amuro.data import (
     FORMATS,
@@ -30,6 +31,7 @@ from amuro.data import (
 )
 from amuro.data.formats import few_shot_prefix
 from amuro.data.lineage import log_rows
+from amuro.data.protocol import for_protocol
 from amuro.models.targets import EvalTarget
 from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
 from amuro.scoring.lmeval_tasks import LmEvalTask
@@ -47,9 +49,11 @@ def _formats(spec: Dataset) -> tuple[str, ...]:
     return (LMEVAL_FORMAT,) if isinstance(spec, LmEvalTask) else formats_for(spec)
 
 
-def select_cells(specs: Sequence[Dataset], formats: str | Sequence[str]) -> list[tuple[Dataset, str]]:
+def select_cells(specs: Sequence[Dataset], formats: str | Sequence[str],
+                 protocol: str = DEFAULT_PROTOCOL) -> list[tuple[Dataset, str]]:
     """(dataset, format) pairs: ``all`` formats of each dataset, or the named ones each dataset has (an lm-eval
-    task has one, ``default``: its own prompt)."""
+    task has one, ``default``: its own prompt; under the study's protocol its datasets have its formats)."""
+    specs = [for_protocol(spec, protocol) for spec in specs]
     words = [w.strip() for w in (formats.split(",") if isinstance(formats, str) else formats) if w.strip()]
     if not words:
         raise UserError("no prompt formats selected: name formats (default, instruct, io) or 'all'")
@@ -78,7 +82,7 @@ def demos_and_items(spec: DatasetSpec, settings: EvalSettings) -> tuple[list[Exa
     items = pool[:settings.max_examples] if settings.max_examples else pool
     if settings.shots == 0:
         return [], items
-    if settings.demos == "first-k":
+    if settings.demo_source == "first-k":
         if settings.shots > len(pool):
             raise UserError(f"shots ({settings.shots}) is larger than the {split} split of {spec.name} "
                             f"({len(pool)} items): lower --shots")
@@ -121,6 +125,7 @@ def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSetting
         metric=spec.metric, seed=target.seed, source_run_id=target.source_run_id)
     tags.update({tracking.PREFIX + name: value for name, value in target.reference.items()})
     tags[tracking.PREFIX + "train_seed"] = tracking.tag_value(target.train_seed)
+    tags[tracking.PREFIX + "protocol"] = settings.protocol
     return tags
 
 
@@ -132,6 +137,7 @@ def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalT
     model_ids: list[str] = []
     done = []
     for spec, fmt in cells:
+        spec = for_protocol(spec, settings.protocol)
         name = f"eval {target.run_label} → {spec.name} [{fmt}]"
         key = cell_key(target, spec, fmt, settings)
         with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
@@ -172,7 +178,7 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
                    known: ScoredSoFar) -> None:
     mlflow.set_tag(tracking.PREFIX + "model_id", model_id)
     _log_params({"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size or "default",
-                 "bootstrap": settings.bootstrap, "eval_seed": settings.seed}, known)
+                 "bootstrap": settings.bootstrap, "eval_seed": settings.seed, "protocol": settings.protocol}, known)
     started = time.perf_counter()
     if isinstance(spec, LmEvalTask):
         spec.log_scored_documents(settings)
@@ -181,17 +187,18 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
     else:
         demos, items = demos_and_items(spec, settings)
         method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
-        _log_params({"method": method, "max_new_tokens": settings.max_new_tokens, "stop": settings.stop,
-                           "demos": settings.demos, "split": scored_split(spec),
+        _log_params({"method": method, "max_new_tokens": settings.max_new_tokens, "stop": settings.stop_rule,
+                           "demos": settings.demo_source, "split": scored_split(spec),
                            "demo_ids": ",".join(d.item_id for d in demos)[:6000]}, known)
         log_rows(spec, spec.splits[scored_split(spec)], items, "eval")
         if demos:
-            demo_role = "train" if settings.demos == "train" else scored_split(spec)
+            demo_role = "train" if settings.demo_source == "train" else scored_split(spec)
             log_rows(spec, spec.splits[demo_role], demos, "demonstrations")
-        prompt = few_shot_prefix(spec, demos, fmt) + render(spec, items[0], fmt) if items else ""
+        verbatim = protocol(settings.protocol).templates == "verbatim"
+        prompt = few_shot_prefix(spec, demos, fmt, verbatim=verbatim) + render(spec, items[0], fmt) if items else ""
         results = score_cell(model, tokenizer, spec, fmt, demos, items, method=settings.method,
-                             batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, stop=settings.stop,
-                             known=known)
+                             batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, stop=settings.stop_rule,
+                             protocol=settings.protocol, known=known)
     elapsed = time.perf_counter() - started
     if prompt:
         mlflow.log_text(prompt, "prompt.txt")

@@ -23,16 +23,17 @@ def accuracy(predictions: Sequence[str], references: Sequence[str]) -> list[floa
     return [float(normalize(p) == normalize(r)) for p, r in zip(predictions, references, strict=True)]
 
 
-@lru_cache(maxsize=1)
-def _rouge_scorer():
+@lru_cache(maxsize=2)
+def _rouge_scorer(stemming: bool):
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=stemming)
 
 
-def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> list[float]:
-    """ROUGE-L F-measure per item, with Porter stemming (``rouge-score``)."""
-    scorer = _rouge_scorer()
+def rouge_l(predictions: Sequence[str], references: Sequence[str], *, stemming: bool = True) -> list[float]:
+    """ROUGE-L F-measure per item (``rouge-score``), with Porter stemming or, as HF ``evaluate``'s ``rouge``
+    computes it by default (``RougeScorer(rouge_types, use_stemmer=False).score(reference, prediction)``), without."""
+    scorer = _rouge_scorer(stemming)
     return [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)]
 
 
@@ -48,7 +49,12 @@ class Estimate:
 
     def metrics(self) -> dict[str, float]:
         return {"score": self.score, "score_ci_low": self.ci_low, "score_ci_high": self.ci_high,
-                "score_se": self.se, "n": self.n}
+                "score_ci_mid": self.ci_mid, "score_se": self.se, "n": self.n}
+
+    @property
+    def ci_mid(self) -> float:
+        """The interval's midpoint: the score the study reports (``(high - low) / 2 + low``)."""
+        return (self.ci_high - self.ci_low) / 2 + self.ci_low
 
 
 def _resampled_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:

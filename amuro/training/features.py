@@ -41,6 +41,56 @@ def completion_features(tokenizer, prompt: str, answer: str, max_length: int) ->
     return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids}
 
 
+_SPACES = (" ", "\n", "\t")
+
+
+def study_completion_features(tokenizer, prompt: str, completion: str, max_length: int) -> dict[str, list[int]]:
+    """The study's ``encode_with_prompt_completion_format``: prompt, completion and EOS tokenized as one string
+    (a space between them when neither side has one), cut from the right at ``max_length``; the first
+    ``len(tokenizer(prompt without its last whitespace))`` tokens are masked."""
+    if not prompt.endswith(_SPACES) and not completion.startswith(_SPACES):
+        text = prompt + " " + completion
+    else:
+        text = prompt + completion
+    input_ids = list(tokenizer(text + tokenizer.eos_token, max_length=max_length, truncation=True)["input_ids"])
+    masked_prompt = prompt[:-1] if prompt.endswith(_SPACES) else prompt
+    masked = len(tokenizer(masked_prompt, max_length=max_length, truncation=True)["input_ids"])
+    return {"input_ids": input_ids, "labels": [IGNORE] * min(masked, len(input_ids)) + input_ids[masked:]}
+
+
+def _study_chat_text(messages: Sequence[dict], eos: str) -> str:
+    text = ""
+    for message in messages:
+        role = message["role"]
+        if role not in ROLE_MARKERS:
+            raise UserError(f"chat message role {role!r} is not supported: use system, user or assistant")
+        text += ROLE_MARKERS[role] + message["content"].strip() + (eos if role == "assistant" else "") + "\n"
+    return text
+
+
+def study_chat_features(tokenizer, messages: Sequence[dict], max_length: int) -> dict[str, list[int]]:
+    """The study's ``encode_with_messages_format``: the conversation as one stripped string; every non-assistant
+    message, and the ``<|assistant|>`` marker after it, masked by the token count of the text up to it."""
+    def count(text: str) -> int:
+        return len(tokenizer(text, max_length=max_length, truncation=True)["input_ids"])
+
+    input_ids = list(tokenizer(_study_chat_text(messages, tokenizer.eos_token).strip(), max_length=max_length,
+                               truncation=True)["input_ids"])
+    labels = list(input_ids)
+    for index, message in enumerate(messages):
+        if message["role"] == "assistant":
+            continue
+        start = 0 if index == 0 else count(_study_chat_text(messages[:index], tokenizer.eos_token))
+        so_far = _study_chat_text(messages[:index + 1], tokenizer.eos_token)
+        if index < len(messages) - 1 and messages[index + 1]["role"] == "assistant":
+            so_far += ROLE_MARKERS["assistant"]
+        end = count(so_far)
+        labels[start:end] = [IGNORE] * len(labels[start:end])
+        if end >= max_length:
+            break
+    return {"input_ids": input_ids, "labels": labels}
+
+
 def chat_segments(messages: Sequence[dict], eos: str) -> list[tuple[str, bool]]:
     """A conversation as (text, learned) pieces in the Tulu v2 layout; only assistant replies are learned."""
     pieces: list[tuple[str, bool]] = []
@@ -108,14 +158,21 @@ def _completion_items(spec: DatasetSpec, examples: Sequence[Example], tokenizer,
 
 
 def training_features(spec: DatasetSpec, examples: Sequence[Example], tokenizer, max_length: int, *,
-                      train_shots: int = 0, seed: int = 0) -> list[dict[str, list[int]]]:
-    """Features of a training set; sequences with nothing left to learn after truncation are dropped."""
+                      train_shots: int = 0, seed: int = 0, tokenization: str = "split") -> list[dict[str, list[int]]]:
+    """Features of a training set; sequences with nothing left to learn after truncation are dropped.
+
+    ``tokenization`` ``one-string`` encodes each example as the study's code does (no packing)."""
+    one_string = tokenization == "one-string"
     if spec.kind == "chat":
         for example in examples:
             if not example.messages:
                 raise UserError(f"dataset {spec.name} item {example.item_id} has no chat messages: "
                                 "a chat dataset needs a messages field")
-        items = [chat_features(tokenizer, example.messages, max_length) for example in examples]
+        encode = study_chat_features if one_string else chat_features
+        items = [encode(tokenizer, example.messages, max_length) for example in examples]
+    elif one_string:
+        items = [study_completion_features(tokenizer, render(spec, example, TRAINING_FORMAT),
+                                           answer_text(spec, example), max_length) for example in examples]
     else:
         items = _completion_items(spec, examples, tokenizer, max_length, train_shots, seed)
     features = [item for item in items if any(label != IGNORE for label in item["labels"])]

@@ -18,7 +18,8 @@ from transformers.trainer_callback import ProgressCallback
 
 from amuro.core.settings import FinetuneSettings
 from amuro.models.series import Checkpoint
-from amuro.training.features import PadToLongest
+from amuro.core.protocol import protocol
+from amuro.training.features import IGNORE, PadToLongest
 
 WARMUP_RATIO = 0.03
 
@@ -56,6 +57,20 @@ class MlflowCurve(TrainerCallback):
         }, step=state.global_step)
 
 
+def per_example_loss(outputs, labels, num_items_in_batch=None):
+    """Each example's mean token loss, averaged over the batch: every example weighs the same, whatever its
+    length (the study's ``outputs.loss`` with one example per micro-batch). The Trainer divides it by the
+    accumulation steps (``loss_is_scaled_for_ga = False``)."""
+    import torch
+
+    logits = outputs.logits[..., :-1, :].float()
+    targets = labels[..., 1:].to(logits.device)
+    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE,
+                                               reduction="none")
+    learned = (targets != IGNORE).float()
+    return ((losses * learned).sum(-1) / learned.sum(-1).clamp(min=1)).mean()
+
+
 def _training_args(cfg: FinetuneSettings, output_dir: Path, lr: float, epochs: int, steps: int, *, save: bool):
     import torch
     from transformers import TrainingArguments
@@ -64,7 +79,7 @@ def _training_args(cfg: FinetuneSettings, output_dir: Path, lr: float, epochs: i
         output_dir=str(output_dir), num_train_epochs=epochs, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum, learning_rate=lr,
         lr_scheduler_type="linear", warmup_steps=WARMUP_RATIO, weight_decay=0.0, optim="adamw_torch",
-        train_sampling_strategy="group_by_length", logging_steps=max(1, min(10, steps // 20)),
+        train_sampling_strategy="random" if cfg.batch_size == 1 else "group_by_length", logging_steps=max(1, min(10, steps // 20)),
         save_strategy="steps" if save else "no", save_steps=cfg.save_steps or max(1, -(-steps // 10)),
         save_total_limit=1, include_num_input_tokens_seen="non_padding", report_to="none", seed=cfg.seed,
         data_seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
@@ -96,9 +111,12 @@ def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *
     steps = total_steps(len(features), cfg, epochs)
     save = eval_features is None
     args = _training_args(cfg, output_dir, lr, epochs, steps, save=save)
+    by_example = protocol(cfg.protocol).loss_weighting == "example"
     trainer = Trainer(model=model, args=args, train_dataset=features, eval_dataset=eval_features,
                       data_collator=PadToLongest(tokenizer.pad_token_id), processing_class=tokenizer,
-                      callbacks=[MlflowCurve()])
+                      callbacks=[MlflowCurve()], compute_loss_func=per_example_loss if by_example else None)
+    if by_example:
+        trainer.loss_is_scaled_for_ga = False
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(QuietProgress)
     last = last_complete_checkpoint(output_dir) if resume else None
