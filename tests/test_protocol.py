@@ -334,20 +334,6 @@ def test_pretrain_eval_under_each_protocol_is_its_own_tagged_cell(tracking_uri, 
         assert ("\n\n" not in text) == study
 
 
-def test_finetune_under_the_study_protocol(tracking_uri, small_series):
-    from mlflow.tracking import MlflowClient
-
-    from amuro.commands.finetune import finetune
-
-    run_id = finetune(FinetuneSettings(experiment="f", model=small_series, protocol="study", dataset="synth-nli",
-                                       epochs=1, max_train_examples=16, max_length=256, evaluate=False))
-    run = MlflowClient().get_run(run_id)
-    assert run.data.tags["amuro.protocol"] == "study" and run.data.tags["amuro.seed"] == "42"
-    params = run.data.params
-    assert (params["batch_size"], params["grad_accum"], params["seed"], params["protocol"]) == ("1", "8", "42", "study")
-    assert run.data.metrics["train_loss_mean"] > 0
-
-
 def test_mlflow_run_finetune_under_the_study_protocol_takes_the_studys_training_settings(small_series, tmp_path):
     """The README's command, on the small series: MLproject leaves preset, seed and batch to the protocol."""
     import os
@@ -371,3 +357,5 @@ def test_mlflow_run_finetune_under_the_study_protocol_takes_the_studys_training_
     params = run.data.params
     assert (params["preset"], params["batch_size"], params["grad_accum"], params["seed"], params["lr"]) == (
         "amuro-char", "1", "8", "42", "2e-06")
+    assert run.data.tags["amuro.protocol"] == "study" and run.data.tags["amuro.seed"] == "42"
+    assert run.data.metrics["train_loss_mean"] > 0
