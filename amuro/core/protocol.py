@@ -55,7 +55,8 @@ class Protocol:
     train_subset: str = differs(
         "`datasets`' `shuffle(seed=42).select(range(6000))` (NumPy's `default_rng(42).permutation`); Tulu "
         "`int(n * 0.05)` of the same permutation", "Python's `random.Random(42)` shuffle; Tulu `round(n * 0.05)`",
-        "either is a seeded sample; amuro's predates the reproduction and keeps its existing runs")
+        "either is a seeded sample of the same size; amuro keeps the sample it has always drawn, so its runs stay "
+        "comparable across versions")
     micro_batch: str = differs(
         "1 example × 8 accumulation steps (the `amuro-char` preset's other settings, seed 42)",
         "the preset's batch (`tiny`: 4 × 1; `amuro-char`: 8 × 1), seed 0",
