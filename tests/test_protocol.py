@@ -359,3 +359,17 @@ def test_mlflow_run_finetune_under_the_study_protocol_takes_the_studys_training_
         "amuro-char", "1", "8", "42", "2e-06")
     assert run.data.tags["amuro.protocol"] == "study" and run.data.tags["amuro.seed"] == "42"
     assert run.data.metrics["train_loss_mean"] > 0
+
+
+def test_socialiqa_training_prompts_change_with_the_protocol(study_data):
+    from amuro.commands.finetune import training_examples, training_spec
+    from amuro.training.features import TRAINING_FORMAT
+
+    study = FinetuneSettings(protocol="study", dataset="socialiqa")
+    spec = training_spec(study)
+    example = training_examples(spec, study)[0]
+    row = next(r for r in FIXTURES["socialiqa"][1]["train"] if r["question"] == example.target)
+    assert render(spec, example, TRAINING_FORMAT) == STUDY_PROMPTS["socialiqa"]["default"](row)
+    amuro = training_spec(FinetuneSettings(dataset="socialiqa"))
+    assert "Answer A:" not in render(amuro, training_examples(amuro, FinetuneSettings(dataset="socialiqa"))[0],
+                                     TRAINING_FORMAT)
