@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
+from functools import lru_cache
 
 from amuro.core.errors import UserError
 from amuro.core.protocol import DEFAULT_PROTOCOL, protocol
@@ -33,12 +34,7 @@ def load_examples(spec: DatasetSpec, role: str, *, limit: int | None = None,
     split = spec.splits[role]
     if spec.source == "synthetic":
         task, domain = spec.path.split("/")
-        if task == "instruct":
-            from amuro.data.instruct import mixture
-
-            examples = list(mixture(domain, split))
-        else:
-            examples = list(synthetic.generate(task, domain, split))
+        examples = list(_synthetic_split(task, domain, split))
         guards.require_rows(spec, split, len(examples))
         size = sample_size(spec, role, len(examples), protocol)
         if size is not None:
@@ -46,6 +42,16 @@ def load_examples(spec: DatasetSpec, role: str, *, limit: int | None = None,
     else:
         examples = _read_examples(spec, role, split, protocol)
     return examples[:limit] if limit else examples
+
+
+@lru_cache(maxsize=32)
+def _synthetic_split(task: str, domain: str, split: str) -> tuple[Example, ...]:
+    """A synthetic split, generated once per process (every cell of a model and every model reuse it)."""
+    if task == "instruct":
+        from amuro.data.instruct import mixture
+
+        return tuple(mixture(domain, split))
+    return tuple(synthetic.generate(task, domain, split))
 
 
 def sample_size(spec: DatasetSpec, role: str, total: int, protocol: str = DEFAULT_PROTOCOL) -> int | None:
