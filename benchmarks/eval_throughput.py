@@ -3,7 +3,9 @@
 Both score the same local checkpoint folder, the same items and the same few-shot prompts with
 log-likelihood ranking of the label continuations (lm-evaluation-harness's ``acc``): the harness runs
 ``--model hf`` on a task YAML this script writes for the same data. Prints examples/s for both, their
-ratio, and the share of identical predictions.
+ratio, and the share of identical predictions. Then the lm-eval-task path: the same task YAML run inside
+lm-eval by its ``hf`` model and by amuro's model class (``AmuroLM``), examples/s of each, their ratio and
+the share of identical predictions.
 
     python benchmarks/eval_throughput.py                       # the default 'tiny' series, last checkpoint
     python benchmarks/eval_throughput.py --model path/to/series --datasets synth-nli --shots 8
@@ -38,13 +40,12 @@ def write_task(folder: Path, name: str, rows: list[dict]) -> str:
     return task
 
 
-def harness_predictions(folder: Path, location: str, tasks_by_name: dict[str, str], batch_size: int):
-    """lm-evaluation-harness's predicted choice per item, and the seconds its log-likelihood scoring took."""
+def harness_predictions(folder: Path, lm, tasks_by_name: dict[str, str], batch_size: int):
+    """The predicted choice per item of an lm-evaluation-harness model on the task YAMLs, and the seconds its
+    log-likelihood scoring took (and the whole evaluation)."""
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    lm = HFLM(pretrained=location, batch_size=batch_size, device="cpu", dtype="float32")
     spent = [0.0]
     original = lm.loglikelihood
 
@@ -58,8 +59,8 @@ def harness_predictions(folder: Path, location: str, tasks_by_name: dict[str, st
     lm.loglikelihood = timed
     started = time.perf_counter()
     out = simple_evaluate(model=lm, tasks=list(tasks_by_name.values()),
-                          task_manager=TaskManager(include_path=str(folder)), log_samples=True,
-                          batch_size=batch_size, num_fewshot=0)
+                          task_manager=TaskManager(include_path=str(folder), include_defaults=False),
+                          log_samples=True, batch_size=batch_size, num_fewshot=0, bootstrap_iters=0)
     total = time.perf_counter() - started
     picks = {}
     for name, task in tasks_by_name.items():
@@ -129,8 +130,15 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
         ours, before = score_ours(model_, tokenizer, cells, fmt, batch_size)
         print(f"checkpoint {ckpt.revision} of {ckpt.series} ({sum(p.numel() for p in model_.parameters()):,} "
               f"parameters), {shots}-shot, format {fmt}, batch size {batch_size}, {torch.get_num_threads()} threads")
-        harness, harness_scoring, harness_total = harness_predictions(
-            folder, ckpt.location, {spec.name: task for spec, *_, task in cells}, batch_size)
+        from lm_eval.models.huggingface import HFLM
+
+        from amuro.scoring.lmeval_model import AmuroLM
+
+        task_names = {spec.name: task for spec, *_, task in cells}
+        hf = HFLM(pretrained=ckpt.location, batch_size=batch_size, device="cpu", dtype="float32")
+        harness, harness_scoring, harness_total = harness_predictions(folder, hf, task_names, batch_size)
+        inside, inside_scoring, inside_total = harness_predictions(
+            folder, AmuroLM(model_, tokenizer, batch_size=batch_size), task_names, batch_size)
     again, after = score_ours(model_, tokenizer, cells, fmt, batch_size)
     assert again == ours, "scores changed between two identical runs"
     ours_seconds = (before + after) / 2
@@ -144,6 +152,15 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
           f"{n / harness_total:.1f} examples/s end to end, {harness_total:.1f} s)")
     print(f"speed-up:         {ours_rate / harness_rate:8.2f}x  (end to end: {ours_rate * harness_total / n:.2f}x)")
     print(f"identical predictions: {same}/{n} = {100 * same / n:.2f}%")
+    same_inside = sum(a == b for name in inside for a, b in zip(inside[name], harness[name]))
+    inside_rate = n / inside_scoring
+    print("the same task YAML inside lm-eval, its 'hf' model against amuro's model class (AmuroLM):")
+    print(f"  lm-eval + AmuroLM: {inside_rate:8.1f} examples/s  ({inside_scoring:.1f} s in loglikelihood; "
+          f"{n / inside_total:.1f} examples/s end to end)")
+    print(f"  lm-eval + hf:      {harness_rate:8.1f} examples/s")
+    print(f"  speed-up:          {inside_rate / harness_rate:8.2f}x  (end to end: {harness_total / inside_total:.2f}x)"
+          "  target >= 5x")
+    print(f"  identical predictions: {same_inside}/{n} = {100 * same_inside / n:.2f}%  target >= 99.5%")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from amuro.scoring.kv_cache import preallocate
+
 
 METHODS = ("next-token", "loglik", "generate")
 CPU_BATCH_SIZE = 16
@@ -293,6 +295,7 @@ class Scorer:
         results = [""] * len(contexts)
         with torch.inference_mode():  # a generator's decorator would not cover the loop body
             for indices, first, cache, mask, lengths in self._context_passes(self.encode(contexts), max_new_tokens):
+                cache = preallocate(cache, max_new_tokens)
                 produced = [[] for _ in indices]
                 rows = list(range(len(indices)))   # the batch's rows, as positions in ``indices``
                 next_tokens = first.argmax(-1).tolist()
