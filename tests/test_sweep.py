@@ -207,3 +207,21 @@ def test_mlflow_run_sweep_with_two_workers_notes_the_launcher_in_the_store(small
         mlflow.set_tracking_uri(None)
     assert len(launchers) == 1 and launchers[0].info.status == "FINISHED"
     assert launchers[0].data.tags["amuro.entry_point"] == "sweep"
+
+
+def test_two_identical_sweeps_started_at_once_on_one_server_finish_every_cell_once(small_series, tmp_path,
+                                                                                    mlflow_server):
+    env = _env(tmp_path, mlflow_server)
+    argv = _sweep_argv(small_series, "--checkpoints", "1", "--eval-datasets", "synth-nli", "--max-examples", "4",
+                       "--max-train-examples", "16", "--bootstrap", "50", "--tracking-uri", mlflow_server)
+    sweeps = [subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for _ in range(2)]
+    outputs = [s.communicate(timeout=900) for s in sweeps]
+    assert [s.returncode for s in sweeps] == [0, 0], [err[-3000:] for _, err in outputs]
+    assert any("joining sweep run" in out for out, _ in outputs)
+    runs = _runs(mlflow_server)
+    finished = _finished(runs)
+    assert sorted(Counter(finished.values()).values()) == [1] * 4   # sweep, finetune, base and tuned eval
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    by_kind = Counter(r.data.tags["amuro.kind"] for r in runs if r.info.run_id in finished)
+    assert by_kind == {"sweep": 1, "finetune": 1, "eval": 2}

@@ -64,19 +64,6 @@ def test_stale_running_run_is_marked_failed_and_redone(tracking_uri):
     assert client.get_run(cell.run_id).info.status == "FINISHED"
 
 
-def test_live_running_run_is_not_duplicated(tracking_uri):
-    experiment_id = tracking.connect("t")
-    import os
-    import socket
-
-    import psutil
-    MlflowClient().create_run(experiment_id, tags={
-        "amuro.run_key": "k3", tracking.HOST_TAG: socket.gethostname(), tracking.PID_TAG: str(os.getpid()),
-        tracking.PID_START_TAG: f"{psutil.Process().create_time():.2f}"})
-    with pytest.raises(UserError, match="still running"):
-        _cell(experiment_id, "k3")
-
-
 def test_failure_is_recorded_and_resumable_run_reopened(tracking_uri):
     experiment_id = tracking.connect("t")
     with pytest.raises(RuntimeError):

@@ -212,6 +212,37 @@ def _study_evals(client: MlflowClient, experiment_id: str, series_name: str, rev
             and r.data.tags.get("amuro.train_dataset") in trained]
 
 
+def _run_cells(cfg: SweepSettings, cells: list[PlannedCell], uri: str, work: Path, cell: tracking.Cell,
+               experiment_id: str, client: MlflowClient) -> Runner:
+    """Run the cells under the sweep run; the owner of the sweep run records progress and failures there."""
+    env = {**os.environ, **node_environment(socket.gethostname()), "MLFLOW_TRACKING_URI": uri, PARENT_ENV: cell.run_id,
+           "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment)}
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+        env.pop(name, None)
+    runner = Runner(cells, env, work, cell.run_id, cfg.workers)
+    bar = tqdm(total=len(cells), desc="sweep cells", unit="cell")
+
+    def progress(done_cell: PlannedCell) -> None:
+        counts = {s: list(runner.status.values()).count(s) for s in ("done", "failed", "blocked")}
+        bar.update(1)
+        bar.set_postfix(counts)
+        if cell.joined:
+            return
+        step = sum(counts.values())
+        client.log_metric(cell.run_id, "cells_done", counts["done"], step=step)
+        client.log_metric(cell.run_id, "cells_failed", counts["failed"] + counts["blocked"], step=step)
+        client.log_metric(cell.run_id, "cells_total", len(cells), step=step)
+        if runner.status[done_cell.name] != "done":
+            _record_failure(client, experiment_id, cell.run_id, done_cell.name, runner.errors[done_cell.name])
+
+    runner.run(progress)
+    bar.close()
+    if not cell.joined:
+        mlflow.log_dict({"status": runner.status, "errors": runner.errors, "seconds": runner.seconds},
+                        "status.json")
+    return runner
+
+
 def sweep(cfg: SweepSettings) -> str:
     """Run (or resume) the study grid; returns the sweep run id. Failed cells end it with an error."""
     launcher = tracking.drop_launcher()
@@ -238,45 +269,30 @@ def sweep(cfg: SweepSettings) -> str:
         client = MlflowClient()
         tags = tracking.contract_tags(kind="sweep", model=series.name, seed=cfg.train_seed)
         with tracking.tracked_run(experiment_id, key, tags, f"sweep {_series_name(series.name)}",
-                                  resumable=True) as cell:
+                                  resumable=True, join=True) as cell:
             if cell.reused:
                 print(f"the sweep already finished in run {cell.run_id}: nothing to do")
                 tracking.note_launcher(launcher, cell.run_id, "sweep")
                 return cell.run_id
-            if not cell.resumed:
-                mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
-            mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
-            env = {**os.environ, **node_environment(socket.gethostname()), "MLFLOW_TRACKING_URI": uri,
-                   PARENT_ENV: cell.run_id,
-                   "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment)}
-            for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
-                env.pop(name, None)
-            runner = Runner(cells, env, work, cell.run_id, cfg.workers)
-            bar = tqdm(total=len(cells), desc="sweep cells", unit="cell")
-
-            def progress(done_cell: PlannedCell) -> None:
-                counts = {s: list(runner.status.values()).count(s) for s in ("done", "failed", "blocked")}
-                bar.update(1)
-                bar.set_postfix(counts)
-                step = sum(counts.values())
-                client.log_metric(cell.run_id, "cells_done", counts["done"], step=step)
-                client.log_metric(cell.run_id, "cells_failed", counts["failed"] + counts["blocked"], step=step)
-                client.log_metric(cell.run_id, "cells_total", len(cells), step=step)
-                if runner.status[done_cell.name] != "done":
-                    _record_failure(client, experiment_id, cell.run_id, done_cell.name,
-                                    runner.errors[done_cell.name])
-
-            runner.run(progress)
-            bar.close()
-            log_curves(cell.run_id, _study_evals(client, experiment_id, series.name, revisions, cfg))
-            mlflow.log_dict({"status": runner.status, "errors": runner.errors, "seconds": runner.seconds},
-                            "status.json")
+            if cell.joined:
+                print(f"joining sweep run {cell.run_id}, which another process owns: this one takes the cells "
+                      "nobody has claimed yet, from the end of the plan")
+                cells = [c for c in reversed(cells) if c.settings is not None]   # the owner writes the report
+                work = work / f"helper-{socket.gethostname()}-{os.getpid()}"
+                work.mkdir(parents=True, exist_ok=True)
+            else:
+                if not cell.resumed:
+                    mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
+                mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
+            runner = _run_cells(cfg, cells, uri, work, cell, experiment_id, client)
+            if not cell.joined:
+                log_curves(cell.run_id, _study_evals(client, experiment_id, series.name, revisions, cfg))
             failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}
             if failed:
                 listing = "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:5])
                 raise UserError(f"{len(failed)} of {len(cells)} sweep cells failed ({listing}): fix them and run "
                                 "the same sweep again to redo only those")
-            if (work / "amuro-report.html").exists():
+            if (work / "amuro-report.html").exists() and not cell.joined:
                 mlflow.log_artifact(str(work / "amuro-report.html"))
     tracking.note_launcher(launcher, cell.run_id, "sweep")
     print(f"sweep finished: {len(cells)} cells in run {cell.run_id}")

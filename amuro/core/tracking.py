@@ -2,8 +2,9 @@
 
 Every run the suite writes carries the ``amuro.*`` tags of DESIGN.md section 3. A cell of work is
 identified by its *run key*, a hash of the settings that change its result: a FINISHED run with the same
-key is reused and never redone; a RUNNING run whose process is gone is marked FAILED and redone (or, for
-resumable work such as fine-tuning, reopened and continued).
+key is reused and never redone; a RUNNING run whose owner is gone (``ownership``: its heartbeat stale on any
+host) is marked FAILED and redone (or, for resumable work such as fine-tuning, reopened and continued); a
+live one is waited on.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mlflow
-import psutil
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
+from amuro.core import ownership
 from amuro.core.errors import UserError
 from amuro.core.system_metrics import monitoring
 
@@ -34,9 +34,9 @@ CONTRACT_TAGS = (
 )
 # The MLflow UI opens an experiment of this kind in its model-training view (runs, charts), not GenAI's.
 EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
-# Bookkeeping tags beside the contract: who is running a cell, and why a cell failed.
-HOST_TAG, PID_TAG, PID_START_TAG = "amuro.host", "amuro.pid", "amuro.pid_start"
-ERROR_TAG = "amuro.error"
+# Bookkeeping tags beside the contract: who is running a cell (see ownership), and why a cell failed.
+HOST_TAG, PID_TAG, PID_START_TAG = ownership.HOST_TAG, ownership.PID_TAG, ownership.PID_START_TAG
+ERROR_TAG = ownership.ERROR_TAG
 LAUNCHER_ENV = "MLFLOW_RUN_ID"
 # A sweep runs each cell as a child process; its top-level runs nest under the sweep run named here.
 PARENT_ENV = "AMURO_PARENT_RUN_ID"
@@ -103,28 +103,8 @@ def _check_server(uri: str, timeout: float = 10.0) -> None:
                         "MLFLOW_TRACKING_URI / --tracking-uri to a reachable one") from None
 
 
-def _process_identity() -> dict[str, str]:
-    me = psutil.Process()
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(me.pid), PID_START_TAG: f"{me.create_time():.2f}"}
-
-
-def owner_alive(tags: Mapping[str, str]) -> bool:
-    """Whether the process that started a RUNNING run still exists (runs of other hosts count as alive)."""
-    if tags.get(HOST_TAG) != socket.gethostname():
-        return PID_TAG in tags and tags.get(HOST_TAG) is not None
-    try:
-        proc = psutil.Process(int(tags.get(PID_TAG, "-1")))
-        return abs(proc.create_time() - float(tags.get(PID_START_TAG, "0"))) < 1.0
-    except (psutil.Error, ValueError):
-        return False
-
-
 def find_runs(experiment_id: str, key: str) -> list:
-    client = MlflowClient()
-    return client.search_runs(
-        [experiment_id], f"tags.`amuro.run_key` = '{key}'", order_by=["attributes.start_time DESC"],
-        max_results=1000,
-    )
+    return ownership.runs_with_key(experiment_id, key)
 
 
 @dataclass
@@ -134,28 +114,7 @@ class Cell:
     run_id: str
     reused: bool
     resumed: bool = False
-
-
-def _claim(experiment_id: str, key: str, resumable: bool) -> tuple[str | None, str | None]:
-    """Return (finished run id, run id to resume); dead RUNNING runs are marked FAILED on the way."""
-    client = MlflowClient()
-    resume = None
-    for run in find_runs(experiment_id, key):
-        status = run.info.status
-        if status == "FINISHED":
-            return run.info.run_id, None
-        if status == "RUNNING":
-            if owner_alive(run.data.tags):
-                raise UserError(
-                    f"run {run.info.run_id} with the same settings is still running (pid "
-                    f"{run.data.tags.get(PID_TAG)} on {run.data.tags.get(HOST_TAG)}): wait for it, or mark "
-                    "it failed in the MLflow UI if that process is gone")
-            client.set_tag(run.info.run_id, ERROR_TAG, "process died before the run finished")
-            client.set_terminated(run.info.run_id, "FAILED")
-            status = "FAILED"
-        if resumable and resume is None and status in ("FAILED", "KILLED"):
-            resume = run.info.run_id
-    return None, resume
+    joined: bool = False   # ``join=True`` and another live process owns the key: ``run_id`` is its run
 
 
 @contextmanager
@@ -168,6 +127,7 @@ def tracked_run(
     parent_run_id: str | None = None,
     resumable: bool = False,
     system_metrics: bool = False,
+    join: bool = False,
     say=print,
 ) -> Iterator[Cell]:
     """Find-or-skip: yield a reused Cell for a finished key, else run the body inside an active MLflow run.
@@ -176,25 +136,28 @@ def tracked_run(
     the error's first line in ``amuro.error``; KeyboardInterrupt marks it KILLED. ``system_metrics``: the
     run logs MLflow's system metrics (see ``amuro.core.system_metrics``).
     """
-    finished, resume = _claim(experiment_id, key, resumable)
-    if finished:
-        say(f"reusing finished run {finished} ({run_name})")
-        yield Cell(finished, reused=True)
+    parent = parent_run_id or os.environ.get(PARENT_ENV) or None
+    nested = mlflow.active_run() is not None   # a search trial under its finetune run
+
+    def start(claim_tags: dict[str, str]) -> str:
+        return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent, nested=nested,
+                                tags={**tags, PREFIX + "run_key": key, **claim_tags},
+                                log_system_metrics=system_metrics and monitoring()).info.run_id
+
+    claimed = ownership.claim(experiment_id, key, start, resumable=resumable, join=join, say=say)
+    if claimed.joined:
+        yield Cell(claimed.run_id, reused=False, joined=True)
         return
-    all_tags = {**tags, PREFIX + "run_key": key, **_process_identity()}
-    if resume:
-        say(f"resuming run {resume} ({run_name})")
-        run = mlflow.start_run(run_id=resume, log_system_metrics=system_metrics and monitoring())
-        MlflowClient().update_run(resume, status="RUNNING")
-        mlflow.set_tags({**_process_identity(), ERROR_TAG: ""})
-    else:
-        parent = parent_run_id or os.environ.get(PARENT_ENV) or None
-        # A child of the active run (a search trial under its finetune run) must be started nested.
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags,
-                               parent_run_id=parent, nested=bool(parent) and mlflow.active_run() is not None,
-                               log_system_metrics=system_metrics and monitoring())
+    if claimed.finished:
+        say(f"reusing finished run {claimed.run_id} ({run_name})")
+        yield Cell(claimed.run_id, reused=True)
+        return
+    if claimed.resumed:
+        say(f"resuming run {claimed.run_id} ({run_name})")
+        mlflow.start_run(run_id=claimed.run_id, nested=nested, log_system_metrics=system_metrics and monitoring())
     try:
-        yield Cell(run.info.run_id, reused=False, resumed=bool(resume))
+        with ownership.keep_alive(claimed.run_id):
+            yield Cell(claimed.run_id, reused=False, resumed=claimed.resumed)
     except KeyboardInterrupt:
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
         raise
@@ -216,7 +179,7 @@ def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: s
     """
     client = MlflowClient()
     group_tags = {PREFIX + "kind": "group", PREFIX + "entry_point": entry_point, PREFIX + "run_key": key,
-                  **(tags or {}), **_process_identity()}
+                  **(tags or {}), **ownership.identity()}
     if launcher and client.get_run(launcher).info.experiment_id == experiment_id:
         parent = launcher
         for name, value in group_tags.items():
@@ -226,11 +189,11 @@ def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: s
             client.set_tag(launcher, PREFIX + "kind", "group")
             client.set_tag(launcher, PREFIX + "entry_point", entry_point)
         existing = [r for r in find_runs(experiment_id, key) if not (r.info.status == "RUNNING"
-                                                                      and owner_alive(r.data.tags))]
+                                                                      and ownership.owner_alive(r))]
         if existing:
             parent = existing[0].info.run_id
             client.update_run(parent, status="RUNNING")
-            for name, value in _process_identity().items():
+            for name, value in ownership.identity().items():
                 client.set_tag(parent, name, value)
         else:
             outer = os.environ.get(PARENT_ENV)
@@ -240,7 +203,8 @@ def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: s
             client.set_tag(launcher, PREFIX + "group_run_id", parent)
     status = "FINISHED"
     try:
-        yield parent
+        with ownership.keep_alive(parent):
+            yield parent
     except KeyboardInterrupt:
         status = "KILLED"
         raise

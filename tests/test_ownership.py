@@ -1,0 +1,116 @@
+"""Ownership any host can judge: heartbeats, take-over of dead owners, waiting on live ones, race-free claims."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from amuro.core import ownership, tracking
+
+
+def _other_host_run(experiment_id, key, heartbeat_age):
+    return MlflowClient().create_run(experiment_id, tags={
+        "amuro.run_key": key, ownership.HOST_TAG: "node-b.cluster", ownership.PID_TAG: "4242",
+        ownership.PID_START_TAG: "1700000000.00", ownership.CLAIM_TAG: "won",
+        ownership.HEARTBEAT_TAG: str(int(time.time() - heartbeat_age))})
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_running_run_of_another_host_with_a_stale_heartbeat_is_taken_over(tracking_uri, resumable):
+    experiment_id = tracking.connect("t")
+    dead = _other_host_run(experiment_id, "k", heartbeat_age=ownership.STALE_SECONDS + 30)
+    with tracking.tracked_run(experiment_id, "k", {}, "cell", resumable=resumable) as cell:
+        assert not cell.reused and cell.resumed == resumable
+        mlflow.log_metric("score", 1.0)
+    client = MlflowClient()
+    if resumable:
+        assert cell.run_id == dead.info.run_id
+        run = client.get_run(cell.run_id)
+        assert run.info.status == "FINISHED" and run.data.tags[ownership.HOST_TAG] != "node-b.cluster"
+    else:
+        assert cell.run_id != dead.info.run_id
+        old = client.get_run(dead.info.run_id)
+        assert old.info.status == "FAILED" and "node-b.cluster" in old.data.tags[ownership.ERROR_TAG]
+        assert client.get_run(cell.run_id).info.status == "FINISHED"
+    assert len(client.search_runs([experiment_id])) == (1 if resumable else 2)   # lost claims are deleted
+
+
+def test_running_run_of_another_host_with_a_fresh_heartbeat_is_waited_on(tracking_uri, monkeypatch, capsys):
+    monkeypatch.setattr(ownership, "WAIT_SECONDS", 0.2)
+    experiment_id = tracking.connect("t")
+    live = _other_host_run(experiment_id, "k", heartbeat_age=5)
+    outcome = {}
+
+    def claim():
+        with tracking.tracked_run(experiment_id, "k", {}, "cell", resumable=True) as cell:
+            outcome["cell"] = cell
+
+    waiter = threading.Thread(target=claim)
+    waiter.start()
+    time.sleep(2)
+    assert waiter.is_alive() and not outcome, "a live owner of another host was not waited on"
+    client = MlflowClient()
+    assert [r.info.run_id for r in client.search_runs([experiment_id])] == [live.info.run_id]
+    client.set_terminated(live.info.run_id, "FINISHED")
+    waiter.join(timeout=30)
+    assert outcome["cell"].reused and outcome["cell"].run_id == live.info.run_id
+    out = capsys.readouterr().out
+    assert f"waiting for run {live.info.run_id}" in out and "node-b.cluster" in out
+
+
+def test_heartbeat_is_renewed_while_the_owner_works(tracking_uri, monkeypatch):
+    monkeypatch.setattr(ownership, "RENEW_SECONDS", 0.3)
+    experiment_id = tracking.connect("t")
+    with tracking.tracked_run(experiment_id, "k", {}, "cell") as cell:
+        first = MlflowClient().get_run(cell.run_id).data.tags[ownership.HEARTBEAT_TAG]
+        time.sleep(1.5)
+        renewed = MlflowClient().get_run(cell.run_id).data.tags[ownership.HEARTBEAT_TAG]
+    assert int(renewed) > int(first)
+    assert MlflowClient().get_run(cell.run_id).data.tags[ownership.CLAIM_TAG] == "won"
+
+
+CLAIMANT = """
+import pathlib, sys, time
+import mlflow
+from amuro.core import tracking
+mlflow.set_tracking_uri(sys.argv[1])
+experiment_id = tracking.connect("race")
+pathlib.Path(sys.argv[2] + ".ready").touch()
+while not pathlib.Path(sys.argv[2]).exists():
+    time.sleep(0.01)
+with tracking.tracked_run(experiment_id, "same-cell", {"amuro.kind": "eval"}, "cell", say=lambda _: None) as cell:
+    if not cell.reused:
+        time.sleep(1.0)
+        mlflow.log_metric("score", 1.0)
+print("reused" if cell.reused else "owned", cell.run_id)
+"""
+
+
+def test_claims_made_at_the_same_moment_on_one_server_run_the_cell_once(mlflow_server, tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    go = [tmp_path / f"go-{n}" for n in range(4)]
+    claimants = [subprocess.Popen([sys.executable, "-c", CLAIMANT, mlflow_server, str(path)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in go]
+    deadline = time.monotonic() + 120
+    while not all(path.with_suffix(".ready").exists() for path in go) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for path in go:   # every claimant is connected and waiting: let them all go at once
+        path.touch()
+    outputs = [c.communicate(timeout=120) for c in claimants]
+    assert all(c.returncode == 0 for c in claimants), [err[-2000:] for _, err in outputs]
+    last_lines = [out.strip().splitlines()[-1].split() for out, _ in outputs]
+    assert Counter(outcome for outcome, _ in last_lines) == {"owned": 1, "reused": 3}
+    assert len({run_id for _, run_id in last_lines}) == 1
+    mlflow.set_tracking_uri(mlflow_server)
+    try:
+        client = MlflowClient()
+        runs = client.search_runs([client.get_experiment_by_name("race").experiment_id])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert [r.info.status for r in runs] == ["FINISHED"]
