@@ -29,8 +29,18 @@ def _entry_point(argv: Sequence[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """A cell ends with the process that runs it: the fork server, which ends with the sweep or Ray worker."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+
+
 def _run_command(module: str, args: list[str], env: dict[str, str], log_path: str) -> None:
     """The body of a forked cell: the environment and log of a fresh process, then the command."""
+    _die_with_parent()
     os.environ.clear()
     os.environ.update(env)
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -81,3 +91,18 @@ def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path) -> int:
     process.start()
     process.join()
     return process.exitcode if process.exitcode is not None else 1
+
+
+def log_to_its_runs(log_path: Path, cell_id: str, parent_run_id: str, experiment: str, tracking_uri: str) -> list[str]:
+    """Upload a cell's log as ``logs/<name>`` of the top-level runs the cell owned (tagged ``amuro.cell``)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None or not log_path.exists():
+        return []
+    runs = client.search_runs([found.experiment_id], f"tags.`amuro.cell` = '{cell_id}' and "
+                                                     f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    for run in runs:
+        client.log_artifact(run.info.run_id, str(log_path), "logs")
+    return [run.info.run_id for run in runs]

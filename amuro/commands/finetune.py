@@ -6,8 +6,9 @@ padded to their longest example and grouped by length. One MLflow run holds the 
 (``train_loss``, ``lr``, ``tokens_per_second`` by step), the relative weight change from the base checkpoint
 (``weight_change`` and ``weight_change/<layer>``) and the tuned model under the artifact path ``model``.
 
-Trainer checkpoints go to ``AMURO_HOME/finetune/<run key>``: a killed run, started again with the same
-settings, continues from its last checkpoint in the same MLflow run. ``load_tuned(run_id)`` gives back the
+Trainer checkpoints go to ``AMURO_HOME/finetune/<run key>``, or, with ``--checkpoint-artifacts``, to the
+run's artifacts: a killed run, started again with the same settings (on any machine, with artifacts),
+continues from its last checkpoint in the same MLflow run, logging no training step twice. ``load_tuned(run_id)`` gives back the
 tuned model and tokenizer of a finished run.
 """
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 import random
 import shutil
 from dataclasses import replace
+import tempfile
+from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -31,6 +34,7 @@ from amuro.data.lineage import log_rows
 from amuro.data.protocol import for_protocol
 from amuro.data.specfile import load_spec_option
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
+from amuro.training.checkpoint_artifacts import UploadCheckpoints, restore_checkpoint
 from amuro.training.features import training_features
 from amuro.training.hyperparameter_search import SearchSpace, TrialRuns, run_search
 from amuro.training.trainer import WARMUP_RATIO, train_model, weight_change
@@ -109,10 +113,23 @@ def _search(cfg, ckpt, spec, examples, experiment_id, run_id, key, tags, name, w
     return best["lr"], best["epochs"]
 
 
+def _workdir(cfg: FinetuneSettings, cell, key: str) -> tuple[Path, list]:
+    """Where the Trainer saves, and the callbacks that keep its checkpoints (as run artifacts if asked)."""
+    if not cfg.checkpoint_artifacts:
+        workdir = amuro_home() / "finetune" / key
+        if not cell.resumed:
+            shutil.rmtree(workdir, ignore_errors=True)   # stale checkpoints of a run that no longer exists
+        return workdir, []
+    workdir = Path(tempfile.mkdtemp(prefix=f"amuro-finetune-{key}-"))
+    if cell.resumed:
+        step = restore_checkpoint(cell.run_id, workdir / "trainer")
+        print(f"restored the checkpoint of step {step} uploaded by the previous attempt" if step is not None
+              else "the previous attempt uploaded no checkpoint: training from the start")
+    return workdir, [UploadCheckpoints(cell.run_id)]
+
+
 def _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name) -> None:
-    workdir = amuro_home() / "finetune" / key
-    if not cell.resumed:
-        shutil.rmtree(workdir, ignore_errors=True)   # stale checkpoints of a run that no longer exists
+    workdir, callbacks = _workdir(cfg, cell, key)
     examples = training_examples(spec, cfg)
     log_rows(spec, spec.splits["train"], examples, "train")
     _log_params_once({**cfg.params(), "train_examples": len(examples), "base_location": ckpt.location,
@@ -126,7 +143,7 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name) -> Non
     _log_params_once({"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr,
                       "final_epochs": epochs})
     model, tokenizer, _ = train_model(ckpt, cfg, features, lr=lr, epochs=epochs, output_dir=workdir / "trainer",
-                                      resume=cell.resumed)
+                                      resume=cell.resumed, callbacks=callbacks)
     base, _ = ckpt.load()
     mlflow.log_metrics(weight_change(base, model))
     del base

@@ -13,10 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -24,11 +21,10 @@ from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
 from amuro import data as tasks
-from amuro.commands.cell_process import run_cell
 from amuro.commands.pretrain import open_or_build_series
+from amuro.commands.sweep_engine import SWEEP_RUN_PLACEHOLDER, LocalEngine, PlannedCell, Scheduler
 from amuro.core import tracking
 from amuro.core.errors import UserError
-from amuro.core.fields import Settings
 from amuro.core.paths import amuro_home
 from amuro.core.settings import (
     CrossevalSettings,
@@ -43,23 +39,6 @@ from amuro.scoring.curves import log_curves
 from amuro.scoring.lmeval_tasks import load_lmeval_tasks
 
 PARENT_ENV = tracking.PARENT_ENV
-SWEEP_RUN_PLACEHOLDER = "{sweep_run_id}"
-
-
-@dataclass
-class PlannedCell:
-    """One cell of the grid: an entry point with its settings object, or a plain command (the report)."""
-
-    name: str
-    settings: Settings | None = None
-    argv: list[str] = field(default_factory=list)
-    after: list[str] = field(default_factory=list)
-    needs_success: bool = True   # False: runs once the cells it comes after have ended, however they ended
-
-    def describe(self) -> dict[str, object]:
-        return {"name": self.name, "entry_point": self.settings.entry_point if self.settings else None,
-                "settings": self.settings.to_dict() if self.settings else None, "argv": self.argv,
-                "after": self.after}
 
 
 def _series_name(model: str) -> str:
@@ -83,7 +62,8 @@ def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
                 cells.append(PlannedCell(tuned[-1], FinetuneSettings(
                     experiment=experiment, model=cfg.model, checkpoint=revision, dataset=dataset, tuning=cfg.tuning,
                     lora=cfg.lora, preset=cfg.preset, epochs=cfg.epochs, max_train_examples=cfg.max_train_examples,
-                    seed=seed, protocol=cfg.eval.protocol, evaluate=False, dataset_spec=cfg.dataset_spec)))
+                    seed=seed, protocol=cfg.eval.protocol, evaluate=False, dataset_spec=cfg.dataset_spec,
+                    checkpoint_artifacts=cfg.engine == "ray")))
             cells.append(PlannedCell(f"crosseval {short}@step{step}+{dataset}", CrossevalSettings(
                 experiment=experiment, runs=SWEEP_RUN_PLACEHOLDER, model=series_name, train_dataset=dataset,
                 steps=str(step), datasets=cfg.eval_datasets, formats=cfg.formats, eval=cfg.eval,
@@ -109,7 +89,7 @@ def tracking_server(cfg: SweepSettings):
     after the block (the note to an ``mlflow run`` launcher) goes to the store, not to a stopped server.
     """
     uri = cfg.tracking_uri or mlflow.get_tracking_uri()
-    if cfg.workers <= 1 or not uri.startswith("sqlite:"):
+    if (cfg.workers <= 1 and cfg.engine == "local") or not uri.startswith("sqlite:"):
         yield uri
         return
     previous = mlflow.get_tracking_uri()
@@ -136,64 +116,6 @@ def tracking_server(cfg: SweepSettings):
             os.killpg(server.pid, signal.SIGKILL)
 
 
-class Runner:
-    """Runs planned cells as child processes, at most ``workers`` at a time, in dependency order."""
-
-    def __init__(self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str,
-                 workers: int) -> None:
-        self.cells, self.env, self.logs, self.sweep_run_id, self.workers = cells, env, logs, sweep_run_id, workers
-        self.status: dict[str, str] = {}
-        self.errors: dict[str, str] = {}
-        self.seconds: dict[str, float] = {}
-
-    def _argv(self, cell: PlannedCell, stem: str) -> list[str]:
-        if cell.settings is None:
-            return cell.argv
-        settings_file = self.logs / f"{stem}.settings.json"
-        settings_file.write_text(cell.settings.to_json().replace(SWEEP_RUN_PLACEHOLDER, self.sweep_run_id))
-        return [sys.executable, "-m", "amuro", cell.settings.entry_point, "--settings-file", str(settings_file)]
-
-    def _run_one(self, cell: PlannedCell) -> tuple[int, str]:
-        stem = cell.name.replace(" ", "_").replace("/", "_").replace("@", "-")
-        argv = self._argv(cell, stem)
-        log_path = self.logs / f"{stem}.log"
-        started = time.perf_counter()
-        code = run_cell(argv, self.env, log_path)
-        self.seconds[cell.name] = round(time.perf_counter() - started, 2)
-        lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("Error:")]
-        return code, (errors or lines or [f"exit code {code}"])[-1]
-
-    def run(self, on_progress) -> None:
-        pending = list(self.cells)
-        running: dict[Future, PlannedCell] = {}
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            while pending or running:
-                for cell in list(pending):
-                    blocked = [d for d in cell.after if self.status.get(d) in ("failed", "blocked")]
-                    ended = all(d in self.status for d in cell.after)
-                    if blocked and cell.needs_success:
-                        pending.remove(cell)
-                        self.status[cell.name] = "blocked"
-                        self.errors[cell.name] = f"needs {blocked[0]}, which failed"
-                        on_progress(cell)
-                    elif len(running) < self.workers and ended:
-                        pending.remove(cell)
-                        running[pool.submit(self._run_one, cell)] = cell
-                if not running:
-                    if pending:
-                        raise RuntimeError(f"sweep plan cannot proceed: {pending[0].name} waits on unknown cells")
-                    continue
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    cell = running.pop(future)
-                    code, last_line = future.result()
-                    self.status[cell.name] = "done" if code == 0 else "failed"
-                    if code != 0:
-                        self.errors[cell.name] = last_line
-                    on_progress(cell)
-
-
 def _record_failure(client: MlflowClient, experiment_id: str, sweep_run_id: str, name: str, error: str) -> None:
     run = client.create_run(experiment_id, run_name=f"FAILED {name}", tags={
         "amuro.kind": "group", "amuro.entry_point": name.split(" ")[0], tracking.ERROR_TAG: error[:4000],
@@ -212,14 +134,28 @@ def _study_evals(client: MlflowClient, experiment_id: str, series_name: str, rev
             and r.data.tags.get("amuro.train_dataset") in trained]
 
 
-def _run_cells(cfg: SweepSettings, cells: list[PlannedCell], uri: str, work: Path, cell: tracking.Cell,
-               experiment_id: str, client: MlflowClient) -> Runner:
+@contextmanager
+def engine_session(cfg: SweepSettings):
+    """Checks (and, for Ray, the cluster) the engine needs before the sweep logs anything."""
+    if cfg.engine == "local":
+        yield LocalEngine
+        return
+    try:
+        from amuro.commands.sweep_ray import RayEngine, ray_session
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'amuro[ray]'") from None
+    with ray_session(cfg):
+        yield RayEngine
+
+
+def _run_cells(cfg: SweepSettings, engine: type[Scheduler], cells: list[PlannedCell], uri: str, work: Path,
+               cell: tracking.Cell, experiment_id: str, client: MlflowClient) -> Scheduler:
     """Run the cells under the sweep run; the owner of the sweep run records progress and failures there."""
     env = {**os.environ, **node_environment(socket.gethostname()), "MLFLOW_TRACKING_URI": uri, PARENT_ENV: cell.run_id,
            "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment)}
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         env.pop(name, None)
-    runner = Runner(cells, env, work, cell.run_id, cfg.workers)
+    runner = engine(cells, env, work, cell.run_id, cfg)
     bar = tqdm(total=len(cells), desc="sweep cells", unit="cell")
 
     def progress(done_cell: PlannedCell) -> None:
@@ -238,8 +174,8 @@ def _run_cells(cfg: SweepSettings, cells: list[PlannedCell], uri: str, work: Pat
     runner.run(progress)
     bar.close()
     if not cell.joined:
-        mlflow.log_dict({"status": runner.status, "errors": runner.errors, "seconds": runner.seconds},
-                        "status.json")
+        mlflow.log_dict({"engine": cfg.engine, "status": runner.status, "errors": runner.errors,
+                         "seconds": runner.seconds, "placement": runner.placement}, "status.json")
     return runner
 
 
@@ -249,6 +185,10 @@ def sweep(cfg: SweepSettings) -> str:
     if cfg.tracking_uri:
         mlflow.set_tracking_uri(cfg.tracking_uri)
     experiment_id = tracking.connect(cfg.experiment)
+    uri = mlflow.get_tracking_uri()
+    if cfg.engine == "ray" and cfg.address and not uri.startswith(("http://", "https://")):
+        raise UserError(f"a sweep on a Ray cluster needs a tracking server every node reaches, not {uri}: give "
+                        "--tracking-uri http(s)://host:port (mlflow server), or leave out --address")
     load_spec_option(cfg.dataset_spec)
     selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
     if selection:
@@ -263,7 +203,7 @@ def sweep(cfg: SweepSettings) -> str:
     work = amuro_home() / "sweeps" / key
     work.mkdir(parents=True, exist_ok=True)
     cells = plan(cfg, series.name, revisions, work / "amuro-report.html")
-    with tracking_server(cfg) as uri:
+    with tracking_server(cfg) as uri, engine_session(cfg) as engine:
         mlflow.set_tracking_uri(uri)
         experiment_id = tracking.connect(cfg.experiment)
         client = MlflowClient()
@@ -284,7 +224,7 @@ def sweep(cfg: SweepSettings) -> str:
                 if not cell.resumed:
                     mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
                 mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
-            runner = _run_cells(cfg, cells, uri, work, cell, experiment_id, client)
+            runner = _run_cells(cfg, engine, cells, uri, work, cell, experiment_id, client)
             if not cell.joined:
                 log_curves(cell.run_id, _study_evals(client, experiment_id, series.name, revisions, cfg))
             failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}

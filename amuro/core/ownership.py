@@ -15,6 +15,7 @@ lost claim is marked ``lost``, ended and deleted, and its process waits for the 
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -32,6 +33,7 @@ CLAIM_TAG = "amuro.claim"          # pending, won or lost
 HOST_TAG, PID_TAG, PID_START_TAG = "amuro.host", "amuro.pid", "amuro.pid_start"
 ERROR_TAG = "amuro.error"
 KEY_TAG = "amuro.run_key"
+CELL_TAG, CELL_ENV = "amuro.cell", "AMURO_CELL"   # the sweep cell a run was made by (its log is attached)
 RENEW_SECONDS = 20.0
 STALE_SECONDS = 120.0
 WAIT_SECONDS = 3.0                 # how often a waiting process looks at the run it waits on
@@ -41,8 +43,9 @@ DECIDE_SECONDS = 0.2               # how often a claimant looks at a pending cla
 def identity() -> dict[str, str]:
     """This process, as the owner tags of a run it claims (with a fresh heartbeat)."""
     me = psutil.Process()
+    cell = {CELL_TAG: os.environ[CELL_ENV]} if os.environ.get(CELL_ENV) else {}
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(me.pid), PID_START_TAG: f"{me.create_time():.2f}",
-            HEARTBEAT_TAG: str(int(time.time()))}
+            HEARTBEAT_TAG: str(int(time.time())), **cell}
 
 
 def heartbeat_age(run: Run, now: float | None = None) -> float:

@@ -18,6 +18,8 @@ CLASSIFICATION_METHODS = ("next-token", "loglik", "generate")
 STOPS = ("default", "none")
 DEMOS = ("train", "first-k")
 TUNINGS = ("sft", "it")
+ENGINES = ("local", "ray")
+CELL_KINDS = ("eval", "finetune")   # resources per kind of sweep cell: pretrain-eval and crosseval are eval
 DEFAULT_SERIES = "tiny"
 SYNTHETIC_TRAIN_SETS = "synth-nli,synth-paraphrase,synth-summary,synth-qgen"
 SWEEP_TINY_EPOCHS = 1   # the embedded study's fine-tuning budget: 20 tuned models within its 15 minutes
@@ -259,6 +261,9 @@ class FinetuneSettings(Settings):
                                  option="eval")
     save_steps: int | None = setting(None, "Trainer checkpoint interval in steps.", key=False, minimum=1,
                                      empty="about ten per run")
+    checkpoint_artifacts: bool = setting(False, "Upload each Trainer checkpoint as an artifact of the run, so a "
+                                                "retry on any machine resumes from it in the same run.",
+                                         key=False, flag=True)
 
     def validate(self) -> None:
         study = self.protocol == "study"
@@ -343,7 +348,17 @@ class SweepSettings(Settings):
                                      empty=f"0; {STUDY_TRAIN_SEED} under --protocol study")
     seeds: str | None = setting(None, SEEDS_HELP + " Every finetune cell is run once per seed.", key=False,
                                 empty="--train-seed alone")
-    workers: int = setting(1, "Cells run in parallel processes (against a tracking server).", key=False, minimum=1)
+    workers: int = setting(1, "Cells run at once (against a tracking server).", key=False, minimum=1)
+    engine: str = setting("local", "Where cells run: local (processes on this machine, a GPU slot each) or ray "
+                                   "(Ray tasks; pip install 'amuro[ray]').", key=False, choices=ENGINES)
+    address: str | None = setting(None, "Ray cluster to join (ray engine): auto, host:port or ray://head:10001.",
+                                  key=False, empty="a local Ray instance, stopped at the end")
+    gpus_per_cell: str | None = setting(None, "GPUs per cell: a number, or per kind as finetune=1,eval=0.5.",
+                                        key=False, empty="1 where there are GPUs, else 0")
+    cpus_per_cell: str = setting("1", "CPUs per cell (ray engine): a number, or per kind as finetune=4,eval=2.",
+                                 key=False)
+    max_retries: int = setting(2, "Ray engine: times a cell whose worker or node died is retried.", key=False,
+                               minimum=0)
     tracking_uri: str | None = setting(None, "Tracking server for the cells (a local sqlite store is served by a "
                                              "local mlflow server when workers > 1).", key=False,
                                        empty="the current URI")
@@ -361,6 +376,25 @@ class SweepSettings(Settings):
             self.epochs = SWEEP_TINY_EPOCHS
         require(bool(self.train_dataset_list), "train_datasets is empty: name at least one training set")
         seed_list(self.seeds, self.train_seed)
+        self.cell_resources("gpus_per_cell", 0)
+        self.cell_resources("cpus_per_cell", 1)
+
+    def cell_resources(self, name: str, default: float) -> dict[str, float]:
+        """``gpus_per_cell`` / ``cpus_per_cell`` by kind of cell: ``"1"`` or ``"finetune=1,eval=0.5"``."""
+        text = getattr(self, name)
+        values = dict.fromkeys(CELL_KINDS, float(default))
+        for part in split_list(text or ""):
+            kind, _, number = part.rpartition("=")
+            kinds = [kind.strip()] if kind else list(CELL_KINDS)
+            require(all(k in CELL_KINDS for k in kinds), f"{name.replace('_', '-')} names an unknown kind of cell "
+                    f"{kind!r}: use a number, or eval=N,finetune=N")
+            try:
+                amount = float(number)
+            except ValueError:
+                amount = -1.0
+            require(amount >= 0, f"{name.replace('_', '-')} takes a number of at least 0 per cell, got {part!r}")
+            values.update(dict.fromkeys(kinds, amount))
+        return values
 
     @property
     def seed_list(self) -> list[int]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import mlflow
+from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
@@ -40,14 +41,19 @@ def with_lora(model, cfg: FinetuneSettings):
 
 
 class MlflowCurve(TrainerCallback):
-    """Logs the training curve to the active MLflow run (the Trainer's own reporting is off: report_to=none)."""
+    """Logs the training curve to the active MLflow run (the Trainer's own reporting is off: report_to=none).
+
+    A run resumed from a checkpoint logs only the steps it has not logged yet, so no step appears twice.
+    """
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.perf_counter()
         self.tokens_at_start = state.num_input_tokens_seen
+        history = MlflowClient().get_metric_history(mlflow.active_run().info.run_id, "train_loss")
+        self.logged_up_to = max((m.step for m in history), default=-1)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or "loss" not in logs:
+        if not logs or "loss" not in logs or state.global_step <= self.logged_up_to:
             return
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         mlflow.log_metrics({
@@ -99,11 +105,10 @@ def last_complete_checkpoint(folder: Path) -> str | None:
 
 
 def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *, lr: float, epochs: int,
-                output_dir: Path, resume: bool, eval_features: list[dict] | None = None):
+                output_dir: Path, resume: bool, eval_features: list[dict] | None = None, callbacks=()):
     """Train one model with the Trainer; returns (merged model, tokenizer, validation loss or None)."""
     from transformers import Trainer, set_seed
 
-    
     set_seed(cfg.seed)
     model, tokenizer = ckpt.load()
     if cfg.lora:
@@ -114,7 +119,7 @@ def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *
     by_example = protocol(cfg.protocol).loss_weighting == "example"
     trainer = Trainer(model=model, args=args, train_dataset=features, eval_dataset=eval_features,
                       data_collator=PadToLongest(tokenizer.pad_token_id), processing_class=tokenizer,
-                      callbacks=[MlflowCurve()], compute_loss_func=per_example_loss if by_example else None)
+                      callbacks=[MlflowCurve(), *callbacks], compute_loss_func=per_example_loss if by_example else None)
     if by_example:
         trainer.loss_is_scaled_for_ga = False
     trainer.remove_callback(ProgressCallback)

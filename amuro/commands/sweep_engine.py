@@ -1,0 +1,205 @@
+"""How sweep cells are run: planned cells, the dependency-order loop every engine shares, the local engine.
+
+An engine runs one cell at a time per worker thread (``run_one``); the loop starts cells whose dependencies
+ended, at most ``workers`` at once and only when the engine has room (a free GPU slot), and skips cells whose
+dependency failed. The local engine runs each cell as a process on this machine (forked from a fork server,
+``cell_process``); with GPUs, each running cell gets its own ``CUDA_VISIBLE_DEVICES``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amuro.commands.cell_process import log_to_its_runs, run_cell
+from amuro.core.errors import UserError
+from amuro.core.fields import Settings, split_list
+from amuro.core.ownership import CELL_ENV
+from amuro.core.settings import SweepSettings
+from amuro.core.tracking import PARENT_ENV
+
+SWEEP_RUN_PLACEHOLDER = "{sweep_run_id}"
+
+
+@dataclass
+class PlannedCell:
+    """One cell of the grid: an entry point with its settings object, or a plain command (the report)."""
+
+    name: str
+    settings: Settings | None = None
+    argv: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    needs_success: bool = True   # False: runs once the cells it comes after have ended, however they ended
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "entry_point": self.settings.entry_point if self.settings else None,
+                "settings": self.settings.to_dict() if self.settings else None, "argv": self.argv,
+                "after": self.after}
+
+    @property
+    def kind(self) -> str | None:
+        """``finetune`` or ``eval`` (pretrain-eval, crosseval): the kinds resources are given per."""
+        if self.settings is None:
+            return None
+        return "finetune" if self.settings.entry_point == "finetune" else "eval"
+
+    @property
+    def stem(self) -> str:
+        return self.name.replace(" ", "_").replace("/", "_").replace("@", "-")
+
+    def settings_json(self, sweep_run_id: str) -> str:
+        return self.settings.to_json().replace(SWEEP_RUN_PLACEHOLDER, sweep_run_id)
+
+
+@dataclass
+class CellOutcome:
+    """How one cell ended and where it ran; ``run_seconds`` is the cell process's own time."""
+
+    code: int
+    last_line: str
+    host: str
+    gpus: list[str]
+    started: float
+    ended: float
+    run_seconds: float
+
+
+def last_line(log_path: Path, code: int) -> str:
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()] \
+        if log_path.exists() else []
+    errors = [line for line in lines if line.startswith("Error:")]
+    return (errors or lines or [f"exit code {code}"])[-1]
+
+
+def run_logged_cell(argv: list[str], env: dict[str, str], log_path: Path, gpus: list[str]) -> CellOutcome:
+    """Run one cell process to its end; its log goes to ``log_path`` and to the runs it owned."""
+    started = time.time()
+    code = run_cell(argv, env, log_path)
+    ended = time.time()
+    if env.get(CELL_ENV) and env.get(PARENT_ENV) and code >= 0:
+        log_to_its_runs(log_path, env[CELL_ENV], env[PARENT_ENV], env["MLFLOW_EXPERIMENT_NAME"],
+                        env["MLFLOW_TRACKING_URI"])
+    return CellOutcome(code, last_line(log_path, code), socket.gethostname(), gpus, started, ended,
+                       round(ended - started, 3))
+
+
+class Scheduler:
+    """Runs planned cells in dependency order, at most ``workers`` at once; engines define ``run_one``."""
+
+    def __init__(self, cells: list[PlannedCell], workers: int) -> None:
+        self.cells, self.workers = cells, workers
+        self.status: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+        self.placement: dict[str, dict[str, object]] = {}
+
+    def has_room(self, cell: PlannedCell) -> bool:
+        return True
+
+    def take(self, cell: PlannedCell) -> object:
+        """Resources a cell holds while it runs (called in the scheduling thread)."""
+
+    def give_back(self, held: object) -> None:
+        pass
+
+    def run_one(self, cell: PlannedCell, held: object) -> CellOutcome:
+        raise NotImplementedError
+
+    def _record(self, cell: PlannedCell, outcome: CellOutcome, wall: float) -> None:
+        self.status[cell.name] = "done" if outcome.code == 0 else "failed"
+        if outcome.code != 0:
+            self.errors[cell.name] = outcome.last_line
+        self.seconds[cell.name] = round(wall, 2)
+        self.placement[cell.name] = {"host": outcome.host, "gpus": outcome.gpus, "started": outcome.started,
+                                     "ended": outcome.ended, "run_seconds": outcome.run_seconds,
+                                     "wall_seconds": round(wall, 3)}
+
+    def run(self, on_progress) -> None:
+        pending = list(self.cells)
+        running: dict[Future, tuple[PlannedCell, object, float]] = {}
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            while pending or running:
+                for cell in list(pending):
+                    blocked = [d for d in cell.after if self.status.get(d) in ("failed", "blocked")]
+                    ended = all(d in self.status for d in cell.after)
+                    if blocked and cell.needs_success:
+                        pending.remove(cell)
+                        self.status[cell.name] = "blocked"
+                        self.errors[cell.name] = f"needs {blocked[0]}, which failed"
+                        on_progress(cell)
+                    elif len(running) < self.workers and ended and self.has_room(cell):
+                        pending.remove(cell)
+                        held = self.take(cell)
+                        running[pool.submit(self.run_one, cell, held)] = (cell, held, time.perf_counter())
+                if not running:
+                    if pending:
+                        raise RuntimeError(f"sweep plan cannot proceed: {pending[0].name} waits on unknown cells")
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    cell, held, submitted = running.pop(future)
+                    self.give_back(held)
+                    self._record(cell, future.result(), time.perf_counter() - submitted)
+                    on_progress(cell)
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else every device torch sees."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return split_list(os.environ["CUDA_VISIBLE_DEVICES"])
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def gpus_by_kind(cfg: SweepSettings, available: float) -> dict[str, float]:
+    """GPUs per kind of cell: as given, else 1 where there are GPUs and 0 where there are none."""
+    default = 1 if available and cfg.gpus_per_cell is None else 0
+    return cfg.cell_resources("gpus_per_cell", default)
+
+
+class LocalEngine(Scheduler):
+    """Cells as processes on this machine; with GPUs, each running cell holds its own GPU slots."""
+
+    def __init__(self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str,
+                 cfg: SweepSettings) -> None:
+        super().__init__(cells, cfg.workers)
+        self.env, self.logs, self.sweep_run_id = env, logs, sweep_run_id
+        self.free_gpus = visible_gpus()
+        self.has_gpus = bool(self.free_gpus)
+        self.gpus = gpus_by_kind(cfg, len(self.free_gpus))
+        wanted = max(self.gpus.values())
+        if wanted > len(self.free_gpus):
+            raise UserError(f"--gpus-per-cell asks for {wanted:g} GPUs per cell and this machine has "
+                            f"{len(self.free_gpus)} visible: lower it, or use --engine ray on a cluster")
+
+    def _gpu_count(self, cell: PlannedCell) -> int:
+        return math.ceil(self.gpus[cell.kind]) if cell.kind else 0
+
+    def has_room(self, cell: PlannedCell) -> bool:
+        return self._gpu_count(cell) <= len(self.free_gpus)
+
+    def take(self, cell: PlannedCell) -> list[str]:
+        count = self._gpu_count(cell)
+        held, self.free_gpus = self.free_gpus[:count], self.free_gpus[count:]
+        return held
+
+    def give_back(self, held: list[str]) -> None:
+        self.free_gpus = sorted(self.free_gpus + held, key=lambda g: (len(g), g))
+
+    def run_one(self, cell: PlannedCell, held: list[str]) -> CellOutcome:
+        env = {**self.env, CELL_ENV: f"{self.sweep_run_id}/{cell.stem}"}
+        if self.has_gpus:   # a cell given no GPU must not take one: hide them all from it
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(held)
+        argv = cell.argv
+        if cell.settings is not None:
+            settings_file = self.logs / f"{cell.stem}.settings.json"
+            settings_file.write_text(cell.settings_json(self.sweep_run_id))
+            argv = [sys.executable, "-m", "amuro", cell.settings.entry_point, "--settings-file", str(settings_file)]
+        return run_logged_cell(argv, env, self.logs / f"{cell.stem}.log", held)
