@@ -68,6 +68,7 @@ class CellOutcome:
     started: float
     ended: float
     run_seconds: float
+    node: str = ""
 
 
 def last_line(log_path: Path, code: int) -> str:
@@ -116,7 +117,7 @@ class Scheduler:
         if outcome.code != 0:
             self.errors[cell.name] = outcome.last_line
         self.seconds[cell.name] = round(wall, 2)
-        self.placement[cell.name] = {"host": outcome.host, "gpus": outcome.gpus, "started": outcome.started,
+        self.placement[cell.name] = {"host": outcome.host, "node": outcome.node or outcome.host, "gpus": outcome.gpus, "started": outcome.started,
                                      "ended": outcome.ended, "run_seconds": outcome.run_seconds,
                                      "wall_seconds": round(wall, 3)}
 

@@ -42,6 +42,7 @@ def _run_cell_task(name: str, stem: str, entry_point: str, settings_json: str, e
     cell_env = {**os.environ, **env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
     argv = [sys.executable, "-m", "amuro", entry_point, "--settings-file", str(settings_file)]
     outcome = run_logged_cell(argv, cell_env, folder / f"{stem}.log", gpus)
+    outcome.node = ray.get_runtime_context().get_node_id()
     if outcome.code < 0:
         raise CellDied(f"{name} was killed by signal {-outcome.code} on {socket.gethostname()}")
     return outcome
@@ -109,15 +110,15 @@ class RayEngine(Scheduler):
         self.gpus = gpus_by_kind(cfg, gpus)
         self.cpus = cfg.cell_resources("cpus_per_cell", 1)
         self.max_retries = cfg.max_retries
-        self.task = ray.remote(_run_cell_task).options(max_retries=cfg.max_retries, retry_exceptions=[CellDied])
+        self.task = ray.remote(_run_cell_task)
 
     def run_one(self, cell: PlannedCell, held: object) -> CellOutcome:
         if cell.settings is None:
             return run_logged_cell(cell.argv, self.env, self.logs / f"{cell.stem}.log", [])
         env = {**self.forwarded, CELL_ENV: f"{self.sweep_run_id}/{cell.stem}"}
         submitted = time.time()
-        ref = self.task.options(num_cpus=self.cpus[cell.kind], num_gpus=self.gpus[cell.kind], name=cell.name) \
-            .remote(cell.name, cell.stem, cell.settings.entry_point, cell.settings_json(self.sweep_run_id), env)
+        ref = self.task.options(num_cpus=self.cpus[cell.kind], num_gpus=self.gpus[cell.kind], name=cell.name,
+                                max_retries=self.max_retries, retry_exceptions=[CellDied]).remote(cell.name, cell.stem, cell.settings.entry_point, cell.settings_json(self.sweep_run_id), env)
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:
