@@ -117,8 +117,8 @@ class Scheduler:
         if outcome.code != 0:
             self.errors[cell.name] = outcome.last_line
         self.seconds[cell.name] = round(wall, 2)
-        self.placement[cell.name] = {"host": outcome.host, "node": outcome.node or outcome.host, "gpus": outcome.gpus, "started": outcome.started,
-                                     "ended": outcome.ended, "run_seconds": outcome.run_seconds,
+        self.placement[cell.name] = {"host": outcome.host, "node": outcome.node or outcome.host,
+                                     "gpus": outcome.gpus, "started": outcome.started, "ended": outcome.ended, "run_seconds": outcome.run_seconds,
                                      "wall_seconds": round(wall, 3)}
 
     def run(self, on_progress) -> None:

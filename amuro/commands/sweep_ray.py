@@ -25,6 +25,7 @@ from amuro.commands.sweep_engine import CellOutcome, PlannedCell, Scheduler, gpu
 from amuro.core.errors import UserError
 from amuro.core.ownership import CELL_ENV
 from amuro.core.settings import SweepSettings
+from amuro.core.system_metrics import NODE_ENV
 
 CONNECT_SECONDS = 20
 FORWARDED_PREFIXES = ("MLFLOW_", "AMURO_", "HF_", "TRANSFORMERS_", "TOKENIZERS_")
@@ -39,7 +40,7 @@ def _run_cell_task(name: str, stem: str, entry_point: str, settings_json: str, e
     folder = Path(tempfile.mkdtemp(prefix="amuro-cell-"))
     settings_file = folder / f"{stem}.settings.json"
     settings_file.write_text(settings_json)
-    cell_env = {**os.environ, **env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
+    cell_env = {NODE_ENV: socket.gethostname(), **os.environ, **env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
     argv = [sys.executable, "-m", "amuro", entry_point, "--settings-file", str(settings_file)]
     outcome = run_logged_cell(argv, cell_env, folder / f"{stem}.log", gpus)
     outcome.node = ray.get_runtime_context().get_node_id()
@@ -105,7 +106,8 @@ class RayEngine(Scheduler):
                  cfg: SweepSettings) -> None:
         super().__init__(cells, cfg.workers)
         self.env, self.logs, self.sweep_run_id = env, logs, sweep_run_id
-        self.forwarded = {name: value for name, value in env.items() if name.startswith(FORWARDED_PREFIXES)}
+        self.forwarded = {name: value for name, value in env.items() if name.startswith(FORWARDED_PREFIXES)
+                          and (name != NODE_ENV or name in os.environ)}   # a cell names its own node
         gpus, _ = _cluster_resources()
         self.gpus = gpus_by_kind(cfg, gpus)
         self.cpus = cfg.cell_resources("cpus_per_cell", 1)
@@ -118,7 +120,8 @@ class RayEngine(Scheduler):
         env = {**self.forwarded, CELL_ENV: f"{self.sweep_run_id}/{cell.stem}"}
         submitted = time.time()
         ref = self.task.options(num_cpus=self.cpus[cell.kind], num_gpus=self.gpus[cell.kind], name=cell.name,
-                                max_retries=self.max_retries, retry_exceptions=[CellDied]).remote(cell.name, cell.stem, cell.settings.entry_point, cell.settings_json(self.sweep_run_id), env)
+                                max_retries=self.max_retries, retry_exceptions=[CellDied]).remote(
+            cell.name, cell.stem, cell.settings.entry_point, cell.settings_json(self.sweep_run_id), env)
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:
