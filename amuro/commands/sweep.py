@@ -134,16 +134,29 @@ def _study_evals(client: MlflowClient, experiment_id: str, series_name: str, rev
             and r.data.tags.get("amuro.train_dataset") in trained]
 
 
+def _check_engine(cfg: SweepSettings, uri: str) -> None:
+    """What the engine needs, checked before anything is logged: Ray installed, the cluster and store reachable."""
+    if cfg.engine != "ray":
+        return
+    try:
+        from amuro.commands.sweep_ray import check_reachable   # Ray is imported by this engine only
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'amuro[ray]'") from None
+    if cfg.address:
+        check_reachable(cfg.address)
+        if not uri.startswith(("http://", "https://")):
+            raise UserError(f"a sweep on a Ray cluster needs a tracking server every node reaches, not {uri}: "
+                            "give --tracking-uri http(s)://host:port (mlflow server), or leave out --address")
+
+
 @contextmanager
 def engine_session(cfg: SweepSettings):
-    """Checks (and, for Ray, the cluster) the engine needs before the sweep logs anything."""
+    """The engine's class, with the Ray cluster joined (its resources checked) for the ray engine."""
     if cfg.engine == "local":
         yield LocalEngine
         return
-    try:
-        from amuro.commands.sweep_ray import RayEngine, ray_session
-    except ImportError:
-        raise UserError("--engine ray needs Ray: pip install 'amuro[ray]'") from None
+    from amuro.commands.sweep_ray import RayEngine, ray_session
+
     with ray_session(cfg):
         yield RayEngine
 
@@ -185,10 +198,7 @@ def sweep(cfg: SweepSettings) -> str:
     if cfg.tracking_uri:
         mlflow.set_tracking_uri(cfg.tracking_uri)
     experiment_id = tracking.connect(cfg.experiment)
-    uri = mlflow.get_tracking_uri()
-    if cfg.engine == "ray" and cfg.address and not uri.startswith(("http://", "https://")):
-        raise UserError(f"a sweep on a Ray cluster needs a tracking server every node reaches, not {uri}: give "
-                        "--tracking-uri http(s)://host:port (mlflow server), or leave out --address")
+    _check_engine(cfg, mlflow.get_tracking_uri())
     load_spec_option(cfg.dataset_spec)
     selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
     if selection:

@@ -49,7 +49,7 @@ def _run_cell_task(name: str, stem: str, entry_point: str, settings_json: str, e
     return outcome
 
 
-def _check_reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
     """Fail within seconds, naming the address, when nothing answers there (Ray itself retries for minutes)."""
     if address == "auto":
         return
@@ -77,8 +77,6 @@ def _cluster_resources() -> tuple[float, float]:
 @contextmanager
 def ray_session(cfg: SweepSettings) -> Iterator[None]:
     """Join the cluster at ``--address`` (its resources checked against the cells'), or start a local one."""
-    if cfg.address:
-        _check_reachable(cfg.address)
     try:
         ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
