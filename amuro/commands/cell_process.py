@@ -93,8 +93,10 @@ def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path) -> int:
     return process.exitcode if process.exitcode is not None else 1
 
 
-def log_to_its_runs(log_path: Path, cell_id: str, parent_run_id: str, experiment: str, tracking_uri: str) -> list[str]:
-    """Upload a cell's log as ``logs/<name>`` of the top-level runs the cell owned (tagged ``amuro.cell``)."""
+def log_to_its_runs(log_path: Path, cell_id: str, parent_run_id: str, experiment: str, tracking_uri: str,
+                    since: float) -> list[str]:
+    """Upload a cell's log as ``logs/<name>`` of the top-level runs the cell owned (tagged ``amuro.cell``) and
+    ended after ``since`` (a finished run it only reused keeps the log of the attempt that made it)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -103,6 +105,7 @@ def log_to_its_runs(log_path: Path, cell_id: str, parent_run_id: str, experiment
         return []
     runs = client.search_runs([found.experiment_id], f"tags.`amuro.cell` = '{cell_id}' and "
                                                      f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    runs = [run for run in runs if run.info.end_time is None or run.info.end_time >= since * 1000]
     for run in runs:
         client.log_artifact(run.info.run_id, str(log_path), "logs")
     return [run.info.run_id for run in runs]

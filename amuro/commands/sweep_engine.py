@@ -85,7 +85,7 @@ def run_logged_cell(argv: list[str], env: dict[str, str], log_path: Path, gpus: 
     ended = time.time()
     if env.get(CELL_ENV) and env.get(PARENT_ENV) and code >= 0:
         log_to_its_runs(log_path, env[CELL_ENV], env[PARENT_ENV], env["MLFLOW_EXPERIMENT_NAME"],
-                        env["MLFLOW_TRACKING_URI"])
+                        env["MLFLOW_TRACKING_URI"], since=started)
     return CellOutcome(code, last_line(log_path, code), socket.gethostname(), gpus, started, ended,
                        round(ended - started, 3))
 
