@@ -1,7 +1,7 @@
 """How the sweep scales with workers on each engine, and what Ray's scheduling costs per cell.
 
-Trains a small checkpoint series once, then runs the same small grid (2 checkpoints x 1 training set, 2 eval
-sets, the report) with 1 and 2 workers on the local engine and on the ray engine (a local Ray instance this
+Trains a small checkpoint series once, then runs the same small grid (2 checkpoints x 1 training set, 1 eval
+set, the report) with 1 and 2 workers on the local engine and on the ray engine (a local Ray instance this
 machine starts and stops), each in a fresh store. Prints the wall time of each sweep, the speed-up of 2
 workers over 1 per engine, and Ray's per-cell scheduling overhead: a cell's wall time as the sweep saw it
 minus the run time of the cell process itself (both in the sweep run's ``status.json``).
@@ -23,8 +23,8 @@ from pathlib import Path
 
 SERIES = ["--series", "bench", "--steps", "40", "--num-checkpoints", "2", "--vocab-size", "600", "--hidden-size",
           "64", "--layers", "2", "--heads", "2", "--seq-len", "64", "--batch-size", "8"]
-GRID = ["--checkpoints", "all", "--train-datasets", "synth-nli", "--eval-datasets", "synth-nli,synth-qgen",
-        "--formats", "default", "--max-examples", "24", "--max-train-examples", "48", "--bootstrap", "200"]
+GRID = ["--checkpoints", "all", "--train-datasets", "synth-nli", "--eval-datasets", "synth-nli", "--formats",
+        "default", "--max-examples", "8", "--max-train-examples", "16", "--bootstrap", "50", "--shots", "1"]
 
 
 def _env(folder: Path) -> dict[str, str]:
