@@ -13,6 +13,7 @@ from typing import ClassVar
 from amuro.core.errors import UserError
 from amuro.core.fields import Settings, require, setting, split_list
 from amuro.core.protocol import DEFAULT_PROTOCOL, PROTOCOLS, STUDY_MICRO_BATCH, STUDY_TRAIN_SEED, protocol
+from amuro.core.values import batch_size_value, dataset_selection, seed_list
 
 CLASSIFICATION_METHODS = ("next-token", "loglik", "generate")
 STOPS = ("default", "none")
@@ -38,22 +39,6 @@ PRESETS = tuple(FINETUNE_PRESETS)
 
 EXPERIMENT_HELP = "MLflow experiment."
 SEEDS_HELP = "Fine-tuning seeds (comma-separated integers): one replicate per seed, each its own finetune run."
-
-
-def seed_list(seeds: str | None, single: int) -> list[int]:
-    """The replicate seeds: ``seeds`` parsed ("0,1,2"), or ``[single]`` when not given."""
-    if seeds is None:
-        return [single]
-    words = split_list(seeds)
-    require(bool(words), f"seeds {seeds!r} lists no seed: give comma-separated integers such as 0,1,2, or leave "
-                         "it out for one run")
-    try:
-        values = [int(word) for word in words]
-    except ValueError:
-        raise UserError(f"seeds takes comma-separated integers such as 0,1,2, got {seeds!r}") from None
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    require(not repeated, f"seeds {seeds!r} repeats {', '.join(map(str, repeated))}: give each seed once")
-    return values
 SPEC_HELP = "YAML/JSON dataset spec files declaring extra datasets (comma-separated)."
 
 
@@ -77,25 +62,6 @@ def lm_eval_include_setting():
 
 def eval_datasets_setting(help_text: str):
     return setting(None, help_text, empty="all, or none when lm-eval tasks are given")
-
-
-def dataset_selection(datasets: str | None, lm_eval_tasks: str | None, lm_eval_include: str | None) -> str | None:
-    """The catalogue datasets to score: as given; left empty, ``all`` unless lm-eval tasks are (None: none)."""
-    if datasets:
-        return None if datasets.strip().lower() == "none" else datasets
-    return None if (lm_eval_tasks or lm_eval_include) else "all"
-
-
-def batch_size_value(value: str | int | None) -> int | str | None:
-    """A positive int, ``auto``, or None (the device's default); anything else is a one-line error."""
-    if value is None or value == "auto":
-        return value
-    text = str(value).strip().lower()
-    if text == "auto":
-        return "auto"
-    if text.isdigit() and int(text) > 0 and not isinstance(value, bool):
-        return int(text)
-    raise UserError(f"batch_size takes a positive whole number or 'auto', got {value!r}")
 
 
 def protocol_setting():
