@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -25,8 +26,9 @@ def test_run_key_is_canonical():
 
 
 def _cell(experiment_id, key, body=lambda: None):
-    with tracking.tracked_run(experiment_id, key, tracking.contract_tags(kind="eval"), "cell") as cell:
-        if not cell.reused:
+    cell = tracking.find_finished(experiment_id, key, "cell")
+    if cell is None:
+        with tracking.tracked_run(experiment_id, key, tracking.contract_tags(kind="eval"), "cell") as cell:
             body()
     return cell
 
@@ -92,3 +94,61 @@ def test_unreachable_server_fails_fast_naming_uri(monkeypatch):
         assert time.time() - start < 30
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_tag_names_are_the_contract():
+    short = {name.lower(): value for name, value in vars(tracking.Tag).items() if name.isupper()}
+    assert all(short[name] == "amuro." + name for name in tracking.CONTRACT_TAGS)
+    assert len(set(short.values())) == len(short)
+    assert all(value.startswith("amuro.") for value in short.values() if value != tracking.Tag.PARENT_RUN_ID)
+
+
+def test_search_quotes_values_and_finds_by_tag(tracking_uri):
+    assert tracking.tag_filter({tracking.Tag.KIND: "eval", tracking.Tag.STEP: 400}, status="FINISHED") == (
+        "tags.`amuro.kind` = 'eval' and tags.`amuro.step` = '400' and attributes.status = 'FINISHED'")
+    assert tracking.quoted("it's") == '"it\'s"'
+    with pytest.raises(UserError, match="both kinds of quote"):
+        tracking.quoted("it's \"x\"")
+    experiment_id = tracking.connect("t")
+    client = MlflowClient()
+    odd = client.create_run(experiment_id, tags={tracking.Tag.MODEL: "o'brien/model", tracking.Tag.KIND: "eval"})
+    client.set_terminated(odd.info.run_id)
+    client.create_run(experiment_id, tags={tracking.Tag.MODEL: "other", tracking.Tag.KIND: "eval"})
+    found = tracking.search_runs(experiment_id, {tracking.Tag.MODEL: "o'brien/model"}, status="FINISHED")
+    assert [r.info.run_id for r in found] == [odd.info.run_id]
+    assert len(tracking.search_runs(experiment_id, {tracking.Tag.KIND: "eval"})) == 2
+
+
+def test_find_finished_finds_by_key(tracking_uri):
+    experiment_id = tracking.connect("t")
+    first = _cell(experiment_id, "k5")
+    assert tracking.find_finished(experiment_id, "k5").run_id == first.run_id
+    assert tracking.find_finished(experiment_id, "other") is None
+
+
+def test_entry_point_notes_the_launcher_of_mlflow_run(tracking_uri, monkeypatch):
+    launcher_experiment = tracking.connect("launcher")
+    launcher = MlflowClient().create_run(launcher_experiment).info.run_id
+    monkeypatch.setenv(tracking.LAUNCHER_ENV, launcher)
+    with tracking.entry_point("pretrain", "work") as invocation:
+        assert tracking.LAUNCHER_ENV not in os.environ and invocation.launcher == launcher
+        assert invocation.experiment_id == mlflow.get_experiment_by_name("work").experiment_id
+        with tracking.tracked_run(invocation.experiment_id, "k6", {}, "result") as cell:
+            pass
+        invocation.result_run_id = cell.run_id
+    tags = MlflowClient().get_run(launcher).data.tags
+    assert tags[tracking.Tag.RESULT_RUN_ID] == cell.run_id and tags[tracking.Tag.KIND] == "group"
+    assert tags[tracking.Tag.ENTRY_POINT] == "pretrain"
+
+
+def test_entry_point_group_is_the_launcher_in_the_same_experiment(tracking_uri, monkeypatch):
+    experiment_id = tracking.connect("work")
+    launcher = MlflowClient().create_run(experiment_id).info.run_id
+    monkeypatch.setenv(tracking.LAUNCHER_ENV, launcher)
+    with tracking.entry_point("crosseval", "work") as invocation:
+        with invocation.group("g1", "group") as parent:
+            assert parent == launcher
+    tags = MlflowClient().get_run(launcher).data.tags
+    assert (tags[tracking.Tag.KIND], tags[tracking.Tag.ENTRY_POINT], tags[tracking.Tag.RUN_KEY]) == (
+        "group", "crosseval", "g1")
+    assert tracking.Tag.RESULT_RUN_ID not in tags

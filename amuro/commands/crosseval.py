@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 from mlflow.tracking import MlflowClient
 
-from amuro import data as tasks
 from amuro.core import tracking
 from amuro.core.errors import UserError
 from amuro.core.settings import CrossevalSettings, dataset_selection
+from amuro.core.tracking import Tag
+from amuro.data import CATALOGUE, DatasetSpec, resolve
 from amuro.data.specfile import load_spec_option
 from amuro.models.targets import EvalTarget, checkpoint_target, tuned_target
 from amuro.scoring.cells import evaluate_target, select_cells
@@ -22,42 +23,42 @@ from amuro.scoring.curves import log_cell_curves
 from amuro.scoring.lmeval_tasks import LmEvalTask, load_lmeval_tasks
 
 
-def _finetune_runs(client: MlflowClient, experiment_id: str, cfg: CrossevalSettings) -> list:
+def _finetune_runs(experiment_id: str, cfg: CrossevalSettings) -> list:
     """The FINISHED finetune runs named by ``cfg.runs`` (ids, a sweep/group parent, or ``all``), filtered."""
-    kind_filter = "tags.`amuro.kind` = 'finetune' and attributes.status = 'FINISHED'"
+    client = MlflowClient()
     if cfg.runs.strip() == "all":
-        runs = client.search_runs([experiment_id], kind_filter, max_results=50000)
+        runs = tracking.search_runs(experiment_id, {Tag.KIND: "finetune"}, status="FINISHED")
     else:
         runs = []
         for run_id in (r.strip() for r in cfg.runs.split(",") if r.strip()):
-            runs.extend(_named_run(client, experiment_id, run_id, kind_filter))
+            runs.extend(_named_run(client, experiment_id, run_id))
     if cfg.model:
-        runs = [r for r in runs if r.data.tags.get("amuro.model") == cfg.model]
+        runs = [r for r in runs if r.data.tags.get(Tag.MODEL) == cfg.model]
     if cfg.train_dataset:
-        runs = [r for r in runs if r.data.tags.get("amuro.train_dataset") in cfg.train_dataset.split(",")]
+        runs = [r for r in runs if r.data.tags.get(Tag.TRAIN_DATASET) in cfg.train_dataset.split(",")]
     if cfg.steps:
         wanted = {s.strip() for s in cfg.steps.split(",")}
-        runs = [r for r in runs if r.data.tags.get("amuro.step") in wanted]
+        runs = [r for r in runs if r.data.tags.get(Tag.STEP) in wanted]
     if not runs:
         raise UserError(f"no finished finetune runs match runs={cfg.runs!r} in experiment "
                         f"{tracking.experiment_name(cfg.experiment)!r}: run finetune first or change the filters")
     for run in runs:
         if not client.list_artifacts(run.info.run_id, "model"):
             raise UserError(f"finetune run {run.info.run_id} has no model artifact: re-run finetune for it")
-    return sorted(runs, key=lambda r: (r.data.tags.get("amuro.model", ""), int(r.data.tags.get("amuro.step", 0)),
-                                       r.data.tags.get("amuro.train_dataset", "")))
+    return sorted(runs, key=lambda r: (r.data.tags.get(Tag.MODEL, ""), int(r.data.tags.get(Tag.STEP, 0)),
+                                       r.data.tags.get(Tag.TRAIN_DATASET, "")))
 
 
-def _named_run(client: MlflowClient, experiment_id: str, run_id: str, kind_filter: str) -> list:
+def _named_run(client: MlflowClient, experiment_id: str, run_id: str) -> list:
     try:
         run = client.get_run(run_id)
     except Exception:
         raise UserError(f"run {run_id} does not exist in the tracking store: give a finetune run id, a sweep "
                         "run id or 'all'") from None
-    kind = run.data.tags.get("amuro.kind")
+    kind = run.data.tags.get(Tag.KIND)
     if kind in ("sweep", "group"):
-        return client.search_runs([experiment_id], f"{kind_filter} and tags.`mlflow.parentRunId` = '{run_id}'",
-                                  max_results=50000)
+        return tracking.search_runs(experiment_id, {Tag.KIND: "finetune", Tag.PARENT_RUN_ID: run_id},
+                                    status="FINISHED")
     if kind != "finetune":
         raise UserError(f"run {run_id} is a {kind or 'untagged'} run, not a finetune run: give a finetune run id")
     if run.info.status != "FINISHED":
@@ -65,39 +66,37 @@ def _named_run(client: MlflowClient, experiment_id: str, run_id: str, kind_filte
     return [run]
 
 
-def _cells(cfg: CrossevalSettings, tuning: str, lmeval: list[LmEvalTask]) -> list[tuple[tasks.DatasetSpec, str]]:
+def _cells(cfg: CrossevalSettings, tuning: str,
+           lmeval: Sequence[LmEvalTask] = ()) -> list[tuple[DatasetSpec, str]]:
     """Selected datasets x formats; instruction-tuned models also get the multiple-choice suites (in-domain
     for instruction tuning) that can be read here."""
     from amuro.commands.pretrain_eval import hub_offline
     from amuro.data.sources import availability
 
     selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
-    specs = tasks.resolve(selection, offline_only=selection == "all") if selection else []
+    specs = resolve(selection, offline_only=selection == "all") if selection else []
     if tuning.startswith("it"):
         readable = ("yes", "local copy", "cached") if hub_offline() else ("yes", "local copy", "cached",
                                                                             "hub (needs network)")
-        specs += [s for s in tasks.CATALOGUE.values()
+        specs += [s for s in CATALOGUE.values()
                   if s.kind == "multiple_choice" and s not in specs and availability(s) in readable]
-    return select_cells(specs + lmeval, cfg.formats, cfg.eval.protocol)
+    return select_cells([*specs, *lmeval], cfg.formats, cfg.eval.protocol)
 
 
 def _target(run, seed: int) -> EvalTarget:
     tags = run.data.tags
-    tokens = tags.get("amuro.tokens")
-    return tuned_target(model=tags["amuro.model"], revision=tags.get("amuro.revision", ""),
-                        step=int(tags["amuro.step"]), tokens=int(tokens) if tokens else None,
-                        tuning=tags["amuro.tuning"], train_dataset=tags["amuro.train_dataset"],
-                        run_id=run.info.run_id, seed=seed, train_seed=int(tags.get("amuro.seed") or 0))
+    tokens = tags.get(Tag.TOKENS)
+    return tuned_target(model=tags[Tag.MODEL], revision=tags.get(Tag.REVISION, ""),
+                        step=int(tags[Tag.STEP]), tokens=int(tokens) if tokens else None,
+                        tuning=tags[Tag.TUNING], train_dataset=tags[Tag.TRAIN_DATASET],
+                        run_id=run.info.run_id, seed=seed, train_seed=int(tags.get(Tag.SEED) or 0))
 
 
-def _missing_base(client: MlflowClient, experiment_id: str, target: EvalTarget,
-                  cells: Sequence[tuple[tasks.DatasetSpec, str]], shots: int) -> list[tuple[tasks.DatasetSpec, str]]:
-    found = client.search_runs(
-        [experiment_id],
-        f"tags.`amuro.kind` = 'eval' and tags.`amuro.tuning` = 'none' and tags.`amuro.model` = '{target.model}' "
-        f"and tags.`amuro.step` = '{target.step}' and tags.`amuro.shots` = '{shots}' "
-        "and attributes.status = 'FINISHED'", max_results=50000)
-    have = {(r.data.tags.get("amuro.eval_dataset"), r.data.tags.get("amuro.format")) for r in found}
+def _missing_base(experiment_id: str, target: EvalTarget, cells: Sequence[tuple[DatasetSpec, str]],
+                  shots: int) -> list[tuple[DatasetSpec, str]]:
+    found = tracking.search_runs(experiment_id, {Tag.KIND: "eval", Tag.TUNING: "none", Tag.MODEL: target.model,
+                                                 Tag.STEP: target.step, Tag.SHOTS: shots}, status="FINISHED")
+    have = {(r.data.tags.get(Tag.EVAL_DATASET), r.data.tags.get(Tag.FORMAT)) for r in found}
     return [(spec, fmt) for spec, fmt in cells if (spec.name, fmt) not in have]
 
 
@@ -105,7 +104,7 @@ def _base_target(experiment_id: str, target: EvalTarget, run) -> EvalTarget:
     """The base checkpoint a finetune run started from: the series as given to finetune, by name, or by run."""
     from amuro.models.series import open_series
 
-    source = run.data.tags.get("amuro.source_run_id")
+    source = run.data.tags.get(Tag.SOURCE_RUN_ID)
     candidates = [run.data.params.get("model"), target.model, f"runs:/{source}/series" if source else None]
     for candidate in dict.fromkeys(c for c in candidates if c):
         try:
@@ -119,31 +118,29 @@ def _base_target(experiment_id: str, target: EvalTarget, run) -> EvalTarget:
 
 def crosseval(cfg: CrossevalSettings) -> list[str]:
     """Score the selected finetune runs on every selected cell; returns the eval run ids."""
-    launcher = tracking.drop_launcher()
-    experiment_id = tracking.connect(cfg.experiment)
-    load_spec_option(cfg.dataset_spec)
-    client = MlflowClient()
-    runs = _finetune_runs(client, experiment_id, cfg)
-    settings = cfg.eval
-    lmeval = load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)
-    plan = [(run, _target(run, settings.seed), _cells(cfg, run.data.tags.get("amuro.tuning", "sft"), lmeval))
-            for run in runs]
-    missing = {id(target): _missing_base(client, experiment_id, target, cells, settings.shots)
-               for _, target, cells in plan}
-    lacking = [(t.label.split("+")[0], spec.name, fmt) for _, t, _ in plan for spec, fmt in missing[id(t)]]
-    if lacking and not cfg.with_base:
-        shown = ", ".join(f"{label} {name} [{fmt}]" for label, name, fmt in lacking[:8])
-        print(f"{len(lacking)} tuned cells have no base pretrain-eval partner ({shown}"
-              f"{', ...' if len(lacking) > 8 else ''}): add --with-base to score them too")
-    key = tracking.run_key("crosseval", {"runs": sorted(r.info.run_id for r in runs), **cfg.key_settings()})
-    run_ids: list[str] = []
-    with tracking.invocation_group(experiment_id, "crosseval", key, f"crosseval {len(runs)} tuned models",
-                                   launcher) as parent:
-        for run, target, cells in plan:
-            if cfg.with_base and missing[id(target)]:
-                base = _base_target(experiment_id, target, run)
-                run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, base, missing[id(target)],
-                                                               settings)]
-            run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, target, cells, settings)]
-        log_cell_curves(parent, run_ids)
+    with tracking.entry_point("crosseval", cfg.experiment) as invocation:
+        experiment_id = invocation.experiment_id
+        load_spec_option(cfg.dataset_spec)
+        runs = _finetune_runs(experiment_id, cfg)
+        settings = cfg.eval
+        lmeval = load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)
+        plan = [(run, _target(run, settings.seed), _cells(cfg, run.data.tags.get(Tag.TUNING, "sft"), lmeval))
+                for run in runs]
+        missing = {id(target): _missing_base(experiment_id, target, cells, settings.shots)
+                   for _, target, cells in plan}
+        lacking = [(t.label.split("+")[0], spec.name, fmt) for _, t, _ in plan for spec, fmt in missing[id(t)]]
+        if lacking and not cfg.with_base:
+            shown = ", ".join(f"{label} {name} [{fmt}]" for label, name, fmt in lacking[:8])
+            print(f"{len(lacking)} tuned cells have no base pretrain-eval partner ({shown}"
+                  f"{', ...' if len(lacking) > 8 else ''}): add --with-base to score them too")
+        key = tracking.run_key("crosseval", {"runs": sorted(r.info.run_id for r in runs), **cfg.key_settings()})
+        run_ids: list[str] = []
+        with invocation.group(key, f"crosseval {len(runs)} tuned models") as parent:
+            for run, target, cells in plan:
+                if cfg.with_base and missing[id(target)]:
+                    base = _base_target(experiment_id, target, run)
+                    run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, base,
+                                                                   missing[id(target)], settings)]
+                run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, target, cells, settings)]
+            log_cell_curves(parent, run_ids)
     return run_ids

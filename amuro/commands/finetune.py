@@ -160,14 +160,15 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
     tags = tracking.contract_tags(
         kind="finetune", model=series.name, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
         tuning=cfg.tuning_tag, train_dataset=spec.name, seed=cfg.seed, source_run_id=ckpt.source_run_id)
-    tags[tracking.PREFIX + "protocol"] = cfg.protocol
-    with tracking.tracked_run(experiment_id, key, tags, name, parent_run_id=parent, resumable=True,
-                              system_metrics=True) as cell:
-        if not cell.reused:
+    tags[tracking.Tag.PROTOCOL] = cfg.protocol
+    cell = tracking.find_finished(experiment_id, key, name)
+    if cell is None:
+        with tracking.tracked_run(experiment_id, key, tags, name, parent_run_id=parent, resumable=True,
+                                  system_metrics=True) as cell:
             _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name)
             print(f"{name}: tuned model logged as runs:/{cell.run_id}/{MODEL_ARTIFACT}")
     if cfg.register:
-        version = register_tuned(cfg.register, cell.run_id, {**tags, tracking.PREFIX + "run_key": key})
+        version = register_tuned(cfg.register, cell.run_id, {**tags, tracking.Tag.RUN_KEY: key})
         print(f"{name}: registered as models:/{cfg.register}/{version}")
     if cfg.evaluate:
         from amuro.commands.in_domain import evaluate_in_domain
@@ -182,24 +183,25 @@ def finetune(cfg: FinetuneSettings) -> str:
     With several ``seeds``, one replicate per seed, each its own finetune run nested under a group run
     for the invocation, whose id is returned.
     """
-    launcher = tracking.drop_launcher()
-    experiment_id = tracking.connect(cfg.experiment)
-    spec = training_spec(cfg)
-    if cfg.register:
-        open_registered_model(cfg.register)
-    series = open_or_build_series(cfg.model, experiment_id)
-    ckpt = series.get(cfg.checkpoint) if cfg.checkpoint else series.last
-    name = f"finetune {ckpt.label} {spec.name}"
-    seeds = cfg.seed_list
-    if len(seeds) == 1:
-        run_id = _replicate(replace(cfg, seed=seeds[0], seeds=None), experiment_id, spec, series, ckpt, None, name)
-        tracking.note_launcher(launcher, run_id, "finetune")
-        return run_id
-    key = tracking.run_key("finetune-seeds", {**cfg.key_settings(), "seeds": seeds, "model": series.name,
-                                              "checkpoint": ckpt.revision})
-    with tracking.invocation_group(experiment_id, "finetune", key, f"{name} seeds {','.join(map(str, seeds))}",
-                                   launcher, tags=tracking.contract_tags(model=series.name)) as parent:
-        run_ids = [_replicate(replace(cfg, seed=seed, seeds=None), experiment_id, spec, series, ckpt, parent,
-                              f"{name} seed{seed}") for seed in seeds]
+    with tracking.entry_point("finetune", cfg.experiment) as invocation:
+        experiment_id = invocation.experiment_id
+        spec = training_spec(cfg)
+        if cfg.register:
+            open_registered_model(cfg.register)
+        series = open_or_build_series(cfg.model, experiment_id)
+        ckpt = series.get(cfg.checkpoint) if cfg.checkpoint else series.last
+        name = f"finetune {ckpt.label} {spec.name}"
+        seeds = cfg.seed_list
+        if len(seeds) == 1:
+            run_id = _replicate(replace(cfg, seed=seeds[0], seeds=None), experiment_id, spec, series, ckpt, None,
+                                name)
+            invocation.result_run_id = run_id
+            return run_id
+        key = tracking.run_key("finetune-seeds", {**cfg.key_settings(), "seeds": seeds, "model": series.name,
+                                                  "checkpoint": ckpt.revision})
+        with invocation.group(key, f"{name} seeds {','.join(map(str, seeds))}",
+                              tags=tracking.contract_tags(model=series.name)) as parent:
+            run_ids = [_replicate(replace(cfg, seed=seed, seeds=None), experiment_id, spec, series, ckpt, parent,
+                                  f"{name} seed{seed}") for seed in seeds]
     print(f"{name}: {len(run_ids)} replicates (seeds {', '.join(map(str, seeds))}) under run {parent}")
     return parent

@@ -147,22 +147,24 @@ def _train(cfg: PretrainSettings, folder: Path) -> list[dict]:
 
 def pretrain(cfg: PretrainSettings) -> str:
     """Train the series (or reuse a finished run with the same settings); returns the pretrain run id."""
-    launcher = tracking.drop_launcher()
-    experiment_id = tracking.connect(cfg.experiment)
-    key = tracking.run_key("pretrain", cfg.key_settings())
-    tags = tracking.contract_tags(kind="pretrain", model=cfg.series, seed=cfg.seed)
-    with tracking.tracked_run(experiment_id, key, tags, f"pretrain {cfg.series}") as cell:
-        if not cell.reused:
-            folder = amuro_home() / "series" / f"{cfg.series}-{key[:10]}"
-            _fresh_folder(folder)
-            mlflow.set_tag("amuro.series_dir", str(folder))
-            mlflow.log_params(cfg.params())
-            saved = _train(cfg, folder)
-            write_manifest(folder, cfg.series, saved, cell.run_id)
-            mlflow.log_artifacts(str(folder), SERIES_ARTIFACT)
-            print(f"series {cfg.series}: {len(saved)} checkpoints at steps "
-                  f"{', '.join(str(s['step']) for s in saved)} in run {cell.run_id}")
-    tracking.note_launcher(launcher, cell.run_id, "pretrain")
+    with tracking.entry_point("pretrain", cfg.experiment) as invocation:
+        experiment_id = invocation.experiment_id
+        key = tracking.run_key("pretrain", cfg.key_settings())
+        name = f"pretrain {cfg.series}"
+        cell = tracking.find_finished(experiment_id, key, name)
+        if cell is None:
+            tags = tracking.contract_tags(kind="pretrain", model=cfg.series, seed=cfg.seed)
+            with tracking.tracked_run(experiment_id, key, tags, name) as cell:
+                folder = amuro_home() / "series" / f"{cfg.series}-{key[:10]}"
+                _fresh_folder(folder)
+                mlflow.set_tag(tracking.Tag.SERIES_DIR, str(folder))
+                mlflow.log_params(cfg.params())
+                saved = _train(cfg, folder)
+                write_manifest(folder, cfg.series, saved, cell.run_id)
+                mlflow.log_artifacts(str(folder), SERIES_ARTIFACT)
+                print(f"series {cfg.series}: {len(saved)} checkpoints at steps "
+                      f"{', '.join(str(s['step']) for s in saved)} in run {cell.run_id}")
+        invocation.result_run_id = cell.run_id
     return cell.run_id
 
 

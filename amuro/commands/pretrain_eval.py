@@ -50,28 +50,28 @@ def select_datasets(selection: str, settings: EvalSettings) -> list[DatasetSpec]
 
 def pretrain_eval(cfg: PretrainEvalSettings) -> str:
     """Score the selected checkpoints (reusing finished cells); returns the invocation's parent run id."""
-    launcher = tracking.drop_launcher()
-    experiment_id = tracking.connect(cfg.experiment)
-    load_spec_option(cfg.dataset_spec)
-    settings = cfg.eval
-    selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
-    specs = select_datasets(selection, settings) if selection else []
-    cells = select_cells(specs + load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include), cfg.formats,
-                         settings.protocol)
-    check_cells(cells, settings)
-    series = open_or_build_series(cfg.model, experiment_id)
-    chosen = series.select(cfg.checkpoints)
-    key = tracking.run_key("pretrain-eval", {**cfg.key_settings(), "series": series.name,
-                                              "revisions": [c.revision for c in chosen]})
-    short = series.name.split("/")[-1]
-    name = f"pretrain-eval {short} ({len(chosen)} checkpoints x {len(cells)} cells)"
-    done = []
-    with tracking.invocation_group(experiment_id, "pretrain-eval", key, name, launcher,
-                                   tags=tracking.contract_tags(model=series.name)) as parent:
-        for ckpt in progress(chosen, desc="checkpoints", unit="checkpoint", leave=True):
-            scored = evaluate_target(experiment_id, parent, checkpoint_target(ckpt, seed=settings.seed), cells, settings)
-            log_cell_curves(parent, [c.run_id for c in scored])
-            done += scored
+    with tracking.entry_point("pretrain-eval", cfg.experiment) as invocation:
+        experiment_id = invocation.experiment_id
+        load_spec_option(cfg.dataset_spec)
+        settings = cfg.eval
+        selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
+        specs = select_datasets(selection, settings) if selection else []
+        cells = select_cells(specs + load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include), cfg.formats,
+                             settings.protocol)
+        check_cells(cells, settings)
+        series = open_or_build_series(cfg.model, experiment_id)
+        chosen = series.select(cfg.checkpoints)
+        key = tracking.run_key("pretrain-eval", {**cfg.key_settings(), "series": series.name,
+                                                  "revisions": [c.revision for c in chosen]})
+        short = series.name.split("/")[-1]
+        name = f"pretrain-eval {short} ({len(chosen)} checkpoints x {len(cells)} cells)"
+        done = []
+        with invocation.group(key, name, tags=tracking.contract_tags(model=series.name)) as parent:
+            for ckpt in progress(chosen, desc="checkpoints", unit="checkpoint", leave=True):
+                target = checkpoint_target(ckpt, seed=settings.seed)
+                scored = evaluate_target(experiment_id, parent, target, cells, settings)
+                log_cell_curves(parent, [c.run_id for c in scored])
+                done += scored
     reused = sum(c.reused for c in done)
     print(f"pretrain-eval {short}: {len(done)} cells ({len(done) - reused} scored, {reused} reused) "
           f"under run {parent}")

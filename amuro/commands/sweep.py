@@ -34,6 +34,7 @@ from amuro.core.settings import (
     dataset_selection,
 )
 from amuro.core.system_metrics import node_environment
+from amuro.core.tracking import Tag
 from amuro.data.specfile import load_spec_option
 from amuro.scoring.curves import log_curves
 from amuro.scoring.lmeval_tasks import load_lmeval_tasks
@@ -118,20 +119,18 @@ def tracking_server(cfg: SweepSettings):
 
 def _record_failure(client: MlflowClient, experiment_id: str, sweep_run_id: str, name: str, error: str) -> None:
     run = client.create_run(experiment_id, run_name=f"FAILED {name}", tags={
-        "amuro.kind": "group", "amuro.entry_point": name.split(" ")[0], tracking.ERROR_TAG: error[:4000],
-        "mlflow.parentRunId": sweep_run_id})
+        Tag.KIND: "group", Tag.ENTRY_POINT: name.split(" ")[0], Tag.ERROR: error[:4000],
+        Tag.PARENT_RUN_ID: sweep_run_id})
     client.set_terminated(run.info.run_id, "FAILED")
 
 
-def _study_evals(client: MlflowClient, experiment_id: str, series_name: str, revisions, cfg: SweepSettings) -> list:
+def _study_evals(experiment_id: str, series_name: str, revisions, cfg: SweepSettings) -> list:
     """The finished eval runs of the grid: this series at its steps, base or tuned on its training sets."""
-    found = client.search_runs([experiment_id], "tags.`amuro.kind` = 'eval' and attributes.status = 'FINISHED' "
-                               f"and tags.`amuro.model` = '{series_name}' and tags.`amuro.shots` = '{cfg.eval.shots}'",
-                               max_results=50000)
+    found = tracking.search_runs(experiment_id, {Tag.KIND: "eval", Tag.MODEL: series_name, Tag.SHOTS: cfg.eval.shots},
+                                 status="FINISHED")
     steps = {str(step) for _, step in revisions}
     trained = {"none", *cfg.train_dataset_list}
-    return [r for r in found if r.data.tags.get("amuro.step") in steps
-            and r.data.tags.get("amuro.train_dataset") in trained]
+    return [r for r in found if r.data.tags.get(Tag.STEP) in steps and r.data.tags.get(Tag.TRAIN_DATASET) in trained]
 
 
 def _check_engine(cfg: SweepSettings, uri: str) -> None:
@@ -236,7 +235,7 @@ def sweep(cfg: SweepSettings) -> str:
                 mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
             runner = _run_cells(cfg, engine, cells, uri, work, cell, experiment_id, client)
             if not cell.joined:
-                log_curves(cell.run_id, _study_evals(client, experiment_id, series.name, revisions, cfg))
+                log_curves(cell.run_id, _study_evals(experiment_id, series.name, revisions, cfg))
             failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}
             if failed:
                 listing = "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:5])

@@ -24,14 +24,17 @@ from mlflow.tracking import MlflowClient
 from amuro.core import ownership
 from amuro.core.errors import UserError
 from amuro.core.system_metrics import monitoring
+from amuro.core.tags import (  # noqa: F401  (the contract's names are used as tracking.Tag, ...)
+    CONTRACT_TAGS,
+    PREFIX,
+    Tag,
+    contract_tags,
+    quoted,
+    tag_filter,
+    tag_value,
+)
 
 DEFAULT_EXPERIMENT = "amuro-char"
-PREFIX = "amuro."
-KINDS = ("pretrain", "eval", "finetune", "sweep", "analysis", "group")
-CONTRACT_TAGS = (
-    "kind", "model", "revision", "step", "tokens", "tuning", "train_dataset", "eval_dataset", "task",
-    "relation", "format", "shots", "metric", "seed", "source_run_id", "run_key",
-)
 # The MLflow UI opens an experiment of this kind in its model-training view (runs, charts), not GenAI's.
 EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 # Bookkeeping tags beside the contract: who is running a cell (see ownership), and why a cell failed.
@@ -40,25 +43,6 @@ ERROR_TAG = ownership.ERROR_TAG
 LAUNCHER_ENV = "MLFLOW_RUN_ID"
 # A sweep runs each cell as a child process; its top-level runs nest under the sweep run named here.
 PARENT_ENV = "AMURO_PARENT_RUN_ID"
-
-
-def tag_value(value: object) -> str:
-    """Contract tag values are strings; numbers in plain decimal, unknowns empty."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def contract_tags(**values: object) -> dict[str, str]:
-    """``contract_tags(kind="eval", step=400)`` -> ``{"amuro.kind": "eval", "amuro.step": "400"}``."""
-    unknown = set(values) - set(CONTRACT_TAGS)
-    if unknown:
-        raise ValueError(f"not contract tags: {sorted(unknown)}")
-    return {PREFIX + name: tag_value(value) for name, value in values.items()}
 
 
 def run_key(kind: str, settings: Mapping[str, object]) -> str:
@@ -77,7 +61,7 @@ def connect(experiment: str | None) -> str:
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-        _check_server(uri)
+        check_server(uri)
     elif uri.startswith("file:") or "://" not in uri:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     try:
@@ -90,7 +74,7 @@ def connect(experiment: str | None) -> str:
     return exp.experiment_id
 
 
-def _check_server(uri: str, timeout: float = 10.0) -> None:
+def check_server(uri: str, timeout: float = 10.0) -> None:
     import urllib.error
     import urllib.request
 
@@ -107,12 +91,31 @@ def find_runs(experiment_id: str, key: str) -> list:
     return ownership.runs_with_key(experiment_id, key)
 
 
+def search_runs(experiment_id: str, tags: Mapping[str, object] | None = None, *, status: str | None = None,
+                newest_first: bool = False, max_results: int = 50000) -> list:
+    """Runs of one experiment whose tags (full names, e.g. ``{Tag.KIND: "eval"}``) have the given values."""
+    order = ["attributes.start_time DESC"] if newest_first else None
+    return MlflowClient().search_runs([experiment_id], tag_filter(tags, status=status), order_by=order,
+                                      max_results=max_results)
+
+
+def find_finished(experiment_id: str, key: str, label: str | None = None, say=print) -> Cell | None:
+    """The FINISHED run with this key as a reused Cell (saying so when ``label`` names it), else None; ask
+    before starting a run with :func:`tracked_run`."""
+    for run in find_runs(experiment_id, key):
+        if run.info.status == "FINISHED":
+            if label is not None:
+                say(f"reusing finished run {run.info.run_id} ({label})")
+            return Cell(run.info.run_id, reused=True)
+    return None
+
+
 @dataclass
 class Cell:
     """One unit of tracked work; ``reused`` means a FINISHED run with the same key already had it."""
 
     run_id: str
-    reused: bool
+    reused: bool = False
     resumed: bool = False
     joined: bool = False   # ``join=True`` and another live process owns the key: ``run_id`` is its run
 
@@ -141,7 +144,7 @@ def tracked_run(
 
     def start(claim_tags: dict[str, str]) -> str:
         return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent, nested=nested,
-                                tags={**tags, PREFIX + "run_key": key, **claim_tags},
+                                tags={**tags, Tag.RUN_KEY: key, **claim_tags},
                                 log_system_metrics=system_metrics and monitoring()).info.run_id
 
     claimed = ownership.claim(experiment_id, key, start, resumable=resumable, join=join, say=say)
@@ -178,7 +181,7 @@ def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: s
     experiment; otherwise a ``group`` run is found by key (re-running the same command reuses it) or made.
     """
     client = MlflowClient()
-    group_tags = {PREFIX + "kind": "group", PREFIX + "entry_point": entry_point, PREFIX + "run_key": key,
+    group_tags = {Tag.KIND: "group", Tag.ENTRY_POINT: entry_point, Tag.RUN_KEY: key,
                   **(tags or {}), **ownership.identity()}
     if launcher and client.get_run(launcher).info.experiment_id == experiment_id:
         parent = launcher
@@ -186,8 +189,8 @@ def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: s
             client.set_tag(parent, name, value)
     else:
         if launcher:
-            client.set_tag(launcher, PREFIX + "kind", "group")
-            client.set_tag(launcher, PREFIX + "entry_point", entry_point)
+            client.set_tag(launcher, Tag.KIND, "group")
+            client.set_tag(launcher, Tag.ENTRY_POINT, entry_point)
         existing = [r for r in find_runs(experiment_id, key) if not (r.info.status == "RUNNING"
                                                                       and ownership.owner_alive(r))]
         if existing:
@@ -200,7 +203,7 @@ def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: s
             nest = {"mlflow.parentRunId": outer} if outer else {}
             parent = client.create_run(experiment_id, run_name=run_name, tags={**group_tags, **nest}).info.run_id
         if launcher:
-            client.set_tag(launcher, PREFIX + "group_run_id", parent)
+            client.set_tag(launcher, Tag.GROUP_RUN_ID, parent)
     status = "FINISHED"
     try:
         with ownership.keep_alive(parent):
@@ -220,9 +223,9 @@ def note_launcher(launcher: str | None, result_run_id: str, entry_point: str) ->
     """Under ``mlflow run``, point the launcher run at the run that holds the result."""
     if launcher and launcher != result_run_id:
         client = MlflowClient()
-        client.set_tag(launcher, PREFIX + "kind", "group")
-        client.set_tag(launcher, PREFIX + "entry_point", entry_point)
-        client.set_tag(launcher, PREFIX + "result_run_id", result_run_id)
+        client.set_tag(launcher, Tag.KIND, "group")
+        client.set_tag(launcher, Tag.ENTRY_POINT, entry_point)
+        client.set_tag(launcher, Tag.RESULT_RUN_ID, result_run_id)
 
 
 def drop_launcher() -> str | None:
@@ -234,10 +237,43 @@ def wait_for_server(uri: str, timeout: float = 60.0) -> None:
     deadline = time.time() + timeout
     while True:
         try:
-            _check_server(uri, timeout=2.0)
+            check_server(uri, timeout=2.0)
             return
         except UserError:
             if time.time() > deadline:
                 raise
             time.sleep(0.3)
 
+
+
+@dataclass
+class Invocation:
+    """One entry point invocation: its experiment and the ``mlflow run`` launcher run, if any."""
+
+    entry_point: str
+    experiment: str | None
+    experiment_id: str
+    launcher: str | None
+    result_run_id: str | None = None
+
+    def reconnect(self) -> str:
+        """Connect again (after the tracking URI changed); returns the experiment id."""
+        self.experiment_id = connect(self.experiment)
+        return self.experiment_id
+
+    def group(self, key: str, run_name: str, tags: Mapping[str, str] | None = None):
+        """The parent run of this invocation's cells (see :func:`invocation_group`)."""
+        return invocation_group(self.experiment_id, self.entry_point, key, run_name, self.launcher, tags)
+
+
+@contextmanager
+def entry_point(name: str, experiment: str | None, tracking_uri: str | None = None) -> Iterator[Invocation]:
+    """An entry point's ritual: take the launcher run of ``mlflow run`` aside, connect to the experiment, and
+    on success point the launcher at ``invocation.result_run_id`` when the body set one."""
+    launcher = drop_launcher()
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    invocation = Invocation(name, experiment, connect(experiment), launcher)
+    yield invocation
+    if invocation.result_run_id:
+        note_launcher(launcher, invocation.result_run_id, name)

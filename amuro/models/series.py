@@ -273,12 +273,10 @@ def series_from_run(run_id: str) -> Series:
 
 
 def find_pretrain_run(experiment_id: str, name: str):
-    from mlflow.tracking import MlflowClient
+    from amuro.core.tracking import Tag, search_runs
 
-    runs = MlflowClient().search_runs(
-        [experiment_id],
-        f"tags.`amuro.kind` = 'pretrain' and tags.`amuro.model` = '{name}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1)
+    runs = search_runs(experiment_id, {Tag.KIND: "pretrain", Tag.MODEL: name}, status="FINISHED",
+                       newest_first=True, max_results=1)
     return runs[0] if runs else None
 
 
@@ -307,7 +305,9 @@ def open_series(model: str, *, experiment_id: str | None = None) -> Series:
 
 
 def _series_of_pretrain_run(run) -> Series:
-    local = run.data.tags.get("amuro.series_dir")
+    from amuro.core.tracking import Tag
+
+    local = run.data.tags.get(Tag.SERIES_DIR)
     if local and (Path(local) / MANIFEST).exists():
         return local_series(local)
     return series_from_run(run.info.run_id)
@@ -316,7 +316,7 @@ def _series_of_pretrain_run(run) -> Series:
 def _tracked_series_names(experiment_id: str | None) -> list[str]:
     if experiment_id is None:
         return []
-    from mlflow.tracking import MlflowClient
+    from amuro.core.tracking import Tag, search_runs
 
-    runs = MlflowClient().search_runs([experiment_id], "tags.`amuro.kind` = 'pretrain'", max_results=200)
-    return sorted({r.data.tags.get("amuro.model", "") for r in runs} - {""})
+    runs = search_runs(experiment_id, {Tag.KIND: "pretrain"}, max_results=200)
+    return sorted({r.data.tags.get(Tag.MODEL, "") for r in runs} - {""})

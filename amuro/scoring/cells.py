@@ -124,8 +124,8 @@ def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSetting
         format=fmt, shots=spec.shots(settings) if lmeval else settings.shots,
         metric=spec.metric, seed=target.seed, source_run_id=target.source_run_id)
     tags.update({tracking.PREFIX + name: value for name, value in target.reference.items()})
-    tags[tracking.PREFIX + "train_seed"] = tracking.tag_value(target.train_seed)
-    tags[tracking.PREFIX + "protocol"] = settings.protocol
+    tags[tracking.Tag.TRAIN_SEED] = tracking.tag_value(target.train_seed)
+    tags[tracking.Tag.PROTOCOL] = settings.protocol
     return tags
 
 
@@ -140,9 +140,10 @@ def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalT
         spec = for_protocol(spec, settings.protocol)
         name = f"eval {target.run_label} → {spec.name} [{fmt}]"
         key = cell_key(target, spec, fmt, settings)
-        with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
-                                  parent_run_id=parent_run_id, system_metrics=True, resumable=True) as cell:
-            if not cell.reused:
+        cell = tracking.find_finished(experiment_id, key, name)
+        if cell is None:
+            with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
+                                      parent_run_id=parent_run_id, system_metrics=True, resumable=True) as cell:
                 if not loaded:
                     loaded.append(_on_accelerator(*target.load()))
                 if not model_ids:
@@ -176,7 +177,7 @@ def _log_params(params: dict[str, object], known: ScoredSoFar) -> None:
 
 def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSettings, model_id: str,
                    known: ScoredSoFar) -> None:
-    mlflow.set_tag(tracking.PREFIX + "model_id", model_id)
+    mlflow.set_tag(tracking.Tag.MODEL_ID, model_id)
     _log_params({"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size or "default",
                  "bootstrap": settings.bootstrap, "eval_seed": settings.seed, "protocol": settings.protocol}, known)
     started = time.perf_counter()
@@ -228,7 +229,7 @@ def _model_reference(experiment_id: str, target: EvalTarget, run_id: str) -> str
         "train_dataset": target.train_dataset, "source_run_id": target.source_run_id or "",
         "reference": dict(target.reference)})
     found = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list", max_results=1,
-                                        filter_string=f"tags.`amuro.ref_key` = '{ref_key}'")
+                                        filter_string=tracking.tag_filter({tracking.Tag.REF_KEY: ref_key}))
     if found:
         return found[0].model_id
     params = {"model": target.model, "revision": target.revision, "step": str(target.step),
@@ -236,8 +237,8 @@ def _model_reference(experiment_id: str, target: EvalTarget, run_id: str) -> str
               "train_dataset": target.train_dataset, **target.reference}
     logged = mlflow.create_external_model(
         name=_model_name(target.label), source_run_id=target.source_run_id or run_id, experiment_id=experiment_id,
-        tags={"amuro.ref_key": ref_key, "amuro.model": target.model, "amuro.revision": target.revision,
-              "amuro.reference": json.dumps(dict(target.reference))},
+        tags={tracking.Tag.REF_KEY: ref_key, tracking.Tag.MODEL: target.model,
+              tracking.Tag.REVISION: target.revision, tracking.Tag.REFERENCE: json.dumps(dict(target.reference))},
         params=params, model_type="checkpoint" if target.tuning == "none" else "tuned")
     return logged.model_id
 

@@ -18,17 +18,17 @@ from collections.abc import Iterable
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from amuro.core import tracking
+from amuro.core.tracking import Tag
 
 _NOT_IN_METRIC_NAMES = re.compile(r"[^A-Za-z0-9_\-. :/]")
 
 
 def curve_key(tags: dict[str, str]) -> str:
     """The metric a cell's score is drawn under, from its contract tags."""
-    name = lambda tag: _NOT_IN_METRIC_NAMES.sub("_", tags.get(tracking.PREFIX + tag, "") or "none")  # noqa: E731
-    if tags.get(tracking.PREFIX + "tuning", "none") == "none":
-        return f"base/{name('eval_dataset')}/{name('format')}"
-    return f"tuned/{name('train_dataset')}/{name('eval_dataset')}/{name('format')}"
+    name = lambda tag: _NOT_IN_METRIC_NAMES.sub("_", tags.get(tag, "") or "none")  # noqa: E731
+    if tags.get(Tag.TUNING, "none") == "none":
+        return f"base/{name(Tag.EVAL_DATASET)}/{name(Tag.FORMAT)}"
+    return f"tuned/{name(Tag.TRAIN_DATASET)}/{name(Tag.EVAL_DATASET)}/{name(Tag.FORMAT)}"
 
 
 def log_curves(parent_run_id: str, eval_runs: Iterable) -> int:
@@ -36,7 +36,7 @@ def log_curves(parent_run_id: str, eval_runs: Iterable) -> int:
     points: dict[tuple[str, int], list[float]] = defaultdict(list)
     for run in eval_runs:
         score = run.data.metrics.get("score")
-        step = run.data.tags.get(tracking.PREFIX + "step", "")
+        step = run.data.tags.get(Tag.STEP, "")
         if score is not None and step.isdigit():
             points[(curve_key(run.data.tags), int(step))].append(score)
     client = MlflowClient()

@@ -40,18 +40,19 @@ class TrialRuns:
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.parent_key = parent_key
-        self.tags = {**tags, tracking.PREFIX + "kind": "trial"}
+        self.tags = {**tags, tracking.Tag.KIND: "trial"}
         self.run_name = run_name
 
     def wrap(self, space: SearchSpace, train_and_score: Callable[[dict], float]) -> Callable:
         def objective(trial) -> float:
             params = space.suggest(trial)
             key = tracking.run_key("trial", {"parent": self.parent_key, "number": trial.number, **params})
-            tags = {**self.tags, tracking.PREFIX + "trial": str(trial.number)}
+            tags = {**self.tags, tracking.Tag.TRIAL: str(trial.number)}
             name = f"{self.run_name} trial {trial.number}"
-            with tracking.tracked_run(self.experiment_id, key, tags, name, parent_run_id=self.parent_run_id) as cell:
-                if cell.reused:
-                    return MlflowClient().get_run(cell.run_id).data.metrics[OBJECTIVE]
+            finished = tracking.find_finished(self.experiment_id, key, name)
+            if finished:
+                return MlflowClient().get_run(finished.run_id).data.metrics[OBJECTIVE]
+            with tracking.tracked_run(self.experiment_id, key, tags, name, parent_run_id=self.parent_run_id):
                 mlflow.log_params({"trial": trial.number, **params})
                 value = train_and_score(params)
                 mlflow.log_metric(OBJECTIVE, value)
