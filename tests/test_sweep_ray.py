@@ -19,6 +19,7 @@ from amuro.commands.sweep_ray import check_reachable
 from amuro.core.errors import UserError
 
 TRACKED = ("eval", "finetune", "sweep")
+LOOPBACK = "127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,10 @@ def ray_cluster(tmp_path_factory):
     """Two nodes on this machine; HOME is a tmp folder while it runs, since Ray writes ~/.ray."""
     previous = os.environ.get("HOME")
     os.environ["HOME"] = str(tmp_path_factory.mktemp("ray-home"))
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1})
-    worker = cluster.add_node(num_cpus=1, num_gpus=1)
+    # Both nodes on the loopback address: the cluster's traffic never leaves this machine.
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 1, "num_gpus": 1, "node_ip_address": LOOPBACK})
+    worker = cluster.add_node(num_cpus=1, num_gpus=1, node_ip_address=LOOPBACK)
     cluster.wait_for_nodes()
     try:
         yield cluster, worker
