@@ -3,9 +3,12 @@ split names), so hub code paths run offline."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import datasets
+import pytest
 
 from amuro.data import CATALOGUE, get
 from amuro.data.sources import PARQUET_EXPORT
@@ -120,3 +123,14 @@ def write_study_copies(root: Path) -> Path:
         features, splits = FIXTURES[SHARED_FIXTURES.get(name, name)]
         write_hub_copy(root / name, get(name), splits, features)
     return root
+
+
+@contextmanager
+def local_study_data(tmp_path_factory) -> Iterator[Path]:
+    """Local copies of every hub entry under AMURO_DATA_DIR, read with a throwaway datasets cache."""
+    root = write_study_copies(tmp_path_factory.mktemp("study-data"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AMURO_DATA_DIR", str(root))
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-cache")))
+        datasets.disable_progress_bars()
+        yield root

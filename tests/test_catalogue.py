@@ -8,7 +8,7 @@ import json
 import datasets
 import pytest
 from click.testing import CliRunner
-from hubdata import FIXTURES, HUB_ENTRIES, SHARED_FIXTURES, write_hub_copy, write_study_copies
+from hubdata import FIXTURES, HUB_ENTRIES, SHARED_FIXTURES, local_study_data, write_hub_copy
 
 from amuro.cli import main
 from amuro.core.errors import UserError
@@ -20,12 +20,7 @@ from amuro.data.specfile import load_spec_files
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    """Local copies of every hub entry under AMURO_DATA_DIR, read with a throwaway datasets cache."""
-    root = write_study_copies(tmp_path_factory.mktemp("data"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AMURO_DATA_DIR", str(root))
-        patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-cache")))
-        datasets.disable_progress_bars()
+    with local_study_data(tmp_path_factory) as root:
         yield root
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from hubdata import FIXTURES, SHARED_FIXTURES, write_study_copies
+from hubdata import FIXTURES, SHARED_FIXTURES, local_study_data
 
 from amuro.cli import main
 from amuro.core.errors import UserError
@@ -97,11 +97,7 @@ FIRST_SCORED_ROW = {"sciq": 1}   # SciQ's first test row has no support paragrap
 
 @pytest.fixture(scope="module")
 def study_data(tmp_path_factory):
-    root = write_study_copies(tmp_path_factory.mktemp("study-data"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AMURO_DATA_DIR", str(root))
-        patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-cache")))
-        datasets.disable_progress_bars()
+    with local_study_data(tmp_path_factory) as root:
         yield root
 
 
