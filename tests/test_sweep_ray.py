@@ -19,7 +19,6 @@ from amuro.commands.sweep_ray import check_reachable
 from amuro.core.errors import UserError
 
 TRACKED = ("eval", "finetune", "sweep")
-LOOPBACK = "127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +26,8 @@ def ray_cluster(tmp_path_factory):
     """Two nodes on this machine; HOME is a tmp folder while it runs, since Ray writes ~/.ray."""
     previous = os.environ.get("HOME")
     os.environ["HOME"] = str(tmp_path_factory.mktemp("ray-home"))
-    # Both nodes on the loopback address: the cluster's traffic never leaves this machine.
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": 1, "num_gpus": 1, "node_ip_address": LOOPBACK})
-    worker = cluster.add_node(num_cpus=1, num_gpus=1, node_ip_address=LOOPBACK)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1})
+    worker = cluster.add_node(num_cpus=1, num_gpus=1)
     cluster.wait_for_nodes()
     try:
         yield cluster, worker
