@@ -56,6 +56,7 @@ CONTRACT_TAGS = (
     "relation", "format", "shots", "metric", "seed", "source_run_id", "run_key",
 )
 
+
 def tag_value(value: object) -> str:
     """Contract tag values are strings; numbers in plain decimal, unknowns empty."""
     if value is None:
