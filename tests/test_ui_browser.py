@@ -40,16 +40,17 @@ def _wait_for(url: str, timeout: float = 180) -> None:
             time.sleep(1)
 
 
-def _browse(url: str, *args: str) -> subprocess.CompletedProcess:
+def _browse(url: str, *args: str, budget_ms: int = 20000) -> subprocess.CompletedProcess:
     return subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--window-size=1600,1000", "--virtual-time-budget=20000", *args, url],
-                          capture_output=True, text=True, timeout=240)
+                           "--window-size=1600,1000", f"--virtual-time-budget={budget_ms}", *args, url],
+                          capture_output=True, text=True, timeout=300)
 
 
-def _page_text(url: str, wanted: list[str], attempts: int = 3) -> str:
-    """The rendered page as text, once it shows everything wanted (the app loads its data after starting)."""
-    for _ in range(attempts):
-        html = _browse(url, "--dump-dom").stdout
+def _page_text(url: str, wanted: list[str]) -> str:
+    """The rendered page as text, once it shows everything wanted: the app loads its data after starting, and
+    on a busy machine the charts need more virtual time, so each attempt waits twice as long."""
+    for budget_ms in (20000, 40000, 80000, 160000):
+        html = _browse(url, "--dump-dom", budget_ms=budget_ms).stdout
         text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script).*?</\1>", "", html, flags=re.S)))
         if all(word in text for word in wanted):
             return text
