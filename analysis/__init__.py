@@ -21,7 +21,7 @@ may be repeated; it defaults to ``MLFLOW_EXPERIMENT_NAME``, else ``amuro-char``.
 
 - ``gains``: gain = score(tuned) − score(base) at the same checkpoint, eval dataset, prompt
   format and shots; ``rel_gain`` = gain / base. ``ci_method`` says how the 95% interval was
-  made: ``paired-bootstrap`` (2000 resamples of item_id, seed 0, percentile) when both runs
+  made: ``paired-bootstrap`` (3000 resamples of item_id, seed 0, percentile) when both runs
   logged ``predictions.json``, else ``normal-se`` (gain ± 1.96·sqrt(se₁² + se₂²)).
   ``--by-group`` gives the mean in-domain gain per checkpoint for datasets learned in
   pre-training vs in fine-tuning.

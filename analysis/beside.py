@@ -32,10 +32,6 @@ class Beside:
     details: dict[str, pd.DataFrame]  # finding name -> both sides' tables, side by side
 
 
-def is_published(runs: pd.DataFrame) -> pd.Series:
-    return runs["origin"] == "published"
-
-
 def _cells(runs: pd.DataFrame) -> pd.DataFrame:
     scored = runs.assign(
         _value=runs["score_midpoint"].fillna(runs["score"]), _se2=np.square(runs["score_se"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-RESAMPLES = 2000
+RESAMPLES = 3000  # as amuro.scoring.metrics, whose eval intervals use the same draws
 SEED = 0
 Z_95 = 1.96
 # Resampled index matrices are built in blocks of about this many entries to bound memory.

@@ -99,7 +99,7 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
 
     torch.set_num_threads(threads)
 
-    from amuro import data as tasks
+    from amuro import data
     from amuro.commands.pretrain import open_or_build_series
     from amuro.core import tracking
     from amuro.data import few_shot_prefix, render
@@ -115,7 +115,7 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
     cells = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for spec in tasks.resolve(datasets):
+        for spec in data.resolve(datasets):
             demos, items = demos_and_items(spec, EvalSettings(shots=shots, max_examples=max_examples))
             labels = label_words(spec, items)
             prefix = few_shot_prefix(spec, demos, fmt)

@@ -22,12 +22,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
-from amuro import data as tasks
+from amuro import data
 from amuro.commands.finetune import _training_args  # noqa: E402
 from amuro.commands.pretrain import open_or_build_series  # noqa: E402
 from amuro.core import tracking  # noqa: E402
 from amuro.core.settings import FinetuneSettings  # noqa: E402
-from amuro.training.features import PadToLongest, training_features  # noqa: E402
+from amuro.training.features import padding_collator, training_features  # noqa: E402
 
 
 def matmul_flops(size: int = 1024, seconds: float = 3.0) -> float:
@@ -65,9 +65,9 @@ def main() -> None:
     series = open_or_build_series(cfg.model, tracking.connect(options.experiment))
     ckpt = series.get(options.checkpoint) if options.checkpoint else series.last
     tokenizer = ckpt.load()[1]
-    spec = tasks.get(cfg.dataset)
+    spec = data.get(cfg.dataset)
     per_step = cfg.batch_size * cfg.grad_accum * (cfg.train_shots + 1)   # a packed sequence holds train_shots + 1
-    examples = tasks.load_examples(spec, "train")[: options.steps * per_step]
+    examples = data.load_examples(spec, "train")[: options.steps * per_step]
     features = training_features(spec, examples, tokenizer, cfg.max_length, train_shots=cfg.train_shots, seed=cfg.seed)
     params = sum(p.numel() for p in ckpt.load()[0].parameters())
     workdir = Path(tempfile.mkdtemp(prefix="ft-bench-"))
@@ -81,8 +81,8 @@ def main() -> None:
             warmup_steps=0.03, weight_decay=0.0, save_strategy="no", report_to="none", disable_tqdm=True,
             include_num_input_tokens_seen="non_padding", use_cpu=not torch.cuda.is_available(),
             remove_unused_columns=False)
-        suite = measure(ckpt, features, suite_args, PadToLongest(tokenizer.pad_token_id))
-        naive = measure(ckpt, features, naive_args, PadToLongest(tokenizer.pad_token_id, pad_to=cfg.max_length))
+        suite = measure(ckpt, features, suite_args, padding_collator(tokenizer))
+        naive = measure(ckpt, features, naive_args, padding_collator(tokenizer, pad_to=cfg.max_length))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     flops = matmul_flops()

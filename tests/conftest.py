@@ -10,7 +10,7 @@ for _name, _value in {
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "TRANSFORMERS_VERBOSITY": "error",
-    "DISABLE_TQDM": "1",
+    "TQDM_DISABLE": "1",
 }.items():
     os.environ[_name] = _value
 os.environ.pop("MLFLOW_RUN_ID", None)

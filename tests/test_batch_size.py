@@ -4,7 +4,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from amuro import data as tasks
+from amuro import data
 from amuro.cli import main
 from amuro.core.settings import EvalSettings
 from amuro.data import few_shot_prefix, render
@@ -31,7 +31,7 @@ class RowLimit:
 @pytest.fixture(scope="module")
 def prompts(small_series):
     model, tokenizer = local_series(small_series).last.load()
-    spec = tasks.get("synth-nli")
+    spec = data.get("synth-nli")
     demos, items = demos_and_items(spec, EvalSettings(shots=2, max_examples=12))
     prefix = few_shot_prefix(spec, demos, "default")
     return model, tokenizer, [prefix + render(spec, ex, "default") for ex in items]

@@ -129,13 +129,14 @@ def test_unreachable_tracking_server_fails_fast():
 
 
 def test_instruction_tuned_models_get_the_readable_multiple_choice_suites(tmp_path, monkeypatch):
+    import huggingface_hub.constants
     from hubdata import FIXTURES, write_hub_copy
 
     from amuro.commands.crosseval import _cells
     from amuro.data import get, relation
 
     monkeypatch.setenv("AMURO_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     features, splits = FIXTURES["arc_easy"]
     write_hub_copy(tmp_path / "arc_easy", get("arc_easy"), splits, features)
     cfg = CrossevalSettings(experiment="x", datasets="synth-nli", formats="all")

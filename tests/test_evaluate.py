@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
-from amuro import data as tasks
+from amuro import data
 from amuro.core.errors import UserError
 from amuro.data import DatasetSpec, Example, few_shot_prefix, render, stop_strings
 from amuro.data.formats import continuation
@@ -49,7 +49,7 @@ def direct_loglik(model, tokenizer, context, option):
 
 
 def prompts_for(spec_name, fmt="default", shots=3, items=6):
-    spec = tasks.get(spec_name)
+    spec = data.get(spec_name)
     demos, examples = demos_and_items(spec, EvalSettings(shots=shots, max_examples=items))
     prefix = few_shot_prefix(spec, demos, fmt)
     return spec, demos, examples, [prefix + render(spec, ex, fmt) for ex in examples]
@@ -175,7 +175,7 @@ def test_batches_and_prefix_cache_do_not_change_scores(trained):
 
 
 def test_demonstrations_never_among_scored_items():
-    spec = tasks.get("synth-nli")
+    spec = data.get("synth-nli")
     demos, items = demos_and_items(spec, EvalSettings(shots=8, max_examples=50, seed=3))
     assert len(demos) == 8 and len(items) == 50
     assert not {d.item_id for d in demos} & {i.item_id for i in items}
@@ -189,7 +189,7 @@ def test_demonstrations_never_among_scored_items():
 
 def test_shots_larger_than_training_split_is_a_user_error():
     with pytest.raises(UserError, match=r"shots \(2001\) is larger than the training split of synth-nli"):
-        demos_and_items(tasks.get("synth-nli"), EvalSettings(shots=2001))
+        demos_and_items(data.get("synth-nli"), EvalSettings(shots=2001))
 
 
 def test_cut_at_stops():

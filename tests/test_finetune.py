@@ -21,7 +21,7 @@ from amuro.models.tuned import load_tuned
 from amuro.core.settings import EvalSettings, FinetuneSettings
 from amuro.data import get, load_examples, render
 from amuro.models.series import local_series
-from amuro.training.features import IGNORE, chat_features, training_features
+from amuro.training.features import IGNORE, chat_features, padding_collator, training_features
 
 FAST = dict(max_train_examples=48, epochs=1, batch_size=8, evaluate=False)
 
@@ -38,6 +38,19 @@ def _runs(experiment: str, kind: str):
     exp = mlflow.get_experiment_by_name(experiment)
     return MlflowClient().search_runs([exp.experiment_id], f"tags.`amuro.kind` = '{kind}'")
 
+
+
+def test_batches_are_padded_on_the_right_with_ignored_labels(small_series):
+    tokenizer = _tokenizer(small_series)
+    tokenizer.padding_side = "left"   # as for generation: training still pads on the right
+    pad = tokenizer.pad_token_id
+    items = [{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    batch = {name: tensor.tolist() for name, tensor in padding_collator(tokenizer)(items).items()}
+    assert batch == {"input_ids": [[5, 6, 7], [8, pad, pad]], "attention_mask": [[1, 1, 1], [1, 0, 0]],
+                     "labels": [[IGNORE, 6, 7], [8, IGNORE, IGNORE]]}
+    fixed = padding_collator(tokenizer, pad_to=5)(items)
+    assert fixed["input_ids"].shape == (2, 5) and fixed["labels"][0].tolist() == [IGNORE, 6, 7, IGNORE, IGNORE]
+    assert tokenizer.padding_side == "left"
 
 def test_completion_only_masking_learns_answer_and_eos_only(small_series):
     tokenizer = _tokenizer(small_series)

@@ -1,14 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 
-from amuro.scoring.metrics import (
-    accuracy,
-    bootstrap,
-    normalize,
-    paired_bootstrap,
-    rouge_l,
-)
+from analysis import intervals
+
+from amuro.scoring.metrics import RESAMPLES, accuracy, bootstrap, normalize, rouge_l
 
 
 def test_accuracy_matches_normalized_labels():
@@ -44,9 +41,14 @@ def test_bootstrap_is_seeded_and_degenerate_sets_have_no_spread():
         bootstrap([])
 
 
-def test_paired_bootstrap_resamples_item_differences():
-    base, tuned = [0, 0, 1, 1], [1, 1, 1, 1]
-    gain = paired_bootstrap(base, tuned, resamples=4000, seed=0)
-    assert gain.score == 0.5 and gain.ci_low == 0.0 and gain.ci_high == 1.0
-    with pytest.raises(ValueError, match="same items"):
-        paired_bootstrap([1, 0], [1])
+@pytest.mark.parametrize("scores", [
+    [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0],       # accuracy: resampled as counts per value
+    list(np.linspace(0.0, 0.8, 150) ** 2),             # ROUGE-like, many values: resampled as item indices
+], ids=["few-values", "many-values"])
+def test_eval_and_analysis_bootstraps_are_one_algorithm(scores):
+    """An eval run's interval and the analysis's interval over the same item scores and seed are the same
+    numbers, and both default to the same number of resamples."""
+    assert RESAMPLES == intervals.RESAMPLES
+    estimate = bootstrap(scores, seed=4)
+    assert (estimate.ci_low, estimate.ci_high) == pytest.approx(intervals.paired_bootstrap(np.array(scores), seed=4),
+                                                                abs=1e-12)

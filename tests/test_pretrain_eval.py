@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hubcache import write_hub_cache
 from mlflow.tracking import MlflowClient
 
-from amuro import data as tasks
+from amuro import data
 from amuro.cli import main
 from amuro.commands.pretrain_eval import pretrain_eval
 from amuro.core import tracking
@@ -46,7 +46,7 @@ def test_cells_are_tagged_nested_referenced_and_reused(tracking_uri, small_serie
     for run in runs:
         tags = run.data.tags
         ckpt = chosen[tags["amuro.revision"]]
-        spec = tasks.get(tags["amuro.eval_dataset"])
+        spec = data.get(tags["amuro.eval_dataset"])
         assert {"amuro." + t for t in tracking.CONTRACT_TAGS} - {"amuro.run_key"} <= set(tags)
         assert (tags["amuro.kind"], tags["amuro.tuning"], tags["amuro.train_dataset"], tags["amuro.relation"]) == \
             ("eval", "none", "none", "base")
@@ -127,7 +127,7 @@ def test_empty_dataset_is_a_user_error(tracking_uri, small_series, tmp_path, mon
     spec = DatasetSpec(name="empty-nli", task="nli", source="local", path=str(tmp_path / "{split}.jsonl"),
                        splits={"train": "train", "test": "test"}, labels=("entailment", "neutral", "contradiction"),
                        fields={"premise": "premise", "hypothesis": "hypothesis", "target": "label"})
-    monkeypatch.setitem(tasks.CATALOGUE, spec.name, spec)
+    monkeypatch.setitem(data.CATALOGUE, spec.name, spec)
     assert "empty" in invoke("--model", small_series, "--datasets", "empty-nli", "--shots", "1")
     assert eval_runs() == []
 

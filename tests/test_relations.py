@@ -2,7 +2,7 @@
 
 import pytest
 
-from amuro import data as tasks
+from amuro import data
 
 IN_DOMAIN = {
     "synth-nli": {"synth-nli"},
@@ -30,9 +30,9 @@ EVAL_SETS = sorted(set().union(*FAMILY.values()))
 
 
 def test_catalogue_holds_the_expected_sets():
-    trainable = {s.name for s in tasks.CATALOGUE.values() if s.trainable}
+    trainable = {s.name for s in data.CATALOGUE.values() if s.trainable}
     assert trainable == set(IN_DOMAIN)
-    assert set(EVAL_SETS) <= set(tasks.CATALOGUE)
+    assert set(EVAL_SETS) <= set(data.CATALOGUE)
 
 
 @pytest.mark.parametrize("train", sorted(IN_DOMAIN))
@@ -44,10 +44,10 @@ def test_relation(train, evaluated):
         expected = "out-of-domain"
     else:
         expected = "cross-task"
-    assert tasks.relation(train, evaluated) == expected
+    assert data.relation(train, evaluated) == expected
 
 
 @pytest.mark.parametrize("evaluated", EVAL_SETS)
 def test_untuned_models_are_base(evaluated):
-    assert tasks.relation("none", evaluated) == "base"
-    assert tasks.relation(None, evaluated) == "base"
+    assert data.relation("none", evaluated) == "base"
+    assert data.relation(None, evaluated) == "base"

@@ -70,8 +70,7 @@ def _cells(cfg: CrossevalSettings, tuning: str,
            lmeval: Sequence[LmEvalTask] = ()) -> list[tuple[DatasetSpec, str]]:
     """Selected datasets x formats; instruction-tuned models also get the multiple-choice suites (in-domain
     for instruction tuning) that can be read here."""
-    from amuro.commands.pretrain_eval import hub_offline
-    from amuro.data.sources import availability
+    from amuro.data.sources import availability, hub_offline
 
     selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
     specs = resolve(selection, offline_only=selection == "all") if selection else []

@@ -23,7 +23,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from amuro import data as tasks
+from amuro import data
 from amuro.commands.pretrain import open_or_build_series
 from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
@@ -44,11 +44,11 @@ SEARCH_VALIDATION_EXAMPLES = 200
 
 # --- data -------------------------------------------------------------------------------------------------
 
-def training_spec(cfg: FinetuneSettings) -> tasks.DatasetSpec:
+def training_spec(cfg: FinetuneSettings) -> data.DatasetSpec:
     """The training set, checked against the kind of tuning asked for."""
     load_spec_option(cfg.dataset_spec)
-    spec = tasks.get(cfg.dataset)
-    trainable = [s.name for s in tasks.CATALOGUE.values() if s.trainable]
+    spec = data.get(cfg.dataset)
+    trainable = [s.name for s in data.CATALOGUE.values() if s.trainable]
     if not spec.trainable or "train" not in spec.splits:
         raise unknown("training set (this one is for evaluation only)", cfg.dataset, trainable)
     if cfg.tuning == "it" and spec.kind != "chat":
@@ -59,18 +59,18 @@ def training_spec(cfg: FinetuneSettings) -> tasks.DatasetSpec:
     return for_protocol(spec, cfg.protocol)
 
 
-def training_examples(spec: tasks.DatasetSpec, cfg: FinetuneSettings) -> list[tasks.Example]:
+def training_examples(spec: data.DatasetSpec, cfg: FinetuneSettings) -> list[data.Example]:
     """The training split, cut to ``max_train_examples`` by a subsample seeded with the run's seed."""
-    examples = tasks.load_examples(spec, "train", protocol=cfg.protocol)
+    examples = data.load_examples(spec, "train", protocol=cfg.protocol)
     if cfg.max_train_examples and cfg.max_train_examples < len(examples):
         examples = random.Random(f"train/{cfg.seed}").sample(examples, cfg.max_train_examples)
     return examples
 
 
-def search_split(spec: tasks.DatasetSpec, train: list[tasks.Example]) -> tuple[list, list]:
+def search_split(spec: data.DatasetSpec, train: list[data.Example]) -> tuple[list, list]:
     """(training, validation) examples for the search: the validation split, else 10% held out of train."""
     if "validation" in spec.splits:
-        return train, tasks.load_examples(spec, "validation", limit=SEARCH_VALIDATION_EXAMPLES)
+        return train, data.load_examples(spec, "validation", limit=SEARCH_VALIDATION_EXAMPLES)
     held = max(1, min(SEARCH_VALIDATION_EXAMPLES, len(train) // 10))
     if len(train) - held < 1:
         raise UserError(f"{spec.name} has no validation split and too few training examples to hold some out "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 
-from amuro import data as tasks
+from amuro import data
 from amuro.core.settings import FinetuneSettings
 from amuro.models.series import Checkpoint
 from amuro.models.targets import checkpoint_target, tuned_target
@@ -19,14 +19,14 @@ from amuro.scoring.cells import evaluate_target, scored_split
 FORMAT = "default"
 
 
-def in_domain_specs(train_dataset: str) -> list[tasks.DatasetSpec]:
+def in_domain_specs(train_dataset: str) -> list[data.DatasetSpec]:
     """Scorable catalogue sets whose relation to the training set is ``in-domain``."""
-    return [spec for spec in tasks.CATALOGUE.values()
+    return [spec for spec in data.CATALOGUE.values()
             if spec.kind != "chat" and scored_split(spec) in spec.splits
-            and tasks.relation(train_dataset, spec.name) == "in-domain"]
+            and data.relation(train_dataset, spec.name) == "in-domain"]
 
 
-def evaluate_in_domain(experiment_id: str, run_id: str, ckpt: Checkpoint, spec: tasks.DatasetSpec,
+def evaluate_in_domain(experiment_id: str, run_id: str, ckpt: Checkpoint, spec: data.DatasetSpec,
                        cfg: FinetuneSettings) -> list[str]:
     """Score tuned and base model on the in-domain cells; prints the comparison, returns the eval run ids."""
     specs = in_domain_specs(spec.name)

@@ -6,9 +6,7 @@ Each checkpoint is loaded once and scores all its cells before the next one; eve
 
 from __future__ import annotations
 
-import os
-
-from amuro import data as tasks
+from amuro import data
 from amuro.commands.pretrain import open_or_build_series
 from amuro.core import tracking
 from amuro.core.errors import UserError
@@ -21,21 +19,15 @@ from amuro.scoring.curves import log_cell_curves
 from amuro.scoring.lmeval_tasks import load_lmeval_tasks
 from amuro.scoring.scorer import progress
 
-_TRUE = ("1", "true", "yes", "on")
-
-
-def hub_offline() -> bool:
-    return any(os.environ.get(name, "").lower() in _TRUE for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
 
 def select_datasets(selection: str, settings: EvalSettings) -> list[DatasetSpec]:
     """Named datasets as given; from ``all`` and task families only those that can be scored here and now
     (hub datasets need a local copy when offline; ``train`` demonstrations need a train split)."""
-    from amuro.data.sources import availability
+    from amuro.data.sources import availability, hub_offline
 
-    named = {w.strip() for w in selection.split(",") if w.strip() in tasks.CATALOGUE}
+    named = {w.strip() for w in selection.split(",") if w.strip() in data.CATALOGUE}
     chosen, skipped = [], []
-    for spec in tasks.resolve(selection):
+    for spec in data.resolve(selection):
         usable = availability(spec) in ("yes", "local copy", "cached") or (spec.source == "hub" and not hub_offline())
         has_demos = settings.shots == 0 or settings.demo_source != "train" or "train" in spec.splits
         (chosen if spec.name in named or (usable and has_demos) else skipped).append(spec)

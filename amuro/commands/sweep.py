@@ -20,7 +20,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
-from amuro import data as tasks
+from amuro import data
 from amuro.commands.pretrain import open_or_build_series
 from amuro.commands.sweep_engine import SWEEP_RUN_PLACEHOLDER, LocalEngine, PlannedCell, Scheduler
 from amuro.core import tracking
@@ -201,10 +201,10 @@ def sweep(cfg: SweepSettings) -> str:
     load_spec_option(cfg.dataset_spec)
     selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
     if selection:
-        tasks.resolve(selection, offline_only=selection == "all")
+        data.resolve(selection, offline_only=selection == "all")
     load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)   # unknown tasks and unreadable data fail here
     for dataset in cfg.train_dataset_list:
-        tasks.get(dataset)
+        data.get(dataset)
     series = open_or_build_series(cfg.model, experiment_id)
     revisions = [(c.revision, c.step) for c in series.select(cfg.checkpoints)]
     seeds = {"seeds": cfg.seed_list} if cfg.seeds else {}   # a single-seed sweep keeps its key

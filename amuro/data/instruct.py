@@ -42,7 +42,6 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
         "Make up the question for this answer, using the text.\nText: {context}\nAnswer: {answer}",
     ),
 }
-ROLE_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 
 
 @lru_cache(maxsize=8)

@@ -8,8 +8,6 @@ from amuro.core.errors import UserError, unknown
 from amuro.data.spec import TASK_KINDS, DatasetSpec
 
 CATALOGUE: dict[str, DatasetSpec] = {}
-RELATIONS = ("base", "in-domain", "out-of-domain", "cross-task")
-SYNTHETIC_TRAIN = ("synth-nli", "synth-paraphrase", "synth-summary", "synth-qgen")
 
 
 def register(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:

@@ -166,6 +166,14 @@ def availability(spec: DatasetSpec) -> str:
     return "hub (needs network)"
 
 
+def hub_offline() -> bool:
+    """Whether the hub is off limits (``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE``, as the libraries read them)."""
+    import datasets
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_OFFLINE or datasets.config.HF_HUB_OFFLINE
+
+
 def _in_hf_cache(spec: DatasetSpec) -> bool:
     from huggingface_hub import constants
 

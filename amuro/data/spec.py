@@ -14,8 +14,6 @@ TASK_KINDS = {
     "mc": "multiple_choice",
     "chat": "chat",
 }
-METRICS = ("accuracy", "rougeL")
-SOURCES = ("synthetic", "hub", "local")
 ROLES = ("train", "validation", "test")
 
 

@@ -57,35 +57,41 @@ class Estimate:
         return (self.ci_high - self.ci_low) / 2 + self.ci_low
 
 
-def _resampled_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
+RESAMPLES = 3000
+# Resampled index matrices are built in blocks of about this many entries to bound memory.
+_BLOCK_ENTRIES = 4_000_000
+# Up to this many distinct item scores, resamples are drawn as counts per value.
+_FEW_VALUES = 64
+
+
+def _resampled_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``resamples`` resamples of the items with replacement (the same draws as
+    ``analysis.intervals``, which may not import amuro).
+
+    With few distinct values (0/1 scores) a resample is how often each value is drawn:
+    ``rng.multinomial(n, counts / n, size=resamples) @ values / n``; otherwise item indices
+    ``rng.integers(0, n, size=(rows, n))`` in row blocks of at most ``_BLOCK_ENTRIES`` entries.
+    """
+    n = len(values)
+    distinct, counts = np.unique(values, return_counts=True)
+    if len(distinct) <= _FEW_VALUES:
+        return rng.multinomial(n, counts / n, size=resamples) @ distinct / n
+    rows_per_block = max(1, _BLOCK_ENTRIES // n)
     means = np.empty(resamples)
-    # Chunks keep memory bounded for large sets (resamples x items indices at once would not be).
-    chunk = max(1, 2_000_000 // max(1, len(values)))
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        picks = rng.integers(0, len(values), size=(stop - start, len(values)))
-        means[start:stop] = values[picks].mean(axis=1)
+    for start in range(0, resamples, rows_per_block):
+        stop = min(resamples, start + rows_per_block)
+        means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
     return means
 
 
-def bootstrap(item_scores: Sequence[float], *, resamples: int = 3000, seed: int = 0,
+def bootstrap(item_scores: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0,
               confidence: float = 0.95) -> Estimate:
     """Mean of the item scores, the percentile interval of resampled means, and their standard deviation."""
     values = np.asarray(item_scores, dtype=float)
     if values.size == 0:
         raise ValueError("bootstrap needs at least one item score")
-    means = _resampled_means(values, resamples, seed)
+    means = _resampled_means(values, resamples, np.random.default_rng(seed))
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return Estimate(float(values.mean()), float(low), float(high), float(means.std(ddof=1)) if resamples > 1 else 0.0,
                     int(values.size))
-
-
-def paired_bootstrap(scores_a: Sequence[float], scores_b: Sequence[float], *, resamples: int = 3000,
-                     seed: int = 0, confidence: float = 0.95) -> Estimate:
-    """The mean difference ``b - a`` over paired items, resampling items (the same picks for both)."""
-    a, b = np.asarray(scores_a, dtype=float), np.asarray(scores_b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"paired bootstrap needs the same items on both sides, got {a.size} and {b.size}")
-    return bootstrap(b - a, resamples=resamples, seed=seed, confidence=confidence)

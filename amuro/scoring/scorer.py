@@ -14,7 +14,6 @@ continuation for ``loglik``), so its predictions can be compared one to one.
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Sequence
 
 import torch
@@ -30,9 +29,8 @@ STOPS = ("default", "none")
 
 
 def progress(iterable=None, **kwargs):
-    """A tqdm bar (off when ``DISABLE_TQDM`` or ``TQDM_DISABLE`` is set)."""
-    off = any(os.environ.get(name, "") not in ("", "0", "false") for name in ("DISABLE_TQDM", "TQDM_DISABLE"))
-    return tqdm(iterable, disable=off, dynamic_ncols=True, **{"leave": False, **kwargs})
+    """A tqdm bar; tqdm itself reads ``TQDM_DISABLE`` (and the other ``TQDM_*`` defaults) from the environment."""
+    return tqdm(iterable, dynamic_ncols=True, **{"leave": False, **kwargs})
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:

@@ -182,23 +182,14 @@ def training_features(spec: DatasetSpec, examples: Sequence[Example], tokenizer,
     return features
 
 
-class PadToLongest:
-    """Pad a batch to its longest example (or to ``pad_to`` when set): labels with -100, mask with 0."""
+def padding_collator(tokenizer, pad_to: int | None = None):
+    """``DataCollatorForSeq2Seq`` padding on the right, whatever side the tokenizer pads prompts on: to the
+    batch's longest example (or to ``pad_to``), labels with -100, attention mask 0."""
+    import copy
 
-    def __init__(self, pad_token_id: int, pad_to: int | None = None) -> None:
-        self.pad_token_id = pad_token_id
-        self.pad_to = pad_to
+    from transformers import DataCollatorForSeq2Seq
 
-    def __call__(self, batch: Sequence[dict]) -> dict:
-        import torch
-
-        width = self.pad_to or max(len(item["input_ids"]) for item in batch)
-        input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, item in enumerate(batch):
-            length = len(item["input_ids"])
-            input_ids[row, :length] = torch.tensor(item["input_ids"])
-            labels[row, :length] = torch.tensor(item["labels"])
-            attention_mask[row, :length] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+    right = copy.copy(tokenizer)   # the model's tokenizer is saved with it: its padding side stays as it was
+    right.padding_side = "right"
+    return DataCollatorForSeq2Seq(right, padding="max_length" if pad_to else "longest", max_length=pad_to,
+                                  label_pad_token_id=IGNORE)

@@ -20,7 +20,7 @@ from transformers.trainer_callback import ProgressCallback
 from amuro.core.settings import FinetuneSettings
 from amuro.models.series import Checkpoint
 from amuro.core.protocol import protocol
-from amuro.training.features import IGNORE, PadToLongest
+from amuro.training.features import IGNORE, padding_collator
 
 WARMUP_RATIO = 0.03
 
@@ -118,7 +118,7 @@ def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *
     args = _training_args(cfg, output_dir, lr, epochs, steps, save=save)
     by_example = protocol(cfg.protocol).loss_weighting == "example"
     trainer = Trainer(model=model, args=args, train_dataset=features, eval_dataset=eval_features,
-                      data_collator=PadToLongest(tokenizer.pad_token_id), processing_class=tokenizer,
+                      data_collator=padding_collator(tokenizer), processing_class=tokenizer,
                       callbacks=[MlflowCurve(), *callbacks], compute_loss_func=per_example_loss if by_example else None)
     if by_example:
         trainer.loss_is_scaled_for_ga = False

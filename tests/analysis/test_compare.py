@@ -7,7 +7,7 @@ from planted import MODEL
 
 from analysis import PredictionTables, forgetting, gains, transfer
 from analysis.compare import FORGETTING_COLUMNS, GAIN_COLUMNS, NO_BASE, NO_TUNED
-from analysis.intervals import paired_bootstrap
+from analysis.intervals import RESAMPLES, paired_bootstrap
 
 SE_HALF_WIDTH = 1.96 * np.sqrt(0.02**2 + 0.03**2)  # base se 0.02, tuned se 0.03
 # (train set, eval set, step, format): (base, tuned, relation)
@@ -36,7 +36,7 @@ def hand_bootstrap_alpha_200():
     """Items 0-8 right before and after tuning, 9-17 right only after, 18-19 never: 11 items
     differ by 0 and 9 by 1, so a resample of the 20 items is how many of each it draws."""
     rng = np.random.default_rng(0)
-    draws = rng.multinomial(20, [11 / 20, 9 / 20], size=2000)
+    draws = rng.multinomial(20, [11 / 20, 9 / 20], size=RESAMPLES)
     means = draws @ np.array([0.0, 1.0]) / 20
     return tuple(np.percentile(means, [2.5, 97.5]))
 
