@@ -48,18 +48,21 @@ def test_running_run_of_another_host_with_a_fresh_heartbeat_is_waited_on(trackin
     outcome = {}
 
     def claim():
-        with tracking.tracked_run(experiment_id, "k", {}, "cell", resumable=True) as cell:
-            outcome["cell"] = cell
+        outcome["cell"] = tracking.run_once(experiment_id, "k", {}, "cell", outcome.setdefault("worked", []).append,
+                                            resumable=True)
 
     waiter = threading.Thread(target=claim)
     waiter.start()
     time.sleep(2)
-    assert waiter.is_alive() and not outcome, "a live owner of another host was not waited on"
+    assert waiter.is_alive() and "cell" not in outcome, "a live owner of another host was not waited on"
     client = MlflowClient()
     assert [r.info.run_id for r in client.search_runs([experiment_id])] == [live.info.run_id]
     client.set_terminated(live.info.run_id, "FINISHED")
     waiter.join(timeout=30)
-    assert outcome["cell"].reused and outcome["cell"].run_id == live.info.run_id
+    assert outcome["cell"].reused and outcome["cell"].run_id == live.info.run_id and outcome["worked"] == []
+    with pytest.raises(tracking.FinishedElsewhere):   # the context alone never runs its body for a finished key
+        with tracking.tracked_run(experiment_id, "k", {}, "cell"):
+            raise AssertionError("the body ran for a finished key")
     out = capsys.readouterr().out
     assert f"waiting for run {live.info.run_id}" in out and "node-b.cluster" in out
 
@@ -84,10 +87,8 @@ experiment_id = tracking.connect("race")
 pathlib.Path(sys.argv[2] + ".ready").touch()
 while not pathlib.Path(sys.argv[2]).exists():
     time.sleep(0.01)
-with tracking.tracked_run(experiment_id, "same-cell", {"amuro.kind": "eval"}, "cell", say=lambda _: None) as cell:
-    if not cell.reused:
-        time.sleep(1.0)
-        mlflow.log_metric("score", 1.0)
+cell = tracking.run_once(experiment_id, "same-cell", {"amuro.kind": "eval"}, "cell",
+                        lambda cell: (time.sleep(1.0), mlflow.log_metric("score", 1.0)), say=lambda _: None)
 print("reused" if cell.reused else "owned", cell.run_id)
 """
 

@@ -26,11 +26,7 @@ def test_run_key_is_canonical():
 
 
 def _cell(experiment_id, key, body=lambda: None):
-    cell = tracking.find_finished(experiment_id, key, "cell")
-    if cell is None:
-        with tracking.tracked_run(experiment_id, key, tracking.contract_tags(kind="eval"), "cell") as cell:
-            body()
-    return cell
+    return tracking.run_once(experiment_id, key, tracking.contract_tags(kind="eval"), "cell", lambda cell: body())
 
 
 def test_finished_run_is_reused(tracking_uri, capsys):

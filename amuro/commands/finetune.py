@@ -161,12 +161,13 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
         kind="finetune", model=series.name, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
         tuning=cfg.tuning_tag, train_dataset=spec.name, seed=cfg.seed, source_run_id=ckpt.source_run_id)
     tags[tracking.Tag.PROTOCOL] = cfg.protocol
-    cell = tracking.find_finished(experiment_id, key, name)
-    if cell is None:
-        with tracking.tracked_run(experiment_id, key, tags, name, parent_run_id=parent, resumable=True,
-                                  system_metrics=True) as cell:
-            _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name)
-            print(f"{name}: tuned model logged as runs:/{cell.run_id}/{MODEL_ARTIFACT}")
+
+    def train(cell: tracking.Cell) -> None:
+        _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name)
+        print(f"{name}: tuned model logged as runs:/{cell.run_id}/{MODEL_ARTIFACT}")
+
+    cell = tracking.run_once(experiment_id, key, tags, name, train, parent_run_id=parent, resumable=True,
+                             system_metrics=True)
     if cfg.register:
         version = register_tuned(cfg.register, cell.run_id, {**tags, tracking.Tag.RUN_KEY: key})
         print(f"{name}: registered as models:/{cfg.register}/{version}")

@@ -151,19 +151,20 @@ def pretrain(cfg: PretrainSettings) -> str:
         experiment_id = invocation.experiment_id
         key = tracking.run_key("pretrain", cfg.key_settings())
         name = f"pretrain {cfg.series}"
-        cell = tracking.find_finished(experiment_id, key, name)
-        if cell is None:
-            tags = tracking.contract_tags(kind="pretrain", model=cfg.series, seed=cfg.seed)
-            with tracking.tracked_run(experiment_id, key, tags, name) as cell:
-                folder = amuro_home() / "series" / f"{cfg.series}-{key[:10]}"
-                _fresh_folder(folder)
-                mlflow.set_tag(tracking.Tag.SERIES_DIR, str(folder))
-                mlflow.log_params(cfg.params())
-                saved = _train(cfg, folder)
-                write_manifest(folder, cfg.series, saved, cell.run_id)
-                mlflow.log_artifacts(str(folder), SERIES_ARTIFACT)
-                print(f"series {cfg.series}: {len(saved)} checkpoints at steps "
-                      f"{', '.join(str(s['step']) for s in saved)} in run {cell.run_id}")
+
+        def train(cell: tracking.Cell) -> None:
+            folder = amuro_home() / "series" / f"{cfg.series}-{key[:10]}"
+            _fresh_folder(folder)
+            mlflow.set_tag(tracking.Tag.SERIES_DIR, str(folder))
+            mlflow.log_params(cfg.params())
+            saved = _train(cfg, folder)
+            write_manifest(folder, cfg.series, saved, cell.run_id)
+            mlflow.log_artifacts(str(folder), SERIES_ARTIFACT)
+            print(f"series {cfg.series}: {len(saved)} checkpoints at steps "
+                  f"{', '.join(str(s['step']) for s in saved)} in run {cell.run_id}")
+
+        tags = tracking.contract_tags(kind="pretrain", model=cfg.series, seed=cfg.seed)
+        cell = tracking.run_once(experiment_id, key, tags, name, train)
         invocation.result_run_id = cell.run_id
     return cell.run_id
 

@@ -161,13 +161,14 @@ def engine_session(cfg: SweepSettings):
 
 
 def _run_cells(cfg: SweepSettings, engine: type[Scheduler], cells: list[PlannedCell], uri: str, work: Path,
-               cell: tracking.Cell, experiment_id: str, client: MlflowClient) -> Scheduler:
+               cell: tracking.Cell, experiment_id: str) -> Scheduler:
     """Run the cells under the sweep run; the owner of the sweep run records progress and failures there."""
     env = {**os.environ, **node_environment(socket.gethostname()), "MLFLOW_TRACKING_URI": uri, PARENT_ENV: cell.run_id,
            "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment)}
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         env.pop(name, None)
     runner = engine(cells, env, work, cell.run_id, cfg)
+    client = MlflowClient()
     bar = tqdm(total=len(cells), desc="sweep cells", unit="cell")
 
     def progress(done_cell: PlannedCell) -> None:
@@ -191,59 +192,62 @@ def _run_cells(cfg: SweepSettings, engine: type[Scheduler], cells: list[PlannedC
     return runner
 
 
-def sweep(cfg: SweepSettings) -> str:
-    """Run (or resume) the study grid; returns the sweep run id. Failed cells end it with an error."""
-    launcher = tracking.drop_launcher()
-    if cfg.tracking_uri:
-        mlflow.set_tracking_uri(cfg.tracking_uri)
-    experiment_id = tracking.connect(cfg.experiment)
-    _check_engine(cfg, mlflow.get_tracking_uri())
-    load_spec_option(cfg.dataset_spec)
-    selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
-    if selection:
-        data.resolve(selection, offline_only=selection == "all")
-    load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)   # unknown tasks and unreadable data fail here
-    for dataset in cfg.train_dataset_list:
-        data.get(dataset)
-    series = open_or_build_series(cfg.model, experiment_id)
-    revisions = [(c.revision, c.step) for c in series.select(cfg.checkpoints)]
-    seeds = {"seeds": cfg.seed_list} if cfg.seeds else {}   # a single-seed sweep keeps its key
-    key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": revisions, **seeds})
-    work = amuro_home() / "sweeps" / key
-    work.mkdir(parents=True, exist_ok=True)
-    cells = plan(cfg, series.name, revisions, work / "amuro-report.html")
-    with tracking_server(cfg) as uri, engine_session(cfg) as engine:
-        mlflow.set_tracking_uri(uri)
-        experiment_id = tracking.connect(cfg.experiment)
-        client = MlflowClient()
-        tags = tracking.contract_tags(kind="sweep", model=series.name, seed=cfg.train_seed)
-        with tracking.tracked_run(experiment_id, key, tags, f"sweep {_series_name(series.name)}",
-                                  resumable=True, join=True) as cell:
-            if cell.reused:
-                print(f"the sweep already finished in run {cell.run_id}: nothing to do")
-                tracking.note_launcher(launcher, cell.run_id, "sweep")
-                return cell.run_id
-            if cell.joined:
-                print(f"joining sweep run {cell.run_id}, which another process owns: this one takes the cells "
-                      "nobody has claimed yet, from the end of the plan")
-                cells = [c for c in reversed(cells) if c.settings is not None]   # the owner writes the report
-                work = work / f"helper-{socket.gethostname()}-{os.getpid()}"
-                work.mkdir(parents=True, exist_ok=True)
-            else:
-                if not cell.resumed:
-                    mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
-                mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
-            runner = _run_cells(cfg, engine, cells, uri, work, cell, experiment_id, client)
-            if not cell.joined:
-                log_curves(cell.run_id, _study_evals(experiment_id, series.name, revisions, cfg))
-            failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}
-            if failed:
-                listing = "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:5])
-                raise UserError(f"{len(failed)} of {len(cells)} sweep cells failed ({listing}): fix them and run "
-                                "the same sweep again to redo only those")
-            if (work / "amuro-report.html").exists() and not cell.joined:
-                mlflow.log_artifact(str(work / "amuro-report.html"))
-    tracking.note_launcher(launcher, cell.run_id, "sweep")
+def _conduct(cfg: SweepSettings, cell: tracking.Cell, cells: list[PlannedCell], revisions: list, series_name: str,
+             engine: type[Scheduler], uri: str, work: Path, experiment_id: str) -> None:
+    """The sweep run's work: run the plan's cells as the run's owner, or, joining the process that owns it, the
+    cells nobody has claimed yet. Failed cells end it with an error."""
+    if cell.joined:
+        print(f"joining sweep run {cell.run_id}, which another process owns: this one takes the cells "
+              "nobody has claimed yet, from the end of the plan")
+        cells = [c for c in reversed(cells) if c.settings is not None]   # the owner writes the report
+        work = work / f"helper-{socket.gethostname()}-{os.getpid()}"
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        if not cell.resumed:
+            mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
+        mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
+    runner = _run_cells(cfg, engine, cells, uri, work, cell, experiment_id)
+    if not cell.joined:
+        log_curves(cell.run_id, _study_evals(experiment_id, series_name, revisions, cfg))
+    failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}
+    if failed:
+        listing = "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:5])
+        raise UserError(f"{len(failed)} of {len(cells)} sweep cells failed ({listing}): fix them and run "
+                        "the same sweep again to redo only those")
+    if (work / "amuro-report.html").exists() and not cell.joined:
+        mlflow.log_artifact(str(work / "amuro-report.html"))
     print(f"sweep finished: {len(cells)} cells in run {cell.run_id}")
-    return cell.run_id
 
+
+def sweep(cfg: SweepSettings) -> str:
+    """Run (or resume, or join) the study grid; returns the sweep run id. Failed cells end it with an error."""
+    with tracking.entry_point("sweep", cfg.experiment, cfg.tracking_uri) as invocation:
+        _check_engine(cfg, mlflow.get_tracking_uri())
+        load_spec_option(cfg.dataset_spec)
+        selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
+        if selection:
+            data.resolve(selection, offline_only=selection == "all")
+        load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)   # unknown tasks and unreadable data fail here
+        for dataset in cfg.train_dataset_list:
+            data.get(dataset)
+        series = open_or_build_series(cfg.model, invocation.experiment_id)
+        revisions = [(c.revision, c.step) for c in series.select(cfg.checkpoints)]
+        seeds = {"seeds": cfg.seed_list} if cfg.seeds else {}   # a single-seed sweep keeps its key
+        key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": revisions, **seeds})
+        sweep_run = tracking.find_finished(invocation.experiment_id, key)
+        if sweep_run is None:
+            work = amuro_home() / "sweeps" / key
+            work.mkdir(parents=True, exist_ok=True)
+            cells = plan(cfg, series.name, revisions, work / "amuro-report.html")
+            tags = tracking.contract_tags(kind="sweep", model=series.name, seed=cfg.train_seed)
+            with tracking_server(cfg) as uri, engine_session(cfg) as engine:
+                mlflow.set_tracking_uri(uri)
+                experiment_id = invocation.reconnect()
+                sweep_run = tracking.run_once(
+                    experiment_id, key, tags, f"sweep {_series_name(series.name)}",
+                    lambda cell: _conduct(cfg, cell, cells, revisions, series.name, engine, uri, work, experiment_id),
+                    resumable=True, join=True)
+        if sweep_run.reused:
+            print(f"the sweep already finished in run {sweep_run.run_id}: nothing to do")
+        invocation.result_run_id = sweep_run.run_id
+    return sweep_run.run_id

@@ -1,4 +1,4 @@
-"""The tracking contract in code: contract tags, run keys, find-or-skip, invocation groups.
+"""The tracking contract in code: contract tags, run keys, work done once per key, invocation groups.
 
 Every run the suite writes carries the ``amuro.*`` tags of DESIGN.md section 3. A cell of work is
 identified by its *run key*, a hash of the settings that change its result: a FINISHED run with the same
@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -100,8 +100,7 @@ def search_runs(experiment_id: str, tags: Mapping[str, object] | None = None, *,
 
 
 def find_finished(experiment_id: str, key: str, label: str | None = None, say=print) -> Cell | None:
-    """The FINISHED run with this key as a reused Cell (saying so when ``label`` names it), else None; ask
-    before starting a run with :func:`tracked_run`."""
+    """The FINISHED run with this key as a reused Cell (saying so when ``label`` names it), else None."""
     for run in find_runs(experiment_id, key):
         if run.info.status == "FINISHED":
             if label is not None:
@@ -120,6 +119,33 @@ class Cell:
     joined: bool = False   # ``join=True`` and another live process owns the key: ``run_id`` is its run
 
 
+class FinishedElsewhere(Exception):
+    """Another process finished the key while this one waited for it; ``cell`` is that run, to reuse."""
+
+    def __init__(self, key: str, cell: Cell) -> None:
+        super().__init__(f"run {cell.run_id} finished the work of key {key} while this process waited for it")
+        self.key, self.cell = key, cell
+
+
+def run_once(experiment_id: str, key: str, tags: Mapping[str, str], run_name: str, work: Callable[[Cell], object],
+             **options) -> Cell:
+    """The work of one key, done once: the FINISHED run with the key is reused (``work`` is not called), else
+    ``work(cell)`` runs inside this key's run (see :func:`tracked_run`, which takes ``options``)."""
+    say = options.get("say", print)
+    cell = find_finished(experiment_id, key, run_name, say=say)
+    if cell is not None:
+        return cell
+    try:
+        with tracked_run(experiment_id, key, tags, run_name, **options) as cell:
+            work(cell)
+    except FinishedElsewhere as finished:
+        if finished.key != key:
+            raise
+        say(f"reusing finished run {finished.cell.run_id} ({run_name})")
+        return finished.cell
+    return cell
+
+
 @contextmanager
 def tracked_run(
     experiment_id: str,
@@ -133,11 +159,13 @@ def tracked_run(
     join: bool = False,
     say=print,
 ) -> Iterator[Cell]:
-    """Find-or-skip: yield a reused Cell for a finished key, else run the body inside an active MLflow run.
+    """The body runs inside this key's active MLflow run: a new one, or (``resumable``) a failed one reopened.
 
-    The body must check ``cell.reused`` and do nothing in that case. Exceptions mark the run FAILED with
-    the error's first line in ``amuro.error``; KeyboardInterrupt marks it KILLED. ``system_metrics``: the
-    run logs MLflow's system metrics (see ``amuro.core.system_metrics``).
+    A live owner of the key is waited on (``join=True``: joined, the body runs beside it with no active run).
+    Ask :func:`find_finished` first, or use :func:`run_once`: when the key is finished by another process
+    while this one waits, :class:`FinishedElsewhere` is raised before the body. Exceptions mark the run
+    FAILED with the error's first line in ``amuro.error``; KeyboardInterrupt marks it KILLED.
+    ``system_metrics``: the run logs MLflow's system metrics (see ``amuro.core.system_metrics``).
     """
     parent = parent_run_id or os.environ.get(PARENT_ENV) or None
     nested = mlflow.active_run() is not None   # a search trial under its finetune run
@@ -149,18 +177,16 @@ def tracked_run(
 
     claimed = ownership.claim(experiment_id, key, start, resumable=resumable, join=join, say=say)
     if claimed.joined:
-        yield Cell(claimed.run_id, reused=False, joined=True)
+        yield Cell(claimed.run_id, joined=True)
         return
     if claimed.finished:
-        say(f"reusing finished run {claimed.run_id} ({run_name})")
-        yield Cell(claimed.run_id, reused=True)
-        return
+        raise FinishedElsewhere(key, Cell(claimed.run_id, reused=True))
     if claimed.resumed:
         say(f"resuming run {claimed.run_id} ({run_name})")
         mlflow.start_run(run_id=claimed.run_id, nested=nested, log_system_metrics=system_metrics and monitoring())
     try:
         with ownership.keep_alive(claimed.run_id):
-            yield Cell(claimed.run_id, reused=False, resumed=claimed.resumed)
+            yield Cell(claimed.run_id, resumed=claimed.resumed)
     except KeyboardInterrupt:
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
         raise
@@ -219,7 +245,7 @@ def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: s
             client.set_terminated(parent, status)
 
 
-def note_launcher(launcher: str | None, result_run_id: str, entry_point: str) -> None:
+def _note_launcher(launcher: str | None, result_run_id: str, entry_point: str) -> None:
     """Under ``mlflow run``, point the launcher run at the run that holds the result."""
     if launcher and launcher != result_run_id:
         client = MlflowClient()
@@ -228,7 +254,7 @@ def note_launcher(launcher: str | None, result_run_id: str, entry_point: str) ->
         client.set_tag(launcher, Tag.RESULT_RUN_ID, result_run_id)
 
 
-def drop_launcher() -> str | None:
+def _drop_launcher() -> str | None:
     """Forget ``MLFLOW_RUN_ID`` so the entry point's own runs are not merged into the launcher run."""
     return os.environ.pop(LAUNCHER_ENV, None)
 
@@ -270,10 +296,10 @@ class Invocation:
 def entry_point(name: str, experiment: str | None, tracking_uri: str | None = None) -> Iterator[Invocation]:
     """An entry point's ritual: take the launcher run of ``mlflow run`` aside, connect to the experiment, and
     on success point the launcher at ``invocation.result_run_id`` when the body set one."""
-    launcher = drop_launcher()
+    launcher = _drop_launcher()
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     invocation = Invocation(name, experiment, connect(experiment), launcher)
     yield invocation
     if invocation.result_run_id:
-        note_launcher(launcher, invocation.result_run_id, name)
+        _note_launcher(launcher, invocation.result_run_id, name)

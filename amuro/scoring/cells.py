@@ -131,7 +131,7 @@ def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSetting
 
 def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalTarget,
                     cells: Sequence[tuple[Dataset, str]], settings: EvalSettings) -> list[tracking.Cell]:
-    """Score every (dataset, format) cell for one model as contract-tagged eval runs (find-or-skip each);
+    """Score every (dataset, format) cell for one model as contract-tagged eval runs (each done once);
     relation = tasks.relation(target.train_dataset, spec.name); loads the model once, only if needed."""
     loaded: list[tuple] = []
     model_ids: list[str] = []
@@ -140,21 +140,21 @@ def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalT
         spec = for_protocol(spec, settings.protocol)
         name = f"eval {target.run_label} → {spec.name} [{fmt}]"
         key = cell_key(target, spec, fmt, settings)
-        cell = tracking.find_finished(experiment_id, key, name)
-        if cell is None:
-            with tracking.tracked_run(experiment_id, key, cell_tags(target, spec, fmt, settings), name,
-                                      parent_run_id=parent_run_id, system_metrics=True, resumable=True) as cell:
-                if not loaded:
-                    loaded.append(_on_accelerator(*target.load()))
-                if not model_ids:
-                    model_ids.append(_model_reference(experiment_id, target, cell.run_id))
-                known = ScoredSoFar(cell.run_id, resumed=cell.resumed)
-                try:
-                    _score_and_log(*loaded[0], spec, fmt, settings, model_ids[0], known)
-                except BaseException:
-                    known.save()   # an interrupted cell keeps what it scored for the next attempt
-                    raise
-        done.append(cell)
+
+        def score(cell: tracking.Cell, spec=spec, fmt=fmt) -> None:
+            if not loaded:
+                loaded.append(_on_accelerator(*target.load()))
+            if not model_ids:
+                model_ids.append(_model_reference(experiment_id, target, cell.run_id))
+            known = ScoredSoFar(cell.run_id, resumed=cell.resumed)
+            try:
+                _score_and_log(*loaded[0], spec, fmt, settings, model_ids[0], known)
+            except BaseException:
+                known.save()   # an interrupted cell keeps what it scored for the next attempt
+                raise
+
+        done.append(tracking.run_once(experiment_id, key, cell_tags(target, spec, fmt, settings), name, score,
+                                      parent_run_id=parent_run_id, system_metrics=True, resumable=True))
     return done
 
 

@@ -49,14 +49,13 @@ class TrialRuns:
             key = tracking.run_key("trial", {"parent": self.parent_key, "number": trial.number, **params})
             tags = {**self.tags, tracking.Tag.TRIAL: str(trial.number)}
             name = f"{self.run_name} trial {trial.number}"
-            finished = tracking.find_finished(self.experiment_id, key, name)
-            if finished:
-                return MlflowClient().get_run(finished.run_id).data.metrics[OBJECTIVE]
-            with tracking.tracked_run(self.experiment_id, key, tags, name, parent_run_id=self.parent_run_id):
+
+            def run_trial(cell: tracking.Cell) -> None:
                 mlflow.log_params({"trial": trial.number, **params})
-                value = train_and_score(params)
-                mlflow.log_metric(OBJECTIVE, value)
-            return value
+                mlflow.log_metric(OBJECTIVE, train_and_score(params))
+
+            cell = tracking.run_once(self.experiment_id, key, tags, name, run_trial, parent_run_id=self.parent_run_id)
+            return MlflowClient().get_run(cell.run_id).data.metrics[OBJECTIVE]
 
         return objective
 
