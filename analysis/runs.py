@@ -62,8 +62,6 @@ def load_eval_runs(
     tracking_uri: str | None = None,
     *,
     model: str | None = None,
-    page_size: int = _PAGE_SIZE,
-    concurrency: int = _CONCURRENCY,
 ) -> pd.DataFrame:
     """All FINISHED eval runs of the experiments, one row per run (columns: ``RUN_COLUMNS``).
 
@@ -82,9 +80,9 @@ def load_eval_runs(
         query += f' and tags."{TAG_PREFIX}model" = {quote(model)}'
     with _gc_paused():
         if uri.startswith(("http://", "https://")):
-            records = _search_rest(uri, list(ids.values()), query, page_size, concurrency)
+            records = _search_rest(uri, list(ids.values()), query, _PAGE_SIZE, _CONCURRENCY)
         else:
-            records = _search_store(uri, list(ids.values()), query, page_size)
+            records = _search_store(uri, list(ids.values()), query, _PAGE_SIZE)
         frame = pd.DataFrame.from_records(records, columns=RUN_COLUMNS)
         frame["experiment"] = frame["experiment"].map(name_by_id)
         return _tidy(frame.drop_duplicates("run_id"))

@@ -13,7 +13,7 @@ TRAINING_FORMAT = "default"
 _GROUP = SENSITIVITY_KEY + ["origin"]
 
 
-def sensitivity(runs: pd.DataFrame, training_format: str = TRAINING_FORMAT) -> pd.DataFrame:
+def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (checkpoint, tuning, train set, eval set, shots, protocol), across prompt formats:
 
     - ``spread``: max − min score;
@@ -30,7 +30,7 @@ def sensitivity(runs: pd.DataFrame, training_format: str = TRAINING_FORMAT) -> p
     table = scores.agg(n_formats="count", high="max", low="min")
     table["spread"] = table.pop("high") - table.pop("low")
     table["std"] = scores.std(ddof=0)
-    is_training = per_format["format"] == training_format
+    is_training = per_format["format"] == TRAINING_FORMAT
     trained = per_format[is_training].set_index(_GROUP)["score"]
     others = per_format[~is_training].groupby(_GROUP)["score"].mean()
     table["default_gap"] = trained - others

@@ -84,3 +84,12 @@ def test_settings_round_trip_through_json():
     settings = FinetuneSettings(dataset="synth-qgen", lora=True, eval=EvalSettings(shots=1))
     assert FinetuneSettings.from_json(settings.to_json()) == settings
     assert settings.key_settings()["lora"] is True and "experiment" not in settings.key_settings()
+
+
+def test_readme_layout_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Settings and layout"):readme.index("## Checkpoint series")]
+    modules = {path.stem for path in (ROOT / "amuro").glob("*/*.py") if path.stem != "__init__"}
+    assert {name for name in modules if f"`{name}`" not in layout} == set()
+    layers = {path.name for path in (ROOT / "amuro").iterdir() if (path / "__init__.py").exists()}
+    assert {name for name in layers if f"| `amuro/{name}/` |" not in layout} == set()

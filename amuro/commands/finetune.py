@@ -113,23 +113,23 @@ def _search(cfg, ckpt, spec, examples, experiment_id, run_id, key, tags, name, w
     return best["lr"], best["epochs"]
 
 
-def _workdir(cfg: FinetuneSettings, cell, key: str) -> tuple[Path, list]:
+def _workdir(cfg: FinetuneSettings, run, key: str) -> tuple[Path, list]:
     """Where the Trainer saves, and the callbacks that keep its checkpoints (as run artifacts if asked)."""
     if not cfg.checkpoint_artifacts:
         workdir = amuro_home() / "finetune" / key
-        if not cell.resumed:
+        if not run.resumed:
             shutil.rmtree(workdir, ignore_errors=True)   # stale checkpoints of a run that no longer exists
         return workdir, []
     workdir = Path(tempfile.mkdtemp(prefix=f"amuro-finetune-{key}-"))
-    if cell.resumed:
-        step = restore_checkpoint(cell.run_id, workdir / "trainer")
+    if run.resumed:
+        step = restore_checkpoint(run.run_id, workdir / "trainer")
         print(f"restored the checkpoint of step {step} uploaded by the previous attempt" if step is not None
               else "the previous attempt uploaded no checkpoint: training from the start")
-    return workdir, [UploadCheckpoints(cell.run_id)]
+    return workdir, [UploadCheckpoints(run.run_id)]
 
 
-def _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name) -> None:
-    workdir, callbacks = _workdir(cfg, cell, key)
+def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None:
+    workdir, callbacks = _workdir(cfg, run, key)
     examples = training_examples(spec, cfg)
     log_rows(spec, spec.splits["train"], examples, "train")
     _log_params_once({**cfg.params(), "train_examples": len(examples), "base_location": ckpt.location,
@@ -137,13 +137,13 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name) -> Non
                       "lr_schedule": "linear", "training_format": "default" if spec.kind != "chat" else "chat"})
     lr, epochs = cfg.lr, cfg.epochs
     if cfg.trials:
-        lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, cell.run_id, key, tags, name, workdir)
+        lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, run.run_id, key, tags, name, workdir)
     tokenizer = ckpt.load()[1]
     features = training_features(spec, examples, tokenizer, cfg.max_length, **_packing(cfg))
     _log_params_once({"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr,
                       "final_epochs": epochs})
     model, tokenizer, _ = train_model(ckpt, cfg, features, lr=lr, epochs=epochs, output_dir=workdir / "trainer",
-                                      resume=cell.resumed, callbacks=callbacks)
+                                      resume=run.resumed, callbacks=callbacks)
     base, _ = ckpt.load()
     mlflow.log_metrics(weight_change(base, model))
     del base
@@ -162,20 +162,20 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
         tuning=cfg.tuning_tag, train_dataset=spec.name, seed=cfg.seed, source_run_id=ckpt.source_run_id)
     tags[tracking.Tag.PROTOCOL] = cfg.protocol
 
-    def train(cell: tracking.Cell) -> None:
-        _train_and_log(cfg, ckpt, spec, experiment_id, cell, key, tags, name)
-        print(f"{name}: tuned model logged as runs:/{cell.run_id}/{MODEL_ARTIFACT}")
+    def train(run: tracking.TrackedRun) -> None:
+        _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name)
+        print(f"{name}: tuned model logged as runs:/{run.run_id}/{MODEL_ARTIFACT}")
 
-    cell = tracking.run_once(experiment_id, key, tags, name, train, parent_run_id=parent, resumable=True,
+    run = tracking.run_once(experiment_id, key, tags, name, train, parent_run_id=parent, resumable=True,
                              system_metrics=True)
     if cfg.register:
-        version = register_tuned(cfg.register, cell.run_id, {**tags, tracking.Tag.RUN_KEY: key})
+        version = register_tuned(cfg.register, run.run_id, {**tags, tracking.Tag.RUN_KEY: key})
         print(f"{name}: registered as models:/{cfg.register}/{version}")
     if cfg.evaluate:
         from amuro.commands.in_domain import evaluate_in_domain
 
-        evaluate_in_domain(experiment_id, cell.run_id, ckpt, spec, cfg)
-    return cell.run_id
+        evaluate_in_domain(experiment_id, run.run_id, ckpt, spec, cfg)
+    return run.run_id
 
 
 def finetune(cfg: FinetuneSettings) -> str:

@@ -152,21 +152,21 @@ def pretrain(cfg: PretrainSettings) -> str:
         key = tracking.run_key("pretrain", cfg.key_settings())
         name = f"pretrain {cfg.series}"
 
-        def train(cell: tracking.Cell) -> None:
+        def train(run: tracking.TrackedRun) -> None:
             folder = amuro_home() / "series" / f"{cfg.series}-{key[:10]}"
             _fresh_folder(folder)
             mlflow.set_tag(tracking.Tag.SERIES_DIR, str(folder))
             mlflow.log_params(cfg.params())
             saved = _train(cfg, folder)
-            write_manifest(folder, cfg.series, saved, cell.run_id)
+            write_manifest(folder, cfg.series, saved, run.run_id)
             mlflow.log_artifacts(str(folder), SERIES_ARTIFACT)
             print(f"series {cfg.series}: {len(saved)} checkpoints at steps "
-                  f"{', '.join(str(s['step']) for s in saved)} in run {cell.run_id}")
+                  f"{', '.join(str(s['step']) for s in saved)} in run {run.run_id}")
 
         tags = tracking.contract_tags(kind="pretrain", model=cfg.series, seed=cfg.seed)
-        cell = tracking.run_once(experiment_id, key, tags, name, train)
-        invocation.result_run_id = cell.run_id
-    return cell.run_id
+        run = tracking.run_once(experiment_id, key, tags, name, train)
+        invocation.result_run_id = run.run_id
+    return run.run_id
 
 
 def _fresh_folder(folder: Path) -> None:

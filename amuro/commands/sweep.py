@@ -161,13 +161,13 @@ def engine_session(cfg: SweepSettings):
 
 
 def _run_cells(cfg: SweepSettings, engine: type[Scheduler], cells: list[PlannedCell], uri: str, work: Path,
-               cell: tracking.Cell, experiment_id: str) -> Scheduler:
+               sweep_run: tracking.TrackedRun, experiment_id: str) -> Scheduler:
     """Run the cells under the sweep run; the owner of the sweep run records progress and failures there."""
-    env = {**os.environ, **node_environment(socket.gethostname()), "MLFLOW_TRACKING_URI": uri, PARENT_ENV: cell.run_id,
-           "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment)}
+    env = {**os.environ, **node_environment(socket.gethostname()), "MLFLOW_TRACKING_URI": uri,
+           PARENT_ENV: sweep_run.run_id, "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment)}
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         env.pop(name, None)
-    runner = engine(cells, env, work, cell.run_id, cfg)
+    runner = engine(cells, env, work, sweep_run.run_id, cfg)
     client = MlflowClient()
     bar = tqdm(total=len(cells), desc="sweep cells", unit="cell")
 
@@ -175,48 +175,48 @@ def _run_cells(cfg: SweepSettings, engine: type[Scheduler], cells: list[PlannedC
         counts = {s: list(runner.status.values()).count(s) for s in ("done", "failed", "blocked")}
         bar.update(1)
         bar.set_postfix(counts)
-        if cell.joined:
+        if sweep_run.joined:
             return
         step = sum(counts.values())
-        client.log_metric(cell.run_id, "cells_done", counts["done"], step=step)
-        client.log_metric(cell.run_id, "cells_failed", counts["failed"] + counts["blocked"], step=step)
-        client.log_metric(cell.run_id, "cells_total", len(cells), step=step)
+        client.log_metric(sweep_run.run_id, "cells_done", counts["done"], step=step)
+        client.log_metric(sweep_run.run_id, "cells_failed", counts["failed"] + counts["blocked"], step=step)
+        client.log_metric(sweep_run.run_id, "cells_total", len(cells), step=step)
         if runner.status[done_cell.name] != "done":
-            _record_failure(client, experiment_id, cell.run_id, done_cell.name, runner.errors[done_cell.name])
+            _record_failure(client, experiment_id, sweep_run.run_id, done_cell.name, runner.errors[done_cell.name])
 
     runner.run(progress)
     bar.close()
-    if not cell.joined:
+    if not sweep_run.joined:
         mlflow.log_dict({"engine": cfg.engine, "status": runner.status, "errors": runner.errors,
                          "seconds": runner.seconds, "placement": runner.placement}, "status.json")
     return runner
 
 
-def _conduct(cfg: SweepSettings, cell: tracking.Cell, cells: list[PlannedCell], revisions: list, series_name: str,
-             engine: type[Scheduler], uri: str, work: Path, experiment_id: str) -> None:
+def _conduct(cfg: SweepSettings, sweep_run: tracking.TrackedRun, cells: list[PlannedCell], revisions: list,
+             series_name: str, engine: type[Scheduler], uri: str, work: Path, experiment_id: str) -> None:
     """The sweep run's work: run the plan's cells as the run's owner, or, joining the process that owns it, the
     cells nobody has claimed yet. Failed cells end it with an error."""
-    if cell.joined:
-        print(f"joining sweep run {cell.run_id}, which another process owns: this one takes the cells "
+    if sweep_run.joined:
+        print(f"joining sweep run {sweep_run.run_id}, which another process owns: this one takes the cells "
               "nobody has claimed yet, from the end of the plan")
         cells = [c for c in reversed(cells) if c.settings is not None]   # the owner writes the report
         work = work / f"helper-{socket.gethostname()}-{os.getpid()}"
         work.mkdir(parents=True, exist_ok=True)
     else:
-        if not cell.resumed:
+        if not sweep_run.resumed:
             mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
         mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
-    runner = _run_cells(cfg, engine, cells, uri, work, cell, experiment_id)
-    if not cell.joined:
-        log_curves(cell.run_id, _study_evals(experiment_id, series_name, revisions, cfg))
+    runner = _run_cells(cfg, engine, cells, uri, work, sweep_run, experiment_id)
+    if not sweep_run.joined:
+        log_curves(sweep_run.run_id, _study_evals(experiment_id, series_name, revisions, cfg))
     failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}
     if failed:
         listing = "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:5])
         raise UserError(f"{len(failed)} of {len(cells)} sweep cells failed ({listing}): fix them and run "
                         "the same sweep again to redo only those")
-    if (work / "amuro-report.html").exists() and not cell.joined:
+    if (work / "amuro-report.html").exists() and not sweep_run.joined:
         mlflow.log_artifact(str(work / "amuro-report.html"))
-    print(f"sweep finished: {len(cells)} cells in run {cell.run_id}")
+    print(f"sweep finished: {len(cells)} cells in run {sweep_run.run_id}")
 
 
 def sweep(cfg: SweepSettings) -> str:
@@ -243,10 +243,12 @@ def sweep(cfg: SweepSettings) -> str:
             with tracking_server(cfg) as uri, engine_session(cfg) as engine:
                 mlflow.set_tracking_uri(uri)
                 experiment_id = invocation.reconnect()
-                sweep_run = tracking.run_once(
-                    experiment_id, key, tags, f"sweep {_series_name(series.name)}",
-                    lambda cell: _conduct(cfg, cell, cells, revisions, series.name, engine, uri, work, experiment_id),
-                    resumable=True, join=True)
+
+                def conduct(run: tracking.TrackedRun) -> None:
+                    _conduct(cfg, run, cells, revisions, series.name, engine, uri, work, experiment_id)
+
+                sweep_run = tracking.run_once(experiment_id, key, tags, f"sweep {_series_name(series.name)}", conduct,
+                                              resumable=True, join=True)
         if sweep_run.reused:
             print(f"the sweep already finished in run {sweep_run.run_id}: nothing to do")
         invocation.result_run_id = sweep_run.run_id

@@ -99,19 +99,19 @@ def search_runs(experiment_id: str, tags: Mapping[str, object] | None = None, *,
                                       max_results=max_results)
 
 
-def find_finished(experiment_id: str, key: str, label: str | None = None, say=print) -> Cell | None:
-    """The FINISHED run with this key as a reused Cell (saying so when ``label`` names it), else None."""
+def find_finished(experiment_id: str, key: str, label: str | None = None, say=print) -> TrackedRun | None:
+    """The FINISHED run with this key as a reused TrackedRun (saying so when ``label`` names it), else None."""
     for run in find_runs(experiment_id, key):
         if run.info.status == "FINISHED":
             if label is not None:
                 say(f"reusing finished run {run.info.run_id} ({label})")
-            return Cell(run.info.run_id, reused=True)
+            return TrackedRun(run.info.run_id, reused=True)
     return None
 
 
 @dataclass
-class Cell:
-    """One unit of tracked work; ``reused`` means a FINISHED run with the same key already had it."""
+class TrackedRun:
+    """The run that holds the work of one key; ``reused`` means it had FINISHED before this process asked."""
 
     run_id: str
     reused: bool = False
@@ -120,30 +120,30 @@ class Cell:
 
 
 class FinishedElsewhere(Exception):
-    """Another process finished the key while this one waited for it; ``cell`` is that run, to reuse."""
+    """Another process finished the key while this one waited for it; ``run`` is that run, to reuse."""
 
-    def __init__(self, key: str, cell: Cell) -> None:
-        super().__init__(f"run {cell.run_id} finished the work of key {key} while this process waited for it")
-        self.key, self.cell = key, cell
+    def __init__(self, key: str, run: TrackedRun) -> None:
+        super().__init__(f"run {run.run_id} finished the work of key {key} while this process waited for it")
+        self.key, self.run = key, run
 
 
-def run_once(experiment_id: str, key: str, tags: Mapping[str, str], run_name: str, work: Callable[[Cell], object],
-             **options) -> Cell:
+def run_once(experiment_id: str, key: str, tags: Mapping[str, str], run_name: str, work: Callable[[TrackedRun], object],
+             **options) -> TrackedRun:
     """The work of one key, done once: the FINISHED run with the key is reused (``work`` is not called), else
-    ``work(cell)`` runs inside this key's run (see :func:`tracked_run`, which takes ``options``)."""
+    ``work(run)`` runs inside this key's run (see :func:`tracked_run`, which takes ``options``)."""
     say = options.get("say", print)
-    cell = find_finished(experiment_id, key, run_name, say=say)
-    if cell is not None:
-        return cell
+    run = find_finished(experiment_id, key, run_name, say=say)
+    if run is not None:
+        return run
     try:
-        with tracked_run(experiment_id, key, tags, run_name, **options) as cell:
-            work(cell)
+        with tracked_run(experiment_id, key, tags, run_name, **options) as run:
+            work(run)
     except FinishedElsewhere as finished:
         if finished.key != key:
             raise
-        say(f"reusing finished run {finished.cell.run_id} ({run_name})")
-        return finished.cell
-    return cell
+        say(f"reusing finished run {finished.run.run_id} ({run_name})")
+        return finished.run
+    return run
 
 
 @contextmanager
@@ -158,7 +158,7 @@ def tracked_run(
     system_metrics: bool = False,
     join: bool = False,
     say=print,
-) -> Iterator[Cell]:
+) -> Iterator[TrackedRun]:
     """The body runs inside this key's active MLflow run: a new one, or (``resumable``) a failed one reopened.
 
     A live owner of the key is waited on (``join=True``: joined, the body runs beside it with no active run).
@@ -177,16 +177,16 @@ def tracked_run(
 
     claimed = ownership.claim(experiment_id, key, start, resumable=resumable, join=join, say=say)
     if claimed.joined:
-        yield Cell(claimed.run_id, joined=True)
+        yield TrackedRun(claimed.run_id, joined=True)
         return
     if claimed.finished:
-        raise FinishedElsewhere(key, Cell(claimed.run_id, reused=True))
+        raise FinishedElsewhere(key, TrackedRun(claimed.run_id, reused=True))
     if claimed.resumed:
         say(f"resuming run {claimed.run_id} ({run_name})")
         mlflow.start_run(run_id=claimed.run_id, nested=nested, log_system_metrics=system_metrics and monitoring())
     try:
         with ownership.keep_alive(claimed.run_id):
-            yield Cell(claimed.run_id, resumed=claimed.resumed)
+            yield TrackedRun(claimed.run_id, resumed=claimed.resumed)
     except KeyboardInterrupt:
         mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
         raise

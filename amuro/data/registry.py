@@ -10,10 +10,10 @@ from amuro.data.spec import TASK_KINDS, DatasetSpec
 CATALOGUE: dict[str, DatasetSpec] = {}
 
 
-def register(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:
+def register(spec: DatasetSpec) -> DatasetSpec:
     if spec.task not in TASK_KINDS:
         raise unknown(f"task family of dataset {spec.name}", spec.task, TASK_KINDS)
-    if spec.name in CATALOGUE and not replace and CATALOGUE[spec.name] != spec:
+    if spec.name in CATALOGUE and CATALOGUE[spec.name] != spec:
         raise UserError(f"dataset {spec.name!r} is already in the catalogue: pick another name")
     CATALOGUE[spec.name] = spec
     return spec
@@ -26,9 +26,10 @@ def get(name: str) -> DatasetSpec:
         raise unknown("dataset", name, CATALOGUE) from None
 
 
-def resolve(selection: str | Iterable[str], *, offline_only: bool = False, trainable: bool | None = None,
-            evaluable: bool = True) -> list[DatasetSpec]:
-    """Dataset names, task families or ``all`` (comma-separated or a list) -> specs, in catalogue order."""
+def resolve(selection: str | Iterable[str], *, offline_only: bool = False,
+            trainable: bool | None = None) -> list[DatasetSpec]:
+    """Dataset names, task families or ``all`` (comma-separated or a list) -> specs, in catalogue order; a task
+    family or ``all`` leaves out what cannot be scored (chat mixtures, datasets without a test split)."""
     words = [w.strip() for w in (selection.split(",") if isinstance(selection, str) else selection)]
     words = [w for w in words if w]
     if not words:
@@ -47,7 +48,7 @@ def resolve(selection: str | Iterable[str], *, offline_only: bool = False, train
             raise unknown("dataset or task family", word, [*CATALOGUE, *TASK_KINDS, "all"])
         for spec in matches:
             if word == "all" or word in TASK_KINDS:
-                if evaluable and (spec.kind == "chat" or "test" not in spec.splits):
+                if spec.kind == "chat" or "test" not in spec.splits:
                     continue
                 if trainable is not None and spec.trainable != trainable:
                     continue

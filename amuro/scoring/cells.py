@@ -1,7 +1,7 @@
 """Contract-tagged eval runs: one MLflow run per (model, dataset, prompt format, shots), found or made.
 
 ``evaluate_target`` is the one way the suite scores a model: ``pretrain-eval`` calls it for base
-checkpoints, ``finetune`` and ``crosseval`` for tuned models. Each cell is a find-or-skip tracked run (its
+checkpoints, ``finetune`` and ``crosseval`` for tuned models. Each cell is a tracked run done once (its
 run key covers everything that changes the scores, never the batch size); the model is loaded once, and
 only when some cell has work.
 """
@@ -130,7 +130,7 @@ def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSetting
 
 
 def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalTarget,
-                    cells: Sequence[tuple[Dataset, str]], settings: EvalSettings) -> list[tracking.Cell]:
+                    cells: Sequence[tuple[Dataset, str]], settings: EvalSettings) -> list[tracking.TrackedRun]:
     """Score every (dataset, format) cell for one model as contract-tagged eval runs (each done once);
     relation = tasks.relation(target.train_dataset, spec.name); loads the model once, only if needed."""
     loaded: list[tuple] = []
@@ -141,12 +141,12 @@ def evaluate_target(experiment_id: str, parent_run_id: str | None, target: EvalT
         name = f"eval {target.run_label} → {spec.name} [{fmt}]"
         key = cell_key(target, spec, fmt, settings)
 
-        def score(cell: tracking.Cell, spec=spec, fmt=fmt) -> None:
+        def score(run: tracking.TrackedRun, spec=spec, fmt=fmt) -> None:
             if not loaded:
                 loaded.append(_on_accelerator(*target.load()))
             if not model_ids:
-                model_ids.append(_model_reference(experiment_id, target, cell.run_id))
-            known = ScoredSoFar(cell.run_id, resumed=cell.resumed)
+                model_ids.append(_model_reference(experiment_id, target, run.run_id))
+            known = ScoredSoFar(run.run_id, resumed=run.resumed)
             try:
                 _score_and_log(*loaded[0], spec, fmt, settings, model_ids[0], known)
             except BaseException:

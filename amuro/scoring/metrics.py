@@ -84,14 +84,12 @@ def _resampled_means(values: np.ndarray, resamples: int, rng: np.random.Generato
     return means
 
 
-def bootstrap(item_scores: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0,
-              confidence: float = 0.95) -> Estimate:
-    """Mean of the item scores, the percentile interval of resampled means, and their standard deviation."""
+def bootstrap(item_scores: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0) -> Estimate:
+    """Mean of the item scores, the 95% percentile interval of resampled means, and their standard deviation."""
     values = np.asarray(item_scores, dtype=float)
     if values.size == 0:
         raise ValueError("bootstrap needs at least one item score")
     means = _resampled_means(values, resamples, np.random.default_rng(seed))
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
+    low, high = np.percentile(means, [2.5, 97.5])
     return Estimate(float(values.mean()), float(low), float(high), float(means.std(ddof=1)) if resamples > 1 else 0.0,
                     int(values.size))

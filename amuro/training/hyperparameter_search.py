@@ -1,8 +1,8 @@
 """Hyper-parameter search for fine-tuning: optuna over the learning rate and epochs, one MLflow run per trial.
 
-Each trial is a find-or-skip tracked run nested under the finetune run (``amuro.kind=trial``), so a search
-that was interrupted reuses its finished trials; with the seeded sampler, the same history yields the same
-next suggestions. The objective is the completion-only loss on the validation split (lower is better).
+Each trial is a tracked run done once (``tracking.run_once``) nested under the finetune run
+(``amuro.kind=trial``), so a search that was interrupted reuses its finished trials; with the seeded sampler,
+the same history yields the same next suggestions. The objective is the completion-only loss on the validation split (lower is better).
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ class TrialRuns:
             tags = {**self.tags, tracking.Tag.TRIAL: str(trial.number)}
             name = f"{self.run_name} trial {trial.number}"
 
-            def run_trial(cell: tracking.Cell) -> None:
+            def run_trial(run: tracking.TrackedRun) -> None:
                 mlflow.log_params({"trial": trial.number, **params})
                 mlflow.log_metric(OBJECTIVE, train_and_score(params))
 
-            cell = tracking.run_once(self.experiment_id, key, tags, name, run_trial, parent_run_id=self.parent_run_id)
-            return MlflowClient().get_run(cell.run_id).data.metrics[OBJECTIVE]
+            run = tracking.run_once(self.experiment_id, key, tags, name, run_trial, parent_run_id=self.parent_run_id)
+            return MlflowClient().get_run(run.run_id).data.metrics[OBJECTIVE]
 
         return objective
 
