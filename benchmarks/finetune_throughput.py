@@ -22,8 +22,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
-from amuro import data
-from amuro.commands.finetune import _training_args  # noqa: E402
+from amuro import data  # noqa: E402
+from amuro.training.trainer import training_arguments  # noqa: E402
 from amuro.commands.pretrain import open_or_build_series  # noqa: E402
 from amuro.core import tracking  # noqa: E402
 from amuro.core.settings import FinetuneSettings  # noqa: E402
@@ -72,7 +72,7 @@ def main() -> None:
     params = sum(p.numel() for p in ckpt.load()[0].parameters())
     workdir = Path(tempfile.mkdtemp(prefix="ft-bench-"))
     try:
-        suite_args = _training_args(cfg, workdir / "suite", cfg.lr, 1, options.steps, save=False)
+        suite_args = training_arguments(cfg, workdir / "suite", cfg.lr, 1, options.steps, save=False)
         suite_args.max_steps = options.steps
         suite_args.disable_tqdm = True
         naive_args = TrainingArguments(

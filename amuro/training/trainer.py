@@ -77,7 +77,7 @@ def per_example_loss(outputs, labels, num_items_in_batch=None):
     return ((losses * learned).sum(-1) / learned.sum(-1).clamp(min=1)).mean()
 
 
-def _training_args(cfg: FinetuneSettings, output_dir: Path, lr: float, epochs: int, steps: int, *, save: bool):
+def training_arguments(cfg: FinetuneSettings, output_dir: Path, lr: float, epochs: int, steps: int, *, save: bool):
     import torch
     from transformers import TrainingArguments
 
@@ -115,7 +115,7 @@ def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *
         model = with_lora(model, cfg)
     steps = total_steps(len(features), cfg, epochs)
     save = eval_features is None
-    args = _training_args(cfg, output_dir, lr, epochs, steps, save=save)
+    args = training_arguments(cfg, output_dir, lr, epochs, steps, save=save)
     by_example = protocol(cfg.protocol).loss_weighting == "example"
     trainer = Trainer(model=model, args=args, train_dataset=features, eval_dataset=eval_features,
                       data_collator=padding_collator(tokenizer), processing_class=tokenizer,
