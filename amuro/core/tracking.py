@@ -127,16 +127,17 @@ class FinishedElsewhere(Exception):
         self.key, self.run = key, run
 
 
-def run_once(experiment_id: str, key: str, tags: Mapping[str, str], run_name: str, work: Callable[[TrackedRun], object],
-             **options) -> TrackedRun:
+def run_once(experiment_id: str, key: str, tags: Mapping[str, str], run_name: str,
+             work: Callable[[TrackedRun], object], *, parent_run_id: str | None = None, resumable: bool = False,
+             system_metrics: bool = False, join: bool = False, say=print) -> TrackedRun:
     """The work of one key, done once: the FINISHED run with the key is reused (``work`` is not called), else
-    ``work(run)`` runs inside this key's run (see :func:`tracked_run`, which takes ``options``)."""
-    say = options.get("say", print)
+    ``work(run)`` runs inside this key's run (see :func:`tracked_run` for the options)."""
     run = find_finished(experiment_id, key, run_name, say=say)
     if run is not None:
         return run
     try:
-        with tracked_run(experiment_id, key, tags, run_name, **options) as run:
+        with tracked_run(experiment_id, key, tags, run_name, parent_run_id=parent_run_id, resumable=resumable,
+                         system_metrics=system_metrics, join=join, say=say) as run:
             work(run)
     except FinishedElsewhere as finished:
         if finished.key != key:
