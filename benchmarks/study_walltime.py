@@ -1,12 +1,18 @@
-"""Wall time of the embedded default study, end to end, and the share of each stage.
+"""Wall time of the embedded default study, end to end, the share of each stage, and its predictions
+against a reference run of the same study.
 
 Runs, in a fresh temporary store: ``amuro pretrain`` (the ``tiny`` series) then ``amuro sweep`` with its
 defaults (every checkpoint, the four synthetic training sets, every offline eval set in all three formats,
-200 scored items per eval cell, the report). Target: 15 minutes or less on 2 cores.
+200 scored items per eval cell, the report). Target: 8 minutes or less on 2 cores.
 
-    python benchmarks/study_walltime.py [--keep DIR] [--workers N] [extra sweep options...]
+    python benchmarks/study_walltime.py [--keep DIR] [--reference DIR] [extra sweep options...]
+    python benchmarks/study_walltime.py --compare DIR --reference DIR
 
-``--keep DIR`` runs in DIR (store, AMURO_HOME, report) and leaves it there for a look afterwards.
+``--keep DIR`` runs in DIR (store, AMURO_HOME, report) and leaves it there, e.g. as a reference for a later
+engine. ``--reference DIR`` compares every eval run with the run of the same run key in the kept store DIR,
+item by item, and prints the share of items whose prediction differs (target 0). ``--compare DIR`` compares
+a kept store with the reference without running anything. Besides wall time it prints the CPU time of the
+study's processes, a measure other work on the machine changes less than wall time.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -21,43 +28,145 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+EXPERIMENT = "amuro-char"
+RUN_KEY = "amuro.run_key"
 
-def main(extra: list[str]) -> None:
-    keep = None
-    if extra[:1] == ["--keep"]:
-        keep, extra = Path(extra[1]).resolve(), extra[2:]
+
+def _options(argv: list[str]) -> tuple[dict[str, Path], list[str]]:
+    named: dict[str, Path] = {}
+    extra = list(argv)
+    for option in ("--keep", "--reference", "--compare"):
+        if option in extra:
+            at = extra.index(option)
+            named[option[2:]] = Path(extra[at + 1]).resolve()
+            del extra[at:at + 2]
+    return named, extra
+
+
+def _store_uri(folder: Path) -> str:
+    return f"sqlite:///{folder}/mlflow.db"
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_study(folder: Path, extra: list[str]) -> dict[str, float]:
+    """Pretrain and sweep in ``folder``; returns wall seconds (total and per stage) and CPU seconds."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": _store_uri(folder), "AMURO_HOME": str(folder),
+           "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)
+    started, cpu_started = time.perf_counter(), _children_cpu()
+    subprocess.run([sys.executable, "-m", "amuro", "pretrain"], env=env, cwd=folder, check=True,
+                   stdout=subprocess.DEVNULL)
+    pretrain_seconds = time.perf_counter() - started
+    subprocess.run([sys.executable, "-m", "amuro", "sweep", *extra], env=env, cwd=folder, check=True)
+    return {"total": time.perf_counter() - started, "cpu": _children_cpu() - cpu_started,
+            "pretrain": pretrain_seconds}
+
+
+def _client(folder: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=_store_uri(folder))
+
+
+def _eval_runs(folder: Path) -> list:
+    client = _client(folder)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        raise SystemExit(f"{folder} holds no {EXPERIMENT} experiment: give a folder kept with --keep")
+    return client.search_runs([experiment.experiment_id], "tags.`amuro.kind` = 'eval' and "
+                              "attributes.status = 'FINISHED'", max_results=50000)
+
+
+def stage_seconds(folder: Path) -> dict[str, float]:
+    """Wall seconds per stage (pretrain-eval, finetune, crosseval, analysis) from the sweep's status.json."""
+    client = _client(folder)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    sweep_run = client.search_runs([experiment.experiment_id], "tags.`amuro.kind` = 'sweep'")[0]
+    status = json.loads(_artifact(folder, sweep_run, "status.json").read_text())
+    stages: dict[str, float] = defaultdict(float)
+    for name, seconds in status["seconds"].items():
+        stages[name.split(" ")[0]] += seconds
+    return stages
+
+
+def _artifact(folder: Path, run, name: str) -> Path:
+    """A local store's artifact file, read in place (looked up under ``folder`` when the store was moved)."""
+    uri = run.info.artifact_uri.removeprefix("file://")
+    candidates = [Path(uri) / name] + [folder / root / run.info.experiment_id / run.info.run_id / "artifacts" / name
+                                       for root in ("mlruns", "mlartifacts")]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise SystemExit(f"run {run.info.run_id} in {folder} has no {name} at {candidates[0]}")
+
+
+def _predictions(folder: Path, run) -> dict[str, str]:
+    """item_id -> prediction of one eval run's predictions.json (a table: columns and rows)."""
+    table = json.loads(_artifact(folder, run, "predictions.json").read_text())
+    columns = table["columns"]
+    item, prediction = columns.index("item_id"), columns.index("prediction")
+    return {str(row[item]): row[prediction] for row in table["data"]}
+
+
+def compare(folder: Path, reference: Path) -> dict[str, float]:
+    """Every eval run of ``folder`` against the run with its run key in ``reference``, item by item."""
+    ours = {run.data.tags[RUN_KEY]: run for run in _eval_runs(folder)}
+    theirs = {run.data.tags[RUN_KEY]: run for run in _eval_runs(reference)}
+    items = differing = 0
+    cells_differing: list[str] = []
+    for key, run in ours.items():
+        if key not in theirs:
+            continue
+        new, old = _predictions(folder, run), _predictions(reference, theirs[key])
+        changed = sum(new.get(item) != prediction for item, prediction in old.items())
+        changed += sum(item not in old for item in new)
+        items += len(old)
+        differing += changed
+        if changed:
+            cells_differing.append(f"{run.info.run_name} ({changed})")
+    matched = len(set(ours) & set(theirs))
+    print(f"predictions vs reference {reference}: {matched} eval runs matched by run key "
+          f"({len(ours) - matched} only here, {len(theirs) - matched} only in the reference)")
+    share = differing / items if items else 0.0
+    print(f"  items whose prediction differs: {differing} of {items} ({100 * share:.3f} %); target 0")
+    for line in cells_differing[:10]:
+        print(f"    {line}")
+    return {"matched": matched, "items": items, "differing": differing, "share": share}
+
+
+def report(folder: Path, measured: dict[str, float]) -> None:
+    total = measured["total"]
+    stages = {**stage_seconds(folder), "pretrain": measured["pretrain"]}
+    runs = _eval_runs(folder)
+    items = [r.data.metrics.get("n", 0) for r in runs]
+    print(f"study wall time: {total / 60:.1f} min ({total:.0f} s); target <= 8 min on 2 cores")
+    print(f"CPU time of the study's processes: {measured['cpu'] / 60:.1f} min ({measured['cpu']:.0f} s)")
+    print(f"eval cells: {len(runs)}, scored items per cell: min {min(items):.0f}, max {max(items):.0f}")
+    for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
+        print(f"  {stage:14s} {seconds:8.1f} s  {100 * seconds / total:5.1f} %")
+
+
+def main(argv: list[str]) -> None:
+    named, extra = _options(argv)
+    if "compare" in named:
+        if "reference" not in named:
+            raise SystemExit("--compare DIR needs --reference DIR: the kept store to compare with")
+        compare(named["compare"], named["reference"])
+        return
+    keep = named.get("keep")
+    if keep:
         keep.mkdir(parents=True, exist_ok=True)
     with (contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory()) as tmp:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "AMURO_HOME": tmp,
-               "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-        for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-            env.pop(name, None)
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "amuro", "pretrain"], env=env, cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL)
-        pretrain_seconds = time.perf_counter() - started
-        subprocess.run([sys.executable, "-m", "amuro", "sweep", *extra], env=env, cwd=tmp, check=True)
-        total = time.perf_counter() - started
-
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-        client = MlflowClient()
-        experiment = client.get_experiment_by_name("amuro-char")
-        sweep_run = client.search_runs([experiment.experiment_id], "tags.`amuro.kind` = 'sweep'")[0]
-        status = json.loads(Path(mlflow.artifacts.download_artifacts(
-            run_id=sweep_run.info.run_id, artifact_path="status.json", dst_path=tmp)).read_text())
-        stages: dict[str, float] = defaultdict(float)
-        for name, seconds in status["seconds"].items():
-            stages[name.split(" ")[0]] += seconds
-        stages["pretrain"] = pretrain_seconds
-        evals = client.search_runs([experiment.experiment_id], "tags.`amuro.kind` = 'eval'", max_results=50000)
-        items = [r.data.metrics.get("n", 0) for r in evals]
-        print(f"study wall time: {total / 60:.1f} min ({total:.0f} s); target <= 15 min on 2 cores")
-        print(f"eval cells: {len(evals)}, scored items per cell: min {min(items):.0f}, max {max(items):.0f}")
-        for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
-            print(f"  {stage:14s} {seconds:8.1f} s  {100 * seconds / total:5.1f} %")
+        folder = Path(tmp)
+        measured = run_study(folder, extra)
+        report(folder, measured)
+        if "reference" in named:
+            compare(folder, named["reference"])
 
 
 if __name__ == "__main__":
