@@ -169,6 +169,19 @@ def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exi
     assert "AMURO_CELL_MARK" not in os.environ
 
 
+def test_a_forked_cell_runs_on_the_threads_its_environment_gives(small_series, tmp_path):
+    from amuro.commands.cell_process import run_cell, thread_environment
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**_env(tmp_path, uri), **thread_environment(0.5)}
+    log = tmp_path / "cell.log"
+    argv = [sys.executable, "-m", "amuro", "pretrain-eval", "--model", str(small_series), "--checkpoints", "1",
+            "--datasets", "synth-nli", "--formats", "default", "--max-examples", "4"]
+    assert run_cell(argv, env, log) == 0, log.read_text()[-2000:]
+    evals = [r for r in _runs(uri) if r.data.tags.get("amuro.kind") == "eval"]
+    assert evals and {r.data.params["threads"] for r in evals} == {"1"}
+
+
 def test_plan_passes_the_preset_and_a_one_epoch_budget_for_tiny(tmp_path):
     from amuro.commands.sweep import plan
     from amuro.core.settings import SweepSettings

@@ -3,7 +3,8 @@
 An engine runs one cell at a time per worker thread (``run_one``); the loop starts cells whose dependencies
 ended, at most ``workers`` at once and only when the engine has room (a free GPU slot), and skips cells whose
 dependency failed. The local engine runs each cell as a process on this machine (forked from a fork server,
-``cell_process``); with GPUs, each running cell gets its own ``CUDA_VISIBLE_DEVICES``.
+``cell_process``); with GPUs, each running cell gets its own ``CUDA_VISIBLE_DEVICES``, and each cell's torch
+runs on its kind's ``--cpus-per-cell`` threads (as Ray sets ``OMP_NUM_THREADS`` for its tasks).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amuro.commands.cell_process import log_to_its_runs, run_cell
+from amuro.commands.cell_process import log_to_its_runs, run_cell, thread_environment
 from amuro.core.errors import UserError
 from amuro.core.fields import Settings, split_list
 from amuro.core.ownership import CELL_ENV
@@ -175,6 +176,7 @@ class LocalEngine(Scheduler):
         self.free_gpus = visible_gpus()
         self.has_gpus = bool(self.free_gpus)
         self.gpus = gpus_by_kind(cfg, len(self.free_gpus))
+        self.cpus = cfg.cell_resources("cpus_per_cell", 1)
         wanted = max(self.gpus.values())
         if wanted > len(self.free_gpus):
             raise UserError(f"--gpus-per-cell asks for {wanted:g} GPUs per cell and this machine has "
@@ -198,6 +200,8 @@ class LocalEngine(Scheduler):
         env = {**self.env, CELL_ENV: f"{self.sweep_run_id}/{cell.stem}"}
         if self.has_gpus:   # a cell given no GPU must not take one: hide them all from it
             env["CUDA_VISIBLE_DEVICES"] = ",".join(held)
+        if cell.kind:
+            env.update(thread_environment(self.cpus[cell.kind]))
         argv = cell.argv
         if cell.settings is not None:
             settings_file = self.logs / f"{cell.stem}.settings.json"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 
 import mlflow
+import torch
 from mlflow.tracking import MlflowClient
 
 from amuro.core import tracking
@@ -179,7 +180,8 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
                    known: ScoredSoFar) -> None:
     mlflow.set_tag(tracking.Tag.MODEL_ID, model_id)
     _log_params({"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size or "default",
-                 "bootstrap": settings.bootstrap, "eval_seed": settings.seed, "protocol": settings.protocol}, known)
+                 "bootstrap": settings.bootstrap, "eval_seed": settings.seed, "protocol": settings.protocol,
+                 "threads": torch.get_num_threads()}, known)
     started = time.perf_counter()
     if isinstance(spec, LmEvalTask):
         spec.log_scored_documents(settings)
