@@ -64,14 +64,30 @@ def connect(experiment: str | None) -> str:
         check_server(uri)
     elif uri.startswith("file:") or "://" not in uri:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    name = experiment_name(experiment)
     try:
-        exp = mlflow.set_experiment(experiment_name(experiment))
+        exp = _created_or_existing(name)
+        mlflow.set_experiment(experiment_id=exp.experiment_id)
+        if EXPERIMENT_KIND_TAG not in exp.tags:
+            MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     except mlflow.exceptions.MlflowException as exc:
-        raise UserError(f"tracking store {uri} refused experiment {experiment_name(experiment)!r}: "
-                        f"{str(exc).splitlines()[0]}") from None
-    if EXPERIMENT_KIND_TAG not in exp.tags:
-        MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+        raise UserError(f"tracking store {uri} refused experiment {name!r}: {str(exc).splitlines()[0]}") from None
     return exp.experiment_id
+
+
+def _created_or_existing(name: str):
+    """The experiment, created with its kind tag when missing. Several processes may create it at the same
+    moment: the losers read the winner's (tagging it afterwards would race on the tag's unique key)."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+        except mlflow.exceptions.MlflowException:
+            if client.get_experiment_by_name(name) is None:
+                raise
+        exp = client.get_experiment_by_name(name)
+    return exp
 
 
 def check_server(uri: str, timeout: float = 10.0) -> None:
