@@ -9,7 +9,8 @@ defaults (every checkpoint, the four synthetic training sets, every offline eval
     python benchmarks/study_walltime.py --compare DIR --reference DIR
 
 ``--keep DIR`` runs in DIR (store, AMURO_HOME, report) and leaves it there, e.g. as a reference for a later
-engine. ``--reference DIR`` compares every eval run with the run of the same run key in the kept store DIR,
+engine. ``--reference DIR`` compares every eval run with the run of the same cell (model, step, tuning,
+training set, eval set, format, shots, seeds, protocol) in the kept store DIR,
 item by item, and prints the share of items whose prediction differs (target 0). ``--compare DIR`` compares
 a kept store with the reference without running anything. Besides wall time it prints the CPU time of the
 study's processes, a measure other work on the machine changes less than wall time.
@@ -29,7 +30,13 @@ from collections import defaultdict
 from pathlib import Path
 
 EXPERIMENT = "amuro-char"
-RUN_KEY = "amuro.run_key"
+# What identifies an eval cell across two stores (its run key also hashes run ids, which differ per store).
+CELL_TAGS = ("model", "step", "tuning", "train_dataset", "train_seed", "eval_dataset", "format", "shots", "seed",
+             "protocol")
+
+
+def cell_identity(run) -> tuple[str, ...]:
+    return tuple(run.data.tags.get(f"amuro.{name}", "") for name in CELL_TAGS)
 
 
 def _options(argv: list[str]) -> tuple[dict[str, Path], list[str]]:
@@ -114,9 +121,10 @@ def _predictions(folder: Path, run) -> dict[str, str]:
 
 
 def compare(folder: Path, reference: Path) -> dict[str, float]:
-    """Every eval run of ``folder`` against the run with its run key in ``reference``, item by item."""
-    ours = {run.data.tags[RUN_KEY]: run for run in _eval_runs(folder)}
-    theirs = {run.data.tags[RUN_KEY]: run for run in _eval_runs(reference)}
+    """Every eval run of ``folder`` against the run of the same cell (``CELL_TAGS``) in ``reference``, item by
+    item."""
+    ours = {cell_identity(run): run for run in _eval_runs(folder)}
+    theirs = {cell_identity(run): run for run in _eval_runs(reference)}
     items = differing = 0
     cells_differing: list[str] = []
     for key, run in ours.items():
@@ -130,7 +138,7 @@ def compare(folder: Path, reference: Path) -> dict[str, float]:
         if changed:
             cells_differing.append(f"{run.info.run_name} ({changed})")
     matched = len(set(ours) & set(theirs))
-    print(f"predictions vs reference {reference}: {matched} eval runs matched by run key "
+    print(f"predictions vs reference {reference}: {matched} eval runs matched by their cell tags "
           f"({len(ours) - matched} only here, {len(theirs) - matched} only in the reference)")
     share = differing / items if items else 0.0
     print(f"  items whose prediction differs: {differing} of {items} ({100 * share:.3f} %); target 0")
