@@ -1,5 +1,6 @@
 """Deprecated calls: a pretrain-eval cell makes none, and one made from amuro's code fails the suite."""
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -42,7 +43,12 @@ def tiny_olmo():
     return AutoModelForCausalLM.from_config(config).eval(), torch.tensor([[1, 2, 3]])
 
 
-def test_a_pretrain_eval_cell_prints_no_future_warning_and_calls_nothing_deprecated(tracking_uri, small_series):
+def test_a_pretrain_eval_cell_prints_no_future_warning_and_calls_nothing_deprecated(tracking_uri, small_series,
+                                                                                    monkeypatch):
+    # transformers also reports some deprecations through its logger, once per process
+    logged: list[str] = []
+    monkeypatch.setattr(logging.Logger, "warning_once", lambda self, message, *args, **kwargs: logged.append(message),
+                        raising=False)
     settings = PretrainEvalSettings(
         experiment="warnings", model=small_series, checkpoints="1", datasets="synth-nli,synth-summary",
         formats="default", eval=EvalSettings(max_examples=3, shots=1, bootstrap=50, max_new_tokens=4))
@@ -55,6 +61,7 @@ def test_a_pretrain_eval_cell_prints_no_future_warning_and_calls_nothing_depreca
     assert [describe(w) for w in caught if issubclass(w.category, FutureWarning)] == []
     assert [describe(w) for w in caught if issubclass(w.category, DeprecationWarning)
             and w.filename.startswith(OUR_FOLDERS)] == []
+    assert [message for message in logged if "deprecat" in str(message).lower()] == []
 
 
 @pytest.mark.parametrize("module", ["amuro.scoring.scorer_draft", "analysis.draft"])

@@ -105,7 +105,7 @@ class Scorer:
     def _prefix_cache(self, ids: list[int]):
         if not ids:
             return None
-        return self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True).past_key_values
+        return self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True).cache
 
     @staticmethod
     def _expand(cache, rows: int):
@@ -126,7 +126,7 @@ class Scorer:
         out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                          position_ids=positions.to(self.device), cache=cache, use_cache=True, **extra)
         logits = out.logits if self._keeps_logits else out.logits[:, keep_t]
-        return logits.float(), out.past_key_values
+        return logits.float(), out.cache
 
     def _context_passes(self, contexts: list[list[int]], reserve: int = 0):
         """Yield (item indices, last-token log-probs, cache, 2-D mask, lengths) per batch.
