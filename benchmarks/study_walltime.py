@@ -13,7 +13,8 @@ engine. ``--reference DIR`` compares every eval run with the run of the same cel
 training set, eval set, format, shots, seeds, protocol) in the kept store DIR,
 item by item, and prints the share of items whose prediction differs (target 0). ``--compare DIR`` compares
 a kept store with the reference without running anything. Besides wall time it prints the CPU time of the
-study's processes, a measure other work on the machine changes less than wall time.
+study's processes (pretraining, the sweep and its tracking server, every cell as the cell reports it) and of
+each stage, a measure other work on the machine changes less than wall time.
 """
 
 from __future__ import annotations
@@ -68,10 +69,10 @@ def run_study(folder: Path, extra: list[str]) -> dict[str, float]:
     started, cpu_started = time.perf_counter(), _children_cpu()
     subprocess.run([sys.executable, "-m", "amuro", "pretrain"], env=env, cwd=folder, check=True,
                    stdout=subprocess.DEVNULL)
-    pretrain_seconds = time.perf_counter() - started
+    pretrain_seconds, pretrain_cpu = time.perf_counter() - started, _children_cpu() - cpu_started
     subprocess.run([sys.executable, "-m", "amuro", "sweep", *extra], env=env, cwd=folder, check=True)
     return {"total": time.perf_counter() - started, "cpu": _children_cpu() - cpu_started,
-            "pretrain": pretrain_seconds}
+            "pretrain": pretrain_seconds, "pretrain_cpu": pretrain_cpu}
 
 
 def _client(folder: Path):
@@ -89,15 +90,19 @@ def _eval_runs(folder: Path) -> list:
                               "attributes.status = 'FINISHED'", max_results=50000)
 
 
-def stage_seconds(folder: Path) -> dict[str, float]:
-    """Wall seconds per stage (pretrain-eval, finetune, crosseval, analysis) from the sweep's status.json."""
+def sweep_status(folder: Path) -> dict:
+    """The sweep run's status.json: each cell's state, wall seconds and placement (with its CPU seconds)."""
     client = _client(folder)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     sweep_run = client.search_runs([experiment.experiment_id], "tags.`amuro.kind` = 'sweep'")[0]
-    status = json.loads(_artifact(folder, sweep_run, "status.json").read_text())
+    return json.loads(_artifact(folder, sweep_run, "status.json").read_text())
+
+
+def stage_seconds(status: dict, measure: str = "wall_seconds") -> dict[str, float]:
+    """Seconds per stage (pretrain-eval, finetune, crosseval, analysis): the cells' wall or CPU seconds."""
     stages: dict[str, float] = defaultdict(float)
-    for name, seconds in status["seconds"].items():
-        stages[name.split(" ")[0]] += seconds
+    for name, where in status["placement"].items():
+        stages[name.split(" ")[0]] += where.get(measure, 0.0)
     return stages
 
 
@@ -149,14 +154,20 @@ def compare(folder: Path, reference: Path) -> dict[str, float]:
 
 def report(folder: Path, measured: dict[str, float]) -> None:
     total = measured["total"]
-    stages = {**stage_seconds(folder), "pretrain": measured["pretrain"]}
+    status = sweep_status(folder)
+    walls = {**stage_seconds(status), "pretrain": measured["pretrain"]}
+    cpus = {**stage_seconds(status, "cpu_seconds"), "pretrain": measured["pretrain_cpu"]}
+    # Forked cells are not children of the sweep: their CPU time comes from the cells' own reports.
+    cpu = measured["cpu"] + sum(stage_seconds(status, "cpu_seconds").values())
     runs = _eval_runs(folder)
     items = [r.data.metrics.get("n", 0) for r in runs]
     print(f"study wall time: {total / 60:.1f} min ({total:.0f} s); target <= 8 min on 2 cores")
-    print(f"CPU time of the study's processes: {measured['cpu'] / 60:.1f} min ({measured['cpu']:.0f} s)")
+    print(f"CPU time of the study's processes: {cpu / 60:.1f} min ({cpu:.0f} s), "
+          f"{cpu / total:.2f} cores busy on average")
     print(f"eval cells: {len(runs)}, scored items per cell: min {min(items):.0f}, max {max(items):.0f}")
-    for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
-        print(f"  {stage:14s} {seconds:8.1f} s  {100 * seconds / total:5.1f} %")
+    print(f"  {'stage':14s} {'wall s':>8s} {'share':>6s} {'CPU s':>8s}   (stages' wall seconds overlap with workers > 1)")
+    for stage, seconds in sorted(walls.items(), key=lambda kv: -kv[1]):
+        print(f"  {stage:14s} {seconds:8.1f} {100 * seconds / total:5.1f}% {cpus.get(stage, 0.0):8.1f}")
 
 
 def main(argv: list[str]) -> None:

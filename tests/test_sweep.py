@@ -150,6 +150,10 @@ def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failure
     sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
     assert sweep_run.info.status == "FAILED"
     assert sweep_run.data.metrics["cells_failed"] == 2  # the broken finetune and its crosseval
+    status = json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=sweep_run.info.run_id, artifact_path="status.json", dst_path=str(tmp_path), tracking_uri=uri)).read_text())
+    ran = [name for name, state in status["status"].items() if state == "done"]
+    assert ran and all(status["placement"][name]["cpu_seconds"] > 0 for name in ran)
 
 
 def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exit_code(tmp_path):
@@ -157,15 +161,16 @@ def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exi
 
     env = {**_env(tmp_path, f"sqlite:///{tmp_path}/mlflow.db"), "AMURO_CELL_MARK": "cell-1"}
     listing = tmp_path / "datasets.log"
-    assert run_cell([sys.executable, "-m", "amuro", "datasets"], env, listing) == 0
+    listed = run_cell([sys.executable, "-m", "amuro", "datasets"], env, listing)
+    assert listed.code == 0 and listed.cpu_seconds > 0   # the forked cell reports its own CPU time
     assert "synth-nli" in listing.read_text()
     bad = tmp_path / "bad.log"
-    assert run_cell([sys.executable, "-m", "amuro", "finetune", "--lr", "-1"], env, bad) == 2
+    assert run_cell([sys.executable, "-m", "amuro", "finetune", "--lr", "-1"], env, bad).code == 2
     assert "Error:" in bad.read_text() and "lr" in bad.read_text()
     other = tmp_path / "other.log"   # anything but an entry point runs as a plain subprocess
-    code = run_cell([sys.executable, "-c", "import os, sys; print(os.environ['AMURO_CELL_MARK']); sys.exit(3)"],
-                    env, other)
-    assert code == 3 and other.read_text().strip() == "cell-1"
+    code, cpu_seconds = run_cell([sys.executable, "-c", "import os, sys; print(os.environ['AMURO_CELL_MARK']); "
+                                  "sum(range(3_000_000)); sys.exit(3)"], env, other)
+    assert code == 3 and other.read_text().strip() == "cell-1" and cpu_seconds > 0
     assert "AMURO_CELL_MARK" not in os.environ
 
 
@@ -177,7 +182,7 @@ def test_a_forked_cell_runs_on_the_threads_its_environment_gives(small_series, t
     log = tmp_path / "cell.log"
     argv = [sys.executable, "-m", "amuro", "pretrain-eval", "--model", str(small_series), "--checkpoints", "1",
             "--datasets", "synth-nli", "--formats", "default", "--max-examples", "4"]
-    assert run_cell(argv, env, log) == 0, log.read_text()[-2000:]
+    assert run_cell(argv, env, log).code == 0, log.read_text()[-2000:]
     evals = [r for r in _runs(uri) if r.data.tags.get("amuro.kind") == "eval"]
     assert evals and {r.data.params["threads"] for r in evals} == {"1"}
 
@@ -238,3 +243,15 @@ def test_two_identical_sweeps_started_at_once_on_one_server_finish_every_cell_on
     assert not [r for r in runs if r.info.status == "RUNNING"]
     by_kind = Counter(r.data.tags["amuro.kind"] for r in runs if r.info.run_id in finished)
     assert by_kind == {"sweep": 1, "finetune": 1, "eval": 2}
+
+
+def test_local_cells_share_the_machine_cores_among_the_workers_unless_told(tmp_path):
+    from amuro.commands.sweep_engine import LocalEngine
+    from amuro.core.settings import SweepSettings
+
+    cores = len(os.sched_getaffinity(0))
+    for workers in (1, 2, cores + 1):
+        engine = LocalEngine([], {}, tmp_path, "run", SweepSettings(workers=workers))
+        assert set(engine.cpus.values()) == {max(1, cores // workers)}
+    told = LocalEngine([], {}, tmp_path, "run", SweepSettings(workers=1, cpus_per_cell="finetune=3,eval=1"))
+    assert told.cpus == {"finetune": 3.0, "eval": 1.0}

@@ -7,8 +7,10 @@ never touched a tracking store, a model or a thread pool), so each cell is still
 environment and log file, killed with the sweep, and exiting with the command's exit code.
 
 A cell's ``OMP_NUM_THREADS`` sets its torch thread count, also in a forked cell whose torch was imported before
-the environment was set. The study's models are so small that a second thread costs more than it saves
-(the same results, bit for bit, in several times the CPU time): cells default to one thread each.
+the environment was set (the same results, bit for bit, on any count). The study's models are small: a second
+thread makes a cell about 1.3x faster for 1.2x the CPU time, so cells running side by side on one thread each
+use the cores best. A cell reports the CPU time it used (its own and its children's), which the parent cannot
+measure for a process forked by the fork server.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import importlib
 import math
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 ENTRY_POINTS = {"amuro": ("amuro.cli", "main"), "analysis": ("analysis.cli", "cli")}
 PRELOAD = ["torch", "mlflow", "amuro.cli", "amuro.commands.finetune", "amuro.commands.crosseval",
@@ -59,8 +63,22 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
 
 
-def _run_command(module: str, args: list[str], env: dict[str, str], log_path: str) -> None:
-    """The body of a forked cell: the environment and log of a fresh process, then the command."""
+class CellExit(NamedTuple):
+    """How a cell process ended: its exit code, and the CPU seconds (user and system) it and its children used
+    (0 when it was killed before it could say)."""
+
+    code: int
+    cpu_seconds: float
+
+
+def _cpu_seconds() -> float:
+    usages = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(usage.ru_utime + usage.ru_stime for usage in usages)
+
+
+def _run_command(module: str, args: list[str], env: dict[str, str], log_path: str, report) -> None:
+    """The body of a forked cell: the environment and log of a fresh process, then the command; its CPU time
+    goes back through ``report`` (a pipe's sending end)."""
     _die_with_parent()
     os.environ.clear()
     os.environ.update(env)
@@ -76,6 +94,7 @@ def _run_command(module: str, args: list[str], env: dict[str, str], log_path: st
         command(args=args, prog_name=f"python -m {module}")
     finally:
         _end_like_a_process()
+        report.send(_cpu_seconds())
 
 
 def _end_like_a_process() -> None:
@@ -103,16 +122,31 @@ def _fork_server():
     return _context
 
 
-def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path) -> int:
-    """Run one cell command to its end with ``env``, output to ``log_path``; returns its exit code."""
+def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path) -> CellExit:
+    """Run one cell command to its end with ``env``, output to ``log_path``; returns how it ended."""
     entry = _entry_point(argv)
     if entry is None or "forkserver" not in multiprocessing.get_all_start_methods():
-        with open(log_path, "w") as log:
-            return subprocess.call(list(argv), env=env, stdout=log, stderr=subprocess.STDOUT)
-    process = _fork_server().Process(target=_run_command, args=(*entry, env, str(log_path)), daemon=False)
+        return _run_subprocess(argv, env, log_path)
+    receive, send = _fork_server().Pipe(duplex=False)
+    process = _fork_server().Process(target=_run_command, args=(*entry, env, str(log_path), send), daemon=False)
     process.start()
+    send.close()
     process.join()
-    return process.exitcode if process.exitcode is not None else 1
+    cpu_seconds = receive.recv() if receive.poll() else 0.0
+    receive.close()
+    return CellExit(process.exitcode if process.exitcode is not None else 1, cpu_seconds)
+
+
+def _run_subprocess(argv: Sequence[str], env: dict[str, str], log_path: Path) -> CellExit:
+    with open(log_path, "w") as log, subprocess.Popen(list(argv), env=env, stdout=log,
+                                                      stderr=subprocess.STDOUT) as process:
+        try:
+            _, status, usage = os.wait4(process.pid, 0)   # as Popen.wait, with the child's resource usage
+        except BaseException:
+            process.kill()
+            raise
+        process.returncode = os.waitstatus_to_exitcode(status)
+    return CellExit(process.returncode, usage.ru_utime + usage.ru_stime)
 
 
 def log_to_its_runs(log_path: Path, cell_id: str, parent_run_id: str, experiment: str, tracking_uri: str,

@@ -4,7 +4,8 @@ An engine runs one cell at a time per worker thread (``run_one``); the loop star
 ended, at most ``workers`` at once and only when the engine has room (a free GPU slot), and skips cells whose
 dependency failed. The local engine runs each cell as a process on this machine (forked from a fork server,
 ``cell_process``); with GPUs, each running cell gets its own ``CUDA_VISIBLE_DEVICES``, and each cell's torch
-runs on its kind's ``--cpus-per-cell`` threads (as Ray sets ``OMP_NUM_THREADS`` for its tasks).
+runs on its kind's ``--cpus-per-cell`` threads (as Ray sets ``OMP_NUM_THREADS`` for its tasks; by default the
+machine's cores shared among the workers).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class PlannedCell:
 
 @dataclass
 class CellOutcome:
-    """How one cell ended and where it ran; ``run_seconds`` is the cell process's own time."""
+    """How one cell ended and where it ran; ``run_seconds`` is the cell process's own wall time, ``cpu_seconds``
+    the CPU time it used."""
 
     code: int
     last_line: str
@@ -70,6 +72,7 @@ class CellOutcome:
     ended: float
     run_seconds: float
     node: str = ""
+    cpu_seconds: float = 0.0
 
 
 def last_line(log_path: Path, code: int) -> str:
@@ -82,13 +85,13 @@ def last_line(log_path: Path, code: int) -> str:
 def run_logged_cell(argv: list[str], env: dict[str, str], log_path: Path, gpus: list[str]) -> CellOutcome:
     """Run one cell process to its end; its log goes to ``log_path`` and to the runs it owned."""
     started = time.time()
-    code = run_cell(argv, env, log_path)
+    code, cpu_seconds = run_cell(argv, env, log_path)
     ended = time.time()
     if env.get(CELL_ENV) and env.get(PARENT_ENV) and code >= 0:
         log_to_its_runs(log_path, env[CELL_ENV], env[PARENT_ENV], env["MLFLOW_EXPERIMENT_NAME"],
                         env["MLFLOW_TRACKING_URI"], since=started)
     return CellOutcome(code, last_line(log_path, code), socket.gethostname(), gpus, started, ended,
-                       round(ended - started, 3))
+                       round(ended - started, 3), cpu_seconds=round(cpu_seconds, 3))
 
 
 class Scheduler:
@@ -120,7 +123,7 @@ class Scheduler:
         self.seconds[cell.name] = round(wall, 2)
         self.placement[cell.name] = {"host": outcome.host, "node": outcome.node or outcome.host,
                                      "gpus": outcome.gpus, "started": outcome.started, "ended": outcome.ended, "run_seconds": outcome.run_seconds,
-                                     "wall_seconds": round(wall, 3)}
+                                     "cpu_seconds": outcome.cpu_seconds, "wall_seconds": round(wall, 3)}
 
     def run(self, on_progress) -> None:
         pending = list(self.cells)
@@ -160,6 +163,12 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+def shared_cores(workers: int) -> int:
+    """The cores this process may use, shared among ``workers`` cells at once (at least one each)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
 def gpus_by_kind(cfg: SweepSettings, available: float) -> dict[str, float]:
     """GPUs per kind of cell: as given, else 1 where there are GPUs and 0 where there are none."""
     default = 1 if available and cfg.gpus_per_cell is None else 0
@@ -176,7 +185,7 @@ class LocalEngine(Scheduler):
         self.free_gpus = visible_gpus()
         self.has_gpus = bool(self.free_gpus)
         self.gpus = gpus_by_kind(cfg, len(self.free_gpus))
-        self.cpus = cfg.cell_resources("cpus_per_cell", 1)
+        self.cpus = cfg.cell_resources("cpus_per_cell", shared_cores(cfg.workers))
         wanted = max(self.gpus.values())
         if wanted > len(self.free_gpus):
             raise UserError(f"--gpus-per-cell asks for {wanted:g} GPUs per cell and this machine has "

@@ -321,8 +321,9 @@ class SweepSettings(Settings):
                                   key=False, empty="a local Ray instance, stopped at the end")
     gpus_per_cell: str | None = setting(None, "GPUs per cell: a number, or per kind as finetune=1,eval=0.5.",
                                         key=False, empty="1 where there are GPUs, else 0")
-    cpus_per_cell: str = setting("1", "CPUs per cell, the torch threads it runs on (and its Ray CPU request): a "
-                                      "number, or per kind as finetune=4,eval=2.", key=False)
+    cpus_per_cell: str | None = setting(None, "CPUs per cell, the torch threads it runs on (and its Ray CPU "
+                                              "request): a number, or per kind as finetune=4,eval=2.", key=False,
+                                        empty="local engine: this machine's cores shared among the workers; ray: 1")
     max_retries: int = setting(2, "Ray engine: times a cell whose worker or node died is retried.", key=False,
                                minimum=0)
     tracking_uri: str | None = setting(None, "Tracking server for the cells (a local sqlite store is served by a "

@@ -78,11 +78,19 @@ def as_dataset(spec: DatasetSpec, split: str, examples: Sequence[Example]):
 
 def log_rows(spec: DatasetSpec, split: str, examples: Sequence[Example], context: str) -> str:
     """Record the rows as an input of the active run in ``context``; returns their digest."""
-    if context not in CONTEXTS:
-        raise ValueError(f"dataset context {context!r} is not one of {CONTEXTS}")
-    dataset = as_dataset(spec, split, examples)
-    mlflow.log_input(dataset, context=context, tags={"split": split, "rows": str(len(examples))})
-    return dataset.digest
+    return log_row_sets(spec, [(split, examples, context)])[0]
+
+
+def log_row_sets(spec: DatasetSpec, row_sets: Sequence[tuple[str, Sequence[Example], str]]) -> list[str]:
+    """Record several (split, rows, context) sets of one dataset as inputs of the active run, in one request;
+    returns their digests."""
+    for _, _, context in row_sets:
+        if context not in CONTEXTS:
+            raise ValueError(f"dataset context {context!r} is not one of {CONTEXTS}")
+    datasets = [as_dataset(spec, split, examples) for split, examples, _ in row_sets]
+    mlflow.log_inputs(datasets=datasets, contexts=[context for _, _, context in row_sets],
+                      tags_list=[{"split": split, "rows": str(len(examples))} for split, examples, _ in row_sets])
+    return [dataset.digest for dataset in datasets]
 
 
 def log_hub_documents(name: str, docs, *, path: str, config: str | None, split: str, revision: str | None,

@@ -31,7 +31,7 @@ from amuro.data import (
     render,
 )
 from amuro.data.formats import few_shot_prefix
-from amuro.data.lineage import log_rows
+from amuro.data.lineage import log_row_sets
 from amuro.data.protocol import for_protocol
 from amuro.models.targets import EvalTarget
 from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
@@ -179,24 +179,26 @@ def _log_params(params: dict[str, object], known: ScoredSoFar) -> None:
 def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSettings, model_id: str,
                    known: ScoredSoFar) -> None:
     mlflow.set_tag(tracking.Tag.MODEL_ID, model_id)
-    _log_params({"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size or "default",
-                 "bootstrap": settings.bootstrap, "eval_seed": settings.seed, "protocol": settings.protocol,
-                 "threads": torch.get_num_threads()}, known)
+    params = {"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size or "default",
+              "bootstrap": settings.bootstrap, "eval_seed": settings.seed, "protocol": settings.protocol,
+              "threads": torch.get_num_threads()}
     started = time.perf_counter()
     if isinstance(spec, LmEvalTask):
-        spec.log_scored_documents(settings)
-        results, prompt, params = spec.score(model, tokenizer, settings, known)
         _log_params(params, known)
+        spec.log_scored_documents(settings)
+        results, prompt, task_params = spec.score(model, tokenizer, settings, known)
+        _log_params(task_params, known)
     else:
         demos, items = demos_and_items(spec, settings)
         method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
-        _log_params({"method": method, "max_new_tokens": settings.max_new_tokens, "stop": settings.stop_rule,
-                           "demos": settings.demo_source, "split": scored_split(spec),
-                           "demo_ids": ",".join(d.item_id for d in demos)[:6000]}, known)
-        log_rows(spec, spec.splits[scored_split(spec)], items, "eval")
+        _log_params({**params, "method": method, "max_new_tokens": settings.max_new_tokens,
+                     "stop": settings.stop_rule, "demos": settings.demo_source, "split": scored_split(spec),
+                     "demo_ids": ",".join(d.item_id for d in demos)[:6000]}, known)
+        row_sets = [(spec.splits[scored_split(spec)], items, "eval")]
         if demos:
             demo_role = "train" if settings.demo_source == "train" else scored_split(spec)
-            log_rows(spec, spec.splits[demo_role], demos, "demonstrations")
+            row_sets.append((spec.splits[demo_role], demos, "demonstrations"))
+        log_row_sets(spec, row_sets)
         verbatim = protocol(settings.protocol).templates == "verbatim"
         prompt = few_shot_prefix(spec, demos, fmt, verbatim=verbatim) + render(spec, items[0], fmt) if items else ""
         results = score_cell(model, tokenizer, spec, fmt, demos, items, method=settings.method,
