@@ -173,20 +173,21 @@ def _order(run: Run) -> tuple[int, str]:
     return run.info.start_time, run.info.run_id
 
 
-def decide(experiment_id: str, key: str, mine: Run) -> bool:
-    """Whether the pending claim ``mine`` wins the key (marked ``won``) or loses it (the caller drops it)."""
+def decide(experiment_id: str, key: str, mine: Run) -> KeyState | None:
+    """The key's other runs when the pending claim ``mine`` wins the key (marked ``won``); None when it loses
+    it (the caller drops it)."""
     while True:
         state = key_state(experiment_id, key, exclude=mine.info.run_id)
         if state.finished is not None:
-            return False
+            return None
         waiting = False
         for run in state.live:
             if run.data.tags.get(CLAIM_TAG) != "pending" or _order(run) < _order(mine):
-                return False   # a winner, a run from before claims, or a pending claim ahead of mine
+                return None    # a winner, a run from before claims, or a pending claim ahead of mine
             waiting = True     # a pending claim behind mine: it may not have seen mine yet
         if not waiting:
             MlflowClient().set_tag(mine.info.run_id, CLAIM_TAG, "won")
-            return True
+            return state   # once won, no other process changes the key's runs: its resumable run stays so
         time.sleep(DECIDE_SECONDS)
 
 
@@ -200,11 +201,11 @@ class Claim:
     joined: bool = False   # another live process owns it, and the caller asked to join rather than wait
 
 
-def claim(experiment_id: str, key: str, start: Callable[[dict[str, str]], str], *, resumable: bool,
+def claim(experiment_id: str, key: str, start: Callable[[dict[str, str]], Run], *, resumable: bool,
           join: bool = False, say=print) -> Claim:
     """Claim ``key``: reuse a finished run, wait out (or join) a live owner, else own a new or reopened run.
 
-    ``start(tags)`` creates this process's claim run (the active MLflow run) and returns its id.
+    ``start(tags)`` creates this process's claim run (the active MLflow run) and returns it.
     """
     waited_on = None
     while True:
@@ -224,9 +225,10 @@ def claim(experiment_id: str, key: str, start: Callable[[dict[str, str]], str], 
                 say(f"waiting for run {waited_on} with the same settings ({describe_owner(owner)})")
             time.sleep(WAIT_SECONDS)
             continue
-        mine = MlflowClient().get_run(start({CLAIM_TAG: "pending", ERROR_TAG: "", **identity()}))
-        if decide(experiment_id, key, mine):
-            resume = key_state(experiment_id, key, exclude=mine.info.run_id).resumable if resumable else None
+        mine = start({CLAIM_TAG: "pending", ERROR_TAG: "", **identity()})
+        won = decide(experiment_id, key, mine)
+        if won is not None:
+            resume = won.resumable if resumable else None
             if resume is None:
                 return Claim(mine.info.run_id, finished=False)
             reopen(resume.info.run_id)

@@ -147,10 +147,8 @@ def run_once(experiment_id: str, key: str, tags: Mapping[str, str], run_name: st
              work: Callable[[TrackedRun], object], *, parent_run_id: str | None = None, resumable: bool = False,
              system_metrics: bool = False, join: bool = False, say=print) -> TrackedRun:
     """The work of one key, done once: the FINISHED run with the key is reused (``work`` is not called), else
-    ``work(run)`` runs inside this key's run (see :func:`tracked_run` for the options)."""
-    run = find_finished(experiment_id, key, run_name, say=say)
-    if run is not None:
-        return run
+    ``work(run)`` runs inside this key's run (see :func:`tracked_run` for the options; its claim is what finds
+    the finished run)."""
     try:
         with tracked_run(experiment_id, key, tags, run_name, parent_run_id=parent_run_id, resumable=resumable,
                          system_metrics=system_metrics, join=join, say=say) as run:
@@ -187,10 +185,10 @@ def tracked_run(
     parent = parent_run_id or os.environ.get(PARENT_ENV) or None
     nested = mlflow.active_run() is not None   # a search trial under its finetune run
 
-    def start(claim_tags: dict[str, str]) -> str:
+    def start(claim_tags: dict[str, str]) -> mlflow.ActiveRun:
         return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent, nested=nested,
                                 tags={**tags, Tag.RUN_KEY: key, **claim_tags},
-                                log_system_metrics=system_metrics and monitoring()).info.run_id
+                                log_system_metrics=system_metrics and monitoring())
 
     claimed = ownership.claim(experiment_id, key, start, resumable=resumable, join=join, say=say)
     if claimed.joined:
