@@ -14,7 +14,9 @@ training set, eval set, format, shots, seeds, protocol) in the kept store DIR,
 item by item, and prints the share of items whose prediction differs (target 0). ``--compare DIR`` compares
 a kept store with the reference without running anything. Besides wall time it prints the CPU time of the
 study's processes (pretraining, the sweep and its tracking server, every cell as the cell reports it) and of
-each stage, a measure other work on the machine changes less than wall time.
+each stage, a measure other work on the machine changes less than wall time, and the part of it that is the
+model arithmetic itself (the eval runs' scoring time, the fine-tunes' training time, pretraining): divided by
+the cores, the wall time no scheduling can go below.
 """
 
 from __future__ import annotations
@@ -81,13 +83,17 @@ def _client(folder: Path):
     return MlflowClient(tracking_uri=_store_uri(folder))
 
 
-def _eval_runs(folder: Path) -> list:
+def _finished_runs(folder: Path, kind: str) -> list:
     client = _client(folder)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         raise SystemExit(f"{folder} holds no {EXPERIMENT} experiment: give a folder kept with --keep")
-    return client.search_runs([experiment.experiment_id], "tags.`amuro.kind` = 'eval' and "
+    return client.search_runs([experiment.experiment_id], f"tags.`amuro.kind` = '{kind}' and "
                               "attributes.status = 'FINISHED'", max_results=50000)
+
+
+def _eval_runs(folder: Path) -> list:
+    return _finished_runs(folder, "eval")
 
 
 def sweep_status(folder: Path) -> dict:
@@ -168,6 +174,14 @@ def report(folder: Path, measured: dict[str, float]) -> None:
     print(f"  {'stage':14s} {'wall s':>8s} {'share':>6s} {'CPU s':>8s}   (stages' wall seconds overlap with workers > 1)")
     for stage, seconds in sorted(walls.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:14s} {seconds:8.1f} {100 * seconds / total:5.1f}% {cpus.get(stage, 0.0):8.1f}")
+    scoring = sum(r.data.metrics["n"] / r.data.metrics["examples_per_second"] for r in runs
+                  if r.data.metrics.get("examples_per_second"))
+    training = sum(r.data.metrics.get("train_runtime", 0.0) for r in _finished_runs(folder, "finetune"))
+    floor = scoring + training + measured["pretrain_cpu"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    print(f"the model arithmetic alone: scoring {scoring:.0f} s + fine-tuning {training:.0f} s + pretraining "
+          f"{measured['pretrain_cpu']:.0f} s CPU = {floor / 60:.1f} min: at this run's speed, at least "
+          f"{floor / cores / 60:.1f} min of wall time on {cores} cores however the cells are scheduled")
 
 
 def main(argv: list[str]) -> None:
