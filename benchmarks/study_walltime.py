@@ -177,6 +177,12 @@ def report(folder: Path, measured: dict[str, float]) -> None:
     scoring = sum(r.data.metrics["n"] / r.data.metrics["examples_per_second"] for r in runs
                   if r.data.metrics.get("examples_per_second"))
     training = sum(r.data.metrics.get("train_runtime", 0.0) for r in _finished_runs(folder, "finetune"))
+    threads = {r.data.params.get("threads") for r in runs}
+    if threads != {"1"}:   # on several threads a cell's wall seconds are not its CPU seconds
+        print(f"the model arithmetic's wall seconds: scoring {scoring:.0f} s, fine-tuning {training:.0f} s "
+              f"(cells on {', '.join(sorted(t or '?' for t in threads))} threads; run one-thread cells, "
+              "--workers = cores, for the least wall time any scheduling reaches)")
+        return
     floor = scoring + training + measured["pretrain_cpu"]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     print(f"the model arithmetic alone: scoring {scoring:.0f} s + fine-tuning {training:.0f} s + pretraining "
