@@ -63,7 +63,8 @@ def _children_cpu() -> float:
 
 
 def run_study(folder: Path, extra: list[str]) -> dict[str, float]:
-    """Pretrain and sweep in ``folder``; returns wall seconds (total and per stage) and CPU seconds."""
+    """Pretrain and sweep in ``folder``; returns wall and CPU seconds, in all and of pretraining (the CPU
+    seconds of the processes this one waited for: pretraining, the sweep and its tracking server)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": _store_uri(folder), "AMURO_HOME": str(folder),
            "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
@@ -98,9 +99,7 @@ def _eval_runs(folder: Path) -> list:
 
 def sweep_status(folder: Path) -> dict:
     """The sweep run's status.json: each cell's state, wall seconds and placement (with its CPU seconds)."""
-    client = _client(folder)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    sweep_run = client.search_runs([experiment.experiment_id], "tags.`amuro.kind` = 'sweep'")[0]
+    sweep_run = _finished_runs(folder, "sweep")[0]
     return json.loads(_artifact(folder, sweep_run, "status.json").read_text())
 
 
@@ -162,9 +161,10 @@ def report(folder: Path, measured: dict[str, float]) -> None:
     total = measured["total"]
     status = sweep_status(folder)
     walls = {**stage_seconds(status), "pretrain": measured["pretrain"]}
-    cpus = {**stage_seconds(status, "cpu_seconds"), "pretrain": measured["pretrain_cpu"]}
+    cells_cpu = stage_seconds(status, "cpu_seconds")
+    cpus = {**cells_cpu, "pretrain": measured["pretrain_cpu"]}
     # Forked cells are not children of the sweep: their CPU time comes from the cells' own reports.
-    cpu = measured["cpu"] + sum(stage_seconds(status, "cpu_seconds").values())
+    cpu = measured["cpu"] + sum(cells_cpu.values())
     runs = _eval_runs(folder)
     items = [r.data.metrics.get("n", 0) for r in runs]
     print(f"study wall time: {total / 60:.1f} min ({total:.0f} s); target <= 8 min on 2 cores")
@@ -184,7 +184,9 @@ def report(folder: Path, measured: dict[str, float]) -> None:
               "--workers = cores, for the least wall time any scheduling reaches)")
         return
     floor = scoring + training + measured["pretrain_cpu"]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from amuro.commands.sweep_engine import usable_cores
+
+    cores = usable_cores()
     print(f"the model arithmetic alone: scoring {scoring:.0f} s + fine-tuning {training:.0f} s + pretraining "
           f"{measured['pretrain_cpu']:.0f} s CPU = {floor / 60:.1f} min: at this run's speed, at least "
           f"{floor / cores / 60:.1f} min of wall time on {cores} cores however the cells are scheduled")
