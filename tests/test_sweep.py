@@ -11,10 +11,12 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from amuro.commands.sweep_engine import usable_cores
 from amuro.models.series import local_series
 
 TRACKED = ("eval", "finetune", "sweep")
@@ -69,6 +71,20 @@ def _wait_for_finished_runs(db_path, count, proc, timeout=600):
         time.sleep(0.5)
 
 
+def _assert_servers_stop(home: Path, timeout: float = 30) -> None:
+    """The local tracking servers a killed sweep started (one cell at a time needs none) stop by themselves."""
+    ports = [int(log.stem.rsplit("-", 1)[1]) for log in home.glob("mlflow-server-*.log")]
+    assert ports or usable_cores() < 2, "the default sweep on several cores ran its cells one at a time"
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            assert time.monotonic() < deadline, f"the killed sweep left its tracking server on port {port} running"
+            time.sleep(0.5)
+
+
 def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = _env(tmp_path, uri)
@@ -83,6 +99,7 @@ def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_
         assert proc.poll() is None, "the sweep ended before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        _assert_servers_stop(tmp_path / "home")
         finished_before_kills.update(_finished(_runs(uri)))
     final = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert final.returncode == 0, final.stderr[-3000:]
@@ -243,6 +260,24 @@ def test_two_identical_sweeps_started_at_once_on_one_server_finish_every_cell_on
     assert not [r for r in runs if r.info.status == "RUNNING"]
     by_kind = Counter(r.data.tags["amuro.kind"] for r in runs if r.info.run_id in finished)
     assert by_kind == {"sweep": 1, "finetune": 1, "eval": 2}
+
+
+def test_default_workers_are_one_per_gpu_else_one_per_core_as_far_as_memory_holds(small_series, monkeypatch):
+    import psutil
+
+    from amuro.commands.sweep_engine import default_workers
+    from amuro.core.settings import SweepSettings
+
+    folders = [c.location for c in local_series(small_series).select("all")]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert default_workers(SweepSettings(), folders)[0] == usable_cores()
+    assert default_workers(SweepSettings(), ["allenai/OLMo-1B-hf"])[0] == 1   # a hub repo: size unknown here
+    assert default_workers(SweepSettings(engine="ray"), folders)[0] == 1
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=2**29))
+    count, why = default_workers(SweepSettings(), folders)
+    assert count == 1 and "0.5 GiB" in why
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    assert default_workers(SweepSettings(), folders) == (3, "3 visible GPUs")
 
 
 def test_local_cells_share_the_machine_cores_among_the_workers_unless_told(tmp_path):

@@ -22,7 +22,13 @@ from tqdm import tqdm
 
 from amuro import data
 from amuro.commands.pretrain import open_or_build_series
-from amuro.commands.sweep_engine import SWEEP_RUN_PLACEHOLDER, LocalEngine, PlannedCell, Scheduler
+from amuro.commands.sweep_engine import (
+    SWEEP_RUN_PLACEHOLDER,
+    LocalEngine,
+    PlannedCell,
+    Scheduler,
+    default_workers,
+)
 from amuro.core import tracking
 from amuro.core.errors import UserError
 from amuro.core.paths import amuro_home
@@ -99,11 +105,13 @@ def tracking_server(cfg: SweepSettings):
     port = _free_port()
     server_uri = f"http://127.0.0.1:{port}"
     log = open(amuro_home() / f"mlflow-server-{port}.log", "w") if amuro_home().exists() else subprocess.DEVNULL
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db_path}",
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db_path}",
+               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    # Its own process group (a Ctrl-C of the sweep reaches the sweep alone, which stops the server on its way
+    # out), under a guard that stops it if the sweep is killed outright.
+    server = subprocess.Popen([sys.executable, "-m", "amuro.commands.server_guard", "--", *command], stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True,
+                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     try:
         tracking.wait_for_server(server_uri, timeout=90)
         print(f"started a local tracking server at {server_uri} (pid {server.pid}) over {db_path}")
@@ -231,7 +239,12 @@ def sweep(cfg: SweepSettings) -> str:
         for dataset in cfg.train_dataset_list:
             data.get(dataset)
         series = open_or_build_series(cfg.model, invocation.experiment_id)
-        revisions = [(c.revision, c.step) for c in series.select(cfg.checkpoints)]
+        chosen = series.select(cfg.checkpoints)
+        revisions = [(c.revision, c.step) for c in chosen]
+        if cfg.workers is None:
+            cfg.workers, why = default_workers(cfg, [c.location for c in chosen])
+            print(f"sweep: {cfg.workers} cell{'s' if cfg.workers > 1 else ''} at once ({why}; --workers N to "
+                  "change)")
         seeds = {"seeds": cfg.seed_list} if cfg.seeds else {}   # a single-seed sweep keeps its key
         key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": revisions, **seeds})
         sweep_run = tracking.find_finished(invocation.experiment_id, key)

@@ -27,6 +27,9 @@ from amuro.core.settings import SweepSettings
 from amuro.core.tracking import PARENT_ENV
 
 SWEEP_RUN_PLACEHOLDER = "{sweep_run_id}"
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+CELL_PROCESS_BYTES = 1 << 30   # a cell's interpreter with torch, transformers and mlflow imported
+TRAINING_COPIES = 5            # weights, gradients, two optimizer moments and activations, in weights' sizes
 
 
 @dataclass
@@ -166,6 +169,37 @@ def visible_gpus() -> list[str]:
 def usable_cores() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def weights_bytes(locations: list[str]) -> int | None:
+    """The largest checkpoint's weight files, when every checkpoint is a local folder; else None."""
+    sizes = []
+    for location in locations:
+        folder = Path(location)
+        files = [f for f in folder.iterdir() if f.suffix in WEIGHT_SUFFIXES] if folder.is_dir() else []
+        if not files:
+            return None
+        sizes.append(sum(f.stat().st_size for f in files))
+    return max(sizes, default=None)
+
+
+def default_workers(cfg: SweepSettings, checkpoint_locations: list[str]) -> tuple[int, str]:
+    """Cells run at once when ``--workers`` is not given, and why: one per GPU; without GPUs, one per core as far
+    as the available memory holds a fine-tuning cell each (1 when the checkpoints' size is not known here)."""
+    if cfg.engine != "local":
+        return 1, f"the {cfg.engine} engine's default"
+    gpus = visible_gpus()
+    if gpus:
+        return len(gpus), f"{len(gpus)} visible GPUs"
+    weights = weights_bytes(checkpoint_locations)
+    if weights is None:
+        return 1, "the checkpoints are not local folders, so their memory is not known"
+    import psutil
+
+    available = psutil.virtual_memory().available
+    fits = available // (CELL_PROCESS_BYTES + TRAINING_COPIES * weights)
+    cores = usable_cores()
+    return max(1, min(cores, fits)), f"{cores} cores, {available / 2**30:.1f} GiB of memory available"
 
 
 def shared_cores(workers: int) -> int:

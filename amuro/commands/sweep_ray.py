@@ -37,12 +37,12 @@ class CellDied(Exception):
 
 def _run_cell_task(name: str, stem: str, entry_point: str, settings_json: str, env: dict[str, str]) -> CellOutcome:
     gpus = [str(g) for g in ray.get_gpu_ids()]
-    folder = Path(tempfile.mkdtemp(prefix="amuro-cell-"))
-    settings_file = folder / f"{stem}.settings.json"
-    settings_file.write_text(settings_json)
     cell_env = {NODE_ENV: socket.gethostname(), **os.environ, **env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
-    argv = [sys.executable, "-m", "amuro", entry_point, "--settings-file", str(settings_file)]
-    outcome = run_logged_cell(argv, cell_env, folder / f"{stem}.log", gpus)
+    with tempfile.TemporaryDirectory(prefix="amuro-cell-") as folder:   # the log is uploaded to the cell's runs
+        settings_file = Path(folder) / f"{stem}.settings.json"
+        settings_file.write_text(settings_json)
+        argv = [sys.executable, "-m", "amuro", entry_point, "--settings-file", str(settings_file)]
+        outcome = run_logged_cell(argv, cell_env, Path(folder) / f"{stem}.log", gpus)
     outcome.node = ray.get_runtime_context().get_node_id()
     if outcome.code < 0:
         raise CellDied(f"{name} was killed by signal {-outcome.code} on {socket.gethostname()}")

@@ -314,7 +314,9 @@ class SweepSettings(Settings):
                                      empty=f"0; {STUDY_TRAIN_SEED} under --protocol study")
     seeds: str | None = setting(None, SEEDS_HELP + " Every finetune cell is run once per seed.", key=False,
                                 empty="--train-seed alone")
-    workers: int = setting(1, "Cells run at once (against a tracking server).", key=False, minimum=1)
+    workers: int | None = setting(None, "Cells run at once (against a tracking server when more than one).",
+                                  key=False, minimum=1,
+                                  empty="local engine: one per GPU, else one per core as memory allows; ray: 1")
     engine: str = setting("local", "Where cells run: local (processes on this machine, a GPU slot each) or ray "
                                    "(Ray tasks; pip install 'amuro[ray]').", key=False, choices=ENGINES)
     address: str | None = setting(None, "Ray cluster to join (ray engine): auto, host:port or ray://head:10001.",
