@@ -1,9 +1,10 @@
-"""A key/value cache preallocated for a whole generation, in place of one that concatenates at every step.
+"""Key/value caches preallocated for the tokens still to come, in place of ones that concatenate at every pass.
 
-``preallocate`` turns the cache a context pass returned into one whose layers keep their keys and values
-in buffers sized for the context plus the generation budget: each step writes the new token's keys and
-values into the buffer and attention reads the filled part, so the tensors the model sees are the ones a
-concatenating cache would hold, without copying the whole cache at every step.
+``expanded`` turns the shared prefix's batch-1 cache into one of a batch's rows whose layers keep their keys and
+values in buffers with room for the batch's own tokens (and a generation budget): the prefix is copied once and
+each pass writes its tokens' keys and values after it. ``preallocate`` does the same for a cache a pass
+returned. Attention reads the filled part, so the model sees the tensors a concatenating cache would hold,
+without copying the whole cache at every pass.
 """
 
 from __future__ import annotations
@@ -44,6 +45,22 @@ class PreallocatedLayer(DynamicLayer):
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self._keys, self._values = self._keys[indices], self._values[indices]
         self._show()
+
+
+def expanded(prefix, rows: int, room: int):
+    """The batch-1 ``prefix`` cache as a cache of ``rows`` rows with room for ``room`` more tokens (None stays)."""
+    from transformers import DynamicCache
+
+    if prefix is None:
+        return None
+    cache = DynamicCache()
+    for index, layer in enumerate(prefix.layers):
+        keys, values = layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1)
+        if type(layer) is DynamicLayer:
+            cache.layers.append(PreallocatedLayer(keys, values, room))
+        else:   # sliding-window and other layers keep their own update rules
+            cache.update(keys, values, index)
+    return cache
 
 
 def preallocate(cache, room: int):

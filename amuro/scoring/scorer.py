@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from amuro.scoring.kv_cache import preallocate
+from amuro.scoring.kv_cache import expanded, preallocate
 
 
 METHODS = ("next-token", "loglik", "generate")
@@ -107,18 +107,6 @@ class Scorer:
             return None
         return self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True).cache
 
-    @staticmethod
-    def _expand(cache, rows: int):
-        """The batch-1 prefix cache as a fresh cache of ``rows`` rows (views until the model appends to it)."""
-        from transformers import DynamicCache
-
-        if cache is None:
-            return None
-        fresh = DynamicCache()
-        for index, layer in enumerate(cache.layers):
-            fresh.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), index)
-        return fresh
-
     def _run(self, input_ids, positions, mask, cache, keep: list[int]):
         """One forward pass; returns the logits at the ``keep`` positions only, and the grown cache."""
         keep_t = torch.tensor(keep, device=self.device)
@@ -132,7 +120,7 @@ class Scorer:
         """Yield (item indices, last-token log-probs, cache, 2-D mask, lengths) per batch.
 
         ``cache`` holds the batch's keys and values (shared prefix included, right padding at the end of short
-        rows) so tokens can be fed after it; ``lengths`` are the rows' true context lengths.
+        rows), with room for ``reserve`` more tokens fed after it; ``lengths`` are the rows' true context lengths.
         """
         for indices, shared, prefix, tails in self._batches(contexts, reserve):
             width = max(len(t) for t in tails)
@@ -145,7 +133,7 @@ class Scorer:
             positions = (shared + torch.arange(width)).expand(len(tails), -1)
             last = [len(t) - 1 for t in tails]
             keep = sorted(set(last))
-            logits, cache = self._run(input_ids, positions, mask, self._expand(prefix, len(tails)), keep)
+            logits, cache = self._run(input_ids, positions, mask, expanded(prefix, len(tails), width + reserve), keep)
             picked = logits[torch.arange(len(tails)), torch.tensor([keep.index(p) for p in last])]
             lengths = torch.tensor([shared + len(t) for t in tails])
             yield indices, torch.log_softmax(picked, -1), cache, mask, lengths
@@ -230,7 +218,7 @@ class Scorer:
             dtype = self.model.dtype
             mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
             keep = sorted({p for *_, spots in rows for spot in spots for p in spot})
-            logits, _ = self._run(input_ids, positions, mask[:, None], self._expand(prefix, len(rows)), keep)
+            logits, _ = self._run(input_ids, positions, mask[:, None], expanded(prefix, len(rows), width), keep)
             logprobs = torch.log_softmax(logits, -1)
             column = {p: j for j, p in enumerate(keep)}
             for r, i in enumerate(indices):
