@@ -84,6 +84,26 @@ def test_prediction_tables_are_fetched_once_and_cached_on_disk(store, tmp_path):
     pd.testing.assert_frame_equal(offline.get(run_id), table)
 
 
+def test_prefetch_finds_the_tables_by_their_artifact_uris_not_run_by_run(store, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    def by_run_id(*args, **kwargs):
+        raise AssertionError("a table was looked up by its run id")
+
+    ids = [store.runs[name] for name in ("alpha-alpha-200", "base-alpha-200", "base-beta-100")]
+    expected = [PredictionTables(store.uri, tmp_path / "one-by-one").get(run_id) for run_id in ids]
+    monkeypatch.setattr(MlflowClient, "get_run", by_run_id)
+    monkeypatch.setattr(MlflowClient, "download_artifacts", by_run_id)
+    tables = PredictionTables(store.uri, tmp_path / "cache")
+    tables.prefetch(ids)
+    for run_id, table in zip(ids, expected):
+        if table is None:
+            assert tables.get(run_id) is None
+        else:
+            pd.testing.assert_frame_equal(tables.get(run_id), table)
+    assert sum(table is not None for table in expected) >= 2
+
+
 def test_unreachable_or_missing_stores_fail_fast(tmp_path):
     with pytest.raises(TrackingError, match="cannot reach the tracking server at http://127"):
         check_tracking_uri(f"http://127.0.0.1:{free_port()}")
