@@ -141,5 +141,5 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
                     run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, base,
                                                                    missing[id(target)], settings)]
                 run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, target, cells, settings)]
-            log_cell_curves(parent, run_ids)
+            log_cell_curves(experiment_id, parent, run_ids)
     return run_ids

@@ -62,7 +62,7 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
             for ckpt in progress(chosen, desc="checkpoints", unit="checkpoint", leave=True):
                 target = checkpoint_target(ckpt, seed=settings.seed)
                 scored = evaluate_target(experiment_id, parent, target, cells, settings)
-                log_cell_curves(parent, [c.run_id for c in scored])
+                log_cell_curves(experiment_id, parent, [c.run_id for c in scored])
                 done += scored
     reused = sum(c.reused for c in done)
     print(f"pretrain-eval {short}: {len(done)} cells ({len(done) - reused} scored, {reused} reused) "

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import mlflow
 import torch
+from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from amuro.core import tracking
@@ -168,23 +169,25 @@ def _on_accelerator(model, tokenizer) -> tuple:
     return model, tokenizer
 
 
-def _log_params(params: dict[str, object], known: ScoredSoFar) -> None:
-    """Params of a resumed run stay as its first attempt logged them (MLflow params never change)."""
+def _log_params(params: dict[str, object], known: ScoredSoFar, tags: dict[str, str] | None = None) -> None:
+    """Params (and tags, in the same request); a resumed run's params stay as its first attempt logged them
+    (MLflow params never change)."""
     if known.resumed:
         have = MlflowClient().get_run(known.run_id).data.params
         params = {name: value for name, value in params.items() if name not in have}
-    mlflow.log_params(params)
+    MlflowClient().log_batch(known.run_id, params=[Param(name, str(value)) for name, value in params.items()],
+                             tags=[RunTag(name, value) for name, value in (tags or {}).items()])
 
 
 def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSettings, model_id: str,
                    known: ScoredSoFar) -> None:
-    mlflow.set_tag(tracking.Tag.MODEL_ID, model_id)
+    model_tag = {tracking.Tag.MODEL_ID: model_id}
     params = {"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size or "default",
               "bootstrap": settings.bootstrap, "eval_seed": settings.seed, "protocol": settings.protocol,
               "threads": torch.get_num_threads()}
     started = time.perf_counter()
     if isinstance(spec, LmEvalTask):
-        _log_params(params, known)
+        _log_params(params, known, model_tag)
         spec.log_scored_documents(settings)
         results, prompt, task_params = spec.score(model, tokenizer, settings, known)
         _log_params(task_params, known)
@@ -193,7 +196,7 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
         method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
         _log_params({**params, "method": method, "max_new_tokens": settings.max_new_tokens,
                      "stop": settings.stop_rule, "demos": settings.demo_source, "split": scored_split(spec),
-                     "demo_ids": ",".join(d.item_id for d in demos)[:6000]}, known)
+                     "demo_ids": ",".join(d.item_id for d in demos)[:6000]}, known, model_tag)
         row_sets = [(spec.splits[scored_split(spec)], items, "eval")]
         if demos:
             demo_role = "train" if settings.demo_source == "train" else scored_split(spec)

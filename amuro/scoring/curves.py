@@ -13,7 +13,7 @@ import re
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from amuro.core.tracking import Tag
 
 _NOT_IN_METRIC_NAMES = re.compile(r"[^A-Za-z0-9_\-. :/]")
+ID_SEARCH_CHUNK = 100
 
 
 def curve_key(tags: dict[str, str]) -> str:
@@ -40,12 +41,13 @@ def log_curves(parent_run_id: str, eval_runs: Iterable) -> int:
         if score is not None and step.isdigit():
             points[(curve_key(run.data.tags), int(step))].append(score)
     client = MlflowClient()
+    logged = client.get_run(parent_run_id).data.metrics if points else {}   # only these have a history to read
     have: dict[str, set[int]] = {}
     new = []
     now = int(time.time() * 1000)
     for (key, step), scores in sorted(points.items()):
         if key not in have:
-            have[key] = {m.step for m in client.get_metric_history(parent_run_id, key)}
+            have[key] = {m.step for m in client.get_metric_history(parent_run_id, key)} if key in logged else set()
         if step not in have[key]:
             new.append(Metric(key, statistics.fmean(scores), now, step))
     for start in range(0, len(new), 1000):
@@ -53,7 +55,12 @@ def log_curves(parent_run_id: str, eval_runs: Iterable) -> int:
     return len(new)
 
 
-def log_cell_curves(parent_run_id: str, run_ids: Iterable[str]) -> int:
-    """``log_curves`` for eval runs given by id."""
+def log_cell_curves(experiment_id: str, parent_run_id: str, run_ids: Sequence[str]) -> int:
+    """``log_curves`` for eval runs of the experiment given by id (read in a few searches, not one by one)."""
     client = MlflowClient()
-    return log_curves(parent_run_id, [client.get_run(run_id) for run_id in run_ids])
+    runs = []
+    for start in range(0, len(run_ids), ID_SEARCH_CHUNK):
+        chunk = run_ids[start:start + ID_SEARCH_CHUNK]
+        listed = ", ".join(f"'{run_id}'" for run_id in chunk)
+        runs += client.search_runs([experiment_id], f"attributes.run_id IN ({listed})", max_results=len(chunk))
+    return log_curves(parent_run_id, runs)
