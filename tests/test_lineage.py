@@ -89,3 +89,37 @@ def test_hub_rows_are_recorded_with_hub_id_config_split_and_revision(tracking_ur
     assert (source["path"], source["config_name"], source["split"], source["revision"]) == (
         "nyu-mll/glue", "rte", "validation", spec.revision)
     assert json.loads(item.dataset.profile)["num_rows"] == 3 and digest == rows_digest(rows)
+
+
+def test_runs_logging_the_same_new_dataset_at_once_all_record_it(mlflow_server):
+    """The store looks a dataset up before inserting it: runs logging a new one at the same moment collide on
+    the server, and every run records it all the same."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import mlflow
+
+    from amuro.data.lineage import log_row_sets
+
+    mlflow.set_tracking_uri(mlflow_server)
+    experiment_id = mlflow.create_experiment("lineage-at-once")
+    spec = get("synth-nli")
+    rows = load_examples(spec, "test")
+    writers, rounds = 3, 12
+    barrier = threading.Barrier(writers)
+
+    def log(index: int) -> tuple[str, str]:
+        run_id = MlflowClient().create_run(experiment_id).info.run_id
+        with mlflow.start_run(run_id=run_id):
+            barrier.wait(timeout=60)
+            digest = log_row_sets(spec, [("test", rows[index // writers:index // writers + 3], "eval")])[0]
+        return run_id, digest
+
+    try:
+        with ThreadPoolExecutor(writers) as pool:
+            logged = list(pool.map(log, range(writers * rounds)))
+        for run_id, digest in logged:
+            assert _inputs(run_id)["eval"][:2] == ("synth-nli", digest)
+        assert len({digest for _, digest in logged}) == rounds
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -13,14 +13,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 from amuro.data.spec import DatasetSpec, Example
 
 CONTEXTS = ("eval", "train", "demonstrations")
 SYNTHETIC_SOURCE = "amuro/data/synthetic.py"
+INPUT_ATTEMPTS = 4
+# How stores word the refusal of a second row with the same key (sqlite, PostgreSQL, MySQL).
+_DUPLICATE_ROW = ("unique constraint", "duplicate key", "duplicate entry")
 
 
 def rows_digest(examples: Sequence[Example]) -> str:
@@ -88,9 +93,23 @@ def log_row_sets(spec: DatasetSpec, row_sets: Sequence[tuple[str, Sequence[Examp
         if context not in CONTEXTS:
             raise ValueError(f"dataset context {context!r} is not one of {CONTEXTS}")
     datasets = [as_dataset(spec, split, examples) for split, examples, _ in row_sets]
-    mlflow.log_inputs(datasets=datasets, contexts=[context for _, _, context in row_sets],
-                      tags_list=[{"split": split, "rows": str(len(examples))} for split, examples, _ in row_sets])
+    _log_inputs(datasets=datasets, contexts=[context for _, _, context in row_sets],
+                tags_list=[{"split": split, "rows": str(len(examples))} for split, examples, _ in row_sets])
     return [dataset.digest for dataset in datasets]
+
+
+def _log_inputs(**inputs) -> None:
+    """``mlflow.log_inputs``, tried again when another run registered the same dataset at the same moment: the
+    store looks a dataset up, then inserts it, so two runs logging a new dataset at once can collide (the
+    refused request changed nothing; the next one finds the dataset and links it)."""
+    for attempt in range(1, INPUT_ATTEMPTS + 1):
+        try:
+            mlflow.log_inputs(**inputs)
+            return
+        except MlflowException as exc:
+            if attempt == INPUT_ATTEMPTS or not any(words in str(exc).lower() for words in _DUPLICATE_ROW):
+                raise
+            time.sleep(0.05 * attempt)
 
 
 def log_hub_documents(name: str, docs, *, path: str, config: str | None, split: str, revision: str | None,
@@ -107,5 +126,5 @@ def log_hub_documents(name: str, docs, *, path: str, config: str | None, split: 
     source = HuggingFaceDatasetSource(path=path, config_name=config, split=split, revision=revision,
                                       data_files=data_files)
     dataset = mlflow.data.from_huggingface(docs, name=name, digest=digest, source=source)
-    mlflow.log_input(dataset, context=context, tags={"split": split, "rows": str(len(docs))})
+    _log_inputs(datasets=[dataset], contexts=[context], tags_list=[{"split": split, "rows": str(len(docs))}])
     return digest
