@@ -23,6 +23,7 @@ from amuro.core.fields import (
     field_types,
     is_settings,
 )
+from amuro.core.interruption import stop_on_sigterm
 from amuro.core.settings import ENTRY_POINT_SETTINGS
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -141,6 +142,8 @@ def _make_command(entry_point: str, cls: type[Settings]) -> click.Command:
             settings = cls.from_json(Path(settings_file).read_text())
         else:
             settings = settings_from_options(cls, given)
+        if entry_point != "sweep":   # a sweep stops at once; its cells are stopped with it and resumed later
+            stop_on_sigterm()
         _runner(entry_point)(settings)
 
     command.__doc__ = cls.__doc__
