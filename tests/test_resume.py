@@ -35,7 +35,7 @@ def stop_after_first_save(small_series, tmp_path, uri, *, experiment="kill", sto
                *[part for name, value in settings.items() for part in (f"--{name.replace('_', '-')}", str(value))]]
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    deadline = time.time() + 300
+    deadline, saved = time.time() + 300, []
     while time.time() < deadline and process.poll() is None:
         saved = list(Path(tmp_path).glob(f"mlruns/*/*/artifacts/{ARTIFACT}"))
         if saved:
