@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from analysis.findings.claims import DEFINITION_CHOICES, DETAILS
 from analysis.output import emit, log_analysis_run, output_options
 from analysis.published.ids import PublishedTableError
 from analysis.published.importer import DEFAULT_EXPERIMENT as DEFAULT_PUBLISHED_EXPERIMENT
@@ -121,6 +122,63 @@ def learned(source: Source, output_format, out, log, prompt_format):
     table = compute_learned(source.runs, prompt_format)
     images = {"score-by-step.png": figures.score_by_step(source.runs, prompt_format)} if log else {}
     emit(source, "learned", table, output_format, out, log, images=images)
+
+
+def _one_of(choices, what):
+    """A callback refusing a value outside ``choices`` in one line, before any run is read."""
+
+    def check(context, parameter, value):
+        if value is not None and value not in choices:
+            raise click.ClickException(f"unknown {what} {value!r}; choose one of "
+                                       f"{', '.join(choices)}")
+        return value
+
+    return check
+
+
+@cli.command(help="The study's four findings as claims: each measured under the paper's own "
+                  "definitions and amuro's statistical ones, with a value, a 95% interval, a "
+                  "verdict and where it holds.")
+@_command
+@output_options
+@click.option("--definitions", default="both", show_default=True,
+              callback=_one_of(DEFINITION_CHOICES, "--definitions"),
+              help="paper (the study's own computation), amuro (trend-tested groups, "
+                   "intervals, forgetting per relation) or both.")
+@click.option("--detail", default=None, callback=_one_of(DETAILS, "--detail"),
+              help="Print the table behind one finding: latent, groups, forgetting or "
+                   "sensitivity.")
+@click.option("--groups", "groups_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML with the lists fine_tuning and pre_training (eval datasets, or "
+                   "[eval, train] pairs): the groups of finding (ii) under the paper's "
+                   "definitions, for a series or datasets of your own.")
+@click.option("--keep-degenerate", is_flag=True,
+              help="Keep cells whose references hold a single class (left out by default).")
+def findings(source: Source, output_format, out, log, definitions, detail, groups_file,
+             keep_degenerate):
+    from analysis.findings import FindingsError, FindingsSettings, measure_findings
+    from analysis.findings.figures import finding_figures
+    from analysis.findings.render import render_degenerate, render_summary
+
+    settings = FindingsSettings(definitions, groups_file, keep_degenerate)
+    try:
+        measured = measure_findings(source.runs, settings, source.predictions)
+    except FindingsError as error:
+        raise click.ClickException(str(error)) from None
+    for note in measured.notes:
+        click.echo(f"Note: {note}", err=True)
+    if not measured.degenerate.empty:
+        kept = "kept, as --keep-degenerate asks" if keep_degenerate else \
+            "left out (--keep-degenerate keeps them)"
+        click.echo(f"Degenerate cells, {kept}:\n{render_degenerate(measured.degenerate)}", err=True)
+    table = measured.details[detail] if detail else measured.summary
+    if detail is None and (output_format or "table") == "table" and not out:
+        click.echo(render_summary(table), nl=False)
+        table = None
+    name = f"findings-{detail}" if detail else "findings"
+    images = finding_figures(measured.details) if log else {}
+    emit(source, name, measured.summary if table is None else table, output_format, out, log,
+         images=images, quiet=table is None)
 
 
 @cli.command(help="Every analysis on one HTML page, also logged to an amuro.kind=analysis run.")

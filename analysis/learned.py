@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from analysis.pairing import is_base
@@ -9,7 +10,7 @@ from analysis.intervals import Z_95
 
 LEARNED_COLUMNS = [
     "model", "eval_dataset", "protocol", "task", "first_step", "last_step", "first_score",
-    "last_score", "learned_in",
+    "last_score", "n_checkpoints", "slope", "slope_ci_low", "slope_ci_high", "learned_in",
 ]
 _SERIES = ["model", "eval_dataset", "protocol"]
 GROUP_COLUMNS = ["model", "protocol", "step", "group", "mean_gain", "n"]
@@ -21,17 +22,23 @@ UNCLASSIFIED = "unclassified"
 def learned(
     runs: pd.DataFrame, prompt_format: str = "default", shots: int | None = None
 ) -> pd.DataFrame:
-    """Per (model, eval dataset, protocol), on base runs in one prompt format:
-    ``pre-training`` when the last checkpoint's interval lies above the first's (last ci_low
-    > first ci_high), else ``fine-tuning``.
+    """Per (model, eval dataset, protocol), on base runs in one prompt format: ``pre-training``
+    when the base score rises across the whole checkpoint series beyond its noise, else
+    ``fine-tuning``.
+
+    The trend test: the least-squares slope of the score against log10(step) over every
+    checkpoint, with a 95% normal interval whose variance is the larger of the scores' own
+    sampling variance carried through the fit (from each run's standard error) and the
+    scatter of the scores around the line (from three checkpoints on). A series rises when
+    the interval lies above zero; with two checkpoints this is the endpoints' comparison.
 
     With ``shots=None`` each dataset uses the shot count logged for the most checkpoints
-    (ties: the smaller count). Seeds of one checkpoint are averaged. A run without a logged
-    interval uses score ± 1.96·score_se.
+    (ties: the smaller count). Seeds of one checkpoint are averaged. A run without a standard
+    error uses its interval's half width / 1.96.
     """
     base = runs[is_base(runs) & (runs["format"] == prompt_format)].copy()
-    base["score_ci_low"] = base["score_ci_low"].fillna(base["score"] - Z_95 * base["score_se"])
-    base["score_ci_high"] = base["score_ci_high"].fillna(base["score"] + Z_95 * base["score_se"])
+    half_width = (base["score_ci_high"] - base["score_ci_low"]) / (2 * Z_95)
+    base["score_se"] = base["score_se"].fillna(half_width).fillna(0.0)
     if shots is not None:
         base = base[base["shots"] == shots]
     elif not base.empty:
@@ -40,22 +47,31 @@ def learned(
         return pd.DataFrame(columns=LEARNED_COLUMNS)
     series = (
         base.groupby(_SERIES + ["step"])
-        .agg(task=("task", "first"), score=("score", "mean"),
-             ci_low=("score_ci_low", "mean"), ci_high=("score_ci_high", "mean"))
+        .agg(task=("task", "first"), score=("score", "mean"), se=("score_se", "mean"))
         .reset_index()
     )
-    first = series.drop_duplicates(_SERIES, keep="first").set_index(_SERIES)
-    last = series.drop_duplicates(_SERIES, keep="last").set_index(_SERIES)
-    table = pd.DataFrame({
-        "task": first["task"],
-        "first_step": first["step"],
-        "last_step": last["step"],
-        "first_score": first["score"],
-        "last_score": last["score"],
-        "learned_in": FINE_TUNING,
-    })
-    table.loc[last["ci_low"] > first["ci_high"], "learned_in"] = PRE_TRAINING
-    return table.reset_index()[LEARNED_COLUMNS]
+    rows = [_trend(key, points) for key, points in series.groupby(_SERIES, sort=True)]
+    return pd.DataFrame(rows, columns=LEARNED_COLUMNS)
+
+
+def _trend(key: tuple, points: pd.DataFrame) -> list:
+    points = points.sort_values("step")
+    x = np.log10(np.maximum(points["step"].to_numpy(float), 1.0))
+    y, se = points["score"].to_numpy(float), points["se"].to_numpy(float)
+    slope = low = high = np.nan
+    centred = x - x.mean()
+    spread = float(np.square(centred).sum())
+    if len(points) > 1 and spread > 0:
+        weights = centred / spread
+        slope = float(weights @ (y - y.mean()))
+        variance = float(np.square(weights) @ np.square(se))
+        if len(points) > 2:
+            residuals = y - y.mean() - slope * centred
+            variance = max(variance, float(np.square(residuals).sum()) / (len(points) - 2) / spread)
+        low, high = slope - Z_95 * np.sqrt(variance), slope + Z_95 * np.sqrt(variance)
+    learned_in = PRE_TRAINING if low > 0 else FINE_TUNING
+    return [*key, points["task"].iat[0], int(points["step"].iat[0]), int(points["step"].iat[-1]),
+            y[0], y[-1], len(points), slope, low, high, learned_in]
 
 
 def _usual_shots(base: pd.DataFrame) -> pd.Series:

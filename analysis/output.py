@@ -54,8 +54,10 @@ def show_missing(missing: pd.DataFrame | None, what: str) -> None:
 
 
 def emit(source: Source, name: str, table: pd.DataFrame, output_format, out, log,
-         missing: pd.DataFrame | None = None, images: dict[str, bytes] | None = None) -> None:
-    """Print or write the table, list missing partners, and log everything if asked."""
+         missing: pd.DataFrame | None = None, images: dict[str, bytes] | None = None,
+         quiet: bool = False) -> None:
+    """Print or write the table (``quiet``: it was shown already), list missing partners, and
+    log everything if asked."""
     if output_format is None:
         suffix = Path(out).suffix.lower() if out else ""
         output_format = {".csv": "csv", ".json": "json"}.get(suffix, "table")
@@ -63,7 +65,7 @@ def emit(source: Source, name: str, table: pd.DataFrame, output_format, out, log
     if out:
         Path(out).write_text(text)
         click.echo(f"Wrote {out}", err=True)
-    else:
+    elif not quiet:
         click.echo(text, nl=False)
     show_missing(missing, name)
     if log:

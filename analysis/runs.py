@@ -25,8 +25,10 @@ TAG_COLUMNS = [
     "relation", "format", "shots", "metric", "seed", "train_seed", "protocol", "origin",
     "reference", "source_run_id", "run_key",
 ]
-# score_midpoint: the midpoint of the bootstrap interval, the figure the study reports.
-METRIC_COLUMNS = ["score", "score_ci_low", "score_ci_high", "score_se", "n", "score_midpoint"]
+# score_ci_mid: the midpoint of the bootstrap interval, the figure the study reports.
+METRIC_COLUMNS = ["score", "score_ci_low", "score_ci_high", "score_se", "n", "score_ci_mid"]
+# Names an earlier release logged a metric under (published imports of that release).
+_FORMER_METRIC_NAMES = {"score_ci_mid": "score_midpoint"}
 INTEGER_TAGS = ["step", "shots"]
 NULLABLE_INTEGER_TAGS = ["tokens", "seed", "train_seed"]
 # Tags whose absence means a value (DESIGN.md, section 3).
@@ -197,7 +199,7 @@ def _record(
     for column in TAG_COLUMNS:
         record[column] = tags.get(TAG_PREFIX + column)
     for column in METRIC_COLUMNS:
-        value = metrics.get(column)
+        value = metrics.get(column, metrics.get(_FORMER_METRIC_NAMES.get(column, "")))
         record[column] = np.nan if value is None else float(value)
     return record
 

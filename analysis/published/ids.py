@@ -46,6 +46,13 @@ GENERATION_TASKS = ("summary", "qgen")
 IN_DOMAIN = {
     "mnli": ("mnli_matched", "mnli_mismatched"), "xsum": ("xlsum",), "tulu_v2": MULTIPLE_CHOICE,
 }
+# Sets the study scored on a split whose labels are hidden (SetFit's test splits carry the
+# label -1 everywhere): each released score is the share of one answer, not an ability.
+SINGLE_CLASS_SETS = {
+    name: "the study scored its test split, whose labels are hidden (-1 on every item): the "
+          "released score is the share of 'no' answers"
+    for name in ("qqp", "stsb")
+}
 FORMAT_SUFFIXES = {"_instruct": "instruct", "_inputoutput": "io"}
 RENAMED = {"cnn": "cnn_dailymail"}
 # In the multiple-choice table these sets are scored by ranking answers, not as the other

@@ -100,7 +100,7 @@ def _run(record, multiple_choice: bool) -> PublishedRun:
     checkpoint = parse_model_id(model_id, MULTIPLE_CHOICE_SHOTS if multiple_choice else 0)
     dataset, prompt_format = parse_eval_dataset(raw_dataset, multiple_choice)
     score = _number(record, "Performance")
-    metrics = {"score": score, "score_midpoint": score}
+    metrics = {"score": score, "score_ci_mid": score}
     if multiple_choice:
         # No standard error was released; the score is a fraction of a known item count.
         metrics["n"] = float(VALIDATION_ITEMS[dataset])

@@ -106,7 +106,7 @@ def _exited(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def locked(path: Path):
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -126,14 +126,14 @@ def mlflow_server(tmp_path_factory) -> dict:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # shared by the workers of this test session
     state_file, lock = root / "analysis-server.json", root / "analysis-server.lock"
-    with _locked(lock):
+    with locked(lock):
         state = json.loads(state_file.read_text()) if state_file.exists() else None
         if state is None:
             state = _start_server(root / "analysis-server")
         state["users"] += 1
         state_file.write_text(json.dumps(state))
     yield state
-    with _locked(lock):
+    with locked(lock):
         state = json.loads(state_file.read_text())
         state["users"] -= 1
         if state["users"] == 0:
@@ -191,7 +191,7 @@ def published_template(tmp_path_factory) -> dict:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # shared by the workers of this test session
     directory, log = root / "published-template", root / "published-template.log"
-    with _locked(root / "published-template.lock"):
+    with locked(root / "published-template.lock"):
         if not log.exists():
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir()

@@ -58,7 +58,8 @@ def test_table_output_and_by_group_csv(store):
     table = invoke("learned", "--experiment", EXPERIMENT, "--tracking-uri", store.uri)
     assert table.exit_code == 0
     assert re.search(
-        r"beta\s+amuro\s+nli\s+100\s+200\s+0\.5000\s+0\.7000\s+pre-training", table.stdout
+        r"beta\s+amuro\s+nli\s+100\s+200\s+0\.5000\s+0\.7000\s+2\s+0\.6644\s.*pre-training",
+        table.stdout
     )
     by_group = invoke("gains", "--by-group", "--no-paired", "--format", "csv",
                       "--experiment", EXPERIMENT, "--tracking-uri", store.uri)
@@ -101,7 +102,7 @@ def test_report_embeds_figures_and_is_logged(store, tmp_path):
     assert result.exit_code == 0, result.output
     page = out.read_text()
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
-    assert len(images) == 4
+    assert len(images) == 8
     for encoded in images:
         png = base64.b64decode(encoded)
         assert png.startswith(b"\x89PNG") and len(png) > 5000

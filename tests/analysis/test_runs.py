@@ -29,7 +29,7 @@ def test_tags_and_metrics_are_typed(runs, store):
     assert runs["step"].dtype == "int64" and runs["shots"].dtype == "int64"
     for column in ["tokens", "seed", "train_seed"]:
         assert str(runs[column].dtype) == "Int64"
-    for column in ["score", "score_ci_low", "score_ci_high", "score_se", "n", "score_midpoint"]:
+    for column in ["score", "score_ci_low", "score_ci_high", "score_se", "n", "score_ci_mid"]:
         assert runs[column].dtype == "float64"
     row = runs.set_index("run_id").loc[store.runs["base-alpha-100"]]
     assert row["tokens"] == 419_430_400
@@ -42,7 +42,7 @@ def test_tags_and_metrics_are_typed(runs, store):
     assert row["run_key"] == "key-base-alpha-100" and row["source_run_id"] == ""
     # Absent tags read as the contract says: protocol amuro, origin run, no train seed.
     assert (row["protocol"], row["origin"], row["eval_inputs"]) == ("amuro", "run", ())
-    assert pd.isna(row["train_seed"]) and runs["score_midpoint"].isna().all()
+    assert pd.isna(row["train_seed"]) and runs["score_ci_mid"].isna().all()
     assert row["has_predictions"]
     assert runs["tokens"].isna().sum() == len(runs) - 1
     assert not runs.set_index("run_id").loc[store.runs["base-beta-100"], "has_predictions"]

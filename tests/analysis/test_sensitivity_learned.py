@@ -1,5 +1,7 @@
 """Prompt sensitivity, the learned-in-pre-training split and gains per group."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,6 +34,10 @@ def test_sensitivity_exact(runs):
     assert set(table["model"]) == {MODEL} and set(table["shots"]) == {0}
 
 
+DECADES = math.log10(200) - math.log10(100)
+HALF_WIDTH = 1.96 * math.sqrt(2 * 0.02**2)
+
+
 def test_learned_exact(runs):
     table = learned(runs)
     expected = pd.DataFrame({
@@ -43,7 +49,14 @@ def test_learned_exact(runs):
         "last_step": [200, 200, 100, 200],
         "first_score": [0.40, 0.50, 0.00, 0.20],
         "last_score": [0.45, 0.70, 0.00, 0.30],
-        # alpha: 0.40 (last low) < 0.45 (first high); beta 0.65 > 0.55; gamma 0.26 > 0.25
+        "n_checkpoints": [2, 2, 1, 2],
+        # Two checkpoints: the rise per log10(step) and its interval from both errors (0.02).
+        "slope": [0.05 / DECADES, 0.20 / DECADES, np.nan, 0.10 / DECADES],
+        "slope_ci_low": [(rise - HALF_WIDTH) / DECADES for rise in (0.05, 0.20)] + [np.nan]
+                        + [(0.10 - HALF_WIDTH) / DECADES],
+        "slope_ci_high": [(rise + HALF_WIDTH) / DECADES for rise in (0.05, 0.20)] + [np.nan]
+                         + [(0.10 + HALF_WIDTH) / DECADES],
+        # alpha rises 0.05 < 0.055, within the noise; beta 0.20 and gamma 0.10 beyond it
         "learned_in": ["fine-tuning", "pre-training", "fine-tuning", "pre-training"],
     })
     assert list(table.columns) == LEARNED_COLUMNS
