@@ -172,13 +172,19 @@ def findings(source: Source, output_format, out, log, definitions, detail, group
             "left out (--keep-degenerate keeps them)"
         click.echo(f"Degenerate cells, {kept}:\n{render_degenerate(measured.degenerate)}", err=True)
     table = measured.details[detail] if detail else measured.summary
-    if detail is None and (output_format or "table") == "table" and not out:
-        click.echo(render_summary(table), nl=False)
-        table = None
     name = f"findings-{detail}" if detail else "findings"
     images = finding_figures(measured.details) if log else {}
-    emit(source, name, measured.summary if table is None else table, output_format, out, log,
-         images=images, quiet=table is None)
+    suffix = Path(out).suffix.lower() if out else ""
+    if detail is None and (output_format or {".csv": "csv", ".json": "json"}.get(suffix)) in (None, "table"):
+        verdicts = render_summary(table)
+        if out:
+            Path(out).write_text(verdicts)
+            click.echo(f"Wrote {out}", err=True)
+        else:
+            click.echo(verdicts, nl=False)
+        emit(source, name, table, "table", None, log, images=images, quiet=True)
+        return
+    emit(source, name, table, output_format, out, log, images=images)
 
 
 @cli.command(help="Every analysis on one HTML page, also logged to an amuro.kind=analysis run.")
@@ -189,7 +195,10 @@ def findings(source: Source, output_format, out, log, definitions, detail, group
               help="An experiment of published results (see import-published): every cell "
                    "you share with it beside the paper's score, and the study's four findings "
                    "on both sides.")
-def report(source: Source, out, compare_to):
+@click.option("--findings-out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the four findings' verdicts, as printed, to this text file.")
+def report(source: Source, out, compare_to, findings_out):
+    from analysis.findings.render import render_summary
     from analysis.report import build_report
 
     runs, published = source.runs, None
@@ -199,6 +208,11 @@ def report(source: Source, out, compare_to):
     page = build_report(runs, source.predictions, source=source.tracking_uri,
                         published=published, published_name=compare_to)
     Path(out).write_text(page.html)
+    if "findings" in page.tables:
+        verdicts = render_summary(page.tables["findings"])
+        click.echo(verdicts, nl=False)
+        if findings_out:
+            Path(findings_out).write_text(verdicts)
     click.echo(f"Wrote {out}", err=True)
     files: dict[str, str | bytes] = {"report.html": page.html, **page.figures}
     files.update({f"{stem}.csv": table.to_csv(index=False) for stem, table in page.tables.items()})

@@ -56,8 +56,8 @@ def show_missing(missing: pd.DataFrame | None, what: str) -> None:
 def emit(source: Source, name: str, table: pd.DataFrame, output_format, out, log,
          missing: pd.DataFrame | None = None, images: dict[str, bytes] | None = None,
          quiet: bool = False) -> None:
-    """Print or write the table (``quiet``: it was shown already), list missing partners, and
-    log everything if asked."""
+    """Print or write the table (not when ``quiet``: the command showed it its own way), list
+    missing partners, and log everything if asked."""
     if output_format is None:
         suffix = Path(out).suffix.lower() if out else ""
         output_format = {".csv": "csv", ".json": "json"}.get(suffix, "table")

@@ -89,7 +89,9 @@ def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = _env(tmp_path, uri)
     argv = _sweep_argv(small_series, "--checkpoints", "2")
-    rng = random.Random(os.getpid())
+    seed = os.getpid()
+    print(f"kill times drawn with random seed {seed}")
+    rng = random.Random(seed)
     finished_before_kills = {}
     for _ in range(2):
         proc = subprocess.Popen(argv, env=env, cwd=tmp_path, start_new_session=True,
@@ -103,6 +105,11 @@ def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_
         finished_before_kills.update(_finished(_runs(uri)))
     final = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert final.returncode == 0, final.stderr[-3000:]
+    # The study ends with what its runs say of the four findings, each under both definitions.
+    verdicts = final.stdout.split("What these runs say of the study's four findings")[1]
+    for finding in ("(i) ", "(ii) ", "(iii) ", "(iv) "):
+        assert finding in verdicts
+    assert verdicts.count("  paper ") == verdicts.count("  amuro ") == 4
 
     runs = _runs(uri)
     finished = _finished(runs)

@@ -46,6 +46,7 @@ from amuro.scoring.curves import log_curves
 from amuro.scoring.lmeval_tasks import load_lmeval_tasks
 
 PARENT_ENV = tracking.PARENT_ENV
+FINDINGS_FILE = "findings.txt"
 
 
 def _series_name(model: str) -> str:
@@ -76,8 +77,10 @@ def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
                 steps=str(step), datasets=cfg.eval_datasets, formats=cfg.formats, eval=cfg.eval,
                 dataset_spec=cfg.dataset_spec, lm_eval_tasks=cfg.lm_eval_tasks, lm_eval_include=cfg.lm_eval_include),
                 after=tuned))
+    findings_path = report_path.with_name(FINDINGS_FILE)
     cells.append(PlannedCell("analysis report", argv=[sys.executable, "-m", "analysis", "report", "--experiment",
-                                                      experiment, "--out", str(report_path)],
+                                                      experiment, "--out", str(report_path), "--findings-out",
+                                                      str(findings_path)],
                              after=[c.name for c in cells], needs_success=False))
     return cells
 
@@ -211,19 +214,25 @@ def _conduct(cfg: SweepSettings, sweep_run: tracking.TrackedRun, cells: list[Pla
         work = work / f"helper-{socket.gethostname()}-{os.getpid()}"
         work.mkdir(parents=True, exist_ok=True)
     else:
+        (work / FINDINGS_FILE).unlink(missing_ok=True)   # the report cell writes this attempt's
         if not sweep_run.resumed:
             mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
         mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
     runner = _run_cells(cfg, engine, cells, uri, work, sweep_run, experiment_id)
     if not sweep_run.joined:
         log_curves(sweep_run.run_id, _study_evals(experiment_id, series_name, revisions, cfg))
+    if (work / "amuro-report.html").exists() and not sweep_run.joined:
+        mlflow.log_artifact(str(work / "amuro-report.html"))
+    if (work / FINDINGS_FILE).exists() and not sweep_run.joined:
+        mlflow.log_artifact(str(work / FINDINGS_FILE))
+        print("What these runs say of the study's four findings (the report and `python -m analysis findings "
+              f"--experiment {tracking.experiment_name(cfg.experiment)}` show the tables behind them):\n"
+              + (work / FINDINGS_FILE).read_text())
     failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}
     if failed:
         listing = "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:5])
         raise UserError(f"{len(failed)} of {len(cells)} sweep cells failed ({listing}): fix them and run "
                         "the same sweep again to redo only those")
-    if (work / "amuro-report.html").exists() and not sweep_run.joined:
-        mlflow.log_artifact(str(work / "amuro-report.html"))
     print(f"sweep finished: {len(cells)} cells in run {sweep_run.run_id}")
 
 
