@@ -60,7 +60,7 @@ def gains(source: Source, output_format, out, log, by_group, relations):
     from analysis.learned import gains_by_group, learned
 
     result = compute_gains(source.runs, source.predictions)
-    table = result.table
+    table = _flag_degenerate(source, result.table)
     if relations:
         table = table[table["relation"].isin(relations)].reset_index(drop=True)
     images = {}
@@ -83,7 +83,15 @@ def forgetting(source: Source, output_format, out, log):
 
     result = compute_forgetting(source.runs, source.predictions)
     images = {"score-by-step.png": figures.score_by_step(source.runs)} if log else {}
-    emit(source, "forgetting", result.table, output_format, out, log, result.missing, images)
+    emit(source, "forgetting", _flag_degenerate(source, result.table), output_format, out, log,
+         result.missing, images)
+
+
+def _flag_degenerate(source: Source, table):
+    """The table with a column ``degenerate``: cells whose references hold a single class."""
+    from analysis.findings.scope import degenerate_cells, flag_degenerate
+
+    return flag_degenerate(table, degenerate_cells(source.runs, source.predictions))
 
 
 @cli.command(help="Mean gain by task tuned on x task evaluated.")

@@ -13,6 +13,7 @@ from analysis.beside import beside
 from analysis.compare import forgetting, gains, transfer
 from analysis.findings import FindingsError, FindingsSettings, measure_findings
 from analysis.findings.figures import finding_figures
+from analysis.findings.scope import degenerate_cells, flag_degenerate
 from analysis.learned import gains_by_group, learned
 from analysis.sensitivity import sensitivity
 
@@ -41,15 +42,18 @@ def build_report(
     findings first; with ``published`` (runs tagged ``amuro.origin=published``), also every
     cell both hold beside the paper's, and the four findings' verdicts on both sides."""
     findings_sections, tables, images = _findings_sections(runs, predictions, settings)
+    degenerate = tables.get("findings-degenerate")
+    if degenerate is None:
+        degenerate = degenerate_cells(runs, predictions)
     gain = gains(runs, predictions)
     forgot = forgetting(runs, predictions)
     learned_table = learned(runs)
     tables.update({
         "learned": learned_table,
         "gains-by-group": gains_by_group(gain.table, learned_table),
-        "gains": gain.table,
+        "gains": flag_degenerate(gain.table, degenerate),
         "gains-missing": gain.missing,
-        "forgetting": forgot.table,
+        "forgetting": flag_degenerate(forgot.table, degenerate),
         "forgetting-missing": forgot.missing,
         "transfer": transfer(runs),
         "sensitivity": sensitivity(runs),

@@ -187,4 +187,4 @@ def flag_degenerate(frame: pd.DataFrame, degenerate: pd.DataFrame) -> pd.DataFra
     keys = degenerate[_CELL].astype({"step": "int64", "shots": "int64"})
     marked = frame.merge(keys.assign(_flag=True), on=_CELL, how="left")
     marked.index = frame.index
-    return marked.assign(degenerate=marked.pop("_flag").fillna(False).astype(bool))
+    return marked.assign(degenerate=marked.pop("_flag").notna())

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import run_analysis
 
+from analysis.findings import FindingsSettings, measure_findings
 from analysis.published.tables import DATA
 
 PUBLISHED = "amuro-char-published"
@@ -62,11 +63,11 @@ def findings_csv(store, *args) -> tuple[pd.DataFrame, str]:
 
 
 @pytest.fixture
-def paper_findings(published_store) -> dict:
+def paper_findings(published_store, published_runs) -> dict:
+    """The summary as the command writes it in CSV; the tables behind it from the Python API."""
     summary, stderr = findings_csv(published_store, "--definitions", "paper")
-    details = {name: findings_csv(published_store, "--definitions", "paper", "--detail", name)[0]
-               for name in ("latent", "groups", "forgetting", "sensitivity")}
-    return {"summary": summary.set_index("finding"), "stderr": stderr, **details}
+    measured = measure_findings(published_runs, FindingsSettings("paper"))
+    return {"summary": summary.set_index("finding"), "stderr": stderr, **measured.details}
 
 
 def test_paper_definitions_give_the_notebooks_numbers(paper_findings):
@@ -107,27 +108,50 @@ def test_paper_definitions_give_the_notebooks_numbers(paper_findings):
     assert summary.loc["iv", "value"] == pytest.approx(sensitivity[MAIN_STEP] - sensitivity[342000])
 
 
-def test_released_qqp_and_stsb_are_degenerate_and_left_out(paper_findings, published_store):
+def test_released_qqp_and_stsb_are_degenerate_and_left_out(paper_findings, published_runs):
     stderr = paper_findings["stderr"]
     assert "left out (--keep-degenerate keeps them)" in stderr
     assert "qqp (allenai/OLMo-1B-hf, 16 cell(s))" in stderr and "stsb (" in stderr
-    kept, stderr = findings_csv(published_store, "--definitions", "paper", "--detail",
-                                "forgetting", "--keep-degenerate")
+    kept = measure_findings(published_runs, FindingsSettings("paper", keep_degenerate=True))
     out = notebook_changes(OUT_OF_DOMAIN_PAIRS, multiple_choice=set())
-    assert kept.set_index("relation").loc["out-of-domain", "forgetting"] == pytest.approx(
-        -out["change"].mean(), abs=1e-9)
-    assert "kept, as --keep-degenerate asks" in stderr
+    forgetting = kept.details["forgetting"].set_index("relation")
+    assert forgetting.loc["out-of-domain", "forgetting"] == pytest.approx(-out["change"].mean(),
+                                                                          abs=1e-9)
+    assert set(kept.degenerate["eval_dataset"]) == {"qqp", "stsb"}
 
 
-def test_amuro_definitions_on_the_released_results(published_store):
-    summary, _ = findings_csv(published_store, "--definitions", "amuro")
-    summary = summary.set_index("finding")
+def test_amuro_definitions_on_the_released_results(published_runs):
+    measured = measure_findings(published_runs, FindingsSettings("amuro"))
+    summary = measured.summary.set_index("finding")
     assert set(summary["definitions"]) == {"amuro"}
     assert summary.loc["ii", ["verdict", "where"]].tolist() == ["mixed", "from step 342000 on"]
     assert summary.loc["ii", "ci_low"] > 0
     assert summary.loc["iii", "verdict"] == "supported"
     assert "cross-task (mnli, paws)" in summary.loc["iii", "where"]
-    forgetting, _ = findings_csv(published_store, "--definitions", "amuro", "--detail", "forgetting")
+    forgetting = measured.details["forgetting"]
     mnli = forgetting[(forgetting["relation"] == "cross-task") & (forgetting["train_dataset"] == "mnli")]
     assert (mnli["n_forgot"].item(), mnli["n_cells"].item()) == (23, 26)
     assert mnli["forgetting"].item() == pytest.approx(0.063, abs=5e-4)
+
+
+def test_the_readme_commands(published_store):
+    """The README's findings commands, as written, in the folder the study was imported into."""
+    folder = published_store["directory"]
+    shown = run_analysis("findings", "--experiment", PUBLISHED, cwd=folder)
+    assert shown.returncode == 0, shown.stderr
+    for finding in ("(i) ", "(ii) ", "(iii) ", "(iv) "):
+        assert f"\n{finding}" in "\n" + shown.stdout
+    assert "  paper  SUPPORTED: cross-task only" in shown.stdout
+    written = run_analysis("findings", "--experiment", PUBLISHED, "--definitions", "paper",
+                           "--detail", "groups", "--out", "groups.csv", cwd=folder)
+    assert written.returncode == 0 and written.stdout == ""
+    assert len(pd.read_csv(folder / "groups.csv")) == 8
+    (folder / "my-groups.yaml").write_text(
+        "fine_tuning: [mnli_matched, [boolq, tulu_v2]]\npre_training: [hellaswag, arc_easy]\n")
+    own = run_analysis("findings", "--experiment", PUBLISHED, "--groups", "my-groups.yaml",
+                       "--definitions", "paper", "--detail", "groups", "--format", "csv", cwd=folder)
+    assert own.returncode == 0, own.stderr
+    groups = pd.read_csv(io.StringIO(own.stdout)).set_index("step")
+    fine = notebook_changes([("mnli_matched", "mnli"), ("boolq", "tulu")]).groupby("step")["change"]
+    pre = notebook_changes([("hellaswag", "tulu"), ("arc_easy", "tulu")]).groupby("step")["change"]
+    np.testing.assert_allclose(groups["gap"], (fine.mean() - pre.mean()).sort_index(), atol=1e-9)
