@@ -10,6 +10,9 @@ Commands (also ``amuro analyze ...`` and the MLproject entry point ``analyze``):
     python -m analysis transfer     --experiment NAME
     python -m analysis sensitivity  --experiment NAME
     python -m analysis learned      --experiment NAME [--prompt-format default]
+    python -m analysis findings     --experiment NAME [--definitions paper|amuro|both]
+                                    [--detail latent|groups|forgetting|sensitivity]
+                                    [--groups FILE] [--keep-degenerate]
     python -m analysis report       --experiment NAME [--out amuro-report.html]
 
 Common options: ``--tracking-uri URI`` (default: MLflow's own resolution,
@@ -28,10 +31,13 @@ may be repeated; it defaults to ``MLFLOW_EXPERIMENT_NAME``, else ``amuro-char``.
 - ``forgetting``: score(base) − score(tuned) on out-of-domain and cross-task runs.
 - ``transfer``: mean gain by (task tuned on) x (task evaluated).
 - ``sensitivity``: spread, population std and default-format gap across prompt formats.
-- ``learned``: ``pre-training`` when the last checkpoint's base interval lies above the
-  first's, else ``fine-tuning``.
-- ``report``: one self-contained HTML page with the figures and tables, also logged to an
-  analysis run so it opens from the MLflow UI.
+- ``learned``: ``pre-training`` when the base score's least-squares slope against log10(step),
+  over every checkpoint, has its 95% interval above zero, else ``fine-tuning``.
+- ``findings``: the study's four findings as claims, each under the paper's definitions and
+  amuro's, with a value, a 95% interval, a verdict and where it holds (definitions in
+  ``analysis.findings``).
+- ``report``: one self-contained HTML page, the findings first, then the figures and tables;
+  also logged to an analysis run so it opens from the MLflow UI.
 
 Runs without a partner are printed (on stderr) as missing, never dropped silently. Only
 FINISHED runs count; of several finished runs of one cell the newest is used, with a warning.
@@ -45,12 +51,13 @@ Python use::
 """
 
 from analysis.compare import Paired, forgetting, gains, transfer
+from analysis.findings import FindingsSettings, measure_findings
 from analysis.learned import gains_by_group, learned
 from analysis.predictions import PredictionTables
 from analysis.runs import load_eval_runs
 from analysis.sensitivity import sensitivity
 
 __all__ = [
-    "Paired", "PredictionTables", "forgetting", "gains", "gains_by_group", "learned",
-    "load_eval_runs", "sensitivity", "transfer",
+    "FindingsSettings", "Paired", "PredictionTables", "forgetting", "gains", "gains_by_group",
+    "learned", "load_eval_runs", "measure_findings", "sensitivity", "transfer",
 ]
