@@ -132,7 +132,10 @@ def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path) -> CellEx
     process.start()
     send.close()
     process.join()
-    cpu_seconds = receive.recv() if receive.poll() else 0.0
+    try:
+        cpu_seconds = receive.recv() if receive.poll() else 0.0
+    except EOFError:   # the cell died (a signal, out of memory) before it could say
+        cpu_seconds = 0.0
     receive.close()
     return CellExit(process.exitcode if process.exitcode is not None else 1, cpu_seconds)
 

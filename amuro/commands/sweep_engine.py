@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
 import sys
 import time
@@ -19,10 +20,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
+
 from amuro.commands.cell_process import log_to_its_runs, run_cell, thread_environment
 from amuro.core.errors import UserError
 from amuro.core.fields import Settings, split_list
-from amuro.core.ownership import CELL_ENV
+from amuro.core.ownership import CELL_ENV, end_dead_cell_runs
 from amuro.core.settings import SweepSettings
 from amuro.core.tracking import PARENT_ENV
 
@@ -85,16 +88,42 @@ def last_line(log_path: Path, code: int) -> str:
     return (errors or lines or [f"exit code {code}"])[-1]
 
 
+def killed_reason(code: int) -> str:
+    """Why a process that exited with ``code`` < 0 (the negated signal number) ended."""
+    number = -code
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = "unknown signal"
+    return f"killed by signal {number} ({name}{', out of memory?' if number == signal.SIGKILL else ''})"
+
+
 def run_logged_cell(argv: list[str], env: dict[str, str], log_path: Path, gpus: list[str]) -> CellOutcome:
-    """Run one cell process to its end; its log goes to ``log_path`` and to the runs it owned."""
+    """Run one cell process to its end; its log goes to ``log_path`` and to the runs it owned. A cell killed by
+    a signal ends the runs it left RUNNING as FAILED with the reason, so the next sweep resumes them."""
     started = time.time()
     code, cpu_seconds = run_cell(argv, env, log_path)
     ended = time.time()
-    if env.get(CELL_ENV) and env.get(PARENT_ENV) and code >= 0:
-        log_to_its_runs(log_path, env[CELL_ENV], env[PARENT_ENV], env["MLFLOW_EXPERIMENT_NAME"],
-                        env["MLFLOW_TRACKING_URI"], since=started)
-    return CellOutcome(code, last_line(log_path, code), socket.gethostname(), gpus, started, ended,
+    reason = last_line(log_path, code) if code >= 0 else killed_reason(code)
+    if env.get(CELL_ENV) and env.get(PARENT_ENV):
+        try:
+            if code < 0:
+                _end_dead_runs(env, reason)
+            log_to_its_runs(log_path, env[CELL_ENV], env[PARENT_ENV], env["MLFLOW_EXPERIMENT_NAME"],
+                            env["MLFLOW_TRACKING_URI"], since=started)
+        except MlflowException as exc:   # the store is away: the outcome still counts, the next sweep tidies
+            reason += f" (its runs could not be ended: {str(exc).splitlines()[0] if str(exc) else exc})"
+    return CellOutcome(code, reason, socket.gethostname(), gpus, started, ended,
                        round(ended - started, 3), cpu_seconds=round(cpu_seconds, 3))
+
+
+def _end_dead_runs(env: dict[str, str], reason: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    found = client.get_experiment_by_name(env["MLFLOW_EXPERIMENT_NAME"])
+    if found is not None:
+        end_dead_cell_runs(client, found.experiment_id, env[CELL_ENV], reason)
 
 
 class Scheduler:
@@ -153,8 +182,18 @@ class Scheduler:
                 for future in finished:
                     cell, held, submitted = running.pop(future)
                     self.give_back(held)
-                    self._record(cell, future.result(), time.perf_counter() - submitted)
+                    self._record(cell, _outcome(future, submitted), time.perf_counter() - submitted)
                     on_progress(cell)
+
+
+def _outcome(future: Future, submitted: float) -> CellOutcome:
+    """How a cell ended; running it failing in the engine itself is that cell's failure, not the sweep's."""
+    try:
+        return future.result()
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no message'}"
+        now = time.time()
+        return CellOutcome(1, reason, socket.gethostname(), [], now - (time.perf_counter() - submitted), now, 0.0)
 
 
 def visible_gpus() -> list[str]:

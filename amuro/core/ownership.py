@@ -119,14 +119,25 @@ def runs_with_key(experiment_id: str, key: str) -> list[Run]:
                                       order_by=["attributes.start_time DESC"], max_results=1000)
 
 
-def mark_dead(run: Run) -> None:
+def mark_dead(run: Run, reason: str | None = None, client: MlflowClient | None = None) -> None:
     """A RUNNING run whose owner is gone: FAILED (a pending claim: lost), so its work can be taken over."""
-    client = MlflowClient()
+    client = client or MlflowClient()
     if run.data.tags.get(CLAIM_TAG) == "pending":
         _drop(run.info.run_id)
         return
-    client.set_tag(run.info.run_id, ERROR_TAG, f"process died before the run finished ({describe_owner(run)})")
+    reason = reason or f"process died before the run finished ({describe_owner(run)})"
+    client.set_tag(run.info.run_id, ERROR_TAG, reason)
     client.set_terminated(run.info.run_id, "FAILED")
+
+
+def end_dead_cell_runs(client: MlflowClient, experiment_id: str, cell_id: str, reason: str) -> list[str]:
+    """The RUNNING runs a sweep cell made whose owner is gone (the cell's process died): FAILED with ``reason``,
+    ready to be resumed; a live owner's runs (another process on the same cell) are left alone."""
+    runs = client.search_runs([experiment_id], f"tags.`{CELL_TAG}` = '{cell_id}' and attributes.status = 'RUNNING'")
+    dead = [run for run in runs if not owner_alive(run)]
+    for run in dead:
+        mark_dead(run, reason, client)
+    return [run.info.run_id for run in dead]
 
 
 def _drop(run_id: str) -> None:
