@@ -7,23 +7,16 @@ and its MLproject parameter cannot drift apart.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from amuro.core.fields import (
-    Declared,
-    Settings,
-    base_type,
-    declared,
-    field_types,
-    is_settings,
-)
+from amuro.core.fields import Settings, base_type
 from amuro.core.interruption import stop_on_sigterm
+from amuro.core.options import Option, options_of, settings_from_options
 from amuro.core.settings import ENTRY_POINT_SETTINGS
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -36,77 +29,7 @@ RUNNERS = {
     "crosseval": "amuro.commands.crosseval:crosseval",
     "sweep": "amuro.commands.sweep:sweep",
 }
-SETTINGS_FILE_OPTION = "settings_file"
-
-
-@dataclasses.dataclass(frozen=True)
-class Option:
-    """One CLI option / MLproject parameter: a settings field, possibly inside a nested settings object."""
-
-    path: tuple[str, ...]      # ("eval", "shots") for a nested field
-    name: str                  # option name without dashes, underscores: "eval_shots"
-    hint: object
-    meta: Declared
-    default: object
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def default_text(self) -> str:
-        if self.default is None:
-            return ""
-        if isinstance(self.default, bool):
-            return "true" if self.default else "false"
-        return str(self.default)
-
-
-def declared_defaults(cls: type[Settings]) -> dict[str, object]:
-    """Each field's declared default, before ``validate`` resolves the ones that depend on others (a preset's
-    epochs, a protocol's seed): an option not given must stay unset, not take another setting's resolution."""
-    values: dict[str, object] = {}
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            values[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            value = f.default_factory()
-            values[f.name] = value.to_dict() if isinstance(value, Settings) else value
-    return values
-
-
-def options_of(cls: type[Settings], prefix: str = "", path: tuple[str, ...] = (), defaults=None,
-               shadowed: frozenset[str] = frozenset()) -> Iterator[Option]:
-    """The options of a settings class, nested settings flattened under their option prefix; a nested field
-    that the outer class also declares (finetune's ``protocol``) is set through the outer one only."""
-    defaults = defaults if defaults is not None else declared_defaults(cls)
-    hints = field_types(cls)
-    covering = frozenset(f.name for f in dataclasses.fields(cls) if declared(f).covers_nested)
-    for f in dataclasses.fields(cls):
-        meta = declared(f)
-        if not meta.cli or f.name in shadowed:
-            continue
-        hint, value = hints[f.name], defaults[f.name]
-        own = meta.option if meta.option is not None else f.name
-        if is_settings(hint):
-            inner = f"{prefix}{own}_" if own else prefix
-            yield from options_of(hint, inner, (*path, f.name), value, covering)
-        else:
-            yield Option((*path, f.name), prefix + own, hint, meta, value)
-
-
-def settings_from_options(cls: type[Settings], given: dict[str, object]):
-    """A settings object from the options given (None: not given, the field's default)."""
-    values = declared_defaults(cls)
-    for option in options_of(cls):
-        text = given.get(option.name)
-        if text is None:
-            continue
-        target = values
-        for part in option.path[:-1]:
-            target = target[part]
-        target[option.path[-1]] = text
-    return cls.from_dict(values)
+CONFIG_OPTION = "config"
 
 
 def _help(option: Option) -> str:
@@ -137,11 +60,8 @@ def _runner(entry_point: str) -> Callable:
 
 def _make_command(entry_point: str, cls: type[Settings]) -> click.Command:
     def command(**given) -> None:
-        settings_file = given.pop(SETTINGS_FILE_OPTION)
-        if settings_file:
-            settings = cls.from_json(Path(settings_file).read_text())
-        else:
-            settings = settings_from_options(cls, given)
+        config = given.pop(CONFIG_OPTION)
+        settings = settings_from_options(cls, given, config)
         if entry_point != "sweep":   # a sweep stops at once; its cells are stopped with it and resumed later
             stop_on_sigterm()
         _runner(entry_point)(settings)
@@ -149,10 +69,10 @@ def _make_command(entry_point: str, cls: type[Settings]) -> click.Command:
     command.__doc__ = cls.__doc__
     for option in reversed(list(options_of(cls))):
         command = _click_option(option)(command)
-    command = click.option("--settings-file", SETTINGS_FILE_OPTION, default=None,
+    command = click.option("--config", "--settings-file", CONFIG_OPTION, default=None, metavar="FILE",
                            type=click.Path(exists=True, dir_okay=False),
-                           help="A JSON settings file (Settings.to_json); the other options are then ignored.")(
-        command)
+                           help="A YAML (or JSON) file of settings: `option: value` lines (or what Settings.to_json "
+                                "writes); the options given here go on top of it.")(command)
     return click.command(entry_point, help=cls.__doc__)(command)
 
 

@@ -71,12 +71,14 @@ def harness_predictions(folder: Path, lm, tasks_by_name: dict[str, str], batch_s
 
 def score_ours(model, tokenizer, cells, fmt, batch_size, limit=None):
     """This suite's predicted choice per item, and the seconds from prompts to scores."""
+    from amuro.core.settings import EvalSettings
     from amuro.scoring.cell_scoring import score_cell
 
     picks, seconds = {}, 0.0
     for spec, demos, items, labels, _ in cells:
         started = time.perf_counter()
-        results = score_cell(model, tokenizer, spec, fmt, demos, items[:limit], method="loglik", batch_size=batch_size)
+        results = score_cell(model, tokenizer, spec, fmt, demos, items[:limit],
+                             EvalSettings(method="loglik", batch_size=batch_size))
         seconds += time.perf_counter() - started
         picks[spec.name] = [labels.index(r.prediction) for r in results]
     return picks, seconds

@@ -66,30 +66,32 @@ def main() -> None:
     ckpt = series.get(options.checkpoint) if options.checkpoint else series.last
     tokenizer = ckpt.load()[1]
     spec = data.get(cfg.dataset)
-    per_step = cfg.batch_size * cfg.grad_accum * (cfg.train_shots + 1)   # a packed sequence holds train_shots + 1
+    train = cfg.train
+    per_step = train.batch_size * train.grad_accum * (train.train_shots + 1)   # a packed sequence holds train_shots + 1
     examples = data.load_examples(spec, "train")[: options.steps * per_step]
-    features = training_features(spec, examples, tokenizer, cfg.max_length, train_shots=cfg.train_shots, seed=cfg.seed)
+    features = training_features(spec, examples, tokenizer, train.max_length, train_shots=train.train_shots,
+                                 seed=train.seed)
     params = sum(p.numel() for p in ckpt.load()[0].parameters())
     workdir = Path(tempfile.mkdtemp(prefix="ft-bench-"))
     try:
-        suite_args = training_arguments(cfg, workdir / "suite", cfg.lr, 1, options.steps, save=False)
+        suite_args = training_arguments(train, workdir / "suite", train.lr, 1, options.steps, save=False)
         suite_args.max_steps = options.steps
         suite_args.disable_tqdm = True
         naive_args = TrainingArguments(
-            output_dir=str(workdir / "naive"), max_steps=options.steps, per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, lr_scheduler_type="linear",
+            output_dir=str(workdir / "naive"), max_steps=options.steps, per_device_train_batch_size=train.batch_size,
+            gradient_accumulation_steps=train.grad_accum, learning_rate=train.lr, lr_scheduler_type="linear",
             warmup_steps=0.03, weight_decay=0.0, save_strategy="no", report_to="none", disable_tqdm=True,
             include_num_input_tokens_seen="non_padding", use_cpu=not torch.cuda.is_available(),
             remove_unused_columns=False)
         suite = measure(ckpt, features, suite_args, padding_collator(tokenizer))
-        naive = measure(ckpt, features, naive_args, padding_collator(tokenizer, pad_to=cfg.max_length))
+        naive = measure(ckpt, features, naive_args, padding_collator(tokenizer, pad_to=train.max_length))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     flops = matmul_flops()
     lengths = [len(f["input_ids"]) for f in features]
     print(f"model {ckpt.label} ({params / 1e6:.2f}M parameters), {spec.name}: {len(features)} examples, "
-          f"mean length {sum(lengths) / len(lengths):.0f} tokens, max_length {cfg.max_length}, batch "
-          f"{cfg.batch_size}x{cfg.grad_accum}, {cfg.train_shots} packed shots, {options.steps} steps, "
+          f"mean length {sum(lengths) / len(lengths):.0f} tokens, max_length {train.max_length}, batch "
+          f"{train.batch_size}x{train.grad_accum}, {train.train_shots} packed shots, {options.steps} steps, "
           f"{torch.get_num_threads()} threads")
     print(f"suite (dynamic padding + length grouping): {suite:,.0f} non-padding tokens/s")
     print(f"naive (pad to max_length, random order):   {naive:,.0f} non-padding tokens/s")

@@ -24,6 +24,7 @@ def tuned(small_series, tmp_path_factory):
     """A store holding one short finetune run of the small series' second checkpoint."""
     from amuro.commands.finetune import finetune
     from amuro.core.settings import FinetuneSettings
+    from amuro.core.train_settings import TrainSettings
 
     folder = tmp_path_factory.mktemp("crosseval-store")
     uri = f"sqlite:///{folder}/mlflow.db"
@@ -32,7 +33,8 @@ def tuned(small_series, tmp_path_factory):
     os.chdir(folder)
     revision = local_series(small_series).checkpoints[1].revision
     run_id = finetune(FinetuneSettings(experiment="x", model=str(small_series), checkpoint=revision,
-                                     dataset="synth-nli", epochs=1, max_train_examples=32, evaluate=False))
+                                     dataset="synth-nli", train=TrainSettings(epochs=1, max_train_examples=32),
+                                     evaluate=False))
     mlflow.set_tracking_uri(None)
     os.chdir(previous)
     return uri, run_id

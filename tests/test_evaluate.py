@@ -63,7 +63,7 @@ def test_loglik_matches_direct_computation(trained):
     for prompt, opts, got in zip(prompts, options, batched):
         want = [direct_loglik(model, tokenizer, prompt, o) for o in opts]
         assert got == pytest.approx(want, abs=2e-4)
-    results = score_cell(model, tokenizer, spec, "default", demos, items, method="loglik", batch_size=4)
+    results = score_cell(model, tokenizer, spec, "default", demos, items, EvalSettings(method="loglik", batch_size=4))
     for result, scores in zip(results, batched):
         assert result.prediction == spec.labels[max(range(3), key=lambda k: (scores[k], -k))]
         assert result.item_score == float(result.prediction == result.reference)
@@ -92,7 +92,7 @@ def test_next_token_matches_direct_computation(sharp):
     spec, demos, items, prompts = prompts_for("synth-nli")
     candidates = first_tokens(tokenizer, spec.labels)
     assert all(len(c) >= 1 for c in candidates)
-    results = score_cell(model, tokenizer, spec, "default", demos, items, method="next-token", batch_size=4)
+    results = score_cell(model, tokenizer, spec, "default", demos, items, EvalSettings(batch_size=4))
     for prompt, result in zip(prompts, results):
         with torch.no_grad():
             logits = model(torch.tensor([encode(tokenizer, prompt)])).logits[0, -1]
@@ -112,8 +112,8 @@ def direct_greedy(model, tokenizer, prompt, max_new_tokens):
 def test_generation_matches_greedy_generate_and_stops(sharp, stop):
     model, tokenizer = sharp
     spec, demos, items, prompts = prompts_for("synth-qgen", shots=2, items=5)
-    results = score_cell(model, tokenizer, spec, "default", demos, items, stop=stop, max_new_tokens=24,
-                         batch_size=3)
+    results = score_cell(model, tokenizer, spec, "default", demos, items,
+                         EvalSettings(stop=stop, max_new_tokens=24, batch_size=3))
     stops = stop_strings(spec, "default") if stop == "default" else ()
     assert stops == (("\n\n", "\n### Input:") if stop == "default" else ())
     for prompt, result in zip(prompts, results):
@@ -139,7 +139,7 @@ def test_rows_that_finish_early_leave_the_batch_and_the_rest_is_unchanged(sharp,
 def test_generate_method_for_labels(sharp):
     model, tokenizer = sharp
     spec, demos, items, prompts = prompts_for("synth-paraphrase", shots=2, items=4)
-    results = score_cell(model, tokenizer, spec, "default", demos, items, method="generate")
+    results = score_cell(model, tokenizer, spec, "default", demos, items, EvalSettings(method="generate"))
     budget = max(len(encode(tokenizer, " " + w)) for w in spec.labels) + 2
     for prompt, result in zip(prompts, results):
         expected = cut_at_stops(direct_greedy(model, tokenizer, prompt, budget), stop_strings(spec, "default"))
@@ -154,7 +154,7 @@ def test_multiple_choice_ranks_options_by_loglik(trained):
         ("What does Anna do for a living?", ["baker", "a castle", "blue"], 0),
         ("Where does Ben live?", ["Milltown", "a knight", "seven"], 0),
         ("What pet does Clara have?", ["a pony", "Riverton", "chess"], 0)])]
-    results = score_cell(model, tokenizer, spec, "default", items[:1], items[1:])
+    results = score_cell(model, tokenizer, spec, "default", items[:1], items[1:], EvalSettings())
     prefix = few_shot_prefix(spec, items[:1], "default")
     for ex, result in zip(items[1:], results):
         prompt = prefix + render(spec, ex, "default")

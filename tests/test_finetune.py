@@ -19,11 +19,12 @@ from amuro.cli import main
 from amuro.commands.finetune import finetune
 from amuro.models.tuned import load_tuned
 from amuro.core.settings import EvalSettings, FinetuneSettings
+from amuro.core.train_settings import TrainSettings
 from amuro.data import get, load_examples, render
 from amuro.models.series import local_series
 from amuro.training.features import IGNORE, chat_features, padding_collator, training_features
 
-FAST = dict(max_train_examples=48, epochs=1, batch_size=8, evaluate=False)
+FAST = dict(max_train_examples=48, epochs=1, batch_size=8)
 
 
 def _tokenizer(series_folder):
@@ -123,8 +124,8 @@ def test_chat_template_masks_everything_but_assistant_turns(small_series):
 
 
 def test_finetune_logs_a_reloadable_model_and_in_domain_evals(tracking_uri, small_series):
-    cfg = FinetuneSettings(experiment="ft", model=small_series, max_train_examples=48, epochs=1, batch_size=8,
-                         eval=EvalSettings(max_examples=20, shots=2), lr=3e-3)
+    cfg = FinetuneSettings(experiment="ft", model=small_series, eval=EvalSettings(max_examples=20, shots=2),
+                           train=TrainSettings(max_train_examples=48, epochs=1, batch_size=8, lr=3e-3))
     run_id = finetune(cfg)
     client = MlflowClient()
     run = client.get_run(run_id)
@@ -165,7 +166,8 @@ def test_finetune_logs_a_reloadable_model_and_in_domain_evals(tracking_uri, smal
 
 
 def test_lora_merges_adapters_and_records_their_config(tracking_uri, small_series):
-    run_id = finetune(FinetuneSettings(experiment="lora", model=small_series, lora=True, lora_r=4, lr=1e-2, **FAST))
+    run_id = finetune(FinetuneSettings(experiment="lora", model=small_series, evaluate=False,
+                                       train=TrainSettings(lora=True, lora_r=4, lr=1e-2, **FAST)))
     run = MlflowClient().get_run(run_id)
     assert run.data.tags["amuro.tuning"] == "sft+lora" and run.data.params["lora_r"] == "4"
     adapter = mlflow.artifacts.load_dict(f"runs:/{run_id}/lora/adapter_config.json")
@@ -176,8 +178,8 @@ def test_lora_merges_adapters_and_records_their_config(tracking_uri, small_serie
 
 
 def test_search_runs_nested_trials_then_trains_with_the_best(tracking_uri, small_series):
-    run_id = finetune(FinetuneSettings(experiment="search", model=small_series, trials=2, **{**FAST,
-                                                                                            "max_train_examples": 32}))
+    run_id = finetune(FinetuneSettings(experiment="search", model=small_series, evaluate=False,
+                                       train=TrainSettings(trials=2, **{**FAST, "max_train_examples": 32})))
     trials = _runs("search", "trial")
     assert len(trials) == 2
     assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {run_id}

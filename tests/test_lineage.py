@@ -12,6 +12,7 @@ from amuro.commands.finetune import finetune, training_examples, training_spec
 from amuro.commands.pretrain_eval import pretrain_eval
 from amuro.core import tracking
 from amuro.core.settings import CrossevalSettings, EvalSettings, FinetuneSettings, PretrainEvalSettings
+from amuro.core.train_settings import TrainSettings
 from amuro.data import get, load_examples
 from amuro.data.lineage import rows_digest
 from amuro.models.series import local_series
@@ -36,8 +37,8 @@ def _eval_runs(experiment_id: str, query: str = "") -> list:
 
 def test_runs_record_their_rows_and_pairs_of_other_rows_are_refused(tracking_uri, small_series):
     revision = local_series(small_series).checkpoints[1].revision
-    cfg = FinetuneSettings(experiment="lin", model=small_series, checkpoint=revision, dataset="synth-nli", epochs=1,
-                           max_train_examples=24, batch_size=8, evaluate=False)
+    cfg = FinetuneSettings(experiment="lin", model=small_series, checkpoint=revision, dataset="synth-nli",
+                           train=TrainSettings(epochs=1, max_train_examples=24, batch_size=8), evaluate=False)
     tuned_run = finetune(cfg)
     train = training_examples(training_spec(cfg), cfg)
     assert _inputs(tuned_run) == {"train": ("synth-nli", rows_digest(train), "local")}

@@ -175,7 +175,7 @@ def test_study_next_token_prediction_matches_the_studys_argmax(small_series):
     model, tokenizer = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
     spec = for_protocol(get("synth-nli"), "study")
     items = load_examples(spec, "test")[:6]
-    results = score_cell(model, tokenizer, spec, "default", [], items, protocol="study")
+    results = score_cell(model, tokenizer, spec, "default", [], items, EvalSettings(protocol="study"))
     force_words = ["entailment", "neutral", "contradiction", " entailment", " neutral", " contradiction"]
     unconcatenated = tokenizer(force_words).input_ids
     candidate_ids = np.concatenate(unconcatenated).tolist()
@@ -270,17 +270,18 @@ def test_each_example_weighs_the_same_in_the_study_loss():
 
 
 def test_study_training_settings():
-    study = FinetuneSettings(protocol="study", dataset="synth-nli")
+    study = FinetuneSettings(protocol="study", dataset="synth-nli").train
     assert (study.preset, study.batch_size, study.grad_accum, study.seed, study.epochs, study.lr,
             study.train_shots, study.max_length) == ("amuro-char", 1, 8, 42, 3, 2e-6, 0, 2048)
-    assert study.eval.protocol == "study" and study.key_settings()["protocol"] == "study"
-    assert FinetuneSettings(protocol="study", dataset="xsum").lr == 2e-7
-    assert FinetuneSettings(protocol="study", dataset="synth-instruct", tuning="it").epochs == 5
-    amuro = FinetuneSettings(dataset="synth-nli")
+    assert FinetuneSettings(protocol="study").eval.protocol == "study"
+    assert FinetuneSettings(protocol="study").key_settings()["protocol"] == "study"
+    assert FinetuneSettings(protocol="study", dataset="xsum").train.lr == 2e-7
+    assert FinetuneSettings(protocol="study", dataset="synth-instruct", train={"tuning": "it"}).train.epochs == 5
+    amuro = FinetuneSettings(dataset="synth-nli").train
     assert (amuro.preset, amuro.batch_size, amuro.grad_accum, amuro.seed) == ("tiny", 4, 1, 0)
-    assert FinetuneSettings(protocol="study", dataset="synth-nli", seed=3, batch_size=2).seed == 3
+    assert FinetuneSettings(protocol="study", train={"seed": 3, "batch_size": 2}).train.seed == 3
     sweep = SweepSettings(eval={"protocol": "study"})
-    assert (sweep.preset, sweep.train_seed) == ("amuro-char", 42)
+    assert (sweep.train.preset, sweep.train.seed) == ("amuro-char", 42)
     key = EvalSettings(protocol="study").cell_key_settings("generation")
     assert (key["protocol"], key["demos"], key["stop"]) == ("study", "first-k", "none")
 

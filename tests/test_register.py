@@ -7,11 +7,13 @@ from mlflow.tracking import MlflowClient
 from amuro.cli import main
 from amuro.commands.finetune import finetune
 from amuro.core.settings import FinetuneSettings
+from amuro.core.train_settings import TrainSettings
 
 
 def test_registered_version_carries_contract_tags_and_loads_like_the_run(tracking_uri, small_series):
-    cfg = FinetuneSettings(experiment="reg", model=small_series, dataset="synth-nli", epochs=1,
-                           max_train_examples=16, batch_size=8, evaluate=False, seed=3, register="tiny-nli")
+    cfg = FinetuneSettings(experiment="reg", model=small_series, dataset="synth-nli",
+                           train=TrainSettings(epochs=1, max_train_examples=16, batch_size=8, seed=3),
+                           evaluate=False, register="tiny-nli")
     result = CliRunner().invoke(main, ["finetune", "--experiment", "reg", "--model", small_series, "--epochs", "1",
                                        "--max-train-examples", "16", "--batch-size", "8", "--eval", "false",
                                        "--seed", "3", "--register", "tiny-nli"])

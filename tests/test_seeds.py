@@ -82,7 +82,7 @@ def test_sweep_plans_one_finetune_cell_per_seed_before_the_crosseval():
     cfg = SweepSettings(experiment="s", train_datasets="synth-nli", seeds="3,4")
     cells = {cell.name: cell for cell in plan(cfg, "small", [("step-10", 10)], Path("report.html"))}
     replicates = [cells[f"finetune small@step10 synth-nli seed{seed}"] for seed in (3, 4)]
-    assert [cell.settings.seed for cell in replicates] == [3, 4]
+    assert [cell.settings.train.seed for cell in replicates] == [3, 4]
     assert cells["crosseval small@step10+synth-nli"].after == [cell.name for cell in replicates]
     single = plan(SweepSettings(experiment="s", train_datasets="synth-nli"), "small", [("step-10", 10)], Path("r"))
     assert [c.name for c in single if c.name.startswith("finetune")] == ["finetune small@step10 synth-nli"]

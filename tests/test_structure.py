@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from amuro.cli import main, options_of, settings_from_options
 from amuro.core.settings import ENTRY_POINT_SETTINGS, EvalSettings, FinetuneSettings, SweepSettings
+from amuro.core.train_settings import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,7 @@ def test_cli_options_settings_fields_and_mlproject_agree(entry_point):
     names = [o.name for o in options]
     assert len(names) == len(set(names)), "two settings share one option name"
     command = main.commands[entry_point]
-    cli_names = {p.name for p in command.params} - {"settings_file"}
+    cli_names = {p.name for p in command.params} - {"config"}
     assert cli_names == set(names)
     project = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"][entry_point]
     assert {name: spec["default"] for name, spec in project["parameters"].items()} == {
@@ -80,9 +81,10 @@ def test_nested_settings_come_from_their_prefixed_options():
     assert sweep.eval.max_examples == 200 and sweep.eval.shots == 1
 
 
-def test_settings_round_trip_through_json():
-    settings = FinetuneSettings(dataset="synth-qgen", lora=True, eval=EvalSettings(shots=1))
-    assert FinetuneSettings.from_json(settings.to_json()) == settings
+def test_settings_round_trip_through_a_config_file(tmp_path):
+    settings = FinetuneSettings(dataset="synth-qgen", train=TrainSettings(lora=True), eval=EvalSettings(shots=1))
+    (tmp_path / "cell.json").write_text(settings.to_json())
+    assert settings_from_options(FinetuneSettings, {}, tmp_path / "cell.json") == settings
     assert settings.key_settings()["lora"] is True and "experiment" not in settings.key_settings()
 
 

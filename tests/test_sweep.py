@@ -214,15 +214,16 @@ def test_a_forked_cell_runs_on_the_threads_its_environment_gives(small_series, t
 def test_plan_passes_the_preset_and_a_one_epoch_budget_for_tiny(tmp_path):
     from amuro.commands.sweep import plan
     from amuro.core.settings import SweepSettings
+    from amuro.core.train_settings import TrainSettings
 
     cells = plan(SweepSettings(train_datasets="synth-nli"), "tiny", [("step75-tokens1", 75)], tmp_path / "r.html")
     assert [c.name for c in cells] == ["pretrain-eval tiny@step75", "finetune tiny@step75 synth-nli",
                                        "crosseval tiny@step75+synth-nli", "analysis report"]
     tune = cells[1].settings
-    assert tune.preset == "tiny" and tune.epochs == 1 and not tune.evaluate
-    study = plan(SweepSettings(train_datasets="synth-nli", preset="amuro-char"), "tiny", [("step75-tokens1", 75)],
-                 tmp_path / "r.html")
-    assert study[1].settings.preset == "amuro-char" and study[1].settings.epochs == 3
+    assert tune.train.preset == "tiny" and tune.train.epochs == 1 and not tune.evaluate
+    study = plan(SweepSettings(train_datasets="synth-nli", train=TrainSettings(preset="amuro-char")), "tiny",
+                 [("step75-tokens1", 75)], tmp_path / "r.html")
+    assert study[1].settings.train.preset == "amuro-char" and study[1].settings.train.epochs == 3
 
 
 def test_mlflow_run_sweep_with_two_workers_notes_the_launcher_in_the_store(small_series, tmp_path):

@@ -18,6 +18,7 @@ from amuro.commands.finetune import finetune
 from amuro.commands.pretrain_eval import pretrain_eval
 from amuro.core import tracking
 from amuro.core.settings import EvalSettings, FinetuneSettings, PretrainEvalSettings
+from amuro.core.train_settings import TrainSettings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
@@ -62,8 +63,9 @@ def ui(tracking_uri, small_series, tmp_path):
     """A store with a pretrain-eval invocation and a finetune run, served by ``mlflow server``."""
     pretrain_eval(PretrainEvalSettings(experiment="ui", model=small_series, checkpoints="all", datasets="synth-nli",
                                        eval=EvalSettings(max_examples=4, shots=1, bootstrap=50)))
-    run_id = finetune(FinetuneSettings(experiment="ui", model=small_series, dataset="synth-nli", epochs=1,
-                                       max_train_examples=8, batch_size=8, evaluate=False))
+    run_id = finetune(FinetuneSettings(experiment="ui", model=small_series, dataset="synth-nli",
+                                       train=TrainSettings(epochs=1, max_train_examples=8, batch_size=8),
+                                       evaluate=False))
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", "127.0.0.1",

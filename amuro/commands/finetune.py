@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import replace
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -51,10 +51,10 @@ def training_spec(cfg: FinetuneSettings) -> data.DatasetSpec:
     trainable = [s.name for s in data.CATALOGUE.values() if s.trainable]
     if not spec.trainable or "train" not in spec.splits:
         raise unknown("training set (this one is for evaluation only)", cfg.dataset, trainable)
-    if cfg.tuning == "it" and spec.kind != "chat":
+    if cfg.train.tuning == "it" and spec.kind != "chat":
         raise UserError(f"instruction tuning needs a chat dataset, and {spec.name} is a {spec.task} set: "
                         "use --dataset synth-instruct (offline) or tulu_v2, or --tuning sft")
-    if cfg.tuning == "sft" and spec.kind == "chat":
+    if cfg.train.tuning == "sft" and spec.kind == "chat":
         raise UserError(f"{spec.name} is a chat mixture: use --tuning it for it, or an sft set such as synth-nli")
     return for_protocol(spec, cfg.protocol)
 
@@ -62,8 +62,8 @@ def training_spec(cfg: FinetuneSettings) -> data.DatasetSpec:
 def training_examples(spec: data.DatasetSpec, cfg: FinetuneSettings) -> list[data.Example]:
     """The training split, cut to ``max_train_examples`` by a subsample seeded with the run's seed."""
     examples = data.load_examples(spec, "train", protocol=cfg.protocol)
-    if cfg.max_train_examples and cfg.max_train_examples < len(examples):
-        examples = random.Random(f"train/{cfg.seed}").sample(examples, cfg.max_train_examples)
+    if cfg.train.max_train_examples and cfg.train.max_train_examples < len(examples):
+        examples = random.Random(f"train/{cfg.train.seed}").sample(examples, cfg.train.max_train_examples)
     return examples
 
 
@@ -88,7 +88,7 @@ def _log_params_once(params: dict[str, object]) -> None:
 
 
 def _packing(cfg: FinetuneSettings) -> dict[str, object]:
-    return {"train_shots": cfg.train_shots, "seed": cfg.seed,
+    return {"train_shots": cfg.train.train_shots, "seed": cfg.train.seed,
             "tokenization": protocol(cfg.protocol).training_tokenization}
 
 
@@ -97,25 +97,25 @@ def _packing(cfg: FinetuneSettings) -> dict[str, object]:
 def _search(cfg, ckpt, spec, examples, experiment_id, run_id, key, tags, name, workdir) -> tuple[float, int]:
     trial_train, validation = search_split(spec, examples)
     tokenizer = ckpt.load()[1]
-    train_features = training_features(spec, trial_train, tokenizer, cfg.max_length, **_packing(cfg))
-    val_features = training_features(spec, validation, tokenizer, cfg.max_length, **_packing(cfg))
+    train_features = training_features(spec, trial_train, tokenizer, cfg.train.max_length, **_packing(cfg))
+    val_features = training_features(spec, validation, tokenizer, cfg.train.max_length, **_packing(cfg))
 
     def train_and_score(params: dict) -> float:
         return train_model(ckpt, cfg, train_features, lr=params["lr"], epochs=params["epochs"],
                            output_dir=workdir / "trial", resume=False, eval_features=val_features)[2]
 
     hook = TrialRuns(experiment_id, run_id, key, tags, name)
-    space = SearchSpace(lr=cfg.lr, epochs=cfg.epochs)
-    best = run_search(cfg.trials, space, hook.wrap(space, train_and_score), cfg.seed)
+    space = SearchSpace(lr=cfg.train.lr, epochs=cfg.train.epochs)
+    best = run_search(cfg.train.trials, space, hook.wrap(space, train_and_score), cfg.train.seed)
     shutil.rmtree(workdir / "trial", ignore_errors=True)
     _log_params_once({"best_lr": best["lr"], "best_epochs": best["epochs"]})
-    print(f"search: best lr {best['lr']:.3g}, epochs {best['epochs']} after {cfg.trials} trials")
+    print(f"search: best lr {best['lr']:.3g}, epochs {best['epochs']} after {cfg.train.trials} trials")
     return best["lr"], best["epochs"]
 
 
 def _workdir(cfg: FinetuneSettings, run, key: str) -> tuple[Path, list]:
     """Where the Trainer saves, and the callbacks that keep its checkpoints (as run artifacts if asked)."""
-    if not cfg.checkpoint_artifacts:
+    if not cfg.train.checkpoint_artifacts:
         workdir = amuro_home() / "finetune" / key
         if not run.resumed:
             shutil.rmtree(workdir, ignore_errors=True)   # stale checkpoints of a run that no longer exists
@@ -135,11 +135,11 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
     _log_params_once({**cfg.params(), "train_examples": len(examples), "base_location": ckpt.location,
                       "warmup_ratio": WARMUP_RATIO, "weight_decay": 0.0, "optimizer": "adamw_torch",
                       "lr_schedule": "linear", "training_format": "default" if spec.kind != "chat" else "chat"})
-    lr, epochs = cfg.lr, cfg.epochs
-    if cfg.trials:
+    lr, epochs = cfg.train.lr, cfg.train.epochs
+    if cfg.train.trials:
         lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, run.run_id, key, tags, name, workdir)
     tokenizer = ckpt.load()[1]
-    features = training_features(spec, examples, tokenizer, cfg.max_length, **_packing(cfg))
+    features = training_features(spec, examples, tokenizer, cfg.train.max_length, **_packing(cfg))
     _log_params_once({"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr,
                       "final_epochs": epochs})
     model, tokenizer, _ = train_model(ckpt, cfg, features, lr=lr, epochs=epochs, output_dir=workdir / "trainer",
@@ -159,7 +159,7 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
     key = tracking.run_key("finetune", settings)
     tags = tracking.contract_tags(
         kind="finetune", model=series.name, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
-        tuning=cfg.tuning_tag, train_dataset=spec.name, seed=cfg.seed, source_run_id=ckpt.source_run_id)
+        tuning=cfg.train.tuning_tag, train_dataset=spec.name, seed=cfg.train.seed, source_run_id=ckpt.source_run_id)
     tags[tracking.Tag.PROTOCOL] = cfg.protocol
 
     def train(run: tracking.TrackedRun) -> None:
@@ -178,6 +178,11 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
     return run.run_id
 
 
+def _with_seed(cfg: FinetuneSettings, seed: int) -> FinetuneSettings:
+    """One replicate's settings: the invocation's, trained with this seed."""
+    return replace(cfg, train=replace(cfg.train, seed=seed), seeds=None)
+
+
 def finetune(cfg: FinetuneSettings) -> str:
     """Fine-tune (or reuse a finished run with the same settings), then score in-domain; returns the run id.
 
@@ -194,15 +199,14 @@ def finetune(cfg: FinetuneSettings) -> str:
         name = f"finetune {ckpt.label} {spec.name}"
         seeds = cfg.seed_list
         if len(seeds) == 1:
-            run_id = _replicate(replace(cfg, seed=seeds[0], seeds=None), experiment_id, spec, series, ckpt, None,
-                                name)
+            run_id = _replicate(_with_seed(cfg, seeds[0]), experiment_id, spec, series, ckpt, None, name)
             invocation.result_run_id = run_id
             return run_id
         key = tracking.run_key("finetune-seeds", {**cfg.key_settings(), "seeds": seeds, "model": series.name,
                                                   "checkpoint": ckpt.revision})
         with invocation.group(key, f"{name} seeds {','.join(map(str, seeds))}",
                               tags=tracking.contract_tags(model=series.name)) as parent:
-            run_ids = [_replicate(replace(cfg, seed=seed, seeds=None), experiment_id, spec, series, ckpt, parent,
+            run_ids = [_replicate(_with_seed(cfg, seed), experiment_id, spec, series, ckpt, parent,
                                   f"{name} seed{seed}") for seed in seeds]
     print(f"{name}: {len(run_ids)} replicates (seeds {', '.join(map(str, seeds))}) under run {parent}")
     return parent

@@ -36,8 +36,8 @@ def evaluate_in_domain(experiment_id: str, run_id: str, ckpt: Checkpoint, spec: 
     settings = cfg.eval
     cells = [(s, FORMAT) for s in specs]
     target = tuned_target(model=ckpt.series, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
-                          tuning=cfg.tuning_tag, train_dataset=spec.name, run_id=run_id, seed=settings.seed,
-                          train_seed=cfg.seed)
+                          tuning=cfg.train.tuning_tag, train_dataset=spec.name, run_id=run_id, seed=settings.seed,
+                          train_seed=cfg.train.seed)
     tuned = evaluate_target(experiment_id, run_id, target, cells, settings)
     base = evaluate_target(experiment_id, run_id, checkpoint_target(ckpt, seed=settings.seed), cells, settings)
     client = MlflowClient()

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -53,8 +54,10 @@ def _series_name(model: str) -> str:
     return model.rstrip("/").split("/")[-1]
 
 
-def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]], report_path: Path) -> list[PlannedCell]:
-    """The cells of the study grid, in an order that runs each cell after what it needs."""
+def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
+         report_path: Path) -> list[PlannedCell]:
+    """The cells of the study grid, in an order that runs each cell after what it needs: each finetune cell trains
+    with the sweep's own training settings, each eval cell scores with its eval settings."""
     experiment = tracking.experiment_name(cfg.experiment)
     short = _series_name(series_name)
     cells = [PlannedCell(f"pretrain-eval {short}@step{step}", PretrainEvalSettings(
@@ -67,11 +70,11 @@ def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
             tuned = []
             for seed in seeds:
                 tuned.append(f"finetune {short}@step{step} {dataset}" + (f" seed{seed}" if len(seeds) > 1 else ""))
+                train = replace(cfg.train, seed=seed,
+                                checkpoint_artifacts=cfg.train.checkpoint_artifacts or cfg.engine == "ray")
                 cells.append(PlannedCell(tuned[-1], FinetuneSettings(
-                    experiment=experiment, model=cfg.model, checkpoint=revision, dataset=dataset, tuning=cfg.tuning,
-                    lora=cfg.lora, preset=cfg.preset, epochs=cfg.epochs, max_train_examples=cfg.max_train_examples,
-                    seed=seed, protocol=cfg.eval.protocol, evaluate=False, dataset_spec=cfg.dataset_spec,
-                    checkpoint_artifacts=cfg.engine == "ray")))
+                    experiment=experiment, model=cfg.model, checkpoint=revision, dataset=dataset, train=train,
+                    protocol=cfg.eval.protocol, evaluate=False, dataset_spec=cfg.dataset_spec)))
             cells.append(PlannedCell(f"crosseval {short}@step{step}+{dataset}", CrossevalSettings(
                 experiment=experiment, runs=SWEEP_RUN_PLACEHOLDER, model=series_name, train_dataset=dataset,
                 steps=str(step), datasets=cfg.eval_datasets, formats=cfg.formats, eval=cfg.eval,
@@ -261,7 +264,7 @@ def sweep(cfg: SweepSettings) -> str:
             work = amuro_home() / "sweeps" / key
             work.mkdir(parents=True, exist_ok=True)
             cells = plan(cfg, series.name, revisions, work / "amuro-report.html")
-            tags = tracking.contract_tags(kind="sweep", model=series.name, seed=cfg.train_seed)
+            tags = tracking.contract_tags(kind="sweep", model=series.name, seed=cfg.train.seed)
             with tracking_server(cfg) as uri, engine_session(cfg) as engine:
                 mlflow.set_tracking_uri(uri)
                 experiment_id = invocation.reconnect()

@@ -292,5 +292,5 @@ class LocalEngine(Scheduler):
         if cell.settings is not None:
             settings_file = self.logs / f"{cell.stem}.settings.json"
             settings_file.write_text(cell.settings_json(self.sweep_run_id))
-            argv = [sys.executable, "-m", "amuro", cell.settings.entry_point, "--settings-file", str(settings_file)]
+            argv = [sys.executable, "-m", "amuro", cell.settings.entry_point, "--config", str(settings_file)]
         return run_logged_cell(argv, env, self.logs / f"{cell.stem}.log", held)

@@ -41,7 +41,7 @@ def _run_cell_task(name: str, stem: str, entry_point: str, settings_json: str, e
     with tempfile.TemporaryDirectory(prefix="amuro-cell-") as folder:   # the log is uploaded to the cell's runs
         settings_file = Path(folder) / f"{stem}.settings.json"
         settings_file.write_text(settings_json)
-        argv = [sys.executable, "-m", "amuro", entry_point, "--settings-file", str(settings_file)]
+        argv = [sys.executable, "-m", "amuro", entry_point, "--config", str(settings_file)]
         outcome = run_logged_cell(argv, cell_env, Path(folder) / f"{stem}.log", gpus)
     outcome.node = ray.get_runtime_context().get_node_id()
     if outcome.code < 0:

@@ -1,9 +1,10 @@
 """Settings declared once: a dataclass field carries its default, help, validation and run-key membership.
 
-``setting(...)`` makes such a field; ``Settings`` validates every field from that metadata on construction,
-builds the run key from the fields that change results, and round-trips through JSON (the sweep hands each
-cell its settings object this way). The CLI options and the MLproject parameters are generated from the
-same fields (``amuro.cli``), so a setting is spelled in exactly one place.
+``setting(...)`` makes such a field; ``Settings`` checks every field from that metadata on construction,
+resolves the values left to other settings, validates across fields, builds the run key from the fields that
+change results, and writes itself as JSON (the sweep hands each cell its settings object this way). The CLI
+options, config files and MLproject parameters are read by the same fields (``amuro.core.options``), so a
+setting is spelled in exactly one place.
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ class Declared:
     option: str | None = None            # CLI option name when not derived from the field name
     cli: bool = True                     # False: set by code only, never a CLI option
     covers_nested: bool = False          # also sets the field of that name in nested settings (no own option)
+    # Nested settings only: ``flat`` makes their fields the parent's own (options, run key and params without a
+    # prefix); ``renamed`` gives some of them another name there, where the plain one is taken.
+    flat: bool = False
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    def outer_names(self, values: dict[str, object]) -> dict[str, object]:
+        """A flat nested settings' values under the names they have in the parent."""
+        names = dict(self.renamed)
+        return {names.get(name, name): value for name, value in values.items()}
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, factory=None, **declared) -> Any:
@@ -66,34 +76,49 @@ def is_settings(hint: Any) -> bool:
     return isinstance(hint, type) and issubclass(hint, Settings)
 
 
-def parse_value(name: str, text: Any, hint: Any, meta: Declared) -> Any:
-    """A value given as text (CLI, MLproject, JSON) -> the field's type; empty words give None where allowed."""
+NOUNS = {bool: "true or false", int: "whole number", float: "number", str: "text"}
+
+
+def parse_value(name: str, value: Any, hint: Any, meta: Declared) -> Any:
+    """A value as given (text from the CLI or MLproject, a YAML scalar, a Python value) -> the field's type;
+    empty words give None where allowed; anything else is a one-line error."""
     kind, optional = base_type(hint)
     empty_words = EMPTY_WORDS if kind is not str else ("",)
-    if text is None or (optional and isinstance(text, str) and text.strip().lower() in empty_words):
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in empty_words):
+        if value is None and not optional:
+            raise UserError(f"{name} needs a value: it takes a {NOUNS.get(kind, 'value')}")
         return None
-    if kind is bool:
-        if isinstance(text, bool):
-            return text
-        word = str(text).strip().lower()
-        if word in ("1", "true", "yes", "on"):
-            return True
-        if word in ("0", "false", "no", "off"):
-            return False
-        raise UserError(f"{name} takes true or false, got {text!r}")
-    if kind in (int, float):
-        try:
-            return kind(text) if not isinstance(text, str) else kind(text.strip())
-        except ValueError:
-            noun = "whole number" if kind is int else "number"
-            extra = f" or {meta.empty!r}" if optional and meta.empty else ""
-            raise UserError(f"{name} takes a {noun}{extra}, got {text!r}") from None
-    return str(text).strip() if isinstance(text, str) else text
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        if kind is bool and isinstance(text, (bool, int, str)):
+            return _boolean(name, text)
+        if kind is int and isinstance(text, (int, float, str)) and not isinstance(text, bool):
+            number = float(text) if isinstance(text, float) else int(text)
+            if float(number).is_integer():
+                return int(number)
+        if kind is float and isinstance(text, (int, float, str)) and not isinstance(text, bool):
+            return float(text)
+        if kind is str and isinstance(text, (int, float, str)) and not isinstance(text, bool):
+            return str(text)
+    except ValueError:
+        pass
+    extra = f" or {meta.empty!r}" if optional and meta.empty and kind is not str else ""
+    raise UserError(f"{name} takes a {NOUNS.get(kind, 'value')}{extra}, got {value!r}")
+
+
+def _boolean(name: str, value: bool | int | str) -> bool:
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"{name} takes true or false, got {value!r}")
 
 
 @dataclass
 class Settings:
-    """Base of every entry point's settings; subclasses add ``validate`` for checks across fields."""
+    """Base of every entry point's settings: on construction each field is read and checked, then ``resolve``
+    fills in what was left to other settings, then ``validate`` checks across fields."""
 
     entry_point: ClassVar[str] = ""
 
@@ -104,32 +129,49 @@ class Settings:
             if is_settings(hint):
                 if isinstance(value, dict):
                     setattr(self, f.name, hint.from_dict(value))
+                elif not isinstance(value, hint):
+                    raise UserError(f"{f.name} takes a mapping of {hint.entry_point} settings, got {value!r}")
                 continue
-            if isinstance(value, str):
-                value = parse_value(f.name, value, hint, meta)
-                setattr(self, f.name, value)
+            value = parse_value(f.name, value, hint, meta)
+            setattr(self, f.name, value)
             check(f.name, value, meta)
+        self.resolve()
         self.validate()
 
+    def resolve(self) -> None:
+        """Fill in the values left to other settings (a preset, the protocol); the per-field checks already ran."""
+
     def validate(self) -> None:
-        """Checks across fields and defaults resolved from other fields; the per-field checks already ran."""
+        """Checks across fields, after ``resolve``; never changes a value."""
+
+    def effective_values(self) -> dict[str, object]:
+        """Each field's value as it takes effect; a subclass fills in the ones another setting decides."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def key_settings(self) -> dict[str, object]:
-        """The settings that change results, nested settings as their own key settings."""
+        """The settings that change results, nested settings as their own key settings (flat ones merged)."""
         values: dict[str, object] = {}
+        effective = self.effective_values()
         for f in fields(self):
-            if not declared(f).key:
+            meta = declared(f)
+            if not meta.key:
                 continue
-            value = getattr(self, f.name)
-            values[f.name] = value.key_settings() if isinstance(value, Settings) else value
+            value = effective[f.name]
+            if isinstance(value, Settings) and meta.flat:
+                values.update(meta.outer_names(value.key_settings()))
+            else:
+                values[f.name] = value.key_settings() if isinstance(value, Settings) else value
         return values
 
     def params(self) -> dict[str, object]:
-        """Every setting, flat (nested ones as ``name.field``), as MLflow params."""
+        """Every setting, flat (nested ones as ``name.field``, flat nested ones as their own), as MLflow params."""
         flat: dict[str, object] = {}
+        effective = self.effective_values()
         for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Settings):
+            meta, value = declared(f), effective[f.name]
+            if isinstance(value, Settings) and meta.flat:
+                flat.update(meta.outer_names(value.params()))
+            elif isinstance(value, Settings):
                 flat.update({f"{f.name}.{k}": v for k, v in value.params().items()})
             else:
                 flat[f.name] = value
@@ -139,6 +181,7 @@ class Settings:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
+        """The settings as a config file (``--config``) for this entry point."""
         return json.dumps({"entry_point": self.entry_point, "settings": self.to_dict()}, sort_keys=True)
 
     @classmethod
@@ -149,18 +192,6 @@ class Settings:
             raise UserError(f"unknown {cls.entry_point or cls.__name__} setting {extra[0]!r}: "
                             f"valid: {', '.join(sorted(names))}")
         return cls(**values)
-
-    @classmethod
-    def from_json(cls, text: str):
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"settings file is not JSON ({exc.msg}, line {exc.lineno}): write it with "
-                            "Settings.to_json") from None
-        if document.get("entry_point") != cls.entry_point:
-            raise UserError(f"settings file is for {document.get('entry_point')!r}, not {cls.entry_point!r}: "
-                            f"give it to `amuro {document.get('entry_point')}`")
-        return cls.from_dict(document.get("settings", {}))
 
 
 def check(name: str, value: Any, meta: Declared) -> None:

@@ -1,41 +1,30 @@
 """Every entry point's settings, each declared once (default, help, validation, run key; see ``fields``).
 
 ``EvalSettings`` (how a cell is scored) is nested where it is shared: pretrain-eval, crosseval and the
-sweep score with it, and finetune's in-domain scoring uses it under the ``eval-`` options.
+sweep score with it, and finetune's in-domain scoring uses it under the ``eval-`` options. ``TrainSettings``
+(how a model is fine-tuned, ``train_settings``) is nested in finetune's and the sweep's settings, so every
+finetune cell of a sweep is the sweep's own training settings for one checkpoint, training set and seed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from amuro.core.errors import UserError
-from amuro.core.fields import Settings, require, setting, split_list
-from amuro.core.protocol import DEFAULT_PROTOCOL, PROTOCOLS, STUDY_MICRO_BATCH, STUDY_TRAIN_SEED, protocol
+from amuro.core.fields import Settings, declared, require, setting, split_list
+from amuro.core.protocol import DEFAULT_PROTOCOL, PROTOCOLS, protocol
+from amuro.core.train_settings import TrainSettings, resolve_training
 from amuro.core.values import batch_size_value, dataset_selection, seed_list
 
 CLASSIFICATION_METHODS = ("next-token", "loglik", "generate")
 STOPS = ("default", "none")
 DEMOS = ("train", "first-k")
-TUNINGS = ("sft", "it")
 ENGINES = ("local", "ray")
 CELL_KINDS = ("eval", "finetune")   # resources per kind of sweep cell: pretrain-eval and crosseval are eval
 DEFAULT_SERIES = "tiny"
 SYNTHETIC_TRAIN_SETS = "synth-nli,synth-paraphrase,synth-summary,synth-qgen"
-SWEEP_TINY_EPOCHS = 1   # the embedded study's fine-tuning budget: 20 tuned models within its 15 minutes
-
-# Training settings by preset; a value given explicitly always wins. ``tiny`` (the default) makes the small
-# synthetic series learn in a couple of minutes on a CPU; ``amuro-char`` is the study's setting for OLMo-1B.
-FINETUNE_PRESETS: dict[str, dict[str, object]] = {
-    "tiny": {"epochs": 2, "lr": 3e-3, "batch_size": 4, "grad_accum": 1, "max_length": 512, "train_shots": 4},
-    "amuro-char": {"epochs": 3, "lr": 2e-6, "batch_size": 8, "grad_accum": 1, "max_length": 2048, "train_shots": 0},
-}
-PRESET_OVERRIDES: dict[tuple[str, str], dict[str, object]] = {
-    ("amuro-char", "it"): {"epochs": 5},          # instruction tuning ran 5 epochs in the study
-    ("amuro-char", "xsum"): {"lr": 2e-7},         # and XSum a 10x lower learning rate
-}
-PRESETS = tuple(FINETUNE_PRESETS)
 
 EXPERIMENT_HELP = "MLflow experiment."
 SEEDS_HELP = "Fine-tuning seeds (comma-separated integers): one replicate per seed, each its own finetune run."
@@ -100,10 +89,10 @@ class EvalSettings(Settings):
     def stop_rule(self) -> str:
         return self.stop or protocol(self.protocol).stop
 
-    def key_settings(self) -> dict[str, object]:
-        return {**super().key_settings(), "demos": self.demo_source, "stop": self.stop_rule}
+    def effective_values(self) -> dict[str, object]:
+        return {**super().effective_values(), "demos": self.demo_source, "stop": self.stop_rule}
 
-    def validate(self) -> None:
+    def resolve(self) -> None:
         self.batch_size = batch_size_value(self.batch_size)
 
     def cell_key_settings(self, kind: str) -> dict[str, object]:
@@ -193,70 +182,28 @@ class FinetuneSettings(Settings):
     dataset: str = setting("synth-nli", "Training set: a catalogue name (see `amuro datasets`) or one declared "
                                         "in --dataset-spec.")
     dataset_spec: str | None = dataset_spec_setting(key=False)
-    tuning: str = setting("sft", "sft: one task, loss on the answer; it: a chat mixture, loss on assistant turns.",
-                          choices=TUNINGS)
-    lora: bool = setting(False, "Train LoRA adapters (merged into the saved weights) instead of all weights.",
-                         flag=True)
-    lora_r: int = setting(8, "LoRA rank.", minimum=1)
-    lora_alpha: int = setting(16, "LoRA alpha.", minimum=1)
-    lora_dropout: float = setting(0.05, "LoRA dropout, in [0, 1).", minimum=0)
-    preset: str | None = setting(None, "Defaults of the training settings: tiny (epochs 2, lr 3e-3, batch 4, max "
-                                        "length 512, train shots 4) or amuro-char (the study: epochs 3 (it: 5), lr "
-                                        "2e-6 (xsum: 2e-7), batch 8, max length 2048, train shots 0; under --protocol "
-                                        "study batch 1 x 8 accumulation steps).",
-                                 key=False, choices=PRESETS, empty="tiny; amuro-char under --protocol study")
-    epochs: int | None = setting(None, "Training epochs.", minimum=1, empty="the preset's")
-    lr: float | None = setting(None, "Peak learning rate.", minimum=0, above=True, empty="the preset's")
-    batch_size: int | None = setting(None, "Examples per device step.", minimum=1, empty="the preset's")
-    grad_accum: int | None = setting(None, "Steps per optimizer update.", minimum=1, empty="the preset's")
-    max_length: int | None = setting(None, "Longest training sequence in tokens.", minimum=8, empty="the preset's")
-    train_shots: int | None = setting(None, "Pack 0 to this many examples before each one, laid out as a few-shot "
-                                            "prompt (tiny: 4, amuro-char: 0).", minimum=0, empty="the preset's")
-    max_train_examples: int | None = setting(None, "Seeded subsample of the training split.", minimum=1,
-                                             empty="all of it")
-    seed: int | None = setting(None, "Seed of the subsample, the data order and the initial adapter weights.",
-                               empty=f"0; {STUDY_TRAIN_SEED} under --protocol study")
+    train: TrainSettings = setting(help="How the model is trained.", factory=TrainSettings, flat=True)
     seeds: str | None = setting(None, SEEDS_HELP, key=False, empty="--seed alone")
     register: str | None = setting(None, "Register the tuned model in the MLflow Model Registry under this name "
                                          "(models:/NAME/VERSION).", key=False, empty="not registered")
-    trials: int = setting(0, "Optuna trials searching lr and epochs on the validation split (0: no search).",
-                          minimum=0)
     evaluate: bool = setting(True, "Score the tuned model and its base on the in-domain eval sets afterwards.",
                              key=False, option="eval")
     eval: EvalSettings = setting(help="How the in-domain cells are scored.", factory=EvalSettings, key=False,
                                  option="eval")
-    save_steps: int | None = setting(None, "Trainer checkpoint interval in steps.", key=False, minimum=1,
-                                     empty="about ten per run")
-    checkpoint_artifacts: bool = setting(False, "Upload each Trainer checkpoint as an artifact of the run, so a "
-                                                "retry on any machine resumes from it in the same run.",
-                                         key=False, flag=True)
 
-    def validate(self) -> None:
-        study = self.protocol == "study"
-        if self.preset is None:
-            self.preset = "amuro-char" if study else "tiny"
-        if self.seed is None:
-            self.seed = STUDY_TRAIN_SEED if study else 0
+    def resolve(self) -> None:
+        self.train = resolve_training(self.train, self.protocol, self.dataset)
         if self.eval.protocol != self.protocol:    # the in-domain cells are scored under the same protocol
             self.eval = dataclasses.replace(self.eval, protocol=self.protocol)
-        defaults = {**FINETUNE_PRESETS[self.preset], **PRESET_OVERRIDES.get((self.preset, self.tuning), {}),
-                    **PRESET_OVERRIDES.get((self.preset, self.dataset), {}), **(STUDY_MICRO_BATCH if study else {})}
-        for name, value in defaults.items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
+
+    def validate(self) -> None:
         _require_model(self.model)
         require(bool(self.dataset.strip()), "dataset must name a training set, e.g. synth-nli")
-        require(self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        seed_list(self.seeds, self.seed)
+        seed_list(self.seeds, self.train.seed)
 
     @property
     def seed_list(self) -> list[int]:
-        return seed_list(self.seeds, self.seed)
-
-    @property
-    def tuning_tag(self) -> str:
-        """``amuro.tuning``: ``sft`` / ``it``, with ``+lora`` for LoRA."""
-        return self.tuning + ("+lora" if self.lora else "")
+        return seed_list(self.seeds, self.train.seed)
 
 
 @dataclass
@@ -285,6 +232,10 @@ class CrossevalSettings(Settings):
     lm_eval_include: str | None = lm_eval_include_setting()
 
 
+# The training settings a sweep's key has always held, set or not.
+SWEEP_KEY_TRAINING = ("tuning", "lora", "epochs", "max_train_examples", "train_seed")
+
+
 def _sweep_eval() -> EvalSettings:
     return EvalSettings(max_examples=200)
 
@@ -301,17 +252,9 @@ class SweepSettings(Settings):
     train_datasets: str = setting(SYNTHETIC_TRAIN_SETS, "Training sets, one finetune cell per checkpoint each.")
     eval_datasets: str | None = eval_datasets_setting("Eval sets of pretrain-eval and crosseval, 'all' or 'none'.")
     formats: str = setting("all", "Prompt formats (comma-separated) or 'all'.")
-    tuning: str = setting("sft", "Kind of tuning of every finetune cell.", choices=TUNINGS)
-    lora: bool = setting(False, "Train LoRA adapters instead of all weights.", flag=True)
     eval: EvalSettings = setting(help="How each eval cell is scored.", factory=_sweep_eval, option="")
-    preset: str | None = setting(None, "finetune's preset of training settings.", choices=PRESETS,
-                                 empty="tiny; amuro-char under --protocol study")
-    epochs: int | None = setting(None, "Fine-tuning epochs.", minimum=1,
-                                 empty="1 with the tiny preset, else the preset's")
-    max_train_examples: int | None = setting(None, "Seeded subsample of each training split.", minimum=1,
-                                             empty="all of it")
-    train_seed: int | None = setting(None, "Seed of every finetune cell.",
-                                     empty=f"0; {STUDY_TRAIN_SEED} under --protocol study")
+    train: TrainSettings = setting(help="How each finetune cell trains.", factory=TrainSettings, flat=True,
+                                   renamed=(("seed", "train_seed"), ("batch_size", "train_batch_size")))
     seeds: str | None = setting(None, SEEDS_HELP + " Every finetune cell is run once per seed.", key=False,
                                 empty="--train-seed alone")
     workers: int | None = setting(None, "Cells run at once (against a tracking server when more than one).",
@@ -335,18 +278,25 @@ class SweepSettings(Settings):
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
 
+    def resolve(self) -> None:
+        self.train = resolve_training(self.train, self.eval.protocol)
+
     def validate(self) -> None:
-        study = self.eval.protocol == "study"
-        if self.preset is None:
-            self.preset = "amuro-char" if study else "tiny"
-        if self.train_seed is None:
-            self.train_seed = STUDY_TRAIN_SEED if study else 0
-        if self.epochs is None and self.preset == "tiny":
-            self.epochs = SWEEP_TINY_EPOCHS
         require(bool(self.train_dataset_list), "train_datasets is empty: name at least one training set")
-        seed_list(self.seeds, self.train_seed)
+        seed_list(self.seeds, self.train.seed)
         self.cell_resources("gpus_per_cell", 0)
         self.cell_resources("cpus_per_cell", 1)
+
+    def key_settings(self) -> dict[str, object]:
+        """The cells resolve the preset for their training sets, so the preset itself enters the sweep's key. The
+        training settings a sweep could not set before it took every finetune option enter it only when set, so a
+        sweep that leaves them alone keeps the key it always had."""
+        values = {**super().key_settings(), "preset": self.train.preset}
+        meta = declared(next(f for f in fields(self) if f.name == "train"))
+        for name, default in meta.outer_names(TrainSettings().key_settings()).items():
+            if name not in SWEEP_KEY_TRAINING and values[name] == default:
+                del values[name]
+        return values
 
     def cell_resources(self, name: str, default: float) -> dict[str, float]:
         """``gpus_per_cell`` / ``cpus_per_cell`` by kind of cell: ``"1"`` or ``"finetune=1,eval=0.5"``."""
@@ -367,7 +317,7 @@ class SweepSettings(Settings):
 
     @property
     def seed_list(self) -> list[int]:
-        return seed_list(self.seeds, self.train_seed)
+        return seed_list(self.seeds, self.train.seed)
 
     @property
     def train_dataset_list(self) -> list[str]:

@@ -11,8 +11,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from amuro.core.protocol import DEFAULT_PROTOCOL
 from amuro.core.protocol import protocol as protocol_rules
+from amuro.core.settings import EvalSettings
 from amuro.data import DatasetSpec, Example, few_shot_prefix, render, stop_strings
 from amuro.data.formats import continuation
 from amuro.scoring.label_tokens import every_subtoken, first_tokens, label_words
@@ -39,21 +39,22 @@ class ItemResult:
 
 
 def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Example], items: Sequence[Example],
-               *, method: str = "next-token", batch_size: int | str | None = None, max_new_tokens: int = 60,
-               stop: str = "default", protocol: str = DEFAULT_PROTOCOL, known=None) -> list[ItemResult]:
+               settings: EvalSettings, known=None) -> list[ItemResult]:
     """Score ``items`` few-shot (``demos`` before each) in prompt format ``fmt``; one result per item, in order.
 
-    The protocol decides the demonstrations' layout, the next-token candidates and ROUGE-L's stemming.
+    ``settings`` give the classification method, batch size, generation budget and stop rule; their protocol
+    decides the demonstrations' layout, the next-token candidates and ROUGE-L's stemming.
 
     ``known`` (``amuro.scoring.resume.ScoredSoFar``) holds answers already computed by item id: only the
     other items are scored, and each batch is reported to it."""
     from amuro.scoring.resume import remembered
 
-    rules = protocol_rules(protocol)
+    rules = protocol_rules(settings.protocol)
+    method = settings.method
     prefix = few_shot_prefix(spec, demos, fmt, verbatim=rules.templates == "verbatim")
     prompts = [prefix + render(spec, ex, fmt) for ex in items]
-    scorer = Scorer(model, tokenizer, batch_size=batch_size, desc=f"{spec.name} [{fmt}]")
-    stops = stop_strings(spec, fmt) if stop == "default" else ()
+    scorer = Scorer(model, tokenizer, batch_size=settings.batch_size, desc=f"{spec.name} [{fmt}]")
+    stops = stop_strings(spec, fmt) if settings.stop_rule == "default" else ()
     logged = {"demo_ids": tuple(d.item_id for d in demos)}
     ids = [ex.item_id for ex in items]
 
@@ -66,7 +67,7 @@ def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Ex
         return [[total for total, _ in item] for item in answers]
 
     if spec.kind == "generation":
-        predictions = generated(max_new_tokens)
+        predictions = generated(settings.max_new_tokens)
         references = [ex.target for ex in items]
         return _results(items, prompts, predictions, references,
                         rouge_l(predictions, references, stemming=rules.rouge_stemming), logged)
@@ -112,7 +113,8 @@ def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
 
-def _results(items, prompts, predictions, references, scores, logged, options=None, option_scores=None) -> list[ItemResult]:
+def _results(items, prompts, predictions, references, scores, logged, options=None,
+             option_scores=None) -> list[ItemResult]:
     results = []
     for at, (ex, prompt, p, r, s) in enumerate(zip(items, prompts, predictions, references, scores)):
         extra = dict(logged, prompt_hash=prompt_hash(prompt))

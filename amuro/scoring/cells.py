@@ -175,16 +175,15 @@ def _log_params(params: dict[str, object], known: ScoredSoFar, tags: dict[str, s
     if known.resumed:
         have = MlflowClient().get_run(known.run_id).data.params
         params = {name: value for name, value in params.items() if name not in have}
-    MlflowClient().log_batch(known.run_id, params=[Param(name, str(value)) for name, value in params.items()],
+    logged = [Param(name, tracking.tag_value(value)) for name, value in params.items()]
+    MlflowClient().log_batch(known.run_id, params=logged,
                              tags=[RunTag(name, value) for name, value in (tags or {}).items()])
 
 
 def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSettings, model_id: str,
                    known: ScoredSoFar) -> None:
     model_tag = {tracking.Tag.MODEL_ID: model_id}
-    params = {"max_examples": settings.max_examples or "all", "batch_size": settings.batch_size or "default",
-              "bootstrap": settings.bootstrap, "eval_seed": settings.seed, "protocol": settings.protocol,
-              "threads": torch.get_num_threads()}
+    params = {**settings.params(), "threads": torch.get_num_threads()}
     started = time.perf_counter()
     if isinstance(spec, LmEvalTask):
         _log_params(params, known, model_tag)
@@ -194,8 +193,7 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
     else:
         demos, items = demos_and_items(spec, settings)
         method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
-        _log_params({**params, "method": method, "max_new_tokens": settings.max_new_tokens,
-                     "stop": settings.stop_rule, "demos": settings.demo_source, "split": scored_split(spec),
+        _log_params({**params, "method": method, "split": scored_split(spec),
                      "demo_ids": ",".join(d.item_id for d in demos)[:6000]}, known, model_tag)
         row_sets = [(spec.splits[scored_split(spec)], items, "eval")]
         if demos:
@@ -204,9 +202,7 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
         log_row_sets(spec, row_sets)
         verbatim = protocol(settings.protocol).templates == "verbatim"
         prompt = few_shot_prefix(spec, demos, fmt, verbatim=verbatim) + render(spec, items[0], fmt) if items else ""
-        results = score_cell(model, tokenizer, spec, fmt, demos, items, method=settings.method,
-                             batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens, stop=settings.stop_rule,
-                             protocol=settings.protocol, known=known)
+        results = score_cell(model, tokenizer, spec, fmt, demos, items, settings, known=known)
     elapsed = time.perf_counter() - started
     if prompt:
         mlflow.log_text(prompt, "prompt.txt")

@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from amuro.core.settings import FinetuneSettings
+from amuro.core.train_settings import TrainSettings
 from amuro.models.series import Checkpoint
 from amuro.core.protocol import protocol
 from amuro.training.features import IGNORE, padding_collator
@@ -32,10 +33,10 @@ class QuietProgress(ProgressCallback):
         pass
 
 
-def with_lora(model, cfg: FinetuneSettings):
+def with_lora(model, train: TrainSettings):
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+    config = LoraConfig(r=train.lora_r, lora_alpha=train.lora_alpha, lora_dropout=train.lora_dropout,
                         target_modules="all-linear", task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
@@ -77,23 +78,24 @@ def per_example_loss(outputs, labels, num_items_in_batch=None):
     return ((losses * learned).sum(-1) / learned.sum(-1).clamp(min=1)).mean()
 
 
-def training_arguments(cfg: FinetuneSettings, output_dir: Path, lr: float, epochs: int, steps: int, *, save: bool):
+def training_arguments(train: TrainSettings, output_dir: Path, lr: float, epochs: int, steps: int, *, save: bool):
     import torch
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=str(output_dir), num_train_epochs=epochs, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum, learning_rate=lr,
+        output_dir=str(output_dir), num_train_epochs=epochs, per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.batch_size, gradient_accumulation_steps=train.grad_accum, learning_rate=lr,
         lr_scheduler_type="linear", warmup_steps=WARMUP_RATIO, weight_decay=0.0, optim="adamw_torch",
-        train_sampling_strategy="random" if cfg.batch_size == 1 else "group_by_length", logging_steps=max(1, min(10, steps // 20)),
-        save_strategy="steps" if save else "no", save_steps=cfg.save_steps or max(1, -(-steps // 10)),
-        save_total_limit=1, include_num_input_tokens_seen="non_padding", report_to="none", seed=cfg.seed,
-        data_seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="random" if train.batch_size == 1 else "group_by_length",
+        logging_steps=max(1, min(10, steps // 20)),
+        save_strategy="steps" if save else "no", save_steps=train.save_steps or max(1, -(-steps // 10)),
+        save_total_limit=1, include_num_input_tokens_seen="non_padding", report_to="none", seed=train.seed,
+        data_seed=train.seed, dataloader_num_workers=0, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(), remove_unused_columns=False)
 
 
-def total_steps(examples: int, cfg: FinetuneSettings, epochs: int) -> int:
-    per_epoch = max(1, -(-examples // cfg.batch_size) // cfg.grad_accum)
+def total_steps(examples: int, train: TrainSettings, epochs: int) -> int:
+    per_epoch = max(1, -(-examples // train.batch_size) // train.grad_accum)
     return per_epoch * epochs
 
 
@@ -109,13 +111,13 @@ def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *
     """Train one model with the Trainer; returns (merged model, tokenizer, validation loss or None)."""
     from transformers import Trainer, set_seed
 
-    set_seed(cfg.seed)
+    set_seed(cfg.train.seed)
     model, tokenizer = ckpt.load()
-    if cfg.lora:
-        model = with_lora(model, cfg)
-    steps = total_steps(len(features), cfg, epochs)
+    if cfg.train.lora:
+        model = with_lora(model, cfg.train)
+    steps = total_steps(len(features), cfg.train, epochs)
     save = eval_features is None
-    args = training_arguments(cfg, output_dir, lr, epochs, steps, save=save)
+    args = training_arguments(cfg.train, output_dir, lr, epochs, steps, save=save)
     by_example = protocol(cfg.protocol).loss_weighting == "example"
     trainer = Trainer(model=model, args=args, train_dataset=features, eval_dataset=eval_features,
                       data_collator=padding_collator(tokenizer), processing_class=tokenizer,
@@ -132,7 +134,7 @@ def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *
                         "train_loss_mean": result.training_loss})
     val_loss = trainer.evaluate()["eval_loss"] if eval_features is not None else None
     model = trainer.model
-    if cfg.lora:
+    if cfg.train.lora:
         mlflow.log_dict(_lora_config(model), "lora/adapter_config.json")
         model = model.merge_and_unload()
     model.eval()
