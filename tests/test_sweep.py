@@ -19,36 +19,7 @@ from mlflow.tracking import MlflowClient
 from amuro.commands.sweep_engine import usable_cores
 from amuro.models.series import local_series
 
-TRACKED = ("eval", "finetune", "sweep")
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(tmp_path, uri):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "AMURO_HOME": str(tmp_path / "home")}
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
-    return env
-
-
-def _runs(uri, experiment="amuro-char"):
-    mlflow.set_tracking_uri(uri)
-    try:
-        client = MlflowClient()
-        experiment = client.get_experiment_by_name(experiment)
-        return [] if experiment is None else client.search_runs([experiment.experiment_id], max_results=5000)
-    finally:
-        mlflow.set_tracking_uri(None)
-
-
-def _finished(runs):
-    return {r.info.run_id: r.data.tags.get("amuro.run_key") for r in runs
-            if r.info.status == "FINISHED" and r.data.tags.get("amuro.kind") in TRACKED}
-
-
-def _sweep_argv(series, *extra):
-    return [sys.executable, "-m", "amuro", "sweep", "--model", str(series), "--train-datasets", "synth-nli",
-            "--eval-datasets", "synth-nli,synth-qgen", "--formats", "default", "--max-examples", "12",
-            "--epochs", "1", "--max-train-examples", "48", *extra]
+from sweeps import TRACKED, ROOT, _env, _finished, _runs, _sweep_argv  # noqa: F401
 
 
 def _count_finished(db_path) -> int:

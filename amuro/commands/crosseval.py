@@ -56,9 +56,13 @@ def _named_run(client: MlflowClient, experiment_id: str, run_id: str) -> list:
         raise UserError(f"run {run_id} does not exist in the tracking store: give a finetune run id, a sweep "
                         "run id or 'all'") from None
     kind = run.data.tags.get(Tag.KIND)
-    if kind in ("sweep", "group"):
-        return tracking.search_runs(experiment_id, {Tag.KIND: "finetune", Tag.PARENT_RUN_ID: run_id},
+    if kind in ("sweep", "group"):   # the fine-tunes its cells made, and those they reused from elsewhere
+        made = tracking.search_runs(experiment_id, {Tag.KIND: "finetune", Tag.PARENT_RUN_ID: run_id},
                                     status="FINISHED")
+        known = {r.info.run_id for r in made}
+        reused = [client.get_run(reused_id) for reused_id in tracking.reused_runs(run, "finetune")
+                  if reused_id not in known]
+        return made + [r for r in reused if r.info.status == "FINISHED"]
     if kind != "finetune":
         raise UserError(f"run {run_id} is a {kind or 'untagged'} run, not a finetune run: give a finetune run id")
     if run.info.status != "FINISHED":

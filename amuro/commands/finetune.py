@@ -168,6 +168,7 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
 
     run = tracking.run_once(experiment_id, key, tags, name, train, parent_run_id=parent, resumable=True,
                              system_metrics=True)
+    tracking.note_reuse(run, "finetune", parent)
     if cfg.register:
         version = register_tuned(cfg.register, run.run_id, {**tags, tracking.Tag.RUN_KEY: key})
         print(f"{name}: registered as models:/{cfg.register}/{version}")

@@ -48,6 +48,8 @@ class Tag:
     REF_KEY = "amuro.ref_key"
     TRIAL = "amuro.trial"
     PARENT_RUN_ID = "mlflow.parentRunId"
+    # on a sweep or group run: ``amuro.reused.<run id>`` names a finished run one of its cells reused
+    REUSED_PREFIX = "amuro.reused."
 
 
 # The tags ``contract_tags`` writes, by their short names (``kind`` for ``amuro.kind``).

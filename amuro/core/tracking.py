@@ -115,6 +115,20 @@ def search_runs(experiment_id: str, tags: Mapping[str, object] | None = None, *,
                                       max_results=max_results)
 
 
+def note_reuse(run: TrackedRun, kind: str, parent_run_id: str | None = None) -> None:
+    """Under a sweep or group (``parent_run_id``, else the one this process runs in), record that ``run``, a
+    finished run made elsewhere, was reused, so the invocation can find what it used, not only what it made."""
+    parent = parent_run_id or os.environ.get(PARENT_ENV)
+    if run.reused and parent:
+        MlflowClient().set_tag(parent, f"{Tag.REUSED_PREFIX}{run.run_id}", kind)
+
+
+def reused_runs(parent, kind: str) -> list[str]:
+    """The ids of the finished ``kind`` runs the cells of the sweep or group run ``parent`` reused."""
+    return [name[len(Tag.REUSED_PREFIX):] for name, value in parent.data.tags.items()
+            if name.startswith(Tag.REUSED_PREFIX) and value == kind]
+
+
 def find_finished(experiment_id: str, key: str, label: str | None = None, say=print) -> TrackedRun | None:
     """The FINISHED run with this key as a reused TrackedRun (saying so when ``label`` names it), else None."""
     for run in find_runs(experiment_id, key):
