@@ -101,3 +101,27 @@ def test_terminated_cell_saves_what_it_scored_and_ends_killed(tracking_uri, smal
     assert resumed.info.run_id == stopped.info.run_id and resumed.info.status == "FINISHED"
     assert resumed.data.metrics["answers_resumed"] == len(saved)
     assert resumed.data.metrics["answers_computed"] == items - len(saved)
+
+
+def test_a_cell_resumed_after_logging_its_predictions_logs_each_item_once(tracking_uri, small_series, monkeypatch):
+    """The attempt that logged predictions.json dies before its run ends; the next attempt keeps that table
+    (mlflow.log_table would append a second copy of every item)."""
+    logged = mlflow.log_table
+
+    def log_then_die(*args, **kwargs):
+        logged(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    settings = {**SETTINGS, "max_examples": 4}
+    monkeypatch.setattr("amuro.scoring.cells.mlflow.log_table", log_then_die)
+    try:
+        pretrain_eval(cfg("twice", small_series, settings))
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr("amuro.scoring.cells.mlflow.log_table", logged)
+    pretrain_eval(cfg("twice", small_series, settings))
+    [run] = MlflowClient().search_runs([tracking.connect("twice")], "tags.`amuro.kind` = 'eval'")
+    assert run.info.status == "FINISHED"
+    mlflow.set_experiment("twice")
+    table = mlflow.load_table("predictions.json", run_ids=[run.info.run_id])
+    assert len(table) == 4 and table["item_id"].is_unique

@@ -148,3 +148,14 @@ def test_entry_point_group_is_the_launcher_in_the_same_experiment(tracking_uri, 
     assert (tags[tracking.Tag.KIND], tags[tracking.Tag.ENTRY_POINT], tags[tracking.Tag.RUN_KEY]) == (
         "group", "crosseval", "g1")
     assert tracking.Tag.RESULT_RUN_ID not in tags
+
+
+def test_run_searches_page_past_any_count(tracking_uri, monkeypatch):
+    from amuro.core import runsearch
+
+    experiment_id = tracking.connect("paging")
+    client = mlflow.MlflowClient()
+    made = {client.create_run(experiment_id, tags={"amuro.kind": "eval"}).info.run_id for _ in range(5)}
+    monkeypatch.setattr(runsearch, "PAGE_SIZE", 2)
+    assert {r.info.run_id for r in tracking.search_runs(experiment_id, {"amuro.kind": "eval"})} == made
+    assert len(tracking.search_runs(experiment_id, {"amuro.kind": "eval"}, max_results=3)) == 3

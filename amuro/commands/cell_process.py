@@ -158,11 +158,13 @@ def log_to_its_runs(log_path: Path, cell_id: str, parent_run_id: str, experiment
     ended after ``since`` (a finished run it only reused keeps the log of the attempt that made it)."""
     from mlflow.tracking import MlflowClient
 
+    from amuro.core.runsearch import search_all
+
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None or not log_path.exists():
         return []
-    runs = client.search_runs([found.experiment_id], f"tags.`amuro.cell` = '{cell_id}' and "
+    runs = search_all(client, [found.experiment_id], f"tags.`amuro.cell` = '{cell_id}' and "
                                                      f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
     runs = [run for run in runs if run.info.end_time is None or run.info.end_time >= since * 1000]
     for run in runs:

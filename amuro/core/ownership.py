@@ -28,6 +28,8 @@ import psutil
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from amuro.core.runsearch import search_all
+
 HEARTBEAT_TAG = "amuro.heartbeat"
 CLAIM_TAG = "amuro.claim"          # pending, won or lost
 HOST_TAG, PID_TAG, PID_START_TAG = "amuro.host", "amuro.pid", "amuro.pid_start"
@@ -115,8 +117,8 @@ def keep_alive(run_id: str) -> Iterator[None]:
 
 
 def runs_with_key(experiment_id: str, key: str) -> list[Run]:
-    return MlflowClient().search_runs([experiment_id], f"tags.`{KEY_TAG}` = '{key}'",
-                                      order_by=["attributes.start_time DESC"], max_results=1000)
+    return search_all(MlflowClient(), [experiment_id], f"tags.`{KEY_TAG}` = '{key}'",
+                      order_by=["attributes.start_time DESC"])
 
 
 def mark_dead(run: Run, reason: str | None = None, client: MlflowClient | None = None) -> None:
@@ -133,7 +135,7 @@ def mark_dead(run: Run, reason: str | None = None, client: MlflowClient | None =
 def end_dead_cell_runs(client: MlflowClient, experiment_id: str, cell_id: str, reason: str) -> list[str]:
     """The RUNNING runs a sweep cell made whose owner is gone (the cell's process died): FAILED with ``reason``,
     ready to be resumed; a live owner's runs (another process on the same cell) are left alone."""
-    runs = client.search_runs([experiment_id], f"tags.`{CELL_TAG}` = '{cell_id}' and attributes.status = 'RUNNING'")
+    runs = search_all(client, [experiment_id], f"tags.`{CELL_TAG}` = '{cell_id}' and attributes.status = 'RUNNING'")
     dead = [run for run in runs if not owner_alive(run)]
     for run in dead:
         mark_dead(run, reason, client)

@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from amuro.core import ownership
 from amuro.core.errors import UserError
+from amuro.core.runsearch import search_all
 from amuro.core.system_metrics import monitoring
 from amuro.core.tags import (  # noqa: F401  (the contract's names are used as tracking.Tag, ...)
     CONTRACT_TAGS,
@@ -108,11 +109,12 @@ def find_runs(experiment_id: str, key: str) -> list:
 
 
 def search_runs(experiment_id: str, tags: Mapping[str, object] | None = None, *, status: str | None = None,
-                newest_first: bool = False, max_results: int = 50000) -> list:
-    """Runs of one experiment whose tags (full names, e.g. ``{Tag.KIND: "eval"}``) have the given values."""
+                newest_first: bool = False, max_results: int | None = None) -> list:
+    """Runs of one experiment whose tags (full names, e.g. ``{Tag.KIND: "eval"}``) have the given values: every
+    one, page after page, or the first ``max_results``."""
     order = ["attributes.start_time DESC"] if newest_first else None
-    return MlflowClient().search_runs([experiment_id], tag_filter(tags, status=status), order_by=order,
-                                      max_results=max_results)
+    return search_all(MlflowClient(), [experiment_id], tag_filter(tags, status=status), order_by=order,
+                      limit=max_results)
 
 
 def note_reuse(run: TrackedRun, kind: str, parent_run_id: str | None = None) -> None:

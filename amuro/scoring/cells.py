@@ -212,9 +212,18 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
     mlflow.log_metrics(estimate.metrics(), model_id=model_id)
     mlflow.log_metrics({"examples_per_second": len(results) / max(elapsed, 1e-9),
                         "answers_resumed": known.loaded, "answers_computed": known.scored})
-    mlflow.log_table(predictions_table(results), artifact_file=PREDICTIONS)
+    _log_predictions_once(results)
     print(f"{spec.name} [{fmt}]: {spec.metric} {estimate.score:.3f} "
           f"[{estimate.ci_low:.3f}, {estimate.ci_high:.3f}] on {estimate.n} items")
+
+
+def _log_predictions_once(results: Sequence[ItemResult]) -> None:
+    """``predictions.json`` of the active run: ``log_table`` appends to a table already there, so a resumed
+    run whose earlier attempt logged it (every item, then died before the run ended) keeps that one."""
+    run_id = mlflow.active_run().info.run_id
+    if any(item.path == PREDICTIONS for item in MlflowClient().list_artifacts(run_id)):
+        return
+    mlflow.log_table(predictions_table(results), artifact_file=PREDICTIONS)
 
 
 def predictions_table(results: Sequence[ItemResult]) -> dict[str, list]:
