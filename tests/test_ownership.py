@@ -115,3 +115,42 @@ def test_claims_made_at_the_same_moment_on_one_server_run_the_cell_once(mlflow_s
     finally:
         mlflow.set_tracking_uri(None)
     assert [r.info.status for r in runs] == ["FINISHED"]
+
+
+def test_an_owner_whose_run_was_taken_over_stops_without_logging_its_results(tracking_uri, small_series, tmp_path):
+    """A slow server let another process judge the owner dead and take its cell over: the first owner, at its
+    next look, stops (exit 75) without logging anything, and the cell ends FINISHED once, by the taker."""
+    from amuro.commands.pretrain_eval import pretrain_eval
+    from amuro.core.settings import EvalSettings, PretrainEvalSettings
+
+    settings = dict(shots=1, max_examples=16, batch_size=1, max_new_tokens=30, stop="none", bootstrap=200)
+    command = [sys.executable, "-m", "amuro", "pretrain-eval", "--experiment", "fenced", "--model", small_series,
+               "--checkpoints", "1", "--datasets", "synth-summary",
+               *[part for name, value in settings.items() for part in (f"--{name.replace('_', '-')}", str(value))]]
+    first = subprocess.Popen(command, env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    experiment_id = tracking.connect("fenced")
+    query = "tags.`amuro.kind` = 'eval' and tags.`amuro.claim` = 'won' and attributes.status = 'RUNNING'"
+    deadline, owned = time.monotonic() + 300, []
+    while not owned:
+        assert first.poll() is None and time.monotonic() < deadline, "the cell never started"
+        owned = MlflowClient().search_runs([experiment_id], query)
+        time.sleep(0.05)
+    [cell] = owned
+    client = MlflowClient()
+    client.set_tag(cell.info.run_id, ownership.ERROR_TAG, "taken over: the owner's heartbeat went stale")
+    client.set_terminated(cell.info.run_id, "FAILED")   # what a process judging the owner dead does
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == ownership.FENCED_EXIT, err[-2000:]
+    assert "stopped without logging results: another owner took the run over" in err
+    fenced = client.get_run(cell.info.run_id)
+    assert "score" not in fenced.data.metrics
+    assert "predictions.json" not in {a.path for a in client.list_artifacts(cell.info.run_id)}
+
+    pretrain_eval(PretrainEvalSettings(experiment="fenced", model=small_series, checkpoints="1",
+                                       datasets="synth-summary", eval=EvalSettings(**settings)))
+    runs = client.search_runs([experiment_id], "tags.`amuro.kind` = 'eval'")
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(cell.info.run_id, "FINISHED")]
+    mlflow.set_experiment("fenced")
+    table = mlflow.load_table("predictions.json", run_ids=[cell.info.run_id])
+    assert len(table) == 16 and table["item_id"].is_unique

@@ -33,6 +33,7 @@ from amuro.core.settings import FinetuneSettings
 from amuro.data.lineage import log_rows
 from amuro.data.protocol import for_protocol
 from amuro.data.specfile import load_spec_option
+from amuro.core.ownership import check_owner
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
 from amuro.training.checkpoint_artifacts import UploadCheckpoints, restore_checkpoint
 from amuro.training.features import training_features
@@ -147,6 +148,7 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
     base, _ = ckpt.load()
     mlflow.log_metrics(weight_change(base, model))
     del base
+    check_owner(run.run_id)
     log_tuned_model(model, tokenizer)
     shutil.rmtree(workdir, ignore_errors=True)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,6 +39,9 @@ KEY_TAG = "amuro.run_key"
 CELL_TAG, CELL_ENV = "amuro.cell", "AMURO_CELL"   # the sweep cell a run was made by (its log is attached)
 RENEW_SECONDS = 20.0
 STALE_SECONDS = 120.0
+# An owner whose renewals have failed this long stops before another process may judge it dead.
+FENCE_SECONDS = STALE_SECONDS - RENEW_SECONDS
+FENCED_EXIT = 75   # EX_TEMPFAIL: the work goes on in the process that took the run over
 WAIT_SECONDS = 3.0                 # how often a waiting process looks at the run it waits on
 DECIDE_SECONDS = 0.2               # how often a claimant looks at a pending claim behind it
 
@@ -83,21 +87,59 @@ def describe_owner(run: Run) -> str:
             f"{heartbeat_age(run):.0f} s ago")
 
 
+def _is_mine(run: Run) -> bool:
+    """Whether this process still owns ``run``: RUNNING, with this process's owner tags."""
+    mine = identity()
+    tags = run.data.tags
+    return run.info.status == "RUNNING" and all(tags.get(name) == mine[name] for name in (HOST_TAG, PID_TAG,
+                                                                                           PID_START_TAG))
+
+
+def fence(run_id: str, why: str) -> None:
+    """Stop this process at once, logging nothing more: another owner has (or may have) taken ``run_id`` over,
+    and anything written now, the run's end included, would mix with its work."""
+    print(f"Error: stopped without logging results: {why}; run {run_id} belongs to the process that took it "
+          "over", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(FENCED_EXIT)
+
+
+def check_owner(run_id: str) -> None:
+    """Before results are logged: fence this process if another owner has taken ``run_id`` over."""
+    try:
+        run = MlflowClient().get_run(run_id)
+    except Exception:   # the store is away: logging would fail the same way, and say so
+        return
+    if not _is_mine(run):
+        fence(run_id, f"another owner took the run over ({describe_owner(run)}, status {run.info.status})")
+
+
 class Heartbeat:
-    """A daemon thread renewing ``amuro.heartbeat`` of one run until stopped."""
+    """A daemon thread renewing ``amuro.heartbeat`` of one run until stopped. Each beat also checks the run is
+    still this process's; the owner is fenced (stopped without logging) when another took it over, or when
+    its renewals have failed for ``FENCE_SECONDS`` (others may judge it dead from then on)."""
 
     def __init__(self, run_id: str, every: float | None = None) -> None:
         self.run_id, self.every = run_id, every or RENEW_SECONDS
         self._client = MlflowClient(tracking_uri=mlflow.get_tracking_uri())
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"amuro-heartbeat-{run_id[:8]}", daemon=True)
+        self._renewed = time.monotonic()
 
     def _beat(self) -> None:
         while not self._stopped.wait(self.every):
             try:
+                run = self._client.get_run(self.run_id)
+                if self._stopped.is_set():
+                    return
+                if not _is_mine(run):
+                    fence(self.run_id, f"another owner took the run over ({describe_owner(run)})")
                 self._client.set_tag(self.run_id, HEARTBEAT_TAG, str(int(time.time())))
-            except Exception:   # a blip of the server: the next beat tries again, well within STALE_SECONDS
-                pass
+                self._renewed = time.monotonic()
+            except Exception:   # a blip of the server: the next beat tries again
+                if time.monotonic() - self._renewed > FENCE_SECONDS and not self._stopped.is_set():
+                    fence(self.run_id, f"the tracking server took no heartbeat for {FENCE_SECONDS:.0f} s, so "
+                                       "another process may take the run over")
 
     def start(self) -> Heartbeat:
         self._thread.start()

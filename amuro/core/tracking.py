@@ -226,6 +226,7 @@ def tracked_run(
         mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
         raise
     else:
+        ownership.check_owner(claimed.run_id)
         mlflow.end_run()
 
 

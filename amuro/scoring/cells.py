@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
+from amuro.core.ownership import check_owner
 from amuro.core.protocol import DEFAULT_PROTOCOL, protocol
 from amuro.core.settings import EvalSettings
 from amuro.data import (
@@ -209,6 +210,7 @@ def _score_and_log(model, tokenizer, spec: Dataset, fmt: str, settings: EvalSett
     if not results:
         raise UserError(f"{spec.name} has no items to score: check its test split")
     estimate = bootstrap([r.item_score for r in results], resamples=settings.bootstrap, seed=settings.seed)
+    check_owner(mlflow.active_run().info.run_id)
     mlflow.log_metrics(estimate.metrics(), model_id=model_id)
     mlflow.log_metrics({"examples_per_second": len(results) / max(elapsed, 1e-9),
                         "answers_resumed": known.loaded, "answers_computed": known.scored})

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 
 from mlflow.tracking import MlflowClient
 
+from amuro.core.ownership import check_owner
+
 ARTIFACT_DIR = "resume"
 ARTIFACT = f"{ARTIFACT_DIR}/scored.json"
 SAVE_EVERY = 30.0
@@ -50,6 +52,7 @@ class ScoredSoFar:
 
     def save(self) -> None:
         if self._unsaved:
+            check_owner(self.run_id)
             MlflowClient().log_dict(self.run_id, {"values": self.values}, ARTIFACT)
             self._unsaved = False
 
