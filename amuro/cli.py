@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from amuro.core.faults import as_user_error
 from amuro.core.fields import Settings, base_type
 from amuro.core.interruption import stop_on_sigterm
 from amuro.core.options import Option, options_of, settings_from_options
@@ -64,7 +65,15 @@ def _make_command(entry_point: str, cls: type[Settings]) -> click.Command:
         settings = settings_from_options(cls, given, config)
         if entry_point != "sweep":   # a sweep stops at once; its cells are stopped with it and resumed later
             stop_on_sigterm()
-        _runner(entry_point)(settings)
+        try:
+            _runner(entry_point)(settings)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            fault = as_user_error(exc)
+            if fault is None:
+                raise
+            raise fault from None
 
     command.__doc__ = cls.__doc__
     for option in reversed(list(options_of(cls))):

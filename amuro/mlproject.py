@@ -29,7 +29,7 @@ def _quoted(text: str) -> str:
 def mlproject_text(entry_points, options_of) -> str:
     blocks = []
     for name, cls in entry_points.items():
-        options = list(options_of(cls))
+        options = [option for option in options_of(cls) if not option.meta.secret]
         lines = [f"  {name}:", "    parameters:"]
         for option in options:
             default = option.default_text

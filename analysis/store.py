@@ -13,9 +13,23 @@ class TrackingError(Exception):
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The URI to read (MLflow's resolution when none is given). A user and password in it move to
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, MLflow's own way to pass them, so the URI shown and logged
+    carries none."""
+    import os
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
     import mlflow
 
-    return tracking_uri or mlflow.get_tracking_uri()
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(user))
+    os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(password))
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def check_tracking_uri(tracking_uri: str, timeout: float = 5.0) -> None:

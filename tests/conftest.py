@@ -77,31 +77,8 @@ def small_series(tmp_path_factory, amuro_home):
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    """A real ``mlflow server`` on a free loopback port over a sqlite store of this test; stopped by its pid."""
-    import signal
-    import socket
-    import subprocess
-    import sys
+    """A real ``mlflow server`` on a free loopback port over a sqlite store of this test."""
+    from amuro.core.local_server import LocalServer
 
-    from amuro.core.tracking import wait_for_server
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(tmp_path / "mlflow-server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(uri, timeout=120)
-        yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+    with LocalServer(tmp_path / "server.db", tmp_path / "server-artifacts", log=tmp_path / "mlflow-server.log") as server:
+        yield server.uri

@@ -87,7 +87,11 @@ def test_every_option_is_an_mlproject_parameter(entry_point):
     project = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"][entry_point]
     cli = {p.name for p in main.commands[entry_point].params} - {"config"}
     for option in options_of(ENTRY_POINT_SETTINGS[entry_point]):
-        assert option.name in project["parameters"] and option.name in cli
+        assert option.name in cli
+        if option.meta.secret:   # mlflow run logs its parameters as given: a password would be stored
+            assert option.name not in project["parameters"]
+            continue
+        assert option.name in project["parameters"]
         assert f"{option.flag} {{{option.name}}}" in project["command"]
 
 

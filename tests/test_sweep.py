@@ -102,10 +102,6 @@ def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_
         assert sorted(m.step for m in client.get_metric_history(sweep_run.info.run_id, curve)) == sorted(steps)
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failures(small_series, tmp_path):

@@ -10,6 +10,8 @@ import time
 from collections import Counter, defaultdict
 
 import mlflow
+
+from amuro.core.local_server import free_port
 import psutil
 import pytest
 from mlflow.tracking import MlflowClient
@@ -137,10 +139,6 @@ def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes
     assert len(_runs(mlflow_server)) == len(runs), "running the sweep again added a run"
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _one_line_error(result):
@@ -159,7 +157,7 @@ def test_bad_engine_input_fails_in_one_line(small_series, tmp_path, ray_cluster)
                               cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
 
     assert "unknown engine 'slurm'" in _one_line_error(sweep("--engine", "slurm"))
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     line = _one_line_error(sweep("--engine", "ray", "--address", address))
     assert address in line and "unreachable" in line
     started = time.monotonic()   # the check itself, apart from the seconds a loaded machine takes to import

@@ -9,9 +9,7 @@ sweep run again does only what is missing, and a killed sweep resumes where it s
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import replace
@@ -24,6 +22,7 @@ from tqdm import tqdm
 from amuro import data
 from amuro.commands.pretrain import open_or_build_series
 from amuro.commands.sweep_engine import (
+    check_local_gpus,
     SWEEP_RUN_PLACEHOLDER,
     LocalEngine,
     PlannedCell,
@@ -31,7 +30,9 @@ from amuro.commands.sweep_engine import (
     default_workers,
 )
 from amuro.core import tracking
+from amuro.core.credentials import redact
 from amuro.core.errors import UserError
+from amuro.core.local_server import LocalServer, free_port
 from amuro.core.paths import amuro_home
 from amuro.core.settings import (
     CrossevalSettings,
@@ -88,12 +89,6 @@ def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
     return cells
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def tracking_server(cfg: SweepSettings):
     """The URI the cells write to: the given one, or a local ``mlflow server`` over a local sqlite store.
@@ -107,28 +102,18 @@ def tracking_server(cfg: SweepSettings):
         return
     previous = mlflow.get_tracking_uri()
     db_path = Path(uri[len("sqlite:///"):]).resolve()
-    artifacts = db_path.parent / "mlartifacts"
-    port = _free_port()
-    server_uri = f"http://127.0.0.1:{port}"
-    log = open(amuro_home() / f"mlflow-server-{port}.log", "w") if amuro_home().exists() else subprocess.DEVNULL
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db_path}",
-               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    # Its own process group (a Ctrl-C of the sweep reaches the sweep alone, which stops the server on its way
-    # out), under a guard that stops it if the sweep is killed outright.
-    server = subprocess.Popen([sys.executable, "-m", "amuro.commands.server_guard", "--", *command], stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True,
-                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    port = free_port()
+    log = amuro_home() / f"mlflow-server-{port}.log" if amuro_home().exists() else None
+    # Under a guard that stops it if the sweep is killed outright; its own process group, so a Ctrl-C of the
+    # sweep reaches the sweep alone, which stops the server on its way out.
+    server = LocalServer(db_path, db_path.parent / "mlartifacts", log=log, guarded=True, port=port)
     try:
-        tracking.wait_for_server(server_uri, timeout=90)
-        print(f"started a local tracking server at {server_uri} (pid {server.pid}) over {db_path}")
+        server_uri = server.start()
+        print(f"started a local tracking server at {server_uri} (pid {server.process.pid}) over {db_path}")
         yield server_uri
     finally:
         mlflow.set_tracking_uri(previous)
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        server.stop()
 
 
 def _record_failure(client: MlflowClient, experiment_id: str, sweep_run_id: str, name: str, error: str) -> None:
@@ -148,8 +133,10 @@ def _study_evals(experiment_id: str, series_name: str, revisions, cfg: SweepSett
 
 
 def _check_engine(cfg: SweepSettings, uri: str) -> None:
-    """What the engine needs, checked before anything is logged: Ray installed, the cluster and store reachable."""
+    """What the engine needs, checked before anything is logged: GPUs for local cells; Ray installed, the cluster
+    and store reachable."""
     if cfg.engine != "ray":
+        check_local_gpus(cfg)
         return
     try:
         from amuro.commands.sweep_ray import check_reachable   # Ray is imported by this engine only
@@ -158,7 +145,7 @@ def _check_engine(cfg: SweepSettings, uri: str) -> None:
     if cfg.address:
         check_reachable(cfg.address)
         if not uri.startswith(("http://", "https://")):
-            raise UserError(f"a sweep on a Ray cluster needs a tracking server every node reaches, not {uri}: "
+            raise UserError(f"a sweep on a Ray cluster needs a tracking server every node reaches, not {redact(uri)}: "
                             "give --tracking-uri http(s)://host:port (mlflow server), or leave out --address")
 
 

@@ -252,6 +252,15 @@ def gpus_by_kind(cfg: SweepSettings, available: float) -> dict[str, float]:
     return cfg.cell_resources("gpus_per_cell", default)
 
 
+def check_local_gpus(cfg: SweepSettings) -> None:
+    """The GPUs a local sweep's cells ask for are there (checked before anything is logged)."""
+    visible = len(visible_gpus())
+    wanted = max(gpus_by_kind(cfg, visible).values())
+    if wanted > visible:
+        raise UserError(f"--gpus-per-cell asks for {wanted:g} GPUs per cell and this machine has {visible} "
+                        "visible: lower it, or use --engine ray on a cluster")
+
+
 class LocalEngine(Scheduler):
     """Cells as processes on this machine; with GPUs, each running cell holds its own GPU slots."""
 
@@ -263,10 +272,7 @@ class LocalEngine(Scheduler):
         self.has_gpus = bool(self.free_gpus)
         self.gpus = gpus_by_kind(cfg, len(self.free_gpus))
         self.cpus = cfg.cell_resources("cpus_per_cell", shared_cores(cfg.workers))
-        wanted = max(self.gpus.values())
-        if wanted > len(self.free_gpus):
-            raise UserError(f"--gpus-per-cell asks for {wanted:g} GPUs per cell and this machine has "
-                            f"{len(self.free_gpus)} visible: lower it, or use --engine ray on a cluster")
+        check_local_gpus(cfg)
 
     def _gpu_count(self, cell: PlannedCell) -> int:
         return math.ceil(self.gpus[cell.kind]) if cell.kind else 0

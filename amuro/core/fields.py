@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from types import UnionType
 from typing import Any, ClassVar
 
+from amuro.core.credentials import redact
 from amuro.core.errors import UserError, unknown
 
 EMPTY_WORDS = ("", "none", "all", "preset", "default")
@@ -36,6 +37,9 @@ class Declared:
     option: str | None = None            # CLI option name when not derived from the field name
     cli: bool = True                     # False: set by code only, never a CLI option
     covers_nested: bool = False          # also sets the field of that name in nested settings (no own option)
+    # May hold credentials (a tracking URI with a password): logged redacted, and no MLproject parameter, since
+    # ``mlflow run`` logs every parameter as it is given.
+    secret: bool = False
     # Nested settings only: ``flat`` makes their fields the parent's own (options, run key and params without a
     # prefix); ``renamed`` gives some of them another name there, where the plain one is taken.
     flat: bool = False
@@ -102,7 +106,7 @@ def parse_value(name: str, value: Any, hint: Any, meta: Declared) -> Any:
             return str(text)
     except ValueError:
         pass
-    extra = f" or {meta.empty!r}" if optional and meta.empty and kind is not str else ""
+    extra = " or nothing (left empty: " + meta.empty + ")" if optional and meta.empty and kind is not str else ""
     raise UserError(f"{name} takes a {NOUNS.get(kind, 'value')}{extra}, got {value!r}")
 
 
@@ -173,6 +177,8 @@ class Settings:
                 flat.update(meta.outer_names(value.params()))
             elif isinstance(value, Settings):
                 flat.update({f"{f.name}.{k}": v for k, v in value.params().items()})
+            elif meta.secret and isinstance(value, str):
+                flat[f.name] = redact(value)
             else:
                 flat[f.name] = value
         return flat

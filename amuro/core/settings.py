@@ -272,7 +272,8 @@ class SweepSettings(Settings):
     max_retries: int = setting(2, "Ray engine: times a cell whose worker or node died is retried.", key=False,
                                minimum=0)
     tracking_uri: str | None = setting(None, "Tracking server for the cells (a local sqlite store is served by a "
-                                             "local mlflow server when workers > 1).", key=False,
+                                             "local mlflow server when workers > 1); under mlflow run, set "
+                                             "MLFLOW_TRACKING_URI instead.", key=False, secret=True,
                                        empty="the current URI")
     dataset_spec: str | None = dataset_spec_setting(key=False)
     lm_eval_tasks: str | None = lm_eval_tasks_setting()

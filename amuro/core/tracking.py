@@ -9,6 +9,7 @@ live one is waited on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
 from amuro.core import ownership
+from amuro.core.credentials import redact, split_credentials
 from amuro.core.errors import UserError
 from amuro.core.runsearch import search_all
 from amuro.core.system_metrics import monitoring
@@ -57,8 +59,15 @@ def experiment_name(name: str | None) -> str:
 
 
 def connect(experiment: str | None) -> str:
-    """Check the tracking store answers (fast, naming the URI if not) and return the experiment id."""
+    """Check the tracking store answers (fast, naming the URI if not) and return the experiment id. A user and
+    password in the URI move to ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (MLflow's own way to pass them), so
+    no URL MLflow prints or amuro logs carries them."""
     uri = mlflow.get_tracking_uri()
+    plain, credentials = split_credentials(uri)
+    if credentials:
+        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", credentials[0])
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", credentials[1])
+        mlflow.set_tracking_uri(plain)
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
@@ -72,7 +81,7 @@ def connect(experiment: str | None) -> str:
         if EXPERIMENT_KIND_TAG not in exp.tags:
             MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     except mlflow.exceptions.MlflowException as exc:
-        raise UserError(f"tracking store {uri} refused experiment {name!r}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"tracking store {redact(uri)} refused experiment {name!r}: {str(exc).splitlines()[0]}") from None
     return exp.experiment_id
 
 
@@ -92,15 +101,23 @@ def _created_or_existing(name: str):
 
 
 def check_server(uri: str, timeout: float = 10.0) -> None:
+    """Fail in one line when the tracking server does not answer ``/health``. A user and password in the URI
+    (MLflow's client takes them) are sent as HTTP basic authentication and never shown."""
+    import base64
     import urllib.error
     import urllib.request
 
+    plain, credentials = split_credentials(uri)
+    request = urllib.request.Request(plain.rstrip("/") + "/health")
+    if credentials:
+        token = base64.b64encode(":".join(credentials).encode()).decode("ascii")
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise UserError(f"tracking server {uri} is unreachable ({reason}): start it or set "
+        raise UserError(f"tracking server {redact(uri)} is unreachable ({reason}): start it or set "
                         "MLFLOW_TRACKING_URI / --tracking-uri to a reachable one") from None
 
 
@@ -115,6 +132,16 @@ def search_runs(experiment_id: str, tags: Mapping[str, object] | None = None, *,
     order = ["attributes.start_time DESC"] if newest_first else None
     return search_all(MlflowClient(), [experiment_id], tag_filter(tags, status=status), order_by=order,
                       limit=max_results)
+
+
+def _end_if_possible(status: int, error: str | None = None) -> None:
+    """End the active run with ``status`` (and ``amuro.error``); when the store cannot take it (it went away,
+    the disk is full), the run stays RUNNING until its heartbeat goes stale and is resumed then. The fault that
+    ended the work is what the user hears of, not this one."""
+    with contextlib.suppress(Exception):
+        if error is not None:
+            mlflow.set_tag(ERROR_TAG, error)
+        mlflow.end_run(RunStatus.to_string(status))
 
 
 def note_reuse(run: TrackedRun, kind: str, parent_run_id: str | None = None) -> None:
@@ -219,11 +246,10 @@ def tracked_run(
         with ownership.keep_alive(claimed.run_id):
             yield TrackedRun(claimed.run_id, resumed=claimed.resumed)
     except KeyboardInterrupt:
-        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        _end_if_possible(RunStatus.KILLED)
         raise
     except BaseException as exc:
-        mlflow.set_tag(ERROR_TAG, (str(exc).splitlines() or [type(exc).__name__])[0][:4000])
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        _end_if_possible(RunStatus.FAILED, (str(exc).splitlines() or [type(exc).__name__])[0][:4000])
         raise
     else:
         ownership.check_owner(claimed.run_id)

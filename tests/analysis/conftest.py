@@ -21,7 +21,7 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
-from planted import EXPERIMENT, Store, free_port, plant  # noqa: E402
+from planted import EXPERIMENT, Store, plant  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -40,33 +40,16 @@ def _start_server(directory: Path) -> dict:
     Artifacts go to a local directory (``--default-artifact-root``), so the same store can
     also be read directly through its sqlite file.
     """
-    import requests
+    from amuro.core.local_server import LocalServer
 
     directory.mkdir(parents=True, exist_ok=True)
     database = directory / "mlflow.db"
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    with open(directory / "server.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server",
-             "--backend-store-uri", f"sqlite:///{database}",
-             "--default-artifact-root", str(directory / "artifacts"),
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-        )
-    state = {"uri": uri, "database": str(database), "pid": process.pid, "users": 0}
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(uri + "/health", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            _stop_server(state)
-            raise RuntimeError((directory / "server.log").read_text()[-2000:])
-        time.sleep(0.25)
+    server = LocalServer(database, directory / "artifacts", log=directory / "server.log", serve_artifacts=False)
+    try:
+        uri = server.start(timeout=60)
+    except Exception:
+        raise RuntimeError((directory / "server.log").read_text()[-2000:]) from None
+    state = {"uri": uri, "database": str(database), "pid": server.process.pid, "users": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MLflow's own deprecation notices while logging
         state["runs"] = plant(uri)

@@ -29,8 +29,9 @@ and an eval run (base alpha, step 400) in the experiment ``elsewhere``. The expe
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
+
+from amuro.core.local_server import free_port  # noqa: F401  (the plant's tests reach it from here)
 
 EXPERIMENT = "planted"
 OTHER_EXPERIMENT = "elsewhere"
@@ -143,9 +144,3 @@ def plant(uri: str) -> dict[str, str]:
     log("failed", "alpha", 100, 0.01, status="FAILED")
     log("running", "alpha", 100, 0.02, status="RUNNING")
     return runs
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
