@@ -1,7 +1,7 @@
 """Analysis of pre-training x fine-tuning runs, read from the tracking server only.
 
 Everything is computed from eval runs (tag ``amuro.kind = eval``) through the tracking
-contract, so it works for any runs that follow it. Definitions: DESIGN.md, section 4.
+contract, so it works for any runs that follow it. Definitions: docs/entry-points/analyze.md.
 
 Commands (also ``amuro analyze ...`` and the MLproject entry point ``analyze``)::
 

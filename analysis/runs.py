@@ -1,6 +1,6 @@
 """Eval runs from a tracking store as one tidy frame.
 
-Everything here goes through the tracking contract (DESIGN.md, section 3): runs are found by
+Everything here goes through the tracking contract (docs/tracking-contract.md): runs are found by
 the tag ``amuro.kind = eval`` and described only by their ``amuro.*`` tags, metrics and
 eval-context dataset inputs. MLflow is imported inside the functions so that
 ``python -m analysis --help`` starts fast.
@@ -31,7 +31,7 @@ METRIC_COLUMNS = ["score", "score_ci_low", "score_ci_high", "score_se", "n", "sc
 _FORMER_METRIC_NAMES = {"score_ci_mid": "score_midpoint"}
 INTEGER_TAGS = ["step", "shots"]
 NULLABLE_INTEGER_TAGS = ["tokens", "seed", "train_seed"]
-# Tags whose absence means a value (DESIGN.md, section 3).
+# Tags whose absence means a value (docs/tracking-contract.md).
 TAG_DEFAULTS = {"protocol": "amuro", "origin": "run"}
 RUN_COLUMNS = (
     ["run_id", "experiment"] + TAG_COLUMNS + METRIC_COLUMNS

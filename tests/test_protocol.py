@@ -92,7 +92,7 @@ STUDY_COMPLETIONS = {
     "rte": lambda r: 'neutral' if r['label'] == 1 else 'entailment',
     "socialiqa": lambda r: r['question'],
 }
-FIRST_SCORED_ROW = {"sciq": 1}   # SciQ's first test row has no support paragraph (left out, see README)
+FIRST_SCORED_ROW = {"sciq": 1}   # SciQ's first test row has no support paragraph (left out, see docs/protocols.md)
 
 
 @pytest.fixture(scope="module")
@@ -297,9 +297,9 @@ def test_unknown_protocol_is_a_one_line_error(command):
         EvalSettings(protocol="x")
 
 
-def test_readme_table_lists_every_difference():
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("| setting | study | amuro | why |"):]
+def test_docs_table_lists_every_difference():
+    page = (ROOT / "docs" / "protocols.md").read_text()
+    table = page[page.index("| setting | study | amuro | why |"):]
     rows = [line for line in table.splitlines()[2:] if line.startswith("|")][:len(differences())]
     assert [row.split("|")[1].strip(" `") for row in rows] == [name for name, *_ in differences()]
 

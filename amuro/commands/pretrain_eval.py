@@ -36,7 +36,7 @@ def select_datasets(selection: str, settings: EvalSettings) -> list[DatasetSpec]
               f"demonstrations: {', '.join(s.name for s in skipped)} (name one to see why)")
     if not chosen:
         raise UserError(f"no dataset of {selection!r} can be scored here: name a dataset, or "
-                        "put local copies of hub datasets in place (see README, Datasets)")
+                        "put local copies of hub datasets in place (see docs/datasets.md)")
     return chosen
 
 

@@ -264,4 +264,5 @@ def sweep(cfg: SweepSettings) -> str:
         if sweep_run.reused:
             print(f"the sweep already finished in run {sweep_run.run_id}: nothing to do")
         invocation.result_run_id = sweep_run.run_id
+        print(tracking.runs_table_hint(invocation.experiment_id))
     return sweep_run.run_id

@@ -1,7 +1,7 @@
 """The two protocols: ``study`` (Amuro & Char's code, byte for byte) and ``amuro`` (the default, with fixes).
 
 Every place where they differ is one field of ``Protocol``; its metadata says what each protocol does and
-why amuro differs. The README's table "study | amuro | why" lists the same fields (a test keeps them equal).
+why amuro differs. The table "study | amuro | why" in docs/protocols.md lists the same fields (a test keeps them equal).
 The layers read the values they need (``protocol("study").label_tokens``), never the protocol's name.
 """
 

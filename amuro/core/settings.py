@@ -55,7 +55,7 @@ def eval_datasets_setting(help_text: str):
 
 def protocol_setting():
     return setting(DEFAULT_PROTOCOL, "study (the published code's protocol, byte for byte) or amuro (its fixes); "
-                                     "README, Protocols, lists every difference.", choices=PROTOCOLS,
+                                     "docs/protocols.md lists every difference.", choices=PROTOCOLS,
                    covers_nested=True)
 
 

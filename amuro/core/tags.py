@@ -1,4 +1,4 @@
-"""Tag names of the tracking contract (DESIGN.md section 3), their values, and search filters over them."""
+"""Tag names of the tracking contract (docs/tracking-contract.md), their values, and search filters over them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ PREFIX = "amuro."
 
 
 class Tag:
-    """Tag names: the contract's (DESIGN.md section 3) and the bookkeeping ones beside it."""
+    """Tag names: the contract's (docs/tracking-contract.md) and the bookkeeping ones beside it."""
 
     KIND = "amuro.kind"
     MODEL = "amuro.model"

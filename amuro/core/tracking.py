@@ -1,6 +1,6 @@
 """The tracking contract in code: contract tags, run keys, work done once per key, invocation groups.
 
-Every run the suite writes carries the ``amuro.*`` tags of DESIGN.md section 3. A cell of work is
+Every run the suite writes carries the ``amuro.*`` tags of docs/tracking-contract.md. A cell of work is
 identified by its *run key*, a hash of the settings that change its result: a FINISHED run with the same
 key is reused and never redone; a RUNNING run whose owner is gone (``ownership``: its heartbeat stale on any
 host) is marked FAILED and redone (or, for resumable work such as fine-tuning, reopened and continued); a
@@ -56,6 +56,16 @@ def run_key(kind: str, settings: Mapping[str, object]) -> str:
 
 def experiment_name(name: str | None) -> str:
     return name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+def runs_table_hint(experiment_id: str) -> str:
+    """Where a person sees an experiment's runs: the UI's runs table (MLflow 3 opens an experiment on its GenAI
+    overview whatever ``mlflow.experimentKind`` says, so the link names the table itself)."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"runs table: {uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    return (f"runs table: `mlflow ui --backend-store-uri {uri}`, then "
+            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs")
 
 
 def connect(experiment: str | None) -> str:

@@ -67,7 +67,7 @@ def _load_dataset(spec: DatasetSpec, location: str, split: str, *, from_hub: boo
 
 def _explain(spec: DatasetSpec, location: str, split: str, exc: Exception, from_hub: bool) -> str:
     message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    copy_hint = f"put a local copy at {data_dir() / spec.name} (see README, Datasets)"
+    copy_hint = f"put a local copy at {data_dir() / spec.name} (see docs/datasets.md)"
     if from_hub and isinstance(exc, ConnectionError):
         return f"dataset {spec.name}: cannot reach the hub for {spec.path} ({message}): {copy_hint} or go online"
     if "scripts are no longer supported" in message:

@@ -1,7 +1,7 @@
 """Datasets declared in YAML or JSON spec files (``--dataset-spec my.yaml``), added to the catalogue.
 
 A file holds one dataset (a mapping), a list of them, or ``{datasets: [...]}``; each entry takes the
-fields of ``DatasetSpec`` (see README, Datasets). Relative local paths are read from the spec file's
+fields of ``DatasetSpec`` (see docs/datasets.md). Relative local paths are read from the spec file's
 folder. Loading the same file twice is harmless; a name already taken by a different dataset is refused.
 """
 

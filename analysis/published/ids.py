@@ -3,7 +3,7 @@
 Model ids (see ``data/README.md``) name the checkpoint and the tuning; eval-dataset names carry
 the prompt format as a suffix. Dataset names become the catalogue's names and task families,
 and the relation of a tuned row follows from the training and eval datasets as amuro's own
-crosseval tags it (DESIGN.md, section 4).
+crosseval tags it (docs/entry-points/analyze.md).
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_analysis(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -m analysis ARGS`` as the README writes it, run in ``cwd`` (where MLflow's
+    """``python -m analysis ARGS`` as the docs write it, run in ``cwd`` (where MLflow's
     default store ``sqlite:///mlflow.db`` lives) with this checkout's package."""
     env = {key: value for key, value in os.environ.items()
            if key not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}

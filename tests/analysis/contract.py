@@ -1,4 +1,4 @@
-"""Eval runs of the tracking contract (DESIGN.md, section 3), logged one at a time into a
+"""Eval runs of the tracking contract (docs/tracking-contract.md), logged one at a time into a
 test's own store, for tests that need a plant of their own."""
 
 from __future__ import annotations

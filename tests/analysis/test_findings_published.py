@@ -135,7 +135,7 @@ def test_amuro_definitions_on_the_released_results(published_runs):
 
 
 def test_the_readme_commands(published_store):
-    """The README's findings commands, as written, in the folder the study was imported into."""
+    """The findings commands of docs/entry-points/analyze.md, as written, where the study was imported."""
     folder = published_store["directory"]
     shown = run_analysis("findings", "--experiment", PUBLISHED, cwd=folder)
     assert shown.returncode == 0, shown.stderr
