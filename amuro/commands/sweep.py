@@ -185,8 +185,10 @@ def _run_cells(cfg: SweepSettings, engine: type[Scheduler], cells: list[PlannedC
         if runner.status[done_cell.name] != "done":
             _record_failure(client, experiment_id, sweep_run.run_id, done_cell.name, runner.errors[done_cell.name])
 
-    runner.run(progress)
-    bar.close()
+    try:
+        runner.run(progress)
+    finally:
+        bar.close()   # what follows (an error, the findings) starts on a line of its own
     if not sweep_run.joined:
         mlflow.log_dict({"engine": cfg.engine, "status": runner.status, "errors": runner.errors,
                          "seconds": runner.seconds, "placement": runner.placement}, "status.json")
