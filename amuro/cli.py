@@ -63,7 +63,7 @@ def _make_command(entry_point: str, cls: type[Settings]) -> click.Command:
     def command(**given) -> None:
         config = given.pop(CONFIG_OPTION)
         settings = settings_from_options(cls, given, config)
-        if entry_point != "sweep":   # a sweep stops at once; its cells are stopped with it and resumed later
+        if entry_point != "sweep":  # a sweep stops at once; its cells are stopped with it and resumed later
             stop_on_sigterm()
         try:
             _runner(entry_point)(settings)
@@ -78,16 +78,26 @@ def _make_command(entry_point: str, cls: type[Settings]) -> click.Command:
     command.__doc__ = cls.__doc__
     for option in reversed(list(options_of(cls))):
         command = _click_option(option)(command)
-    command = click.option("--config", "--settings-file", CONFIG_OPTION, default=None, metavar="FILE",
-                           type=click.Path(exists=True, dir_okay=False),
-                           help="A YAML (or JSON) file of settings: `option: value` lines (or what Settings.to_json "
-                                "writes); the options given here go on top of it.")(command)
+    command = click.option(
+        "--config",
+        "--settings-file",
+        CONFIG_OPTION,
+        default=None,
+        metavar="FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        help="A YAML (or JSON) file of settings: `option: value` lines (or what Settings.to_json "
+        "writes); the options given here go on top of it.",
+    )(command)
     return click.command(entry_point, help=cls.__doc__)(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", default=None,
-              help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    default=None,
+    help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
+)
 def main(tracking_uri: str | None) -> None:
     """Experiments on how pre-training and fine-tuning of language models interact."""
     if tracking_uri:
@@ -101,8 +111,13 @@ for _entry_point, _cls in ENTRY_POINT_SETTINGS.items():
 
 
 @main.command()
-@click.option("--dataset-spec", "spec_files", multiple=True, type=click.Path(dir_okay=False),
-              help="YAML/JSON file declaring extra datasets.")
+@click.option(
+    "--dataset-spec",
+    "spec_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="YAML/JSON file declaring extra datasets.",
+)
 def datasets(spec_files: tuple[str, ...]) -> None:
     """List the dataset catalogue."""
     from amuro.data.listing import catalogue_table
@@ -110,8 +125,7 @@ def datasets(spec_files: tuple[str, ...]) -> None:
     click.echo(catalogue_table(spec_files))
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                "help_option_names": []})
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
 @click.pass_context
 def analyze(ctx: click.Context) -> None:
     """Gains, forgetting, transfer, prompt sensitivity, learned-in-pre-training, report (see `analyze --help`).

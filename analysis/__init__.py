@@ -19,7 +19,8 @@ Common options: ``--tracking-uri URI`` (default: MLflow's own resolution,
 ``MLFLOW_TRACKING_URI``), ``--model M`` (one checkpoint series), ``--format table|csv|json``,
 ``--out FILE``, ``--log`` (record the outputs as artifacts of a new run tagged
 ``amuro.kind=analysis``), ``--no-paired`` (intervals from standard errors only),
-``--cache-dir`` (prediction tables, default ``$AMURO_HOME/predictions``, else ``~/.cache/amuro/predictions``). ``--experiment``
+``--cache-dir`` (prediction tables, default ``$AMURO_HOME/predictions``, else
+``~/.cache/amuro/predictions``). ``--experiment``
 may be repeated; it defaults to ``MLFLOW_EXPERIMENT_NAME``, else ``amuro-char``.
 
 - ``gains``: gain = score(tuned) − score(base) at the same checkpoint, eval dataset, prompt
@@ -58,6 +59,15 @@ from analysis.runs import load_eval_runs
 from analysis.sensitivity import sensitivity
 
 __all__ = [
-    "FindingsSettings", "Paired", "PredictionTables", "forgetting", "gains", "gains_by_group",
-    "learned", "load_eval_runs", "measure_findings", "sensitivity", "transfer",
+    "FindingsSettings",
+    "Paired",
+    "PredictionTables",
+    "forgetting",
+    "gains",
+    "gains_by_group",
+    "learned",
+    "load_eval_runs",
+    "measure_findings",
+    "sensitivity",
+    "transfer",
 ]

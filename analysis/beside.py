@@ -15,22 +15,33 @@ import numpy as np
 import pandas as pd
 
 from analysis.findings import (
-    DETAILS, Findings, FindingsError, FindingsSettings, measure_findings,
+    DETAILS,
+    Findings,
+    FindingsError,
+    FindingsSettings,
+    measure_findings,
 )
 from analysis.intervals import normal_se_interval, replicate_se
 
 SHARED_KEY = ["model", "step", "tuning", "train_dataset", "eval_dataset", "format", "shots"]
 SHARED_COLUMNS = SHARED_KEY + [
-    "protocol", "yours", "paper", "difference", "ci_low", "ci_high", "ci_method", "n_seeds",
+    "protocol",
+    "yours",
+    "paper",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "n_seeds",
     "seed_std",
 ]
 SIDES = ("yours", "paper")
 SUMMARY_COLUMNS = ["finding", "definitions"] + [
-    f"{column}_{side}" for column in ("verdict", "where", "value", "ci_low", "ci_high", "measure")
-    for side in SIDES
+    f"{column}_{side}" for column in ("verdict", "where", "value", "ci_low", "ci_high", "measure") for side in SIDES
 ]
 DETAIL_KEYS = {
-    "latent": ["definitions", "step"], "groups": ["definitions", "step"],
+    "latent": ["definitions", "step"],
+    "groups": ["definitions", "step"],
     "forgetting": ["definitions", "relation", "train_dataset"],
     "sensitivity": ["definitions", "step"],
 }
@@ -44,12 +55,11 @@ class Beside:
 
 
 def _cells(runs: pd.DataFrame) -> pd.DataFrame:
-    scored = runs.assign(
-        _value=runs["score_ci_mid"].fillna(runs["score"]), _se2=np.square(runs["score_se"])
-    )
+    scored = runs.assign(_value=runs["score_ci_mid"].fillna(runs["score"]), _se2=np.square(runs["score_se"]))
     grouped = scored.groupby(SHARED_KEY + ["protocol"], dropna=False)
-    cells = grouped.agg(score=("_value", "mean"), seed_std=("_value", "std"),
-                        n_seeds=("_value", "size"), mean_se2=("_se2", "mean")).reset_index()
+    cells = grouped.agg(
+        score=("_value", "mean"), seed_std=("_value", "std"), n_seeds=("_value", "size"), mean_se2=("_se2", "mean")
+    ).reset_index()
     cells["se"] = replicate_se(cells["n_seeds"], np.square(cells["seed_std"]), cells["mean_se2"])
     return cells
 
@@ -58,13 +68,18 @@ def shared_cells(yours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     """Per cell both sides scored: both scores, yours − paper and its 95% normal interval."""
     own, published = _cells(yours), _cells(paper).drop(columns="protocol")
     table = own.merge(published, on=SHARED_KEY, suffixes=("_yours", "_paper"))
-    table = table.rename(columns={
-        "score_yours": "yours", "score_paper": "paper", "n_seeds_yours": "n_seeds",
-        "seed_std_yours": "seed_std",
-    })
+    table = table.rename(
+        columns={
+            "score_yours": "yours",
+            "score_paper": "paper",
+            "n_seeds_yours": "n_seeds",
+            "seed_std_yours": "seed_std",
+        }
+    )
     table["difference"] = table["yours"] - table["paper"]
     table["ci_low"], table["ci_high"] = normal_se_interval(
-        table["difference"].to_numpy(float), table["se_yours"].to_numpy(float),
+        table["difference"].to_numpy(float),
+        table["se_yours"].to_numpy(float),
         table["se_paper"].to_numpy(float),
     )
     table["ci_method"] = np.where(np.isfinite(table["ci_low"]), "normal-se", "none")
@@ -75,23 +90,29 @@ def _restrict(runs: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     return runs.merge(keys.drop_duplicates(), on=SHARED_KEY, how="inner")
 
 
-def beside(yours: pd.DataFrame, paper: pd.DataFrame, settings: FindingsSettings = FindingsSettings(),
-           predictions=None) -> Beside:
+def beside(
+    yours: pd.DataFrame, paper: pd.DataFrame, settings: FindingsSettings = FindingsSettings(), predictions=None
+) -> Beside:
     """The shared cells, and the four findings on each side over the shared cells only, so
     both measure the same checkpoints, datasets, formats and shots."""
     shared = shared_cells(yours, paper)
     keys = shared[SHARED_KEY]
     sides = {"yours": _restrict(yours, keys), "paper": _restrict(paper, keys)}
-    measured = {side: _measure(runs, settings, predictions if side == "yours" else None)
-                for side, runs in sides.items()}
-    summary = _side_by_side(measured["yours"].summary, measured["paper"].summary,
-                            ["finding", "definitions"])
+    measured = {
+        side: _measure(runs, settings, predictions if side == "yours" else None) for side, runs in sides.items()
+    }
+    summary = _side_by_side(measured["yours"].summary, measured["paper"].summary, ["finding", "definitions"])
     summary = summary.reindex(columns=SUMMARY_COLUMNS)
     details = {
-        name: _side_by_side(measured["yours"].details[name], measured["paper"].details[name],
-                            [column for column in DETAIL_KEYS[name] if column in
-                             set(measured["yours"].details[name].columns)
-                             | set(measured["paper"].details[name].columns)])
+        name: _side_by_side(
+            measured["yours"].details[name],
+            measured["paper"].details[name],
+            [
+                column
+                for column in DETAIL_KEYS[name]
+                if column in set(measured["yours"].details[name].columns) | set(measured["paper"].details[name].columns)
+            ],
+        )
         for name in DETAILS
     }
     return Beside(shared, summary, details)
@@ -101,8 +122,9 @@ def _measure(runs: pd.DataFrame, settings: FindingsSettings, predictions) -> Fin
     try:
         return measure_findings(runs, settings, predictions)
     except FindingsError:  # nothing tuned on this side: every finding untestable
-        return Findings(pd.DataFrame(columns=SUMMARY_COLUMNS),
-                        {name: pd.DataFrame() for name in DETAILS}, pd.DataFrame())
+        return Findings(
+            pd.DataFrame(columns=SUMMARY_COLUMNS), {name: pd.DataFrame() for name in DETAILS}, pd.DataFrame()
+        )
 
 
 def _side_by_side(own: pd.DataFrame, published: pd.DataFrame, key: list[str]) -> pd.DataFrame:
@@ -111,14 +133,16 @@ def _side_by_side(own: pd.DataFrame, published: pd.DataFrame, key: list[str]) ->
     if own.empty and published.empty:
         return pd.DataFrame()
     ignored = {"model", "protocol"}
-    columns = [c for c in dict.fromkeys(list(own.columns) + list(published.columns))
-               if c not in key and c not in ignored]
+    columns = [
+        c for c in dict.fromkeys(list(own.columns) + list(published.columns)) if c not in key and c not in ignored
+    ]
     own = own.reindex(columns=key + columns).astype({c: object for c in key})
     published = published.reindex(columns=key + columns).astype({c: object for c in key})
     table = own.merge(published, on=key, how="outer", suffixes=("_yours", "_paper"), sort=False)
     # An outer merge sorts its keys; keep the order the findings come in instead.
-    order = {k: i for i, k in enumerate(dict.fromkeys(
-        map(tuple, pd.concat([own[key], published[key]]).to_numpy().tolist())))}
+    order = {
+        k: i for i, k in enumerate(dict.fromkeys(map(tuple, pd.concat([own[key], published[key]]).to_numpy().tolist())))
+    }
     table = table.iloc[sorted(range(len(table)), key=lambda i: order[tuple(table.iloc[i][key])])]
     ordered = key + [f"{c}_{side}" for c in columns for side in SIDES]
     return table.reindex(columns=ordered).reset_index(drop=True)

@@ -34,15 +34,16 @@ def _command(function):
             if issubclass(warning.category, LineageWarning):
                 click.echo(f"Warning: {warning.message}", err=True)
             else:
-                warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                       warning.lineno)
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return result
 
     return wrapper
 
 
-@click.group(help="Analyse eval runs on the tracking server: gains, forgetting, transfer, "
-                  "prompt sensitivity, what was learned in pre-training, and an HTML report.")
+@click.group(
+    help="Analyse eval runs on the tracking server: gains, forgetting, transfer, "
+    "prompt sensitivity, what was learned in pre-training, and an HTML report."
+)
 def cli():
     pass
 
@@ -50,10 +51,15 @@ def cli():
 @cli.command(help="Gain of tuning over the base checkpoint, with 95% intervals.")
 @_command
 @output_options
-@click.option("--by-group", is_flag=True,
-              help="Mean gain per checkpoint for datasets learned in pre-training vs fine-tuning.")
-@click.option("--relation", "relations", multiple=True,
-              help="Only these relations (repeatable); --by-group defaults to in-domain.")
+@click.option(
+    "--by-group", is_flag=True, help="Mean gain per checkpoint for datasets learned in pre-training vs fine-tuning."
+)
+@click.option(
+    "--relation",
+    "relations",
+    multiple=True,
+    help="Only these relations (repeatable); --by-group defaults to in-domain.",
+)
 def gains(source: Source, output_format, out, log, by_group, relations):
     from analysis import figures
     from analysis.compare import gains as compute_gains
@@ -83,8 +89,7 @@ def forgetting(source: Source, output_format, out, log):
 
     result = compute_forgetting(source.runs, source.predictions)
     images = {"score-by-step.png": figures.score_by_step(source.runs)} if log else {}
-    emit(source, "forgetting", _flag_degenerate(source, result.table), output_format, out, log,
-         result.missing, images)
+    emit(source, "forgetting", _flag_degenerate(source, result.table), output_format, out, log, result.missing, images)
 
 
 def _flag_degenerate(source: Source, table):
@@ -121,8 +126,9 @@ def sensitivity(source: Source, output_format, out, log):
 @cli.command(help="Which eval datasets the base checkpoints learn during pre-training.")
 @_command
 @output_options
-@click.option("--prompt-format", default="default", show_default=True,
-              help="Prompt format of the base runs to judge by.")
+@click.option(
+    "--prompt-format", default="default", show_default=True, help="Prompt format of the base runs to judge by."
+)
 def learned(source: Source, output_format, out, log, prompt_format):
     from analysis import figures
     from analysis.learned import learned as compute_learned
@@ -137,33 +143,46 @@ def _one_of(choices, what):
 
     def check(context, parameter, value):
         if value is not None and value not in choices:
-            raise click.ClickException(f"unknown {what} {value!r}; choose one of "
-                                       f"{', '.join(choices)}")
+            raise click.ClickException(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
         return value
 
     return check
 
 
-@cli.command(help="The study's four findings as claims: each measured under the paper's own "
-                  "definitions and amuro's statistical ones, with a value, a 95% interval, a "
-                  "verdict and where it holds.")
+@cli.command(
+    help="The study's four findings as claims: each measured under the paper's own "
+    "definitions and amuro's statistical ones, with a value, a 95% interval, a "
+    "verdict and where it holds."
+)
 @_command
 @output_options
-@click.option("--definitions", default="both", show_default=True,
-              callback=_one_of(DEFINITION_CHOICES, "--definitions"),
-              help="paper (the study's own computation), amuro (trend-tested groups, "
-                   "intervals, forgetting per relation) or both.")
-@click.option("--detail", default=None, callback=_one_of(DETAILS, "--detail"),
-              help="Print the table behind one finding: latent, groups, forgetting or "
-                   "sensitivity.")
-@click.option("--groups", "groups_file", type=click.Path(dir_okay=False), default=None,
-              help="YAML with the lists fine_tuning and pre_training (eval datasets, or "
-                   "[eval, train] pairs): the groups of finding (ii) under the paper's "
-                   "definitions, for a series or datasets of your own.")
-@click.option("--keep-degenerate", is_flag=True,
-              help="Keep cells whose references hold a single class (left out by default).")
-def findings(source: Source, output_format, out, log, definitions, detail, groups_file,
-             keep_degenerate):
+@click.option(
+    "--definitions",
+    default="both",
+    show_default=True,
+    callback=_one_of(DEFINITION_CHOICES, "--definitions"),
+    help="paper (the study's own computation), amuro (trend-tested groups, "
+    "intervals, forgetting per relation) or both.",
+)
+@click.option(
+    "--detail",
+    default=None,
+    callback=_one_of(DETAILS, "--detail"),
+    help="Print the table behind one finding: latent, groups, forgetting or sensitivity.",
+)
+@click.option(
+    "--groups",
+    "groups_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML with the lists fine_tuning and pre_training (eval datasets, or "
+    "[eval, train] pairs): the groups of finding (ii) under the paper's "
+    "definitions, for a series or datasets of your own.",
+)
+@click.option(
+    "--keep-degenerate", is_flag=True, help="Keep cells whose references hold a single class (left out by default)."
+)
+def findings(source: Source, output_format, out, log, definitions, detail, groups_file, keep_degenerate):
     from analysis.findings import FindingsError, FindingsSettings, measure_findings
     from analysis.findings.figures import finding_figures
     from analysis.findings.render import render_degenerate, render_summary
@@ -176,8 +195,7 @@ def findings(source: Source, output_format, out, log, definitions, detail, group
     for note in measured.notes:
         click.echo(f"Note: {note}", err=True)
     if not measured.degenerate.empty:
-        kept = "kept, as --keep-degenerate asks" if keep_degenerate else \
-            "left out (--keep-degenerate keeps them)"
+        kept = "kept, as --keep-degenerate asks" if keep_degenerate else "left out (--keep-degenerate keeps them)"
         click.echo(f"Degenerate cells, {kept}:\n{render_degenerate(measured.degenerate)}", err=True)
     table = measured.details[detail] if detail else measured.summary
     name = f"findings-{detail}" if detail else "findings"
@@ -197,14 +215,27 @@ def findings(source: Source, output_format, out, log, definitions, detail, group
 
 @cli.command(help="Every analysis on one HTML page, also logged to an amuro.kind=analysis run.")
 @_command
-@click.option("--out", type=click.Path(dir_okay=False), default=DEFAULT_REPORT,
-              show_default=True, help="Where to write the HTML page.")
-@click.option("--compare-to", default=None, metavar="EXPERIMENT",
-              help="An experiment of published results (see import-published): every cell "
-                   "you share with it beside the paper's score, and the study's four findings "
-                   "on both sides.")
-@click.option("--findings-out", type=click.Path(dir_okay=False), default=None,
-              help="Also write the four findings' verdicts, as printed, to this text file.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=DEFAULT_REPORT,
+    show_default=True,
+    help="Where to write the HTML page.",
+)
+@click.option(
+    "--compare-to",
+    default=None,
+    metavar="EXPERIMENT",
+    help="An experiment of published results (see import-published): every cell "
+    "you share with it beside the paper's score, and the study's four findings "
+    "on both sides.",
+)
+@click.option(
+    "--findings-out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the four findings' verdicts, as printed, to this text file.",
+)
 def report(source: Source, out, compare_to, findings_out):
     from analysis.findings.render import render_summary
     from analysis.report import build_report
@@ -213,8 +244,9 @@ def report(source: Source, out, compare_to, findings_out):
     if compare_to:
         published = _published_runs(source, compare_to)
         runs = runs[runs["origin"] != "published"].reset_index(drop=True)
-    page = build_report(runs, source.predictions, source=source.tracking_uri,
-                        published=published, published_name=compare_to)
+    page = build_report(
+        runs, source.predictions, source=source.tracking_uri, published=published, published_name=compare_to
+    )
     Path(out).write_text(page.html)
     if "findings" in page.tables:
         verdicts = render_summary(page.tables["findings"])
@@ -246,16 +278,25 @@ def _published_runs(source: Source, experiment: str):
     return runs
 
 
-@cli.command("import-published",
-             help="Import the study's released results (shipped with the package) as eval runs "
-                  "tagged amuro.origin=published; importing again adds nothing.")
-@click.option("--experiment", default=DEFAULT_PUBLISHED_EXPERIMENT, show_default=True,
-              help="Experiment to import into (created when missing; it must hold no eval "
-                   "runs of your own).")
-@click.option("--tracking-uri", default=None,
-              help="Tracking URI (default: MLflow's resolution, $MLFLOW_TRACKING_URI).")
-@click.option("--table", "tables", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A released table to import instead of the shipped ones (repeatable).")
+@cli.command(
+    "import-published",
+    help="Import the study's released results (shipped with the package) as eval runs "
+    "tagged amuro.origin=published; importing again adds nothing.",
+)
+@click.option(
+    "--experiment",
+    default=DEFAULT_PUBLISHED_EXPERIMENT,
+    show_default=True,
+    help="Experiment to import into (created when missing; it must hold no eval runs of your own).",
+)
+@click.option("--tracking-uri", default=None, help="Tracking URI (default: MLflow's resolution, $MLFLOW_TRACKING_URI).")
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A released table to import instead of the shipped ones (repeatable).",
+)
 def import_published_command(experiment, tracking_uri, tables):
     quiet_mlflow()
     from mlflow.exceptions import MlflowException
@@ -273,5 +314,8 @@ def import_published_command(experiment, tracking_uri, tables):
     except MlflowException as error:
         first_line = (error.message or str(error)).strip().splitlines()[0]
         raise click.ClickException(f"tracking store: {first_line}") from None
-    click.echo(f"Imported {result.added} published run(s) into experiment {result.experiment} "
-               f"at {result.tracking_uri} ({result.present} already there)", err=True)
+    click.echo(
+        f"Imported {result.added} published run(s) into experiment {result.experiment} "
+        f"at {result.tracking_uri} ({result.present} already there)",
+        err=True,
+    )

@@ -17,27 +17,73 @@ import numpy as np
 import pandas as pd
 
 from analysis.intervals import (
-    RESAMPLES, SEED, bootstrap_interval, item_differences, normal_se_interval, replicate_se,
+    RESAMPLES,
+    SEED,
+    bootstrap_interval,
+    item_differences,
+    normal_se_interval,
+    replicate_se,
 )
 from analysis.pairing import (
-    MISSING_COLUMNS, NO_BASE, NO_TUNED, PAIR_KEY, is_base, pair_with_base, unpaired_base,
+    MISSING_COLUMNS,
+    NO_BASE,
+    NO_TUNED,
+    PAIR_KEY,
+    is_base,
+    pair_with_base,
+    unpaired_base,
 )
 
 __all__ = [
-    "FORGETTING_COLUMNS", "FORGETTING_RELATIONS", "GAIN_COLUMNS", "MISSING_COLUMNS", "NO_BASE",
-    "NO_TUNED", "PAIR_KEY", "Paired", "forgetting", "gains", "is_base", "transfer",
+    "FORGETTING_COLUMNS",
+    "FORGETTING_RELATIONS",
+    "GAIN_COLUMNS",
+    "MISSING_COLUMNS",
+    "NO_BASE",
+    "NO_TUNED",
+    "PAIR_KEY",
+    "Paired",
+    "forgetting",
+    "gains",
+    "is_base",
+    "transfer",
 ]
 
 FORGETTING_RELATIONS = ("out-of-domain", "cross-task")
 # One cell: seed replicates share all of it (the base run included).
 CELL_COLUMNS = [
-    "model", "step", "tuning", "train_dataset", "eval_dataset", "relation", "task", "format",
-    "shots", "protocol", "seed", "run_id_base",
+    "model",
+    "step",
+    "tuning",
+    "train_dataset",
+    "eval_dataset",
+    "relation",
+    "task",
+    "format",
+    "shots",
+    "protocol",
+    "seed",
+    "run_id_base",
 ]
 GAIN_COLUMNS = [
-    "model", "step", "tuning", "train_dataset", "eval_dataset", "relation", "format", "shots",
-    "protocol", "base", "tuned", "gain", "rel_gain", "ci_low", "ci_high", "ci_method",
-    "n_seeds", "seed_std",
+    "model",
+    "step",
+    "tuning",
+    "train_dataset",
+    "eval_dataset",
+    "relation",
+    "format",
+    "shots",
+    "protocol",
+    "base",
+    "tuned",
+    "gain",
+    "rel_gain",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "n_seeds",
+    "seed_std",
 ]
 FORGETTING_COLUMNS = [c if c != "gain" else "forgetting" for c in GAIN_COLUMNS]
 TRANSFER_COLUMNS = ["train_task", "eval_task", "mean_gain", "n"]
@@ -54,14 +100,17 @@ class Paired:
 def replicate_cells(pairs: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: the mean tuned score over its seed replicates, ``seed_std`` (ddof=1,
     NaN for one seed), ``n_seeds``, the base run's score, and the cell's runs."""
-    grouped = pairs.assign(_se2=np.square(pairs["score_se"])).groupby(
-        CELL_COLUMNS, dropna=False, sort=False
-    )
+    grouped = pairs.assign(_se2=np.square(pairs["score_se"])).groupby(CELL_COLUMNS, dropna=False, sort=False)
     cells = grouped.agg(
-        tuned=("score", "mean"), seed_std=("score", "std"), n_seeds=("score", "size"),
-        mean_se2=("_se2", "mean"), base=("score_base", "first"),
-        se_base=("score_se_base", "first"), base_has_predictions=("has_predictions_base", "first"),
-        all_have_predictions=("has_predictions", "all"), run_ids=("run_id", tuple),
+        tuned=("score", "mean"),
+        seed_std=("score", "std"),
+        n_seeds=("score", "size"),
+        mean_se2=("_se2", "mean"),
+        base=("score_base", "first"),
+        se_base=("score_se_base", "first"),
+        base_has_predictions=("has_predictions_base", "first"),
+        all_have_predictions=("has_predictions", "all"),
+        run_ids=("run_id", tuple),
     )
     return cells.reset_index()
 
@@ -76,8 +125,7 @@ def _intervals(cells, predictions, resamples, seed):
         return low, high, method
     both = (cells["all_have_predictions"] & cells["base_has_predictions"]).to_numpy()
     predictions.prefetch(
-        [run for runs in cells.loc[both, "run_ids"] for run in runs]
-        + list(cells.loc[both, "run_id_base"])
+        [run for runs in cells.loc[both, "run_ids"] for run in runs] + list(cells.loc[both, "run_id_base"])
     )
     for i in np.flatnonzero(both):
         base_table = predictions.get(cells.at[i, "run_id_base"])
@@ -93,9 +141,7 @@ def _intervals(cells, predictions, resamples, seed):
 
 def _comparison(pairs, predictions, resamples, seed) -> pd.DataFrame:
     cells = replicate_cells(pairs)
-    cells["ci_low"], cells["ci_high"], cells["ci_method"] = _intervals(
-        cells, predictions, resamples, seed
-    )
+    cells["ci_low"], cells["ci_high"], cells["ci_method"] = _intervals(cells, predictions, resamples, seed)
     cells["gain"] = cells["tuned"] - cells["base"]
     cells["rel_gain"] = cells["gain"] / cells["base"].where(cells["base"] != 0)
     return cells.sort_values(
@@ -103,9 +149,7 @@ def _comparison(pairs, predictions, resamples, seed) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def gains(
-    runs: pd.DataFrame, predictions=None, *, resamples: int = RESAMPLES, seed: int = SEED
-) -> Paired:
+def gains(runs: pd.DataFrame, predictions=None, *, resamples: int = RESAMPLES, seed: int = SEED) -> Paired:
     """gain = score(tuned) − score(base) at the same checkpoint, one row per cell.
 
     ``predictions`` (a ``PredictionTables``) enables bootstrap intervals; without it, or when
@@ -118,9 +162,7 @@ def gains(
     return Paired(table, pd.concat([no_base, unpaired_base(runs)], ignore_index=True))
 
 
-def forgetting(
-    runs: pd.DataFrame, predictions=None, *, resamples: int = RESAMPLES, seed: int = SEED
-) -> Paired:
+def forgetting(runs: pd.DataFrame, predictions=None, *, resamples: int = RESAMPLES, seed: int = SEED) -> Paired:
     """forgetting = score(base) − score(tuned) on out-of-domain and cross-task runs; positive
     means tuning lost ability the checkpoint had. ``rel_gain`` stays gain / base (= −forgetting
     / base); ``ci_low``/``ci_high`` bound the forgetting."""
@@ -145,13 +187,11 @@ def training_tasks(runs: pd.DataFrame, cells: pd.DataFrame) -> dict[str, str]:
     failing that, the dataset's own name (e.g. an instruction-tuning mixture)."""
     tagged = dataset_tasks(runs)
     instruction_tuned = cells["tuning"].str.startswith("it")
-    same_task = cells[(cells["relation"] == "out-of-domain")
-                      | ((cells["relation"] == "in-domain") & ~instruction_tuned)]
+    same_task = cells[
+        (cells["relation"] == "out-of-domain") | ((cells["relation"] == "in-domain") & ~instruction_tuned)
+    ]
     inferred = dataset_tasks(same_task.assign(eval_dataset=same_task["train_dataset"]))
-    return {
-        train: tagged.get(train) or inferred.get(train) or train
-        for train in cells["train_dataset"].unique()
-    }
+    return {train: tagged.get(train) or inferred.get(train) or train for train in cells["train_dataset"].unique()}
 
 
 def transfer(runs: pd.DataFrame) -> pd.DataFrame:
@@ -159,10 +199,12 @@ def transfer(runs: pd.DataFrame) -> pd.DataFrame:
     ``n`` counts cells (seed replicates count once)."""
     pairs, _ = pair_with_base(runs)
     cells = replicate_cells(pairs)
-    frame = pd.DataFrame({
-        "train_task": cells["train_dataset"].map(training_tasks(runs, cells)),
-        "eval_task": cells["task"],
-        "gain": cells["tuned"] - cells["base"],
-    })
+    frame = pd.DataFrame(
+        {
+            "train_task": cells["train_dataset"].map(training_tasks(runs, cells)),
+            "eval_task": cells["task"],
+            "gain": cells["tuned"] - cells["base"],
+        }
+    )
     table = frame.groupby(["train_task", "eval_task"])["gain"].agg(mean_gain="mean", n="count")
     return table.reset_index()[TRANSFER_COLUMNS]

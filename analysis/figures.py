@@ -61,9 +61,7 @@ def score_by_step(runs: pd.DataFrame, prompt_format: str = "default") -> bytes:
         return _empty(title)
     if (runs["format"] == prompt_format).any():
         runs = runs[runs["format"] == prompt_format]
-    lines = runs.assign(
-        line=np.where(is_base(runs), "base", runs["tuning"] + " on " + runs["train_dataset"])
-    )
+    lines = runs.assign(line=np.where(is_base(runs), "base", runs["tuning"] + " on " + runs["train_dataset"]))
     panels = list(lines.groupby(["model", "eval_dataset"], sort=True))
     figure, axes = _panels(len(panels))
     several_models = lines["model"].nunique() > 1
@@ -74,18 +72,35 @@ def score_by_step(runs: pd.DataFrame, prompt_format: str = "default") -> bytes:
     for ax, ((model, dataset), rows) in zip(axes, panels):
         # Seed replicates: their mean, the mean interval, and the across-seed spread.
         series = rows.groupby(["line", "step"]).agg(
-            score=("score", "mean"), score_ci_low=("score_ci_low", "mean"),
-            score_ci_high=("score_ci_high", "mean"), seed_std=("score", "std"),
+            score=("score", "mean"),
+            score_ci_low=("score_ci_low", "mean"),
+            score_ci_high=("score_ci_high", "mean"),
+            seed_std=("score", "std"),
         )
         for line, points in series.groupby(level="line", sort=False):
             steps = points.index.get_level_values("step")
-            ax.plot(steps, points["score"], marker="o", markersize=3, label=line,
-                    color=colours[line], linewidth=2 if line == "base" else 1.5)
-            ax.fill_between(steps, points["score_ci_low"], points["score_ci_high"],
-                            color=colours[line], alpha=0.15, linewidth=0)
+            ax.plot(
+                steps,
+                points["score"],
+                marker="o",
+                markersize=3,
+                label=line,
+                color=colours[line],
+                linewidth=2 if line == "base" else 1.5,
+            )
+            ax.fill_between(
+                steps, points["score_ci_low"], points["score_ci_high"], color=colours[line], alpha=0.15, linewidth=0
+            )
             if points["seed_std"].notna().any():
-                ax.errorbar(steps, points["score"], yerr=points["seed_std"].fillna(0),
-                            fmt="none", ecolor=colours[line], capsize=2, linewidth=1)
+                ax.errorbar(
+                    steps,
+                    points["score"],
+                    yerr=points["seed_std"].fillna(0),
+                    fmt="none",
+                    ecolor=colours[line],
+                    capsize=2,
+                    linewidth=1,
+                )
         ax.set_title(_panel_title(model, dataset, several_models), fontsize=10)
         ax.set_xlabel("pre-training step")
         ax.set_ylabel(rows["metric"].iloc[0] or "score")
@@ -122,9 +137,7 @@ def transfer_heatmap(transfer_table: pd.DataFrame) -> bytes:
         return _empty(title)
     matrix = transfer_table.pivot(index="train_task", columns="eval_task", values="mean_gain")
     limit = float(np.nanmax(np.abs(matrix.to_numpy()))) or 1.0
-    figure = Figure(
-        figsize=(1.2 * matrix.shape[1] + 2.5, 0.8 * matrix.shape[0] + 1.8), layout="constrained"
-    )
+    figure = Figure(figsize=(1.2 * matrix.shape[1] + 2.5, 0.8 * matrix.shape[0] + 1.8), layout="constrained")
     ax = figure.subplots()
     image = ax.imshow(matrix.to_numpy(), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(matrix.shape[1]), matrix.columns, rotation=30, ha="right")
@@ -148,7 +161,8 @@ def score_by_format(runs: pd.DataFrame) -> bytes:
     stage = np.where(is_base(runs), "before tuning", "after tuning")
     means = (
         runs.assign(stage=stage)
-        .groupby(["eval_dataset", "format", "stage"])["score"].mean()
+        .groupby(["eval_dataset", "format", "stage"])["score"]
+        .mean()
         .unstack("stage")
         .reindex(columns=["before tuning", "after tuning"])
     )
@@ -176,8 +190,15 @@ def yours_vs_paper(shared: pd.DataFrame) -> bytes:
     figure = Figure(figsize=(5, 4.6), layout="constrained")
     ax = figure.subplots()
     for tuned, rows in shared.groupby(shared["tuning"] != "none"):
-        ax.errorbar(rows["paper"], rows["yours"], yerr=rows["seed_std"].fillna(0), fmt="o",
-                    markersize=4, capsize=2, label="tuned" if tuned else "base")
+        ax.errorbar(
+            rows["paper"],
+            rows["yours"],
+            yerr=rows["seed_std"].fillna(0),
+            fmt="o",
+            markersize=4,
+            capsize=2,
+            label="tuned" if tuned else "base",
+        )
     ax.axline((0, 0), slope=1, color="grey", linewidth=0.8)
     ax.set_xlabel("published score")
     ax.set_ylabel("your score")

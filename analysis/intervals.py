@@ -15,9 +15,7 @@ _BLOCK_ENTRIES = 4_000_000
 _FEW_VALUES = 64
 
 
-def bootstrap_means(
-    differences_by_seed: list[np.ndarray], resamples: int = RESAMPLES, seed: int = SEED
-) -> np.ndarray:
+def bootstrap_means(differences_by_seed: list[np.ndarray], resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     """``resamples`` bootstrap means of per-item differences, from ``np.random.default_rng(seed)``.
 
     With one array (one seed), items are resampled with replacement. With several (seed
@@ -36,8 +34,7 @@ def bootstrap_means(
     for index, group in enumerate(groups):
         draws = (picks == index).sum(axis=1)
         means = _item_means(group, int(draws.sum()), rng)
-        totals += np.bincount(np.repeat(np.arange(resamples), draws), weights=means,
-                              minlength=resamples)
+        totals += np.bincount(np.repeat(np.arange(resamples), draws), weights=means, minlength=resamples)
     return totals / len(groups)
 
 
@@ -49,9 +46,7 @@ def bootstrap_interval(
     return float(low), float(high)
 
 
-def paired_bootstrap(
-    differences: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
-) -> tuple[float, float]:
+def paired_bootstrap(differences: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> tuple[float, float]:
     """95% percentile interval of the mean per-item difference of one pair of runs."""
     return bootstrap_interval([differences], resamples, seed)
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.pairing import is_base
 from analysis.intervals import Z_95
+from analysis.pairing import is_base
 
 LEARNED_COLUMNS = [
-    "model", "eval_dataset", "protocol", "task", "first_step", "last_step", "first_score",
-    "last_score", "n_checkpoints", "slope", "slope_ci_low", "slope_ci_high", "learned_in",
+    "model",
+    "eval_dataset",
+    "protocol",
+    "task",
+    "first_step",
+    "last_step",
+    "first_score",
+    "last_score",
+    "n_checkpoints",
+    "slope",
+    "slope_ci_low",
+    "slope_ci_high",
+    "learned_in",
 ]
 _SERIES = ["model", "eval_dataset", "protocol"]
 GROUP_COLUMNS = ["model", "protocol", "step", "group", "mean_gain", "n"]
@@ -19,9 +30,7 @@ FINE_TUNING = "fine-tuning"
 UNCLASSIFIED = "unclassified"
 
 
-def learned(
-    runs: pd.DataFrame, prompt_format: str = "default", shots: int | None = None
-) -> pd.DataFrame:
+def learned(runs: pd.DataFrame, prompt_format: str = "default", shots: int | None = None) -> pd.DataFrame:
     """Per (model, eval dataset, protocol), on base runs in one prompt format: ``pre-training``
     when the base score rises across the whole checkpoint series beyond its noise, else
     ``fine-tuning``.
@@ -70,8 +79,19 @@ def _trend(key: tuple, points: pd.DataFrame) -> list:
             variance = max(variance, float(np.square(residuals).sum()) / (len(points) - 2) / spread)
         low, high = slope - Z_95 * np.sqrt(variance), slope + Z_95 * np.sqrt(variance)
     learned_in = PRE_TRAINING if low > 0 else FINE_TUNING
-    return [*key, points["task"].iat[0], int(points["step"].iat[0]), int(points["step"].iat[-1]),
-            y[0], y[-1], len(points), slope, low, high, learned_in]
+    return [
+        *key,
+        points["task"].iat[0],
+        int(points["step"].iat[0]),
+        int(points["step"].iat[-1]),
+        y[0],
+        y[-1],
+        len(points),
+        slope,
+        low,
+        high,
+        learned_in,
+    ]
 
 
 def _usual_shots(base: pd.DataFrame) -> pd.Series:
@@ -100,7 +120,5 @@ def gains_by_group(
         rows = rows[rows["relation"].isin(relations)]
     labelled = rows.merge(learned_table[_SERIES + ["learned_in"]], on=_SERIES, how="left")
     labelled["group"] = labelled["learned_in"].fillna(UNCLASSIFIED)
-    table = labelled.groupby(["model", "protocol", "step", "group"])["gain"].agg(
-        mean_gain="mean", n="count"
-    )
+    table = labelled.groupby(["model", "protocol", "step", "group"])["gain"].agg(mean_gain="mean", n="count")
     return table.reset_index()[GROUP_COLUMNS]

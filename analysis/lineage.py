@@ -13,9 +13,7 @@ class LineageWarning(UserWarning):
     """A tuned run and its base run scored different rows of one dataset; they are not paired."""
 
 
-def digest_conflict(
-    tuned_inputs: tuple, base_inputs: tuple
-) -> tuple[str, str, str] | None:
+def digest_conflict(tuned_inputs: tuple, base_inputs: tuple) -> tuple[str, str, str] | None:
     """(dataset name, tuned digest, base digest) of the first dataset both runs logged with
     different digests, or None when they agree on every dataset they share."""
     base = dict(base_inputs)

@@ -15,14 +15,22 @@ from analysis.source import Source
 
 def output_options(function):
     options = [
-        click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]),
-                     default=None,
-                     help="Output format (default: from --out's suffix, else table)."),
-        click.option("--out", type=click.Path(dir_okay=False), default=None,
-                     help="Write the table to this file instead of the terminal."),
-        click.option("--log", is_flag=True,
-                     help="Also record the outputs as artifacts of a new run tagged "
-                          "amuro.kind=analysis."),
+        click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(["table", "csv", "json"]),
+            default=None,
+            help="Output format (default: from --out's suffix, else table).",
+        ),
+        click.option(
+            "--out",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Write the table to this file instead of the terminal.",
+        ),
+        click.option(
+            "--log", is_flag=True, help="Also record the outputs as artifacts of a new run tagged amuro.kind=analysis."
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -49,13 +57,22 @@ def show_missing(missing: pd.DataFrame | None, what: str) -> None:
         return
     click.echo(
         f"\nMissing partners: {len(missing)} run(s) not in the {what} table "
-        f"(nothing to compare with):\n{render(missing, 'table')}", err=True,
+        f"(nothing to compare with):\n{render(missing, 'table')}",
+        err=True,
     )
 
 
-def emit(source: Source, name: str, table: pd.DataFrame, output_format, out, log,
-         missing: pd.DataFrame | None = None, images: dict[str, bytes] | None = None,
-         quiet: bool = False) -> None:
+def emit(
+    source: Source,
+    name: str,
+    table: pd.DataFrame,
+    output_format,
+    out,
+    log,
+    missing: pd.DataFrame | None = None,
+    images: dict[str, bytes] | None = None,
+    quiet: bool = False,
+) -> None:
     """Print or write the table (not when ``quiet``: the command showed it its own way), list
     missing partners, and log everything if asked."""
     if output_format is None:
@@ -69,16 +86,16 @@ def emit(source: Source, name: str, table: pd.DataFrame, output_format, out, log
         click.echo(text, nl=False)
     show_missing(missing, name)
     if log:
-        files = {f"{name}.csv": table.to_csv(index=False),
-                 f"{name}.json": to_json(table)}
+        files = {f"{name}.csv": table.to_csv(index=False), f"{name}.json": to_json(table)}
         if missing is not None and not missing.empty:
             files[f"{name}-missing.csv"] = missing.to_csv(index=False)
         files.update(images or {})
         log_analysis_run(source, name, files)
 
 
-def log_analysis_run(source: Source, name: str, files: dict[str, str | bytes],
-                     params: dict[str, str] | None = None) -> str:
+def log_analysis_run(
+    source: Source, name: str, files: dict[str, str | bytes], params: dict[str, str] | None = None
+) -> str:
     """A new run tagged amuro.kind=analysis in the first experiment, holding ``files``."""
     from mlflow import MlflowClient
     from mlflow.entities import RunStatus
@@ -112,6 +129,5 @@ def log_analysis_run(source: Source, name: str, files: dict[str, str | bytes],
             status = RunStatus.to_string(RunStatus.FINISHED)
         finally:
             client.set_terminated(run_id, status)
-    click.echo(f"Logged to run {run_id} (experiment {experiment}) at "
-               f"{source.tracking_uri}", err=True)
+    click.echo(f"Logged to run {run_id} (experiment {experiment}) at {source.tracking_uri}", err=True)
     return run_id

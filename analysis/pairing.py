@@ -17,13 +17,30 @@ from analysis.lineage import LineageWarning, digest_conflict, refusal
 
 PAIR_KEY = ["model", "step", "eval_dataset", "format", "shots", "protocol", "origin"]
 MISSING_COLUMNS = [
-    "model", "step", "tuning", "train_dataset", "eval_dataset", "relation", "format", "shots",
-    "protocol", "seed", "train_seed", "run_id", "reason",
+    "model",
+    "step",
+    "tuning",
+    "train_dataset",
+    "eval_dataset",
+    "relation",
+    "format",
+    "shots",
+    "protocol",
+    "seed",
+    "train_seed",
+    "run_id",
+    "reason",
 ]
 NO_BASE = "no base run at this checkpoint, eval dataset, format, shots and protocol"
 NO_TUNED = "no tuned run at this checkpoint, eval dataset, format, shots and protocol"
 _BASE_COLUMNS = [
-    "run_id", "score", "score_se", "seed", "start_time", "has_predictions", "eval_inputs",
+    "run_id",
+    "score",
+    "score_se",
+    "seed",
+    "start_time",
+    "has_predictions",
+    "eval_inputs",
 ]
 
 
@@ -42,9 +59,7 @@ def pair_with_base(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     base = runs[is_base(runs)]
     tuned = runs[~is_base(runs)].reset_index(drop=True)
     tuned["_row"] = np.arange(len(tuned))
-    candidates = tuned.merge(
-        base[PAIR_KEY + _BASE_COLUMNS], on=PAIR_KEY, how="left", suffixes=("", "_base")
-    )
+    candidates = tuned.merge(base[PAIR_KEY + _BASE_COLUMNS], on=PAIR_KEY, how="left", suffixes=("", "_base"))
     candidates["_conflict"] = _conflicts(candidates)
     candidates["_clean"] = candidates["_conflict"].isna()
     candidates["_same_seed"] = (candidates["seed"] == candidates["seed_base"]).fillna(False)
@@ -54,18 +69,20 @@ def pair_with_base(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     has_base = candidates["run_id_base"].notna()
     refused = candidates[has_base & ~candidates["_clean"]]
     reasons = []
-    for tuned_run, base_run, conflict in zip(
-        refused["run_id"], refused["run_id_base"], refused["_conflict"]
-    ):
+    for tuned_run, base_run, conflict in zip(refused["run_id"], refused["run_id_base"], refused["_conflict"]):
         warnings.warn(refusal(tuned_run, base_run, conflict), LineageWarning, stacklevel=3)
         reasons.append(f"base run {base_run} scored other rows of {conflict[0]}")
     paired = has_base & candidates["_clean"]
     pairs = candidates[paired].drop(columns=["_row", "_same_seed", "_conflict", "_clean"])
     pairs = pairs.reset_index(drop=True)
     pairs["has_predictions_base"] = pairs["has_predictions_base"].astype(bool)
-    missing = pd.concat([
-        missing_rows(candidates[~has_base], NO_BASE), missing_rows(refused, reasons),
-    ], ignore_index=True)
+    missing = pd.concat(
+        [
+            missing_rows(candidates[~has_base], NO_BASE),
+            missing_rows(refused, reasons),
+        ],
+        ignore_index=True,
+    )
     return pairs, missing
 
 

@@ -36,7 +36,7 @@ class PredictionTables:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self._tables: dict[str, pd.DataFrame | None] = {}
-        self._locations: dict[str, str] = {}   # run id -> its artifact URI
+        self._locations: dict[str, str] = {}  # run id -> its artifact URI
         self._lock = threading.Lock()
 
     def get(self, run_id: str) -> pd.DataFrame | None:
@@ -70,12 +70,12 @@ class PredictionTables:
         try:
             experiments = [e.experiment_id for e in store.search_experiments()]
             for start in range(0, len(run_ids), LOCATE_CHUNK):
-                chunk = run_ids[start:start + LOCATE_CHUNK]
+                chunk = run_ids[start : start + LOCATE_CHUNK]
                 wanted = ", ".join(f"'{run_id}'" for run_id in chunk)
                 found = store.search_runs(experiments, f"attributes.run_id IN ({wanted})", max_results=len(chunk))
                 self._locations.update((run.info.run_id, run.info.artifact_uri) for run in found)
         except MlflowException:
-            return   # each table is then downloaded by its run id
+            return  # each table is then downloaded by its run id
 
     def _read(self, run_id: str) -> pd.DataFrame | None:
         cached = self.cache_dir / run_id / PREDICTIONS_ARTIFACT
@@ -101,12 +101,11 @@ class PredictionTables:
                 if run_id in self._locations:
                     local = download_artifacts(
                         artifact_uri=f"{self._locations[run_id]}/{PREDICTIONS_ARTIFACT}",
-                        dst_path=scratch, tracking_uri=self.tracking_uri,
+                        dst_path=scratch,
+                        tracking_uri=self.tracking_uri,
                     )
                 else:
-                    local = MlflowClient(self.tracking_uri).download_artifacts(
-                        run_id, PREDICTIONS_ARTIFACT, scratch
-                    )
+                    local = MlflowClient(self.tracking_uri).download_artifacts(run_id, PREDICTIONS_ARTIFACT, scratch)
             except (MlflowException, OSError):
                 return False
             # Atomic, so a concurrent reader never sees half a file.

@@ -34,8 +34,12 @@ class Report:
 
 
 def build_report(
-    runs: pd.DataFrame, predictions=None, *, source: str = "",
-    published: pd.DataFrame | None = None, published_name: str | None = None,
+    runs: pd.DataFrame,
+    predictions=None,
+    *,
+    source: str = "",
+    published: pd.DataFrame | None = None,
+    published_name: str | None = None,
     settings: FindingsSettings = FindingsSettings(),
 ) -> Report:
     """Compute every analysis of ``runs`` and lay the results out as one HTML page, the four
@@ -48,52 +52,82 @@ def build_report(
     gain = gains(runs, predictions)
     forgot = forgetting(runs, predictions)
     learned_table = learned(runs)
-    tables.update({
-        "learned": learned_table,
-        "gains-by-group": gains_by_group(gain.table, learned_table),
-        "gains": flag_degenerate(gain.table, degenerate),
-        "gains-missing": gain.missing,
-        "forgetting": flag_degenerate(forgot.table, degenerate),
-        "forgetting-missing": forgot.missing,
-        "transfer": transfer(runs),
-        "sensitivity": sensitivity(runs),
-    })
-    images.update({
-        "score-by-step.png": figures.score_by_step(runs),
-        "gain-by-group.png": figures.gain_by_group(tables["gains-by-group"]),
-        "transfer.png": figures.transfer_heatmap(tables["transfer"]),
-        "score-by-format.png": figures.score_by_format(runs),
-    })
+    tables.update(
+        {
+            "learned": learned_table,
+            "gains-by-group": gains_by_group(gain.table, learned_table),
+            "gains": flag_degenerate(gain.table, degenerate),
+            "gains-missing": gain.missing,
+            "forgetting": flag_degenerate(forgot.table, degenerate),
+            "forgetting-missing": forgot.missing,
+            "transfer": transfer(runs),
+            "sensitivity": sensitivity(runs),
+        }
+    )
+    images.update(
+        {
+            "score-by-step.png": figures.score_by_step(runs),
+            "gain-by-group.png": figures.gain_by_group(tables["gains-by-group"]),
+            "transfer.png": figures.transfer_heatmap(tables["transfer"]),
+            "score-by-format.png": figures.score_by_format(runs),
+        }
+    )
     sections = findings_sections + [
-        ("Score by pre-training step", "score-by-step.png", None,
-         "Base checkpoints and tuned models, default prompt format; bands are 95% intervals, "
-         "error bars the across-seed standard deviation of seed replicates."),
-        ("Learned in pre-training or in fine-tuning", None, "learned",
-         "pre-training: the base score's slope against log10(step), over every checkpoint, "
-         "has its 95% interval above zero."),
-        ("Gain per checkpoint, by group", "gain-by-group.png", "gains-by-group",
-         "Mean in-domain gain of fine-tuning per checkpoint."),
-        ("Gains", None, "gains",
-         "gain = tuned − base at the same checkpoint, eval dataset, format, shots and protocol; "
-         "ci_method says how the 95% interval was made. Seed replicates form one cell: "
-         "n_seeds of them, seed_std the across-seed standard deviation of the tuned score."),
-        ("Forgetting", None, "forgetting",
-         "base − tuned on out-of-domain and cross-task evaluations; positive = lost ability."),
+        (
+            "Score by pre-training step",
+            "score-by-step.png",
+            None,
+            "Base checkpoints and tuned models, default prompt format; bands are 95% intervals, "
+            "error bars the across-seed standard deviation of seed replicates.",
+        ),
+        (
+            "Learned in pre-training or in fine-tuning",
+            None,
+            "learned",
+            "pre-training: the base score's slope against log10(step), over every checkpoint, "
+            "has its 95% interval above zero.",
+        ),
+        (
+            "Gain per checkpoint, by group",
+            "gain-by-group.png",
+            "gains-by-group",
+            "Mean in-domain gain of fine-tuning per checkpoint.",
+        ),
+        (
+            "Gains",
+            None,
+            "gains",
+            "gain = tuned − base at the same checkpoint, eval dataset, format, shots and protocol; "
+            "ci_method says how the 95% interval was made. Seed replicates form one cell: "
+            "n_seeds of them, seed_std the across-seed standard deviation of the tuned score.",
+        ),
+        (
+            "Forgetting",
+            None,
+            "forgetting",
+            "base − tuned on out-of-domain and cross-task evaluations; positive = lost ability.",
+        ),
         ("Transfer", "transfer.png", "transfer", "Mean gain by task tuned on x task evaluated."),
-        ("Prompt sensitivity", "score-by-format.png", "sensitivity",
-         "Across prompt formats: spread = max − min, std = population standard deviation, "
-         "default_gap = default − mean of the other formats."),
-        ("Missing partners", None, "gains-missing",
-         "Runs that have nothing to be compared with; they are in no table above."),
+        (
+            "Prompt sensitivity",
+            "score-by-format.png",
+            "sensitivity",
+            "Across prompt formats: spread = max − min, std = population standard deviation, "
+            "default_gap = default − mean of the other formats.",
+        ),
+        (
+            "Missing partners",
+            None,
+            "gains-missing",
+            "Runs that have nothing to be compared with; they are in no table above.",
+        ),
     ]
 
     if published is not None:
-        sections += _beside_sections(runs, published, published_name or "published", tables,
-                                     images)
+        sections += _beside_sections(runs, published, published_name or "published", tables, images)
     body = [
         f"<h1>amuro analysis: {html.escape(', '.join(sorted(runs['experiment'].unique())))}</h1>",
-        f"<p class='note'>{len(runs)} finished eval runs"
-        f"{' from ' + html.escape(source) if source else ''}.</p>",
+        f"<p class='note'>{len(runs)} finished eval runs{' from ' + html.escape(source) if source else ''}.</p>",
     ]
     for title, image, table, note in sections:
         body.append(f"<h2>{html.escape(title)}</h2><p class='note'>{html.escape(note)}</p>")
@@ -115,32 +149,56 @@ def _findings_sections(runs, predictions, settings) -> tuple[list[tuple], dict, 
         measured = measure_findings(runs, settings, predictions)
     except FindingsError as error:
         return [("The study's four findings", None, None, str(error))], {}, {}
-    tables = {"findings": measured.summary, "findings-degenerate": measured.degenerate,
-              **{f"findings-{name}": table for name, table in measured.details.items()}}
+    tables = {
+        "findings": measured.summary,
+        "findings-degenerate": measured.degenerate,
+        **{f"findings-{name}": table for name, table in measured.details.items()},
+    }
     images = finding_figures(measured.details)
     notes = " ".join(measured.notes)
     sections = [
-        ("The study's four findings", None, "findings",
-         "Each finding measured under the paper's own definitions (its notebook: hand-picked "
-         "dataset pairs, default format, 4 shots, raw change; a part holds when its point "
-         "estimate points the claimed way) and amuro's (trend-tested groups, every "
-         "checkpoint, a part holds when its 95% interval excludes zero). " + notes),
-        ("(i) Latent gains", "finding-latent.png", "findings-latent",
-         "gain(checkpoint) − gain(first checkpoint), mean over the datasets learned in "
-         "fine-tuning; 95% bootstrap interval over dataset pairs (amuro: and items)."),
-        ("(ii) Gain by group per checkpoint", "finding-groups.png", "findings-groups",
-         "Mean in-domain gain of the datasets learned in fine-tuning and in pre-training; "
-         "gap = the first − the second, with its interval."),
-        ("(iii) Forgetting per training set, by relation", "finding-forgetting.png",
-         "findings-forgetting",
-         "base − tuned, mean over checkpoints and pairs; n_forgot: cells whose own interval "
-         "lies above zero."),
-        ("(iv) Prompt sensitivity by checkpoint", "finding-sensitivity.png",
-         "findings-sensitivity",
-         "Mean population std of the score across prompt formats, tuned (with interval) and base."),
-        ("Degenerate cells", None, "findings-degenerate",
-         "References of a single class: left out of the findings"
-         + (" (kept, as asked)." if settings.keep_degenerate else ".")),
+        (
+            "The study's four findings",
+            None,
+            "findings",
+            "Each finding measured under the paper's own definitions (its notebook: hand-picked "
+            "dataset pairs, default format, 4 shots, raw change; a part holds when its point "
+            "estimate points the claimed way) and amuro's (trend-tested groups, every "
+            "checkpoint, a part holds when its 95% interval excludes zero). " + notes,
+        ),
+        (
+            "(i) Latent gains",
+            "finding-latent.png",
+            "findings-latent",
+            "gain(checkpoint) − gain(first checkpoint), mean over the datasets learned in "
+            "fine-tuning; 95% bootstrap interval over dataset pairs (amuro: and items).",
+        ),
+        (
+            "(ii) Gain by group per checkpoint",
+            "finding-groups.png",
+            "findings-groups",
+            "Mean in-domain gain of the datasets learned in fine-tuning and in pre-training; "
+            "gap = the first − the second, with its interval.",
+        ),
+        (
+            "(iii) Forgetting per training set, by relation",
+            "finding-forgetting.png",
+            "findings-forgetting",
+            "base − tuned, mean over checkpoints and pairs; n_forgot: cells whose own interval lies above zero.",
+        ),
+        (
+            "(iv) Prompt sensitivity by checkpoint",
+            "finding-sensitivity.png",
+            "findings-sensitivity",
+            "Mean population std of the score across prompt formats, tuned (with interval) and base.",
+        ),
+        (
+            "Degenerate cells",
+            None,
+            "findings-degenerate",
+            "References of a single class: left out of the findings"
+            + (" (kept, as asked)." if settings.keep_degenerate else "."),
+        ),
     ]
     return sections, tables, images
 
@@ -154,25 +212,51 @@ def _beside_sections(runs, published, name, tables, images) -> list[tuple]:
     for finding, table in compared.details.items():
         tables[f"published-{finding}"] = table
     images["yours-vs-paper.png"] = figures.yours_vs_paper(compared.shared)
-    scope = (f"{len(compared.shared)} cell(s) you share with {name}"
-             + (f" ({reference})" if reference else "")
-             + "; the findings are measured on each side over these cells only.")
+    scope = (
+        f"{len(compared.shared)} cell(s) you share with {name}"
+        + (f" ({reference})" if reference else "")
+        + "; the findings are measured on each side over these cells only."
+    )
     return [
-        ("Beside the published results: the four findings", None, "published-findings",
-         scope + " Each finding's verdict, where it holds and its value, yours beside the "
-                 "paper's, under both definitions."),
-        ("Shared cells, yours beside the paper's", "yours-vs-paper.png", "published-shared",
-         "difference = yours − paper; its 95% interval from both standard errors (normal). "
-         "Your scores average seed replicates and use the bootstrap interval's midpoint "
-         "where a run logged it (score_ci_mid), as the study reports."),
-        ("(i) Latent gains, both sides", None, "published-latent",
-         "Per checkpoint: gain − gain at the first checkpoint, datasets learned in fine-tuning."),
-        ("(ii) Learned in fine-tuning against learned in pre-training, both sides", None,
-         "published-groups", "Mean in-domain gain per checkpoint of each group and the gap."),
-        ("(iii) Forgetting, both sides", None, "published-forgetting",
-         "base − tuned per relation (and training set), mean over checkpoints and pairs."),
-        ("(iv) Prompt sensitivity by checkpoint, both sides", None, "published-sensitivity",
-         "Mean std of the score across prompt formats, tuned and base cells."),
+        (
+            "Beside the published results: the four findings",
+            None,
+            "published-findings",
+            scope + " Each finding's verdict, where it holds and its value, yours beside the "
+            "paper's, under both definitions.",
+        ),
+        (
+            "Shared cells, yours beside the paper's",
+            "yours-vs-paper.png",
+            "published-shared",
+            "difference = yours − paper; its 95% interval from both standard errors (normal). "
+            "Your scores average seed replicates and use the bootstrap interval's midpoint "
+            "where a run logged it (score_ci_mid), as the study reports.",
+        ),
+        (
+            "(i) Latent gains, both sides",
+            None,
+            "published-latent",
+            "Per checkpoint: gain − gain at the first checkpoint, datasets learned in fine-tuning.",
+        ),
+        (
+            "(ii) Learned in fine-tuning against learned in pre-training, both sides",
+            None,
+            "published-groups",
+            "Mean in-domain gain per checkpoint of each group and the gap.",
+        ),
+        (
+            "(iii) Forgetting, both sides",
+            None,
+            "published-forgetting",
+            "base − tuned per relation (and training set), mean over checkpoints and pairs.",
+        ),
+        (
+            "(iv) Prompt sensitivity by checkpoint, both sides",
+            None,
+            "published-sensitivity",
+            "Mean std of the score across prompt formats, tuned and base cells.",
+        ),
     ]
 
 

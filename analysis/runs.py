@@ -21,9 +21,25 @@ from analysis.store import client, experiment_ids, quote, resolve_tracking_uri
 
 TAG_PREFIX = "amuro."
 TAG_COLUMNS = [
-    "model", "revision", "step", "tokens", "tuning", "train_dataset", "eval_dataset", "task",
-    "relation", "format", "shots", "metric", "seed", "train_seed", "protocol", "origin",
-    "reference", "source_run_id", "run_key",
+    "model",
+    "revision",
+    "step",
+    "tokens",
+    "tuning",
+    "train_dataset",
+    "eval_dataset",
+    "task",
+    "relation",
+    "format",
+    "shots",
+    "metric",
+    "seed",
+    "train_seed",
+    "protocol",
+    "origin",
+    "reference",
+    "source_run_id",
+    "run_key",
 ]
 # score_ci_mid: the midpoint of the bootstrap interval, the figure the study reports.
 METRIC_COLUMNS = ["score", "score_ci_low", "score_ci_high", "score_se", "n", "score_ci_mid"]
@@ -33,16 +49,22 @@ INTEGER_TAGS = ["step", "shots"]
 NULLABLE_INTEGER_TAGS = ["tokens", "seed", "train_seed"]
 # Tags whose absence means a value (docs/tracking-contract.md).
 TAG_DEFAULTS = {"protocol": "amuro", "origin": "run"}
-RUN_COLUMNS = (
-    ["run_id", "experiment"] + TAG_COLUMNS + METRIC_COLUMNS
-    + ["eval_inputs", "start_time", "has_predictions"]
-)
+RUN_COLUMNS = ["run_id", "experiment"] + TAG_COLUMNS + METRIC_COLUMNS + ["eval_inputs", "start_time", "has_predictions"]
 
 # One evaluated configuration; several finished runs of the same cell are re-runs. Rows that
 # differ only in train_seed are seed replicates of one cell (see analysis.replicates).
 CELL_KEY = [
-    "model", "step", "tuning", "train_dataset", "eval_dataset", "format", "shots", "seed",
-    "protocol", "origin", "train_seed",
+    "model",
+    "step",
+    "tuning",
+    "train_dataset",
+    "eval_dataset",
+    "format",
+    "shots",
+    "seed",
+    "protocol",
+    "origin",
+    "train_seed",
 ]
 EVAL_CONTEXT = "eval"
 _CONTEXT_TAG = "mlflow.data.context"
@@ -113,18 +135,22 @@ def _search_store(uri: str, ids: list[str], query: str, page_size: int) -> list[
                 (item.dataset.name, item.dataset.digest, {tag.key: tag.value for tag in item.tags})
                 for item in (run.inputs.dataset_inputs if run.inputs else [])
             ]
-            records.append(_record(
-                run.info.run_id, run.info.experiment_id, run.info.start_time,
-                run.data.tags, run.data.metrics, inputs,
-            ))
+            records.append(
+                _record(
+                    run.info.run_id,
+                    run.info.experiment_id,
+                    run.info.start_time,
+                    run.data.tags,
+                    run.data.metrics,
+                    inputs,
+                )
+            )
         token = page.token
         if not token:
             return records
 
 
-def _search_rest(
-    uri: str, ids: list[str], query: str, page_size: int, concurrency: int
-) -> list[dict]:
+def _search_rest(uri: str, ids: list[str], query: str, page_size: int, concurrency: int) -> list[dict]:
     """Search through the REST API directly, reading the JSON as is (MLflow's protobuf
     conversion costs more than the transfer), in ``concurrency`` start-time windows at once
     so that a multi-worker server answers them in parallel."""
@@ -139,17 +165,21 @@ def _search_rest(
         return verify_rest_response(response, endpoint).json()
 
     def edge(order: str) -> int | None:
-        runs = search({
-            "experiment_ids": ids, "filter": query, "max_results": 1,
-            "order_by": [f"attributes.start_time {order}"],
-        }).get("runs", [])
+        runs = search(
+            {
+                "experiment_ids": ids,
+                "filter": query,
+                "max_results": 1,
+                "order_by": [f"attributes.start_time {order}"],
+            }
+        ).get("runs", [])
         return int(runs[0]["info"]["start_time"]) if runs else None
 
     def window(bounds: tuple[int, int]) -> list[dict]:
         body = {
-            "experiment_ids": ids, "max_results": page_size,
-            "filter": f"{query} and attributes.start_time >= {bounds[0]}"
-                      f" and attributes.start_time < {bounds[1]}",
+            "experiment_ids": ids,
+            "max_results": page_size,
+            "filter": f"{query} and attributes.start_time >= {bounds[0]} and attributes.start_time < {bounds[1]}",
         }
         records = []
         while True:
@@ -157,16 +187,23 @@ def _search_rest(
             for run in page.get("runs", []):
                 info, data = run["info"], run.get("data", {})
                 inputs = [
-                    (item["dataset"].get("name", ""), item["dataset"].get("digest", ""),
-                     {tag["key"]: tag.get("value", "") for tag in item.get("tags", [])})
+                    (
+                        item["dataset"].get("name", ""),
+                        item["dataset"].get("digest", ""),
+                        {tag["key"]: tag.get("value", "") for tag in item.get("tags", [])},
+                    )
                     for item in run.get("inputs", {}).get("dataset_inputs", [])
                 ]
-                records.append(_record(
-                    info["run_id"], info["experiment_id"], int(info.get("start_time", 0)),
-                    {tag["key"]: tag.get("value", "") for tag in data.get("tags", [])},
-                    {metric["key"]: metric.get("value") for metric in data.get("metrics", [])},
-                    inputs,
-                ))
+                records.append(
+                    _record(
+                        info["run_id"],
+                        info["experiment_id"],
+                        int(info.get("start_time", 0)),
+                        {tag["key"]: tag.get("value", "") for tag in data.get("tags", [])},
+                        {metric["key"]: metric.get("value") for metric in data.get("metrics", [])},
+                        inputs,
+                    )
+                )
             if not page.get("next_page_token"):
                 return records
             body["page_token"] = page["next_page_token"]
@@ -181,9 +218,7 @@ def _search_rest(
         return [record for part in pool.map(window, windows) for record in part]
 
 
-def _record(
-    run_id: str, experiment_id: str, start_time: int, tags: dict, metrics: dict, inputs: list
-) -> dict:
+def _record(run_id: str, experiment_id: str, start_time: int, tags: dict, metrics: dict, inputs: list) -> dict:
     """One run as a row. ``inputs``: (dataset name, digest, input tags) of each logged input;
     only the eval-context ones are kept, as a sorted tuple of (name, digest)."""
     record = {
@@ -191,10 +226,11 @@ def _record(
         "experiment": experiment_id,
         "start_time": start_time,
         "has_predictions": PREDICTIONS_ARTIFACT in tags.get(_LOGGED_ARTIFACTS_TAG, ""),
-        "eval_inputs": tuple(sorted({
-            (name, digest) for name, digest, input_tags in inputs
-            if input_tags.get(_CONTEXT_TAG) == EVAL_CONTEXT
-        })),
+        "eval_inputs": tuple(
+            sorted(
+                {(name, digest) for name, digest, input_tags in inputs if input_tags.get(_CONTEXT_TAG) == EVAL_CONTEXT}
+            )
+        ),
     }
     for column in TAG_COLUMNS:
         record[column] = tags.get(TAG_PREFIX + column)
@@ -243,6 +279,17 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
             stacklevel=3,
         )
     return newest.sort_values(
-        ["experiment", "model", "eval_dataset", "step", "tuning", "train_dataset", "format",
-         "shots", "seed", "train_seed"], kind="stable"
+        [
+            "experiment",
+            "model",
+            "eval_dataset",
+            "step",
+            "tuning",
+            "train_dataset",
+            "format",
+            "shots",
+            "seed",
+            "train_seed",
+        ],
+        kind="stable",
     ).reset_index(drop=True)

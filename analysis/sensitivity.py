@@ -6,7 +6,12 @@ import pandas as pd
 
 SENSITIVITY_KEY = ["model", "step", "tuning", "train_dataset", "eval_dataset", "shots", "protocol"]
 SENSITIVITY_COLUMNS = SENSITIVITY_KEY + [
-    "n_formats", "spread", "std", "default_gap", "n_seeds", "seed_std",
+    "n_formats",
+    "spread",
+    "std",
+    "default_gap",
+    "n_seeds",
+    "seed_std",
 ]
 TRAINING_FORMAT = "default"
 # Published scores are never mixed with runs of one's own.
@@ -35,8 +40,11 @@ def sensitivity(runs: pd.DataFrame) -> pd.DataFrame:
     others = per_format[~is_training].groupby(_GROUP)["score"].mean()
     table["default_gap"] = trained - others
     per_seed = (
-        runs.groupby(_GROUP + ["train_seed", "format"], dropna=False)["score"].mean().dropna()
-        .groupby(_GROUP + ["train_seed"], dropna=False).agg(lambda s: s.max() - s.min())
+        runs.groupby(_GROUP + ["train_seed", "format"], dropna=False)["score"]
+        .mean()
+        .dropna()
+        .groupby(_GROUP + ["train_seed"], dropna=False)
+        .agg(lambda s: s.max() - s.min())
         .groupby(_GROUP)
     )
     table["n_seeds"] = per_seed.size()

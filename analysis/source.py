@@ -31,16 +31,30 @@ def _default_experiments() -> tuple[str, ...]:
 def source_options(function):
     """Options that select the runs (shared by every command)."""
     options = [
-        click.option("--experiment", "experiments", multiple=True, default=_default_experiments,
-                     show_default="$MLFLOW_EXPERIMENT_NAME, else amuro-char",
-                     help="Experiment name; repeat to combine several."),
-        click.option("--tracking-uri", default=None,
-                     help="Tracking URI (default: MLflow's resolution, $MLFLOW_TRACKING_URI)."),
+        click.option(
+            "--experiment",
+            "experiments",
+            multiple=True,
+            default=_default_experiments,
+            show_default="$MLFLOW_EXPERIMENT_NAME, else amuro-char",
+            help="Experiment name; repeat to combine several.",
+        ),
+        click.option(
+            "--tracking-uri", default=None, help="Tracking URI (default: MLflow's resolution, $MLFLOW_TRACKING_URI)."
+        ),
         click.option("--model", default=None, help="Only this checkpoint series (amuro.model)."),
-        click.option("--paired/--no-paired", default=True, show_default=True,
-                     help="Bootstrap intervals from prediction tables where all exist."),
-        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-                     help="Cache of prediction tables (default ~/.cache/amuro/predictions)."),
+        click.option(
+            "--paired/--no-paired",
+            default=True,
+            show_default=True,
+            help="Bootstrap intervals from prediction tables where all exist.",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Cache of prediction tables (default ~/.cache/amuro/predictions).",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -88,8 +102,7 @@ def load_source(experiments, tracking_uri, model, paired, cache_dir) -> Source:
     if runs.empty:
         only = f" for model {model!r}" if model else ""
         raise click.ClickException(
-            f"no finished eval runs (tag amuro.kind=eval){only} in experiment(s) "
-            f"{', '.join(experiments)} at {uri}"
+            f"no finished eval runs (tag amuro.kind=eval){only} in experiment(s) {', '.join(experiments)} at {uri}"
         )
     predictions = PredictionTables(uri, cache_dir) if paired else None
     return Source(runs, uri, tuple(experiments), model, predictions)

@@ -44,11 +44,9 @@ def check_tracking_uri(tracking_uri: str, timeout: float = 5.0) -> None:
         try:
             requests.get(tracking_uri.rstrip("/") + "/health", timeout=timeout)
         except requests.RequestException as exc:
-            raise TrackingError(
-                f"cannot reach the tracking server at {tracking_uri} ({type(exc).__name__})"
-            ) from None
+            raise TrackingError(f"cannot reach the tracking server at {tracking_uri} ({type(exc).__name__})") from None
     elif tracking_uri.startswith("sqlite:///"):
-        path = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
+        path = tracking_uri[len("sqlite:///") :].split("?", 1)[0]
         if path and path != ":memory:" and not Path(path).exists():
             raise TrackingError(f"no tracking database at {tracking_uri} ({path} does not exist)")
 
@@ -66,9 +64,7 @@ def experiment_ids(names: list[str], tracking_uri: str | None = None) -> dict[st
     for name in names:
         experiment = store.get_experiment_by_name(name)
         if experiment is None:
-            raise TrackingError(
-                f"no experiment named {name!r} at {resolve_tracking_uri(tracking_uri)}"
-            )
+            raise TrackingError(f"no experiment named {name!r} at {resolve_tracking_uri(tracking_uri)}")
         ids[name] = experiment.experiment_id
     return ids
 

@@ -43,9 +43,16 @@ import requests  # noqa: E402
 EXPERIMENT = "amuro-scale"
 MODELS = ["allenai/OLMo-1B-hf", "EleutherAI/pythia-160m"]
 EVAL_DATASETS = {
-    "mnli": "nli", "rte": "nli", "gpt3nli": "nli", "paws": "paraphrase", "qqp": "paraphrase",
-    "stsb": "paraphrase", "xsum": "summary", "cnn_dailymail": "summary",
-    "socialiqa": "qgen", "tweetqa": "qgen",
+    "mnli": "nli",
+    "rte": "nli",
+    "gpt3nli": "nli",
+    "paws": "paraphrase",
+    "qqp": "paraphrase",
+    "stsb": "paraphrase",
+    "xsum": "summary",
+    "cnn_dailymail": "summary",
+    "socialiqa": "qgen",
+    "tweetqa": "qgen",
 }
 TRAININGS = [("none", "none"), ("sft", "mnli"), ("sft", "paws"), ("sft", "xsum"), ("it", "tulu")]
 FORMAT_SHOTS = [("default", 4), ("instruct", 4), ("io", 4), ("default", 0)]
@@ -62,10 +69,21 @@ def start_server(directory: Path) -> tuple[subprocess.Popen, str]:
     uri = f"http://127.0.0.1:{port}"
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     process = subprocess.Popen(
-        ["mlflow", "server", "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
-         "--artifacts-destination", str(directory / "artifacts"),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=open(directory / "server.log", "w"), stderr=subprocess.STDOUT, env=env,
+        [
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{directory / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(directory / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=open(directory / "server.log", "w"),
+        stderr=subprocess.STDOUT,
+        env=env,
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
@@ -121,23 +139,35 @@ def grid(count: int):
                 relation = "out-of-domain"
             else:
                 relation = "cross-task"
-            cells.append(
-                (model, step, dataset, task, tuning, train, relation, prompt_format, shots)
-            )
+            cells.append((model, step, dataset, task, tuning, train, relation, prompt_format, shots))
     for model, step, dataset, task, tuning, train, relation, prompt_format, shots in cells[:count]:
         score = float(np.clip(rng.normal(0.3 + step / 1e5 + (tuning != "none") * 0.1, 0.05), 0, 1))
         se = 0.01
         tags = {
-            "amuro.kind": "eval", "amuro.model": model, "amuro.revision": f"step{step}",
-            "amuro.step": str(step), "amuro.tokens": str(step * 4_000_000),
-            "amuro.tuning": tuning, "amuro.train_dataset": train, "amuro.eval_dataset": dataset,
-            "amuro.task": task, "amuro.relation": relation, "amuro.format": prompt_format,
-            "amuro.shots": str(shots), "amuro.metric": "rougeL" if task in ("summary", "qgen")
-            else "accuracy", "amuro.seed": "0", "amuro.source_run_id": "",
+            "amuro.kind": "eval",
+            "amuro.model": model,
+            "amuro.revision": f"step{step}",
+            "amuro.step": str(step),
+            "amuro.tokens": str(step * 4_000_000),
+            "amuro.tuning": tuning,
+            "amuro.train_dataset": train,
+            "amuro.eval_dataset": dataset,
+            "amuro.task": task,
+            "amuro.relation": relation,
+            "amuro.format": prompt_format,
+            "amuro.shots": str(shots),
+            "amuro.metric": "rougeL" if task in ("summary", "qgen") else "accuracy",
+            "amuro.seed": "0",
+            "amuro.source_run_id": "",
             "amuro.run_key": uuid.uuid4().hex,
         }
-        metrics = {"score": score, "score_ci_low": score - 1.96 * se,
-                   "score_ci_high": score + 1.96 * se, "score_se": se, "n": 1000.0}
+        metrics = {
+            "score": score,
+            "score_ci_low": score - 1.96 * se,
+            "score_ci_high": score + 1.96 * se,
+            "score_se": se,
+            "n": 1000.0,
+        }
         yield tags, metrics
 
 
@@ -156,18 +186,27 @@ def bulk_insert(database: Path, experiment_id: str, artifact_root: str, runs) ->
     run_rows, tag_rows, metric_rows = [], [], []
     for index, (tags, metrics) in enumerate(runs):
         run_id = uuid.uuid4().hex
-        run_rows.append(dict(
-            run_uuid=run_id, name=f"eval-{index}", source_type="LOCAL", source_name="bench",
-            entry_point_name="", user_id="bench", status="FINISHED", start_time=now + index,
-            end_time=now + index + 1, source_version="", lifecycle_stage="active",
-            artifact_uri=f"{artifact_root}/{experiment_id}/{run_id}/artifacts",
-            experiment_id=int(experiment_id),
-        ))
+        run_rows.append(
+            dict(
+                run_uuid=run_id,
+                name=f"eval-{index}",
+                source_type="LOCAL",
+                source_name="bench",
+                entry_point_name="",
+                user_id="bench",
+                status="FINISHED",
+                start_time=now + index,
+                end_time=now + index + 1,
+                source_version="",
+                lifecycle_stage="active",
+                artifact_uri=f"{artifact_root}/{experiment_id}/{run_id}/artifacts",
+                experiment_id=int(experiment_id),
+            )
+        )
         tag_rows.extend(dict(run_uuid=run_id, key=k, value=v) for k, v in tags.items())
         tag_rows.append(dict(run_uuid=run_id, key="mlflow.runName", value=f"eval-{index}"))
         metric_rows.extend(
-            dict(run_uuid=run_id, key=k, value=v, timestamp=now, step=0, is_nan=False)
-            for k, v in metrics.items()
+            dict(run_uuid=run_id, key=k, value=v, timestamp=now, step=0, is_nan=False) for k, v in metrics.items()
         )
     with store.ManagedSessionMaker() as session:
         session.execute(SqlRun.__table__.insert(), run_rows)
@@ -232,16 +271,17 @@ def main() -> None:
             bulk_insert(directory / "mlflow.db", experiment_id, artifact_root, runs[:-3])
             with contextlib.redirect_stdout(io.StringIO()):  # MLflow's "View run" notices
                 api_ids = log_through_api(uri, experiment_id, runs[-3:])
-            print(f"logged {args.runs} + 3 eval runs in {time.perf_counter() - start:.1f} s "
-                  f"(server {uri})")
+            print(f"logged {args.runs} + 3 eval runs in {time.perf_counter() - start:.1f} s (server {uri})")
 
             print(f"timings through the server, {args.runs + 3} eval runs:")
             server_cpu, client_cpu = cpu_seconds(process), time.process_time()
             frame, load_s = timed("load eval runs", load_eval_runs, EXPERIMENT, uri)
             server_cpu = cpu_seconds(process) - server_cpu
             client_cpu = time.process_time() - client_cpu
-            print(f"    (CPU: server {server_cpu:.1f} s, this process {client_cpu:.1f} s, on "
-                  f"{os.cpu_count()} cores; wall time grows when other work shares them)")
+            print(
+                f"    (CPU: server {server_cpu:.1f} s, this process {client_cpu:.1f} s, on "
+                f"{os.cpu_count()} cores; wall time grows when other work shares them)"
+            )
             assert len(frame) == args.runs + 3, len(frame)
             by_id = frame.set_index("run_id")
             for run_id, (tags, _) in zip(api_ids, runs[-3:]):
@@ -259,11 +299,9 @@ def main() -> None:
                 compute_s += timed(label, function, *arguments)[1]
             total = load_s + compute_s
             print(f"  {'compute (all analyses)':<28} {compute_s:7.2f} s")
-            print(f"  {'load + compute':<28} {total:7.2f} s  (target <= 10 s: "
-                  f"{'met' if total <= 10 else 'NOT met'})")
+            print(f"  {'load + compute':<28} {total:7.2f} s  (target <= 10 s: {'met' if total <= 10 else 'NOT met'})")
             print(f"  gain pairs: {len(gain.table)}, unpaired runs: {len(gain.missing)}")
-            timed("load (sqlite file directly)", load_eval_runs, EXPERIMENT,
-                  f"sqlite:///{directory / 'mlflow.db'}")
+            timed("load (sqlite file directly)", load_eval_runs, EXPERIMENT, f"sqlite:///{directory / 'mlflow.db'}")
         finally:
             stop_server(process)
 

@@ -33,10 +33,27 @@ def write_task(folder: Path, name: str, rows: list[dict]) -> str:
     data = folder / f"{name}.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     task = f"amuro_bench_{name.replace('-', '_')}"
-    (folder / f"{task}.yaml").write_text("\n".join([
-        f"task: {task}", "dataset_path: json", "dataset_kwargs:", "  data_files:", f"    test: {data}",
-        "test_split: test", "output_type: multiple_choice", "doc_to_text: prompt", "doc_to_choice: choices",
-        "doc_to_target: gold", 'target_delimiter: ""', "num_fewshot: 0", "metric_list:", "  - metric: acc", ""]))
+    (folder / f"{task}.yaml").write_text(
+        "\n".join(
+            [
+                f"task: {task}",
+                "dataset_path: json",
+                "dataset_kwargs:",
+                "  data_files:",
+                f"    test: {data}",
+                "test_split: test",
+                "output_type: multiple_choice",
+                "doc_to_text: prompt",
+                "doc_to_choice: choices",
+                "doc_to_target: gold",
+                'target_delimiter: ""',
+                "num_fewshot: 0",
+                "metric_list:",
+                "  - metric: acc",
+                "",
+            ]
+        )
+    )
     return task
 
 
@@ -58,9 +75,15 @@ def harness_predictions(folder: Path, lm, tasks_by_name: dict[str, str], batch_s
 
     lm.loglikelihood = timed
     started = time.perf_counter()
-    out = simple_evaluate(model=lm, tasks=list(tasks_by_name.values()),
-                          task_manager=TaskManager(include_path=str(folder), include_defaults=False),
-                          log_samples=True, batch_size=batch_size, num_fewshot=0, bootstrap_iters=0)
+    out = simple_evaluate(
+        model=lm,
+        tasks=list(tasks_by_name.values()),
+        task_manager=TaskManager(include_path=str(folder), include_defaults=False),
+        log_samples=True,
+        batch_size=batch_size,
+        num_fewshot=0,
+        bootstrap_iters=0,
+    )
     total = time.perf_counter() - started
     picks = {}
     for name, task in tasks_by_name.items():
@@ -77,8 +100,9 @@ def score_ours(model, tokenizer, cells, fmt, batch_size, limit=None):
     picks, seconds = {}, 0.0
     for spec, demos, items, labels, _ in cells:
         started = time.perf_counter()
-        results = score_cell(model, tokenizer, spec, fmt, demos, items[:limit],
-                             EvalSettings(method="loglik", batch_size=batch_size))
+        results = score_cell(
+            model, tokenizer, spec, fmt, demos, items[:limit], EvalSettings(method="loglik", batch_size=batch_size)
+        )
         seconds += time.perf_counter() - started
         picks[spec.name] = [labels.index(r.prediction) for r in results]
     return picks, seconds
@@ -92,10 +116,18 @@ def score_ours(model, tokenizer, cells, fmt, batch_size, limit=None):
 @click.option("--shots", default=4, show_default=True)
 @click.option("--max-examples", default=300, show_default=True)
 @click.option("--batch-size", default=16, show_default=True)
-@click.option("--experiment", default="amuro-bench", show_default=True,
-              help="Experiment where the series is looked up (or built, for 'tiny').")
-@click.option("--threads", default=1, show_default=True,
-              help="torch CPU threads for both (on a shared machine one thread per process times most steadily).")
+@click.option(
+    "--experiment",
+    default="amuro-bench",
+    show_default=True,
+    help="Experiment where the series is looked up (or built, for 'tiny').",
+)
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    help="torch CPU threads for both (on a shared machine one thread per process times most steadily).",
+)
 def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, experiment, threads):
     import torch
 
@@ -104,11 +136,11 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
     from amuro import data
     from amuro.commands.pretrain import open_or_build_series
     from amuro.core import tracking
+    from amuro.core.settings import EvalSettings
     from amuro.data import few_shot_prefix, render
     from amuro.data.formats import continuation
-    from amuro.core.settings import EvalSettings
-    from amuro.scoring.cells import demos_and_items
     from amuro.scoring.cell_scoring import label_words
+    from amuro.scoring.cells import demos_and_items
 
     ckpt = open_or_build_series(model, tracking.connect(experiment)).get(checkpoint)
     if ckpt.hub_revision:
@@ -124,14 +156,21 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
             rows = []
             for ex in items:
                 prompt = prefix + render(spec, ex, fmt)
-                rows.append({"prompt": prompt, "choices": [continuation(prompt, w) for w in labels],
-                             "gold": labels.index(ex.target)})
+                rows.append(
+                    {
+                        "prompt": prompt,
+                        "choices": [continuation(prompt, w) for w in labels],
+                        "gold": labels.index(ex.target),
+                    }
+                )
             cells.append((spec, demos, items, labels, write_task(folder, spec.name, rows)))
         # Ours is timed before and after the harness, so load drifting on a shared machine hits both alike.
         score_ours(model_, tokenizer, cells[:1], fmt, batch_size, limit=4)  # warm-up
         ours, before = score_ours(model_, tokenizer, cells, fmt, batch_size)
-        print(f"checkpoint {ckpt.revision} of {ckpt.series} ({sum(p.numel() for p in model_.parameters()):,} "
-              f"parameters), {shots}-shot, format {fmt}, batch size {batch_size}, {torch.get_num_threads()} threads")
+        print(
+            f"checkpoint {ckpt.revision} of {ckpt.series} ({sum(p.numel() for p in model_.parameters()):,} "
+            f"parameters), {shots}-shot, format {fmt}, batch size {batch_size}, {torch.get_num_threads()} threads"
+        )
         from lm_eval.models.huggingface import HFLM
 
         from amuro.scoring.lmeval_model import AmuroLM
@@ -140,7 +179,8 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
         hf = HFLM(pretrained=ckpt.location, batch_size=batch_size, device="cpu", dtype="float32")
         harness, harness_scoring, harness_total = harness_predictions(folder, hf, task_names, batch_size)
         inside, inside_scoring, inside_total = harness_predictions(
-            folder, AmuroLM(model_, tokenizer, batch_size=batch_size), task_names, batch_size)
+            folder, AmuroLM(model_, tokenizer, batch_size=batch_size), task_names, batch_size
+        )
     again, after = score_ours(model_, tokenizer, cells, fmt, batch_size)
     assert again == ours, "scores changed between two identical runs"
     ours_seconds = (before + after) / 2
@@ -150,18 +190,24 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
     ours_rate, harness_rate = n / ours_seconds, n / harness_scoring
     print(f"items: {n} ({', '.join(f'{s.name} {len(i)}' for s, _, i, _, _ in cells)})")
     print(f"amuro:            {ours_rate:8.1f} examples/s  ({ours_seconds:.1f} s, prompts to scores)")
-    print(f"lm-eval (hf):     {harness_rate:8.1f} examples/s  ({harness_scoring:.1f} s in loglikelihood; "
-          f"{n / harness_total:.1f} examples/s end to end, {harness_total:.1f} s)")
+    print(
+        f"lm-eval (hf):     {harness_rate:8.1f} examples/s  ({harness_scoring:.1f} s in loglikelihood; "
+        f"{n / harness_total:.1f} examples/s end to end, {harness_total:.1f} s)"
+    )
     print(f"speed-up:         {ours_rate / harness_rate:8.2f}x  (end to end: {ours_rate * harness_total / n:.2f}x)")
     print(f"identical predictions: {same}/{n} = {100 * same / n:.2f}%")
     same_inside = sum(a == b for name in inside for a, b in zip(inside[name], harness[name]))
     inside_rate = n / inside_scoring
     print("the same task YAML inside lm-eval, its 'hf' model against amuro's model class (AmuroLM):")
-    print(f"  lm-eval + AmuroLM: {inside_rate:8.1f} examples/s  ({inside_scoring:.1f} s in loglikelihood; "
-          f"{n / inside_total:.1f} examples/s end to end)")
+    print(
+        f"  lm-eval + AmuroLM: {inside_rate:8.1f} examples/s  ({inside_scoring:.1f} s in loglikelihood; "
+        f"{n / inside_total:.1f} examples/s end to end)"
+    )
     print(f"  lm-eval + hf:      {harness_rate:8.1f} examples/s")
-    print(f"  speed-up:          {inside_rate / harness_rate:8.2f}x  (end to end: {harness_total / inside_total:.2f}x)"
-          "  target >= 5x")
+    print(
+        f"  speed-up:          {inside_rate / harness_rate:8.2f}x  (end to end: {harness_total / inside_total:.2f}x)"
+        "  target >= 5x"
+    )
     print(f"  identical predictions: {same_inside}/{n} = {100 * same_inside / n:.2f}%  target >= 99.5%")
 
 

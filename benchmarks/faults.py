@@ -28,25 +28,71 @@ from mlflow.tracking import MlflowClient
 
 from amuro.core.local_server import LocalServer
 
-SERIES = ["--series", "faults", "--steps", "40", "--num-checkpoints", "2", "--vocab-size", "600", "--hidden-size",
-          "64", "--layers", "2", "--heads", "2", "--seq-len", "64", "--batch-size", "8"]
-GRID = ["--checkpoints", "1", "--train-datasets", "synth-nli,synth-paraphrase", "--eval-datasets", "synth-nli",
-        "--formats", "default", "--max-examples", "8", "--max-train-examples", "200", "--bootstrap", "50",
-        "--shots", "1", "--workers", "2"]
+SERIES = [
+    "--series",
+    "faults",
+    "--steps",
+    "40",
+    "--num-checkpoints",
+    "2",
+    "--vocab-size",
+    "600",
+    "--hidden-size",
+    "64",
+    "--layers",
+    "2",
+    "--heads",
+    "2",
+    "--seq-len",
+    "64",
+    "--batch-size",
+    "8",
+]
+GRID = [
+    "--checkpoints",
+    "1",
+    "--train-datasets",
+    "synth-nli,synth-paraphrase",
+    "--eval-datasets",
+    "synth-nli",
+    "--formats",
+    "default",
+    "--max-examples",
+    "8",
+    "--max-train-examples",
+    "200",
+    "--bootstrap",
+    "50",
+    "--shots",
+    "1",
+    "--workers",
+    "2",
+]
 TRACKED = ("eval", "finetune", "sweep")
 
 
 def _env(home: Path, uri: str | None = None) -> dict[str, str]:
-    env = {**os.environ, "AMURO_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "AMURO_HOME": str(home),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_URI"):
         env.pop(name, None)
     return {**env, "MLFLOW_TRACKING_URI": uri} if uri else env
 
 
 def _sweep(series: str, home: Path, uri: str, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "amuro", "sweep", "--model", series, *GRID, *extra],
-                            env=_env(home, uri), cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "amuro", "sweep", "--model", series, *GRID, *extra],
+        env=_env(home, uri),
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_run(uri: str, kind: str, deadline: float = 600) -> dict:
@@ -55,8 +101,10 @@ def _wait_for_run(uri: str, kind: str, deadline: float = 600) -> dict:
     while time.monotonic() < end:
         experiment = client.get_experiment_by_name("amuro-char")
         if experiment:
-            found = client.search_runs([experiment.experiment_id], f"tags.`amuro.kind` = '{kind}' and "
-                                       "tags.`amuro.claim` = 'won' and attributes.status = 'RUNNING'")
+            found = client.search_runs(
+                [experiment.experiment_id],
+                f"tags.`amuro.kind` = '{kind}' and tags.`amuro.claim` = 'won' and attributes.status = 'RUNNING'",
+            )
             if found:
                 return found[0].data.tags
         time.sleep(0.2)
@@ -75,8 +123,9 @@ def _count(uri: str) -> tuple[int, int, int]:
 
 
 def _error_line(stderr: str) -> str:
-    errors = ["Error:" + line.split("Error:", 1)[1] for line in stderr.replace("\r", "\n").splitlines()
-              if "Error:" in line]
+    errors = [
+        "Error:" + line.split("Error:", 1)[1] for line in stderr.replace("\r", "\n").splitlines() if "Error:" in line
+    ]
     tracebacks = stderr.count("Traceback")
     return (errors[-1][:100] if errors else "no error line") + (f" ({tracebacks} tracebacks)" if tracebacks else "")
 
@@ -112,17 +161,27 @@ def two_at_once(series, home, server):
     return f"exits {codes}", max(codes)
 
 
-FAULTS = {"cell killed (SIGKILL)": killed_cell, "tracking server killed mid-sweep": killed_server,
-          "second sweep over the first's fine-tunes": reused_fine_tunes, "two identical sweeps at once": two_at_once}
+FAULTS = {
+    "cell killed (SIGKILL)": killed_cell,
+    "tracking server killed mid-sweep": killed_server,
+    "second sweep over the first's fine-tunes": reused_fine_tunes,
+    "two identical sweeps at once": two_at_once,
+}
 
 
 def main(argv: list[str]) -> None:
     keep = Path(argv[1]).resolve() if argv[:1] == ["--keep"] else None
-    with (contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory()) as tmp:
+    with contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "amuro", "pretrain", *SERIES], env=_env(root, f"sqlite:///{root}/s.db"),
-                       cwd=root, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "amuro", "pretrain", *SERIES],
+            env=_env(root, f"sqlite:///{root}/s.db"),
+            cwd=root,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         series = str(next((root / "series").glob("faults*")))
         rows = []
         only = [name for name in FAULTS if argv[-1:] and argv[-1] in name] or list(FAULTS)
@@ -138,8 +197,10 @@ def main(argv: list[str]) -> None:
         print(f"\n{'fault':42s} {'rerun':>5s} {'finished':>8s} {'twice':>5s} {'lost':>4s}  what happened")
         for name, happened, rerun, finished, twice, lost, _ in rows:
             print(f"{name:42s} {rerun:5d} {finished:8d} {twice:5d} {lost:4d}  {happened}")
-        print("(rerun: exit code of the recovering run; twice: keys finished more than once, target 0; lost: "
-              "tracked runs never finished, target 0)")
+        print(
+            "(rerun: exit code of the recovering run; twice: keys finished more than once, target 0; lost: "
+            "tracked runs never finished, target 0)"
+        )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,18 @@ from pathlib import Path
 
 EXPERIMENT = "amuro-char"
 # What identifies an eval cell across two stores (its run key also hashes run ids, which differ per store).
-CELL_TAGS = ("model", "step", "tuning", "train_dataset", "train_seed", "eval_dataset", "format", "shots", "seed",
-             "protocol")
+CELL_TAGS = (
+    "model",
+    "step",
+    "tuning",
+    "train_dataset",
+    "train_seed",
+    "eval_dataset",
+    "format",
+    "shots",
+    "seed",
+    "protocol",
+)
 
 
 def cell_identity(run) -> tuple[str, ...]:
@@ -49,7 +59,7 @@ def _options(argv: list[str]) -> tuple[dict[str, Path], list[str]]:
         if option in extra:
             at = extra.index(option)
             named[option[2:]] = Path(extra[at + 1]).resolve()
-            del extra[at:at + 2]
+            del extra[at : at + 2]
     return named, extra
 
 
@@ -65,17 +75,28 @@ def _children_cpu() -> float:
 def run_study(folder: Path, extra: list[str]) -> dict[str, float]:
     """Pretrain and sweep in ``folder``; returns wall and CPU seconds, in all and of pretraining (the CPU
     seconds of the processes this one waited for: pretraining, the sweep and its tracking server)."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": _store_uri(folder), "AMURO_HOME": str(folder),
-           "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": _store_uri(folder),
+        "AMURO_HOME": str(folder),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         env.pop(name, None)
     started, cpu_started = time.perf_counter(), _children_cpu()
-    subprocess.run([sys.executable, "-m", "amuro", "pretrain"], env=env, cwd=folder, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "amuro", "pretrain"], env=env, cwd=folder, check=True, stdout=subprocess.DEVNULL
+    )
     pretrain_seconds, pretrain_cpu = time.perf_counter() - started, _children_cpu() - cpu_started
     subprocess.run([sys.executable, "-m", "amuro", "sweep", *extra], env=env, cwd=folder, check=True)
-    return {"total": time.perf_counter() - started, "cpu": _children_cpu() - cpu_started,
-            "pretrain": pretrain_seconds, "pretrain_cpu": pretrain_cpu}
+    return {
+        "total": time.perf_counter() - started,
+        "cpu": _children_cpu() - cpu_started,
+        "pretrain": pretrain_seconds,
+        "pretrain_cpu": pretrain_cpu,
+    }
 
 
 def _client(folder: Path):
@@ -89,8 +110,11 @@ def _finished_runs(folder: Path, kind: str) -> list:
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         raise SystemExit(f"{folder} holds no {EXPERIMENT} experiment: give a folder kept with --keep")
-    return client.search_runs([experiment.experiment_id], f"tags.`amuro.kind` = '{kind}' and "
-                              "attributes.status = 'FINISHED'", max_results=50000)
+    return client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`amuro.kind` = '{kind}' and attributes.status = 'FINISHED'",
+        max_results=50000,
+    )
 
 
 def _eval_runs(folder: Path) -> list:
@@ -114,8 +138,10 @@ def stage_seconds(status: dict, measure: str = "wall_seconds") -> dict[str, floa
 def _artifact(folder: Path, run, name: str) -> Path:
     """A local store's artifact file, read in place (looked up under ``folder`` when the store was moved)."""
     uri = run.info.artifact_uri.removeprefix("file://")
-    candidates = [Path(uri) / name] + [folder / root / run.info.experiment_id / run.info.run_id / "artifacts" / name
-                                       for root in ("mlruns", "mlartifacts")]
+    candidates = [Path(uri) / name] + [
+        folder / root / run.info.experiment_id / run.info.run_id / "artifacts" / name
+        for root in ("mlruns", "mlartifacts")
+    ]
     for path in candidates:
         if path.exists():
             return path
@@ -148,8 +174,10 @@ def compare(folder: Path, reference: Path) -> dict[str, float]:
         if changed:
             cells_differing.append(f"{run.info.run_name} ({changed})")
     matched = len(set(ours) & set(theirs))
-    print(f"predictions vs reference {reference}: {matched} eval runs matched by their cell tags "
-          f"({len(ours) - matched} only here, {len(theirs) - matched} only in the reference)")
+    print(
+        f"predictions vs reference {reference}: {matched} eval runs matched by their cell tags "
+        f"({len(ours) - matched} only here, {len(theirs) - matched} only in the reference)"
+    )
     share = differing / items if items else 0.0
     print(f"  items whose prediction differs: {differing} of {items} ({100 * share:.3f} %); target 0")
     for line in cells_differing[:10]:
@@ -168,28 +196,38 @@ def report(folder: Path, measured: dict[str, float]) -> None:
     runs = _eval_runs(folder)
     items = [r.data.metrics.get("n", 0) for r in runs]
     print(f"study wall time: {total / 60:.1f} min ({total:.0f} s); target <= 8 min on 2 cores")
-    print(f"CPU time of the study's processes: {cpu / 60:.1f} min ({cpu:.0f} s), "
-          f"{cpu / total:.2f} cores busy on average")
+    print(
+        f"CPU time of the study's processes: {cpu / 60:.1f} min ({cpu:.0f} s), {cpu / total:.2f} cores busy on average"
+    )
     print(f"eval cells: {len(runs)}, scored items per cell: min {min(items):.0f}, max {max(items):.0f}")
-    print(f"  {'stage':14s} {'wall s':>8s} {'share':>6s} {'CPU s':>8s}   (stages' wall seconds overlap with workers > 1)")
+    print(
+        f"  {'stage':14s} {'wall s':>8s} {'share':>6s} {'CPU s':>8s}   (stages' wall seconds overlap with workers > 1)"
+    )
     for stage, seconds in sorted(walls.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:14s} {seconds:8.1f} {100 * seconds / total:5.1f}% {cpus.get(stage, 0.0):8.1f}")
-    scoring = sum(r.data.metrics["n"] / r.data.metrics["examples_per_second"] for r in runs
-                  if r.data.metrics.get("examples_per_second"))
+    scoring = sum(
+        r.data.metrics["n"] / r.data.metrics["examples_per_second"]
+        for r in runs
+        if r.data.metrics.get("examples_per_second")
+    )
     training = sum(r.data.metrics.get("train_runtime", 0.0) for r in _finished_runs(folder, "finetune"))
     threads = {r.data.params.get("threads") for r in runs}
-    if threads != {"1"}:   # on several threads a cell's wall seconds are not its CPU seconds
-        print(f"the model arithmetic's wall seconds: scoring {scoring:.0f} s, fine-tuning {training:.0f} s "
-              f"(cells on {', '.join(sorted(t or '?' for t in threads))} threads; run one-thread cells, "
-              "--workers = cores, for the least wall time any scheduling reaches)")
+    if threads != {"1"}:  # on several threads a cell's wall seconds are not its CPU seconds
+        print(
+            f"the model arithmetic's wall seconds: scoring {scoring:.0f} s, fine-tuning {training:.0f} s "
+            f"(cells on {', '.join(sorted(t or '?' for t in threads))} threads; run one-thread cells, "
+            "--workers = cores, for the least wall time any scheduling reaches)"
+        )
         return
     floor = scoring + training + measured["pretrain_cpu"]
     from amuro.commands.sweep_engine import usable_cores
 
     cores = usable_cores()
-    print(f"the model arithmetic alone: scoring {scoring:.0f} s + fine-tuning {training:.0f} s + pretraining "
-          f"{measured['pretrain_cpu']:.0f} s CPU = {floor / 60:.1f} min: at this run's speed, at least "
-          f"{floor / cores / 60:.1f} min of wall time on {cores} cores however the cells are scheduled")
+    print(
+        f"the model arithmetic alone: scoring {scoring:.0f} s + fine-tuning {training:.0f} s + pretraining "
+        f"{measured['pretrain_cpu']:.0f} s CPU = {floor / 60:.1f} min: at this run's speed, at least "
+        f"{floor / cores / 60:.1f} min of wall time on {cores} cores however the cells are scheduled"
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -202,7 +240,7 @@ def main(argv: list[str]) -> None:
     keep = named.get("keep")
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
-    with (contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory()) as tmp:
+    with contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         measured = run_study(folder, extra)
         report(folder, measured)

@@ -21,16 +21,56 @@ import tempfile
 import time
 from pathlib import Path
 
-SERIES = ["--series", "bench", "--steps", "40", "--num-checkpoints", "2", "--vocab-size", "600", "--hidden-size",
-          "64", "--layers", "2", "--heads", "2", "--seq-len", "64", "--batch-size", "8"]
-GRID = ["--checkpoints", "all", "--train-datasets", "synth-nli", "--eval-datasets", "synth-nli", "--formats",
-        "default", "--max-examples", "8", "--max-train-examples", "16", "--bootstrap", "50", "--shots", "1"]
+SERIES = [
+    "--series",
+    "bench",
+    "--steps",
+    "40",
+    "--num-checkpoints",
+    "2",
+    "--vocab-size",
+    "600",
+    "--hidden-size",
+    "64",
+    "--layers",
+    "2",
+    "--heads",
+    "2",
+    "--seq-len",
+    "64",
+    "--batch-size",
+    "8",
+]
+GRID = [
+    "--checkpoints",
+    "all",
+    "--train-datasets",
+    "synth-nli",
+    "--eval-datasets",
+    "synth-nli",
+    "--formats",
+    "default",
+    "--max-examples",
+    "8",
+    "--max-train-examples",
+    "16",
+    "--bootstrap",
+    "50",
+    "--shots",
+    "1",
+]
 
 
 def _env(folder: Path) -> dict[str, str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db", "AMURO_HOME": str(folder),
-           "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
+        "AMURO_HOME": str(folder),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false",
+    }
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         env.pop(name, None)
     return env
@@ -43,8 +83,12 @@ def _status(folder: Path) -> dict:
     client = MlflowClient(tracking_uri=f"sqlite:///{folder}/mlflow.db")
     experiment = client.get_experiment_by_name("amuro-char")
     sweep_run = client.search_runs([experiment.experiment_id], "tags.`amuro.kind` = 'sweep'")[0]
-    path = mlflow.artifacts.download_artifacts(run_id=sweep_run.info.run_id, artifact_path="status.json",
-                                               dst_path=str(folder), tracking_uri=client.tracking_uri)
+    path = mlflow.artifacts.download_artifacts(
+        run_id=sweep_run.info.run_id,
+        artifact_path="status.json",
+        dst_path=str(folder),
+        tracking_uri=client.tracking_uri,
+    )
     return json.loads(Path(path).read_text())
 
 
@@ -52,19 +96,42 @@ def run_sweep(root: Path, series: str, engine: str, workers: int) -> tuple[float
     folder = root / f"{engine}-{workers}"
     folder.mkdir()
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "amuro", "sweep", "--model", series, *GRID, "--engine", engine,
-                    "--workers", str(workers)], env=_env(folder), cwd=folder, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "amuro",
+            "sweep",
+            "--model",
+            series,
+            *GRID,
+            "--engine",
+            engine,
+            "--workers",
+            str(workers),
+        ],
+        env=_env(folder),
+        cwd=folder,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started, _status(folder)
 
 
 def main(argv: list[str]) -> None:
     keep = Path(argv[1]).resolve() if argv[:1] == ["--keep"] else None
-    with (contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory()) as tmp:
+    with contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "amuro", "pretrain", *SERIES], env=_env(root), cwd=root, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "amuro", "pretrain", *SERIES],
+            env=_env(root),
+            cwd=root,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         series = str(next((root / "series").glob("bench*")))
         results = {}
         for engine in ("local", "ray"):
@@ -78,11 +145,15 @@ def main(argv: list[str]) -> None:
         print(f"ray vs local with 2 workers: {results['ray', 2][0] / results['local', 2][0]:.2f}x the wall time")
         for engine in ("local", "ray"):
             for workers in (1, 2):
-                overhead = [p["wall_seconds"] - p["run_seconds"]
-                            for name, p in results[engine, workers][1]["placement"].items()
-                            if name != "analysis report"]
-                print(f"{engine:5s} scheduling overhead per cell, {workers} worker(s): median "
-                      f"{statistics.median(overhead):.2f} s, max {max(overhead):.2f} s over {len(overhead)} cells")
+                overhead = [
+                    p["wall_seconds"] - p["run_seconds"]
+                    for name, p in results[engine, workers][1]["placement"].items()
+                    if name != "analysis report"
+                ]
+                print(
+                    f"{engine:5s} scheduling overhead per cell, {workers} worker(s): median "
+                    f"{statistics.median(overhead):.2f} s, max {max(overhead):.2f} s over {len(overhead)} cells"
+                )
         print("(ray's first cells include starting its worker processes; local cells are forked from a warm server)")
 
 

@@ -19,8 +19,13 @@ import click
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "reference" / "cli.md"
-ENTRY_POINT_PAGES = {"pretrain": "pretrain", "pretrain-eval": "pretrain-eval", "finetune": "finetune",
-                     "crosseval": "crosseval", "sweep": "sweep"}
+ENTRY_POINT_PAGES = {
+    "pretrain": "pretrain",
+    "pretrain-eval": "pretrain-eval",
+    "finetune": "finetune",
+    "crosseval": "crosseval",
+    "sweep": "sweep",
+}
 
 HEADER = """\
 <!-- Generated from the settings by `python scripts/cli_reference.py`; edit the settings, not this page. -->
@@ -72,9 +77,15 @@ def _group_title(cls, path: tuple[str, ...]) -> str:
 
 def _entry_point(name: str, cls, command: click.Command, options_of) -> list[str]:
     options = list(options_of(cls))
-    lines = [f"## `amuro {name}`", "", _first_paragraph(cls.__doc__), "",
-             f"`amuro {name} [OPTIONS]` or `mlflow run . -e {name} -P NAME=VALUE`; "
-             f"what it does: [{name}](../entry-points/{ENTRY_POINT_PAGES[name]}.md).", ""]
+    lines = [
+        f"## `amuro {name}`",
+        "",
+        _first_paragraph(cls.__doc__),
+        "",
+        f"`amuro {name} [OPTIONS]` or `mlflow run . -e {name} -P NAME=VALUE`; "
+        f"what it does: [{name}](../entry-points/{ENTRY_POINT_PAGES[name]}.md).",
+        "",
+    ]
     groups: dict[tuple[str, ...], list] = {}
     for option in options:
         groups.setdefault(option.path[:-1], []).append(option)
@@ -84,8 +95,10 @@ def _entry_point(name: str, cls, command: click.Command, options_of) -> list[str
         lines += ["| option | MLproject | default | run key | help |", "| --- | --- | --- | --- | --- |"]
         for option in members:
             choices = f" One of: {', '.join(option.meta.choices)}." if option.meta.choices else ""
-            lines.append(f"| `{option.flag}` | `{option.name}` | {_default(option)} | "
-                         f"{'yes' if option.meta.key else 'no'} | {_cell(option.meta.help + choices)} |")
+            lines.append(
+                f"| `{option.flag}` | `{option.name}` | {_default(option)} | "
+                f"{'yes' if option.meta.key else 'no'} | {_cell(option.meta.help + choices)} |"
+            )
         lines.append("")
     own = {option.name for option in options}
     rest = [param for param in command.params if param.name not in own]
@@ -132,9 +145,13 @@ def reference_text() -> str:
     lines += ["## Other `amuro` commands", ""]
     for name in sorted(set(main.commands) - set(ENTRY_POINT_SETTINGS)):
         lines += _click_command("amuro", name, main.commands[name])
-    lines += ["## `python -m analysis`", "",
-              "`amuro analyze ARGS` runs `python -m analysis ARGS`; the `MLproject` entry point `analyze` takes "
-              "`command`, `experiment` and `out`. What each computes: [analyze](../entry-points/analyze.md).", ""]
+    lines += [
+        "## `python -m analysis`",
+        "",
+        "`amuro analyze ARGS` runs `python -m analysis ARGS`; the `MLproject` entry point `analyze` takes "
+        "`command`, `experiment` and `out`. What each computes: [analyze](../entry-points/analyze.md).",
+        "",
+    ]
     for name in sorted(analysis_cli.commands):
         lines += _click_command("python -m analysis", name, analysis_cli.commands[name])
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -144,8 +161,10 @@ def main(argv: list[str]) -> int:
     text = reference_text()
     if "--check" in argv:
         if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"{PAGE.relative_to(ROOT)} is out of date with the settings: run "
-                  "`python scripts/cli_reference.py`", file=sys.stderr)
+            print(
+                f"{PAGE.relative_to(ROOT)} is out of date with the settings: run `python scripts/cli_reference.py`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     PAGE.parent.mkdir(parents=True, exist_ok=True)

@@ -29,12 +29,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
 WIDTH, HEIGHT = 1600, 900
-CONTENT_WIDTH = 1190   # the UI's own pages; MLflow's assistant panel to their right is left out
+CONTENT_WIDTH = 1190  # the UI's own pages; MLflow's assistant panel to their right is left out
 UI_PAGES = {
     "ui-runs-table.png": "#/experiments/{id}/runs",
     "ui-charts.png": "#/experiments/{id}/runs?compareRunsMode=CHART",
 }
-REPORT_FIGURES = {   # the report's image titles -> docs image names
+REPORT_FIGURES = {  # the report's image titles -> docs image names
     "Score by pre-training step": "report-score-by-step.png",
     "Gain per checkpoint, by group": "report-gain-by-group.png",
     "Transfer": "report-transfer.png",
@@ -69,8 +69,14 @@ def ui(store: Path, experiment_id: str = "1") -> None:
         sys.exit("chromium is not installed (apt-get install -y chromium)")
     port = _free_port()
     env = {**os.environ, "MLFLOW_PORT": str(port), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(["mlflow", "ui", "--backend-store-uri", "sqlite:///mlflow.db"], cwd=store, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        ["mlflow", "ui", "--backend-store-uri", "sqlite:///mlflow.db"],
+        cwd=store,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}/"
     try:
         for _ in range(180):
@@ -81,10 +87,22 @@ def ui(store: Path, experiment_id: str = "1") -> None:
                 time.sleep(1)
         for name, page in UI_PAGES.items():
             shot = IMAGES / f".{name}"
-            subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                            f"--window-size={WIDTH},{HEIGHT}", "--virtual-time-budget=40000",
-                            f"--screenshot={shot}", base + page.format(id=experiment_id)],
-                           capture_output=True, timeout=300, check=True)
+            subprocess.run(
+                [
+                    chromium,
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--hide-scrollbars",
+                    f"--window-size={WIDTH},{HEIGHT}",
+                    "--virtual-time-budget=40000",
+                    f"--screenshot={shot}",
+                    base + page.format(id=experiment_id),
+                ],
+                capture_output=True,
+                timeout=300,
+                check=True,
+            )
             save_small(shot.read_bytes(), name, max_width=WIDTH, crop_width=CONTENT_WIDTH)
             shot.unlink()
     finally:

@@ -80,5 +80,7 @@ def mlflow_server(tmp_path):
     """A real ``mlflow server`` on a free loopback port over a sqlite store of this test."""
     from amuro.core.local_server import LocalServer
 
-    with LocalServer(tmp_path / "server.db", tmp_path / "server-artifacts", log=tmp_path / "mlflow-server.log") as server:
+    with LocalServer(
+        tmp_path / "server.db", tmp_path / "server-artifacts", log=tmp_path / "mlflow-server.log"
+    ) as server:
         yield server.uri

@@ -14,86 +14,204 @@ from amuro.data import CATALOGUE, get
 from amuro.data.sources import PARQUET_EXPORT
 
 NLI = datasets.ClassLabel(names=["entailment", "neutral", "contradiction"])
-S, I, F = datasets.Value("string"), datasets.Value("int32"), datasets.Value("float32")
+STRING, INT, FLOAT = datasets.Value("string"), datasets.Value("int32"), datasets.Value("float32")
 
 
 def _glue(columns: dict, names: list[str]) -> datasets.Features:
-    return datasets.Features({**columns, "label": datasets.ClassLabel(names=names), "idx": I})
+    return datasets.Features({**columns, "label": datasets.ClassLabel(names=names), "idx": INT})
 
 
 def _pairs(a: str, b: str, labels: list, *, start: int = 0) -> list[dict]:
-    return [{a: f"First sentence {start + i}.", b: f"Second sentence {start + i}.", "label": label,
-             "idx": start + i} for i, label in enumerate(labels)]
+    return [
+        {a: f"First sentence {start + i}.", b: f"Second sentence {start + i}.", "label": label, "idx": start + i}
+        for i, label in enumerate(labels)
+    ]
 
 
 def _mc(n: int, stem: str = "question") -> list[dict]:
-    return [{"id": f"q{i}", stem: f"Which is option {i % 4}?",
-             "choices": {"text": ["alpha", "beta", "gamma", "delta"], "label": ["A", "B", "C", "D"]},
-             "answerKey": "ABCD"[i % 4]} for i in range(n)]
+    return [
+        {
+            "id": f"q{i}",
+            stem: f"Which is option {i % 4}?",
+            "choices": {"text": ["alpha", "beta", "gamma", "delta"], "label": ["A", "B", "C", "D"]},
+            "answerKey": "ABCD"[i % 4],
+        }
+        for i in range(n)
+    ]
 
 
 def _sciq(n: int) -> list[dict]:
-    return [{"question": f"What is thing {i}?", "distractor3": "rock", "distractor1": "air",
-             "distractor2": "fire", "correct_answer": "water", "support": "" if i == 0 else f"Water {i}."}
-            for i in range(n)]
+    return [
+        {
+            "question": f"What is thing {i}?",
+            "distractor3": "rock",
+            "distractor1": "air",
+            "distractor2": "fire",
+            "correct_answer": "water",
+            "support": "" if i == 0 else f"Water {i}.",
+        }
+        for i in range(n)
+    ]
 
 
 # Per catalogue entry: its hub features (None: inferred) and a few rows per split, in the hub's schema.
 FIXTURES: dict[str, tuple[datasets.Features | None, dict[str, list[dict]]]] = {
-    "xsum": (None, {s: [{"document": f"Article {i} about {s}.", "summary": f"Summary {i}.", "id": f"{s}{i}"}
-                        for i in range(4)] + [{"document": " ", "summary": "x", "id": f"{s}-blank"}]
-                    for s in ("train", "validation", "test")}),
-    "xlsum": (None, {s: [{"id": f"{s}_{i}", "url": "https://www.bbc.com/news/x", "title": "T",
-                          "summary": f"Summary {i}.", "text": f"Text {i}."} for i in range(4)]
-                     for s in ("train", "validation", "test")}),
-    "cnn_dailymail": (None, {s: [{"article": f"Article {i}.", "highlights": f"Highlight {i}.",
-                                  "id": f"{s}{i:03x}"} for i in range(4)] for s in ("train", "validation", "test")}),
-    "socialiqa": (None, {s: [{"context": f"Robin helped friend {i}.", "question": f"Why did Robin help {i}?",
-                              "answerA": "to be kind", "answerB": "to leave", "answerC": "to sleep",
-                              "label": "123"[i % 3]} for i in range(4)] for s in ("train", "validation")}),
+    "xsum": (
+        None,
+        {
+            s: [{"document": f"Article {i} about {s}.", "summary": f"Summary {i}.", "id": f"{s}{i}"} for i in range(4)]
+            + [{"document": " ", "summary": "x", "id": f"{s}-blank"}]
+            for s in ("train", "validation", "test")
+        },
+    ),
+    "xlsum": (
+        None,
+        {
+            s: [
+                {
+                    "id": f"{s}_{i}",
+                    "url": "https://www.bbc.com/news/x",
+                    "title": "T",
+                    "summary": f"Summary {i}.",
+                    "text": f"Text {i}.",
+                }
+                for i in range(4)
+            ]
+            for s in ("train", "validation", "test")
+        },
+    ),
+    "cnn_dailymail": (
+        None,
+        {
+            s: [{"article": f"Article {i}.", "highlights": f"Highlight {i}.", "id": f"{s}{i:03x}"} for i in range(4)]
+            for s in ("train", "validation", "test")
+        },
+    ),
+    "socialiqa": (
+        None,
+        {
+            s: [
+                {
+                    "context": f"Robin helped friend {i}.",
+                    "question": f"Why did Robin help {i}?",
+                    "answerA": "to be kind",
+                    "answerB": "to leave",
+                    "answerC": "to sleep",
+                    "label": "123"[i % 3],
+                }
+                for i in range(4)
+            ]
+            for s in ("train", "validation")
+        },
+    ),
     "sciq": (None, {s: _sciq(4) for s in ("train", "validation", "test")}),
-    "tweetqa": (None, {s: [{"Question": f"who won game {i}?", "Answer": [f"team {i}", "other"],
-                            "Tweet": f"Team {i} won tonight!", "qid": f"{s}-q{i}"} for i in range(4)]
-                       for s in ("train", "validation", "test")}),
-    "mnli": (_glue({"premise": S, "hypothesis": S}, NLI.names),
-             {"train": _pairs("premise", "hypothesis", [0, 1, 2, 0]),
-              "validation_matched": _pairs("premise", "hypothesis", [0, 1, 2], start=10),
-              "validation_mismatched": _pairs("premise", "hypothesis", [2, 1, 0], start=20),
-              "test_matched": _pairs("premise", "hypothesis", [-1, -1, -1], start=30)}),
-    "rte": (_glue({"sentence1": S, "sentence2": S}, ["entailment", "not_entailment"]),
-            {s: _pairs("sentence1", "sentence2", [0, 1, 1, 0]) for s in ("train", "validation")}
-            | {"test": _pairs("sentence1", "sentence2", [-1, -1])}),
-    "gpt3nli": (datasets.Features({"text_a": S, "text_b": S, "label": NLI, "guid": datasets.Value("int64")}),
-                {"train": [{"text_a": f"Premise {i}.", "text_b": f"Hypothesis {i}.", "label": i % 3, "guid": i}
-                           for i in range(6)]}),
-    "paws": (datasets.Features({"id": I, "sentence1": S, "sentence2": S,
-                                "label": datasets.ClassLabel(names=["0", "1"])}),
-             {s: [{"id": i, "sentence1": f"A {i} b.", "sentence2": f"B {i} a.", "label": i % 2} for i in range(4)]
-              for s in ("train", "validation", "test")}),
-    "qqp": (_glue({"question1": S, "question2": S}, ["not_duplicate", "duplicate"]),
-            {"train": _pairs("question1", "question2", [0, 1, 0, 1]),
-             "validation": _pairs("question1", "question2", [1, 0, 1]),
-             "test": _pairs("question1", "question2", [-1, -1, -1])}),
-    "stsb": (datasets.Features({"sentence1": S, "sentence2": S, "label": F, "idx": I}),
-             {"train": _pairs("sentence1", "sentence2", [4.2, 1.0, 3.6, 0.4]),
-              "validation": _pairs("sentence1", "sentence2", [5.0, 3.5, 2.0]),
-              "test": _pairs("sentence1", "sentence2", [-1.0, -1.0])}),
+    "tweetqa": (
+        None,
+        {
+            s: [
+                {
+                    "Question": f"who won game {i}?",
+                    "Answer": [f"team {i}", "other"],
+                    "Tweet": f"Team {i} won tonight!",
+                    "qid": f"{s}-q{i}",
+                }
+                for i in range(4)
+            ]
+            for s in ("train", "validation", "test")
+        },
+    ),
+    "mnli": (
+        _glue({"premise": STRING, "hypothesis": STRING}, NLI.names),
+        {
+            "train": _pairs("premise", "hypothesis", [0, 1, 2, 0]),
+            "validation_matched": _pairs("premise", "hypothesis", [0, 1, 2], start=10),
+            "validation_mismatched": _pairs("premise", "hypothesis", [2, 1, 0], start=20),
+            "test_matched": _pairs("premise", "hypothesis", [-1, -1, -1], start=30),
+        },
+    ),
+    "rte": (
+        _glue({"sentence1": STRING, "sentence2": STRING}, ["entailment", "not_entailment"]),
+        {s: _pairs("sentence1", "sentence2", [0, 1, 1, 0]) for s in ("train", "validation")}
+        | {"test": _pairs("sentence1", "sentence2", [-1, -1])},
+    ),
+    "gpt3nli": (
+        datasets.Features({"text_a": STRING, "text_b": STRING, "label": NLI, "guid": datasets.Value("int64")}),
+        {
+            "train": [
+                {"text_a": f"Premise {i}.", "text_b": f"Hypothesis {i}.", "label": i % 3, "guid": i} for i in range(6)
+            ]
+        },
+    ),
+    "paws": (
+        datasets.Features(
+            {"id": INT, "sentence1": STRING, "sentence2": STRING, "label": datasets.ClassLabel(names=["0", "1"])}
+        ),
+        {
+            s: [{"id": i, "sentence1": f"A {i} b.", "sentence2": f"B {i} a.", "label": i % 2} for i in range(4)]
+            for s in ("train", "validation", "test")
+        },
+    ),
+    "qqp": (
+        _glue({"question1": STRING, "question2": STRING}, ["not_duplicate", "duplicate"]),
+        {
+            "train": _pairs("question1", "question2", [0, 1, 0, 1]),
+            "validation": _pairs("question1", "question2", [1, 0, 1]),
+            "test": _pairs("question1", "question2", [-1, -1, -1]),
+        },
+    ),
+    "stsb": (
+        datasets.Features({"sentence1": STRING, "sentence2": STRING, "label": FLOAT, "idx": INT}),
+        {
+            "train": _pairs("sentence1", "sentence2", [4.2, 1.0, 3.6, 0.4]),
+            "validation": _pairs("sentence1", "sentence2", [5.0, 3.5, 2.0]),
+            "test": _pairs("sentence1", "sentence2", [-1.0, -1.0]),
+        },
+    ),
     "arc_easy": (None, {s: _mc(4) for s in ("train", "validation", "test")}),
     "arc_challenge": (None, {s: _mc(4) for s in ("train", "validation", "test")}),
-    "boolq": (None, {s: [{"question": f"is water wet {i}", "answer": bool(i % 2), "passage": f"Passage {i}."}
-                         for i in range(4)] for s in ("train", "validation")}),
-    "hellaswag": (None, {s: [{"ind": i, "activity_label": "Removing ice from car",
-                              "ctx_a": "Then, the man writes over the snow.", "ctx_b": "then",
-                              "ctx": "Then, the man writes over the snow. then", "source_id": "x",
-                              "endings": [", the man adds wax.", "He stops [title] the man leaves.", "he waits.",
-                                          "ok."],
-                              "split": s, "split_type": "indomain", "label": "" if s == "test" else str(i % 4)}
-                             for i in range(4)] for s in ("train", "validation", "test")}),
+    "boolq": (
+        None,
+        {
+            s: [{"question": f"is water wet {i}", "answer": bool(i % 2), "passage": f"Passage {i}."} for i in range(4)]
+            for s in ("train", "validation")
+        },
+    ),
+    "hellaswag": (
+        None,
+        {
+            s: [
+                {
+                    "ind": i,
+                    "activity_label": "Removing ice from car",
+                    "ctx_a": "Then, the man writes over the snow.",
+                    "ctx_b": "then",
+                    "ctx": "Then, the man writes over the snow. then",
+                    "source_id": "x",
+                    "endings": [", the man adds wax.", "He stops [title] the man leaves.", "he waits.", "ok."],
+                    "split": s,
+                    "split_type": "indomain",
+                    "label": "" if s == "test" else str(i % 4),
+                }
+                for i in range(4)
+            ]
+            for s in ("train", "validation", "test")
+        },
+    ),
     "openbookqa": (None, {s: _mc(4, stem="question_stem") for s in ("train", "validation", "test")}),
     "sciq_mc": (None, {s: _sciq(4) for s in ("train", "validation", "test")}),
-    "tulu_v2": (None, {"train": [{"dataset": "flan_v2", "id": f"flan_{i}",
-                                  "messages": [{"role": "user", "content": f"Say {i}."},
-                                               {"role": "assistant", "content": f"{i}."}]} for i in range(40)]}),
+    "tulu_v2": (
+        None,
+        {
+            "train": [
+                {
+                    "dataset": "flan_v2",
+                    "id": f"flan_{i}",
+                    "messages": [{"role": "user", "content": f"Say {i}."}, {"role": "assistant", "content": f"{i}."}],
+                }
+                for i in range(40)
+            ]
+        },
+    ),
 }
 SHARED_FIXTURES = {"mnli_matched": "mnli", "mnli_mismatched": "mnli"}
 HUB_ENTRIES = sorted(name for name, spec in CATALOGUE.items() if spec.source == "hub")
@@ -114,7 +232,8 @@ def write_hub_copy(folder, spec, splits: dict[str, list[dict]], features=None) -
         datasets.Dataset.from_list(rows, features=features).to_parquet(target)
     if readme:
         (folder / "README.md").write_text(
-            f"---\nconfigs:\n- config_name: {spec.config}\n  data_files:\n" + "\n".join(readme) + "\n---\n")
+            f"---\nconfigs:\n- config_name: {spec.config}\n  data_files:\n" + "\n".join(readme) + "\n---\n"
+        )
 
 
 def write_study_copies(root: Path) -> Path:

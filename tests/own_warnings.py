@@ -46,9 +46,14 @@ def blamed_past_module_dispatch() -> Iterator[None]:
         if caller is None:
             show(message, category, filename, lineno, file, line)
         else:
-            warnings.warn_explicit(message, category, caller.f_code.co_filename, caller.f_lineno,
-                                   module=_module_name(caller),
-                                   registry=caller.f_globals.setdefault("__warningregistry__", {}))
+            warnings.warn_explicit(
+                message,
+                category,
+                caller.f_code.co_filename,
+                caller.f_lineno,
+                module=_module_name(caller),
+                registry=caller.f_globals.setdefault("__warningregistry__", {}),
+            )
 
     with warnings.catch_warnings():
         # Every such warning reaches the caller's filters: the dispatch's own once-per-line registry would

@@ -29,13 +29,32 @@ def _runs(uri, experiment="amuro-char"):
 
 
 def _finished(runs):
-    return {r.info.run_id: r.data.tags.get("amuro.run_key") for r in runs
-            if r.info.status == "FINISHED" and r.data.tags.get("amuro.kind") in TRACKED}
+    return {
+        r.info.run_id: r.data.tags.get("amuro.run_key")
+        for r in runs
+        if r.info.status == "FINISHED" and r.data.tags.get("amuro.kind") in TRACKED
+    }
 
 
 def _sweep_argv(series, *extra):
-    return [sys.executable, "-m", "amuro", "sweep", "--model", str(series), "--train-datasets", "synth-nli",
-            "--eval-datasets", "synth-nli,synth-qgen", "--formats", "default", "--max-examples", "12",
-            "--epochs", "1", "--max-train-examples", "48", *extra]
-
-
+    return [
+        sys.executable,
+        "-m",
+        "amuro",
+        "sweep",
+        "--model",
+        str(series),
+        "--train-datasets",
+        "synth-nli",
+        "--eval-datasets",
+        "synth-nli,synth-qgen",
+        "--formats",
+        "default",
+        "--max-examples",
+        "12",
+        "--epochs",
+        "1",
+        "--max-train-examples",
+        "48",
+        *extra,
+    ]

@@ -40,8 +40,11 @@ def prompts(small_series):
 @pytest.mark.parametrize("method", ["loglikelihoods", "next_token_logprobs", "generate"])
 def test_auto_halves_on_out_of_memory_and_answers_as_batch_size_one(prompts, monkeypatch, method):
     model, tokenizer, texts = prompts
-    args = {"loglikelihoods": ([[" entailment", " neutral", " contradiction"]] * len(texts),),
-            "next_token_logprobs": ([[5], [9], [17]],), "generate": ()}[method]
+    args = {
+        "loglikelihoods": ([[" entailment", " neutral", " contradiction"]] * len(texts),),
+        "next_token_logprobs": ([[5], [9], [17]],),
+        "generate": (),
+    }[method]
     kwargs = {"max_new_tokens": 5} if method == "generate" else {}
     expected = getattr(Scorer(model, tokenizer, batch_size=1), method)(texts, *args, **kwargs)
     limit = RowLimit(model, rows=3)

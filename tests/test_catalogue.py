@@ -57,7 +57,10 @@ def test_field_mappings_follow_each_card(data_dir):
     assert [e.target for e in load_examples(get("stsb"), "train")] == ["yes", "no", "yes", "no"]
     assert [e.target for e in load_examples(get("stsb"), "test")] == ["yes", "no", "no"]  # 3.5 is not above
     assert [e.target for e in load_examples(get("mnli_mismatched"), "test")] == [
-        "contradiction", "neutral", "entailment"]
+        "contradiction",
+        "neutral",
+        "entailment",
+    ]
     social = load_examples(get("socialiqa"), "test")
     assert [e.slots["answer"] for e in social] == ["to be kind", "to leave", "to sleep", "to be kind"]
     assert social[0].target == "Why did Robin help 0?" and social[0].item_id == "validation-0"
@@ -79,7 +82,9 @@ def test_field_mappings_follow_each_card(data_dir):
 def test_socialiqa_is_read_from_the_parquet_export(data_dir):
     spec = get("socialiqa")
     assert spec.revision == PARQUET_EXPORT and set(spec.splits.values()) == {"train", "validation"}
-    files = sorted(p.relative_to(data_dir / "socialiqa").as_posix() for p in (data_dir / "socialiqa").rglob("*.parquet"))
+    files = sorted(
+        p.relative_to(data_dir / "socialiqa").as_posix() for p in (data_dir / "socialiqa").rglob("*.parquet")
+    )
     assert files == ["default/train/0000.parquet", "default/validation/0000.parquet"]
     assert len(load_examples(spec, "train")) == 4
 
@@ -109,8 +114,9 @@ def test_hub_id_folder_and_save_to_disk_copies(tmp_path, monkeypatch):
     write_hub_copy(tmp_path / "google" / "boolq", get("boolq"), splits, features)
     assert len(load_examples(get("boolq"), "test")) == 4
     features, splits = FIXTURES["rte"]
-    datasets.DatasetDict({s: datasets.Dataset.from_list(r, features=features) for s, r in splits.items()}
-                         ).save_to_disk(tmp_path / "rte")
+    datasets.DatasetDict({s: datasets.Dataset.from_list(r, features=features) for s, r in splits.items()}).save_to_disk(
+        tmp_path / "rte"
+    )
     assert [e.target for e in load_examples(get("rte"), "validation")][:2] == ["entailment", "contradiction"]
 
 
@@ -122,6 +128,7 @@ def test_unreachable_hub_names_the_local_copy(tmp_path, monkeypatch):
 
 
 # --- guards ------------------------------------------------------------------------------------------------
+
 
 def test_hidden_glue_test_labels_are_refused(data_dir):
     hidden = dataclasses.replace(get("qqp"), splits={"test": "test"})
@@ -139,8 +146,9 @@ def test_hidden_glue_test_labels_are_refused(data_dir):
 def _local(tmp_path, name: str, rows: list, **settings):
     path = tmp_path / f"{name}.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return dataclasses.replace(get("synth-nli"), name=name, source="local", path=str(path), splits={"test": "test"},
-                               **settings)
+    return dataclasses.replace(
+        get("synth-nli"), name=name, source="local", path=str(path), splits={"test": "test"}, **settings
+    )
 
 
 def test_single_class_split_is_refused(tmp_path):
@@ -155,12 +163,17 @@ def test_empty_split_is_refused(tmp_path):
 
 
 def test_rows_with_missing_fields_are_refused_in_evaluation_and_skipped_in_training(tmp_path):
-    rows = [{"premise": "P.", "hypothesis": "H.", "label": "entailment"},
-            {"premise": "P.", "label": "neutral"},
-            {"premise": "P.", "hypothesis": "  ", "label": "contradiction"}]
+    rows = [
+        {"premise": "P.", "hypothesis": "H.", "label": "entailment"},
+        {"premise": "P.", "label": "neutral"},
+        {"premise": "P.", "hypothesis": "  ", "label": "contradiction"},
+    ]
     spec = _local(tmp_path, "holes", rows)
-    with pytest.raises(UserError, match=r"2 of 3 rows have missing or empty fields \(hypothesis <- hypothesis\); "
-                                        r"first offending row #1: \{'premise': 'P.', 'label': 'neutral'\}"):
+    with pytest.raises(
+        UserError,
+        match=r"2 of 3 rows have missing or empty fields \(hypothesis <- hypothesis\); "
+        r"first offending row #1: \{'premise': 'P.', 'label': 'neutral'\}",
+    ):
         load_examples(spec, "test")
     training = dataclasses.replace(spec, splits={"train": "test"})
     assert [e.target for e in load_examples(training, "train")] == ["entailment"]
@@ -175,8 +188,10 @@ def test_malformed_jsonl_line_is_named(tmp_path):
 
 
 def test_unmapped_training_labels_are_refused(tmp_path):
-    rows = [{"premise": "P.", "hypothesis": "H.", "label": "maybe"}, {"premise": "Q.", "hypothesis": "H.",
-                                                                    "label": "neutral"}]
+    rows = [
+        {"premise": "P.", "hypothesis": "H.", "label": "maybe"},
+        {"premise": "Q.", "hypothesis": "H.", "label": "neutral"},
+    ]
     spec = dataclasses.replace(_local(tmp_path, "odd", rows), splits={"train": "test"})
     with pytest.raises(UserError, match=r"1 of 2 gold labels fall outside the label set .*'maybe': 1"):
         load_examples(spec, "train")
@@ -220,7 +235,10 @@ def test_spec_file_adds_datasets_usable_by_name(tmp_path):
         assert [s.name for s in resolve("my_nli,my_summaries")] == ["my_nli", "my_summaries"]
         examples = load_examples(get("my_nli"), "test")
         assert [(e.item_id, e.target) for e in examples] == [
-            ("test0", "entailment"), ("test1", "neutral"), ("test2", "contradiction")]
+            ("test0", "entailment"),
+            ("test1", "neutral"),
+            ("test2", "contradiction"),
+        ]
         assert render(get("my_nli"), examples[0], "io") == "A 0. B 0."
         assert load_examples(get("my_summaries"), "test")[0].target == "Short."
         from amuro.data import relation
@@ -236,13 +254,16 @@ def test_spec_file_adds_datasets_usable_by_name(tmp_path):
             CATALOGUE.pop(spec.name, None)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: x\ntask: nli\npath: a.jsonl\nlables: [a, b]\n", r"unknown key .*'lables': did you mean labels"),
-    ("name: x\ntask: nli\npath: a.jsonl\n", "needs labels"),
-    ("name: x\ntask: summary\npath: a.jsonl\nfields: {documnet: text}\n", "neither template slots"),
-    ("name: synth-nli\ntask: nli\npath: a.jsonl\nlabels: [a, b]\n", "already in the catalogue"),
-    ("name: x\ntask: nli\n- wrong\npath: a.jsonl\n", "line 3 is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\ntask: nli\npath: a.jsonl\nlables: [a, b]\n", r"unknown key .*'lables': did you mean labels"),
+        ("name: x\ntask: nli\npath: a.jsonl\n", "needs labels"),
+        ("name: x\ntask: summary\npath: a.jsonl\nfields: {documnet: text}\n", "neither template slots"),
+        ("name: synth-nli\ntask: nli\npath: a.jsonl\nlabels: [a, b]\n", "already in the catalogue"),
+        ("name: x\ntask: nli\n- wrong\npath: a.jsonl\n", "line 3 is not valid YAML"),
+    ],
+)
 def test_spec_file_mistakes_are_one_line_errors(tmp_path, text, message):
     spec_file = tmp_path / "bad.yaml"
     spec_file.write_text(text)

@@ -9,15 +9,18 @@ from amuro.models import series as checkpoints
 from amuro.models.series import hub_series, local_series, open_series, parse_revision
 
 
-@pytest.mark.parametrize("name, step, tokens", [
-    ("step20000-tokens84B", 20000, 84_000_000_000),
-    ("step738020-tokens3095B", 738020, 3_095_000_000_000),
-    ("stage1-step10000-tokens42B", 10000, 42_000_000_000),
-    ("step143000", 143000, None),
-    ("step400-tokens819200", 400, 819200),
-    ("main", None, None),
-    ("refs-pr-3", None, None),
-])
+@pytest.mark.parametrize(
+    "name, step, tokens",
+    [
+        ("step20000-tokens84B", 20000, 84_000_000_000),
+        ("step738020-tokens3095B", 738020, 3_095_000_000_000),
+        ("stage1-step10000-tokens42B", 10000, 42_000_000_000),
+        ("step143000", 143000, None),
+        ("step400-tokens819200", 400, 819200),
+        ("main", None, None),
+        ("refs-pr-3", None, None),
+    ],
+)
 def test_parse_revision_on_real_branch_names(name, step, tokens):
     assert parse_revision(name) == (step, tokens)
 
@@ -53,6 +56,7 @@ def test_hub_series_resolves_branches_offline(small_series, tmp_path, monkeypatc
     names = ["step1000-tokens4B", "step2000-tokens8B", "step3000-tokens12B", "step4000-tokens16B"]
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     import huggingface_hub.constants as hf_constants
+
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
     fake = write_hub_cache(small_series, "amuro-test/olmo-mini", tmp_path, names)
     monkeypatch.setattr(checkpoints, "list_repo_refs", fake)
@@ -71,6 +75,7 @@ def test_hub_series_resolves_branches_offline(small_series, tmp_path, monkeypatc
 def test_unreachable_hub_repo_is_a_user_error(monkeypatch):
     def offline(repo, **kwargs):
         raise OSError("offline mode is enabled")
+
     monkeypatch.setattr(checkpoints, "list_repo_refs", offline)
     with pytest.raises(UserError, match="cannot list the branches of hub model org/none"):
         hub_series("org/none")
@@ -98,6 +103,7 @@ def test_series_from_pretrain_run_uri(small_series, tmp_path, monkeypatch):
 
 def test_corrupt_checkpoint_folder_is_a_user_error(small_series, tmp_path):
     import shutil
+
     broken = tmp_path / "broken"
     shutil.copytree(small_series, broken)
     first = local_series(broken).checkpoints[0]
@@ -108,6 +114,7 @@ def test_corrupt_checkpoint_folder_is_a_user_error(small_series, tmp_path):
 
 def test_unknown_series_suggests_names(tracking_uri):
     from amuro.core import tracking
+
     experiment_id = tracking.connect("t")
     with pytest.raises(UserError, match="unknown model series.*tiny"):
         open_series("tinny", experiment_id=experiment_id)
@@ -115,17 +122,27 @@ def test_unknown_series_suggests_names(tracking_uri):
         open_series("./no/such/folder")
 
 
-OLMO2_BRANCHES = ["stage1-step10000-tokens42B", "stage1-step928646-tokens3896B", "stage2-ingredient1-step1000-tokens5B",
-                  "stage2-ingredient1-step11931-tokens50B", "stage2-ingredient2-step11931-tokens50B",
-                  "stage2-ingredient3-step11931-tokens50B", "main"]
+OLMO2_BRANCHES = [
+    "stage1-step10000-tokens42B",
+    "stage1-step928646-tokens3896B",
+    "stage2-ingredient1-step1000-tokens5B",
+    "stage2-ingredient1-step11931-tokens50B",
+    "stage2-ingredient2-step11931-tokens50B",
+    "stage2-ingredient3-step11931-tokens50B",
+    "main",
+]
 
 
 def _olmo2(monkeypatch):
     from types import SimpleNamespace
 
-    def list_repo_refs(repo_id):   # the real signature takes no revision
-        return SimpleNamespace(branches=[SimpleNamespace(name=n, target_commit=f"c{i}")
-                                         for i, n in enumerate(OLMO2_BRANCHES)], tags=[], converts=[])
+    def list_repo_refs(repo_id):  # the real signature takes no revision
+        return SimpleNamespace(
+            branches=[SimpleNamespace(name=n, target_commit=f"c{i}") for i, n in enumerate(OLMO2_BRANCHES)],
+            tags=[],
+            converts=[],
+        )
+
     monkeypatch.setattr(checkpoints, "list_repo_refs", list_repo_refs)
     return hub_series("allenai/OLMo-2-1124-7B")
 
@@ -148,8 +165,11 @@ def test_olmo2_stage1_is_the_series_and_stage2_continues_it(monkeypatch):
     stage2 = series.select("stage2")
     assert [c.revision for c in stage2] == OLMO2_BRANCHES[2:6]
     assert [(c.step, c.tokens, c.ingredient) for c in stage2] == [
-        (929646, 3_901_000_000_000, 1), (940577, 3_946_000_000_000, 1), (940577, 3_946_000_000_000, 2),
-        (940577, 3_946_000_000_000, 3)]
+        (929646, 3_901_000_000_000, 1),
+        (940577, 3_946_000_000_000, 1),
+        (940577, 3_946_000_000_000, 2),
+        (940577, 3_946_000_000_000, 3),
+    ]
     assert len({c.label for c in stage2}) == 4 and stage2[2].label == "OLMo-2-1124-7B@step940577-stage2-ingredient2"
     picked = series.select("10000,stage2-ingredient3-step11931-tokens50B")
     assert [c.revision for c in picked] == ["stage1-step10000-tokens42B", "stage2-ingredient3-step11931-tokens50B"]

@@ -22,7 +22,7 @@ def test_slurm_script_is_valid_bash_starting_ray_and_a_ray_sweep():
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
     assert "ray start --head" in text and "ray start --address" in text and "#SBATCH --nodes" in text
-    command = text[text.index("python -m amuro sweep"):].replace("\\\n", " ")
+    command = text[text.index("python -m amuro sweep") :].replace("\\\n", " ")
     options = re.findall(r"(--[a-z-]+)", command.split('"$@"')[0])
     assert "--engine" in options and "--address" in options and not _unknown_sweep_options(options)
 
@@ -36,5 +36,6 @@ def test_kuberay_rayjob_runs_a_ray_sweep_on_the_cluster():
     assert words[words.index("--tracking-uri") + 1].startswith("http")
     assert not _unknown_sweep_options(words)
     workers = job["spec"]["rayClusterSpec"]["workerGroupSpecs"]
-    assert workers and all("nvidia.com/gpu" in w["template"]["spec"]["containers"][0]["resources"]["limits"]
-                           for w in workers)
+    assert workers and all(
+        "nvidia.com/gpu" in w["template"]["spec"]["containers"][0]["resources"]["limits"] for w in workers
+    )

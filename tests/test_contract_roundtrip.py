@@ -7,17 +7,24 @@ import pytest
 
 from amuro.commands.pretrain_eval import pretrain_eval
 from amuro.core.settings import EvalSettings, PretrainEvalSettings
-from analysis.runs import METRIC_COLUMNS, RUN_COLUMNS, load_eval_runs
 from analysis.predictions import PredictionTables
+from analysis.runs import METRIC_COLUMNS, RUN_COLUMNS, load_eval_runs
 
 # Columns a base checkpoint's run leaves empty by the contract (no fine-tune behind it).
 EMPTY_FOR_A_BASE_RUN = {"train_seed", "reference"}
 
 
 def test_a_scored_cell_reads_back_through_the_analysis(tracking_uri, small_series, tmp_path):
-    pretrain_eval(PretrainEvalSettings(
-        experiment="roundtrip", model=small_series, checkpoints="1", datasets="synth-nli",
-        formats="default", eval=EvalSettings(max_examples=6, shots=1, bootstrap=50)))
+    pretrain_eval(
+        PretrainEvalSettings(
+            experiment="roundtrip",
+            model=small_series,
+            checkpoints="1",
+            datasets="synth-nli",
+            formats="default",
+            eval=EvalSettings(max_examples=6, shots=1, bootstrap=50),
+        )
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the loader warns about nothing on its own runs
         runs = load_eval_runs("roundtrip", tracking_uri)
@@ -31,7 +38,12 @@ def test_a_scored_cell_reads_back_through_the_analysis(tracking_uri, small_serie
         assert value is not None and value == value and value != "", column
     assert (row["tuning"], row["train_dataset"], row["relation"]) == ("none", "none", "base")
     assert (row["eval_dataset"], row["format"], row["shots"], row["protocol"], row["origin"]) == (
-        "synth-nli", "default", 1, "amuro", "run")
+        "synth-nli",
+        "default",
+        1,
+        "amuro",
+        "run",
+    )
     assert row["score_ci_low"] <= row["score_ci_mid"] <= row["score_ci_high"]
     assert row["score_ci_mid"] == pytest.approx((row["score_ci_low"] + row["score_ci_high"]) / 2)
     assert row["n"] == 6 and set(METRIC_COLUMNS) <= set(row)

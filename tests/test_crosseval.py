@@ -15,8 +15,12 @@ from amuro.commands.crosseval import crosseval
 from amuro.core.settings import CrossevalSettings, EvalSettings
 from amuro.models.series import local_series
 
-SETTINGS = dict(experiment="x", datasets="synth-nli,synth-qgen-ood", formats="default,io",
-                eval=EvalSettings(max_examples=6, bootstrap=200))
+SETTINGS = dict(
+    experiment="x",
+    datasets="synth-nli,synth-qgen-ood",
+    formats="default,io",
+    eval=EvalSettings(max_examples=6, bootstrap=200),
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +36,16 @@ def tuned(small_series, tmp_path_factory):
     previous = os.getcwd()
     os.chdir(folder)
     revision = local_series(small_series).checkpoints[1].revision
-    run_id = finetune(FinetuneSettings(experiment="x", model=str(small_series), checkpoint=revision,
-                                     dataset="synth-nli", train=TrainSettings(epochs=1, max_train_examples=32),
-                                     evaluate=False))
+    run_id = finetune(
+        FinetuneSettings(
+            experiment="x",
+            model=str(small_series),
+            checkpoint=revision,
+            dataset="synth-nli",
+            train=TrainSettings(epochs=1, max_train_examples=32),
+            evaluate=False,
+        )
+    )
     mlflow.set_tracking_uri(None)
     os.chdir(previous)
     return uri, run_id
@@ -68,10 +79,15 @@ def test_tuned_cells_carry_relation_and_base_tags_and_are_reused(store, small_se
     assert sorted(r.info.run_id for r in runs) == sorted(ids) and len(ids) == 4
     for run in runs:
         tags = run.data.tags
-        assert tags["amuro.relation"] == {"synth-nli": "in-domain", "synth-qgen-ood": "cross-task"}[
-            tags["amuro.eval_dataset"]]
+        assert (
+            tags["amuro.relation"]
+            == {"synth-nli": "in-domain", "synth-qgen-ood": "cross-task"}[tags["amuro.eval_dataset"]]
+        )
         assert (tags["amuro.step"], tags["amuro.tokens"], tags["amuro.revision"]) == (
-            str(base.step), str(base.tokens), base.revision)
+            str(base.step),
+            str(base.tokens),
+            base.revision,
+        )
         assert tags["amuro.tuning"] == "sft" and tags["amuro.train_dataset"] == "synth-nli"
         assert tags["amuro.model"] == finetune_run.data.tags["amuro.model"]
         assert tags["amuro.task"] in ("nli", "qgen") and tags["amuro.shots"] == "4"
@@ -91,7 +107,9 @@ def test_with_base_scores_missing_partners(store, small_series):
     base = local_series(small_series).checkpoints[1]
     partners = _evals(tuning="none", step=str(base.step))
     assert {(r.data.tags["amuro.eval_dataset"], r.data.tags["amuro.relation"]) for r in partners} == {
-        ("synth-nli", "base"), ("synth-qgen-ood", "base")}
+        ("synth-nli", "base"),
+        ("synth-qgen-ood", "base"),
+    }
 
 
 def _invoke(*args):
@@ -102,16 +120,24 @@ def _invoke(*args):
 
 
 def test_bad_run_ids(store, small_series):
-    assert "run 0123456789abcdef0123456789abcdef does not exist" in _invoke("--runs",
-                                                                            "0123456789abcdef0123456789abcdef")
+    assert "run 0123456789abcdef0123456789abcdef does not exist" in _invoke(
+        "--runs", "0123456789abcdef0123456789abcdef"
+    )
     client = MlflowClient()
     experiment_id = client.get_experiment_by_name("x").experiment_id
     pretrain_like = client.create_run(experiment_id, tags={"amuro.kind": "pretrain"}).info.run_id
     client.set_terminated(pretrain_like)
     assert f"run {pretrain_like} is a pretrain run, not a finetune run" in _invoke("--runs", pretrain_like)
-    empty = client.create_run(experiment_id, tags={"amuro.kind": "finetune", "amuro.model": "m",
-                                                   "amuro.step": "1", "amuro.tuning": "sft",
-                                                   "amuro.train_dataset": "synth-nli"}).info.run_id
+    empty = client.create_run(
+        experiment_id,
+        tags={
+            "amuro.kind": "finetune",
+            "amuro.model": "m",
+            "amuro.step": "1",
+            "amuro.tuning": "sft",
+            "amuro.train_dataset": "synth-nli",
+        },
+    ).info.run_id
     client.set_terminated(empty)
     before = len(_evals())
     assert f"finetune run {empty} has no model artifact" in _invoke("--runs", f"{store},{empty}")

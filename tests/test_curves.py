@@ -10,8 +10,14 @@ from amuro.scoring.curves import curve_key
 
 
 def test_pretrain_eval_parent_logs_one_point_per_checkpoint_at_its_step(tracking_uri, small_series):
-    cfg = PretrainEvalSettings(experiment="curves", model=small_series, checkpoints="all", datasets="synth-nli",
-                               formats="default,io", eval=EvalSettings(max_examples=4, shots=1, bootstrap=50))
+    cfg = PretrainEvalSettings(
+        experiment="curves",
+        model=small_series,
+        checkpoints="all",
+        datasets="synth-nli",
+        formats="default,io",
+        eval=EvalSettings(max_examples=4, shots=1, bootstrap=50),
+    )
     parent = pretrain_eval(cfg)
     client = MlflowClient()
     experiment_id = tracking.connect("curves")
@@ -22,13 +28,14 @@ def test_pretrain_eval_parent_logs_one_point_per_checkpoint_at_its_step(tracking
     for fmt in ("default", "io"):
         history = client.get_metric_history(parent, f"base/synth-nli/{fmt}")
         assert sorted(point.step for point in history) == steps
-        scores = {int(r.data.tags["amuro.step"]): r.data.metrics["score"] for r in evals
-                  if r.data.tags["amuro.format"] == fmt}
+        scores = {
+            int(r.data.tags["amuro.step"]): r.data.metrics["score"] for r in evals if r.data.tags["amuro.format"] == fmt
+        }
         assert {point.step: point.value for point in history} == scores
     names = {r.info.run_name for r in evals}
     assert f"eval small@step{steps[0]} → synth-nli [io]" in names
 
-    assert pretrain_eval(cfg) == parent   # run again: every cell reused, no point logged twice
+    assert pretrain_eval(cfg) == parent  # run again: every cell reused, no point logged twice
     assert len(client.get_metric_history(parent, "base/synth-nli/default")) == 4
 
 

@@ -27,7 +27,6 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
-import pytest
 from series_settings import SMALL_SERIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,16 +34,25 @@ DOCUMENTS = ("README.md", "docs/getting-started.md", "docs/study.md")
 CI = ".ci/run"
 
 MAIN_JOB = "mlflow run . -e finetune --env-manager local"
-SWEEP = ("amuro sweep --checkpoints 2 --train-datasets synth-nli --eval-datasets synth-nli,synth-nli-ood,synth-qgen "
-         "--formats default,io --max-examples 60 --max-train-examples 300")
+SWEEP = (
+    "amuro sweep --checkpoints 2 --train-datasets synth-nli --eval-datasets synth-nli,synth-nli-ood,synth-qgen "
+    "--formats default,io --max-examples 60 --max-train-examples 300"
+)
 UI = "mlflow ui --backend-store-uri sqlite:///mlflow.db"
 FINDINGS = "python -m analysis findings --experiment amuro-char"
 REPORT = "python -m analysis report --experiment amuro-char --out report.html"
 CHEAP = ("amuro --help", "amuro datasets")
 
 STUDY_TEST = "test_the_readme_as_written_main_job_then_the_study_in_four_commands"
-COVERED = {MAIN_JOB: STUDY_TEST, SWEEP: STUDY_TEST, UI: STUDY_TEST, FINDINGS: STUDY_TEST, REPORT: STUDY_TEST,
-           CHEAP[0]: "test_cheap_commands_as_written", CHEAP[1]: "test_cheap_commands_as_written"}
+COVERED = {
+    MAIN_JOB: STUDY_TEST,
+    SWEEP: STUDY_TEST,
+    UI: STUDY_TEST,
+    FINDINGS: STUDY_TEST,
+    REPORT: STUDY_TEST,
+    CHEAP[0]: "test_cheap_commands_as_written",
+    CHEAP[1]: "test_cheap_commands_as_written",
+}
 
 
 def documented_commands(path: Path) -> list[str]:
@@ -81,8 +89,11 @@ def test_every_documented_command_is_run():
 def _constants_of(test: str) -> str:
     """The command constants a test names, as text: a test holds a command verbatim or by its constant."""
     source = inspect.getsource(getattr(sys.modules[__name__], test))
-    return " ".join(value for name, value in globals().items()
-                    if name.isupper() and isinstance(value, str) and re.search(rf"\b{name}\b", source))
+    return " ".join(
+        value
+        for name, value in globals().items()
+        if name.isupper() and isinstance(value, str) and re.search(rf"\b{name}\b", source)
+    )
 
 
 def test_the_readme_test_command_is_what_ci_runs():
@@ -103,8 +114,11 @@ def _argv(command: str) -> list[str]:
 
 def _env(**extra: str) -> dict[str, str]:
     """A new user's environment: MLflow's defaults (./mlflow.db), this checkout's packages, offline."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("MLFLOW_") or key == "MLFLOW_DISABLE_TELEMETRY"}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("MLFLOW_") or key == "MLFLOW_DISABLE_TELEMETRY"
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return {**env, **extra}
 
@@ -142,11 +156,17 @@ def _free_port() -> int:
 
 
 def _ui_serves_the_experiment(command: str, folder: Path) -> str:
-    """Runs ``command`` (the UI) as written (MLflow's own ``MLFLOW_PORT`` picks a free port) and reads experiment 1 back."""
+    """Runs ``command`` (the UI) as written (MLflow's own ``MLFLOW_PORT`` picks a free port) and reads
+    experiment 1 back."""
     port = _free_port()
-    server = subprocess.Popen(_argv(command), cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True, env=_env(MLFLOW_PORT=str(port),
-                                                               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"))
+    server = subprocess.Popen(
+        _argv(command),
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=_env(MLFLOW_PORT=str(port), MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+    )
     url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/get?experiment_id=1"
     try:
         deadline = time.monotonic() + 180
@@ -172,9 +192,9 @@ def test_the_readme_as_written_main_job_then_the_study_in_four_commands(tmp_path
 
     sweep = _run(SWEEP, tmp_path)
     assert "sweep finished: 7 cells" in sweep.stdout and "(iv) " in sweep.stdout
-    assert "`mlflow ui --backend-store-uri sqlite:///" in sweep.stdout                     # the docs' link
+    assert "`mlflow ui --backend-store-uri sqlite:///" in sweep.stdout  # the docs' link
     assert "mlflow.db`, then http://127.0.0.1:5000/#/experiments/1/runs" in sweep.stdout
-    assert '"name": "amuro-char"' in _ui_serves_the_experiment(UI, tmp_path)     # experiment 1 of the link
+    assert '"name": "amuro-char"' in _ui_serves_the_experiment(UI, tmp_path)  # experiment 1 of the link
     findings = _run(FINDINGS, tmp_path)
     assert all(f"\n{finding} " in "\n" + findings.stdout for finding in ("(i)", "(ii)", "(iii)", "(iv)"))
     _run(REPORT, tmp_path)

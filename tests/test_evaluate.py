@@ -6,12 +6,12 @@ from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
 from amuro import data
 from amuro.core.errors import UserError
+from amuro.core.settings import EvalSettings
 from amuro.data import DatasetSpec, Example, few_shot_prefix, render, stop_strings
 from amuro.data.formats import continuation
 from amuro.models.series import local_series
-from amuro.core.settings import EvalSettings
-from amuro.scoring.cells import demos_and_items
 from amuro.scoring.cell_scoring import first_tokens, score_cell
+from amuro.scoring.cells import demos_and_items
 from amuro.scoring.scorer import Scorer, common_prefix_length, cut_at_stops
 
 
@@ -45,7 +45,7 @@ def loglik_of_ids(model, context_ids, option_ids):
 def direct_loglik(model, tokenizer, context, option):
     """lm-evaluation-harness's definition: trailing context whitespace moves into the continuation."""
     context_ids = encode(tokenizer, context.rstrip())
-    return loglik_of_ids(model, context_ids, encode(tokenizer, context + option)[len(context_ids):])
+    return loglik_of_ids(model, context_ids, encode(tokenizer, context + option)[len(context_ids) :])
 
 
 def prompts_for(spec_name, fmt="default", shots=3, items=6):
@@ -80,7 +80,7 @@ def test_multi_token_options_and_overlong_contexts(sharp):
     scorer.max_length = 40  # every item is now too long: scored alone on its last context tokens
     got = scorer.loglikelihoods(prompts[:2], options[:2])
     contexts = [encode(tokenizer, p.rstrip()) for p in prompts[:2]]
-    conts = [[encode(tokenizer, p + o)[len(c):] for o in opts] for p, c, opts in zip(prompts, contexts, options)]
+    conts = [[encode(tokenizer, p + o)[len(c) :] for o in opts] for p, c, opts in zip(prompts, contexts, options)]
     keep = 40 - max(len(t) for row in conts for t in row)
     for context, row_conts, row in zip(contexts, conts, got):
         assert len(context) > keep
@@ -103,17 +103,23 @@ def test_next_token_matches_direct_computation(sharp):
 def direct_greedy(model, tokenizer, prompt, max_new_tokens):
     ids = torch.tensor([encode(tokenizer, prompt)])
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 @pytest.mark.parametrize("stop", ["default", "none"])
 def test_generation_matches_greedy_generate_and_stops(sharp, stop):
     model, tokenizer = sharp
     spec, demos, items, prompts = prompts_for("synth-qgen", shots=2, items=5)
-    results = score_cell(model, tokenizer, spec, "default", demos, items,
-                         EvalSettings(stop=stop, max_new_tokens=24, batch_size=3))
+    results = score_cell(
+        model, tokenizer, spec, "default", demos, items, EvalSettings(stop=stop, max_new_tokens=24, batch_size=3)
+    )
     stops = stop_strings(spec, "default") if stop == "default" else ()
     assert stops == (("\n\n", "\n### Input:") if stop == "default" else ())
     for prompt, result in zip(prompts, results):
@@ -128,9 +134,10 @@ def test_rows_that_finish_early_leave_the_batch_and_the_rest_is_unchanged(sharp,
     _, _, _, prompts = prompts_for("synth-qgen", shots=2, items=6)
     selections = []
     select = DynamicCache.batch_select_indices
-    monkeypatch.setattr(DynamicCache, "batch_select_indices",
-                        lambda cache, rows: (selections.append(len(rows)), select(cache, rows))[1])
-    stops = ("e",)   # random weights: rows hit a common letter after different numbers of tokens
+    monkeypatch.setattr(
+        DynamicCache, "batch_select_indices", lambda cache, rows: (selections.append(len(rows)), select(cache, rows))[1]
+    )
+    stops = ("e",)  # random weights: rows hit a common letter after different numbers of tokens
     got = Scorer(model, tokenizer, batch_size=6).generate(prompts, max_new_tokens=16, stops=stops)
     assert got == [cut_at_stops(direct_greedy(model, tokenizer, prompt, 16), stops) for prompt in prompts]
     assert selections and selections == sorted(selections, reverse=True) and selections[-1] < len(prompts)
@@ -150,10 +157,16 @@ def test_generate_method_for_labels(sharp):
 def test_multiple_choice_ranks_options_by_loglik(trained):
     model, tokenizer = trained
     spec = DatasetSpec(name="tiny-mc", task="mc", source="local", path="unused")
-    items = [Example(f"q{i}", {"question": q}, target="", choices=tuple(c), gold=g) for i, (q, c, g) in enumerate([
-        ("What does Anna do for a living?", ["baker", "a castle", "blue"], 0),
-        ("Where does Ben live?", ["Milltown", "a knight", "seven"], 0),
-        ("What pet does Clara have?", ["a pony", "Riverton", "chess"], 0)])]
+    items = [
+        Example(f"q{i}", {"question": q}, target="", choices=tuple(c), gold=g)
+        for i, (q, c, g) in enumerate(
+            [
+                ("What does Anna do for a living?", ["baker", "a castle", "blue"], 0),
+                ("Where does Ben live?", ["Milltown", "a knight", "seven"], 0),
+                ("What pet does Clara have?", ["a pony", "Riverton", "chess"], 0),
+            ]
+        )
+    ]
     results = score_cell(model, tokenizer, spec, "default", items[:1], items[1:], EvalSettings())
     prefix = few_shot_prefix(spec, items[:1], "default")
     for ex, result in zip(items[1:], results):

@@ -17,11 +17,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from amuro.cli import main
 from amuro.commands.finetune import finetune
-from amuro.models.tuned import load_tuned
 from amuro.core.settings import EvalSettings, FinetuneSettings
 from amuro.core.train_settings import TrainSettings
 from amuro.data import get, load_examples, render
 from amuro.models.series import local_series
+from amuro.models.tuned import load_tuned
 from amuro.training.features import IGNORE, chat_features, padding_collator, training_features
 
 FAST = dict(max_train_examples=48, epochs=1, batch_size=8)
@@ -40,18 +40,21 @@ def _runs(experiment: str, kind: str):
     return MlflowClient().search_runs([exp.experiment_id], f"tags.`amuro.kind` = '{kind}'")
 
 
-
 def test_batches_are_padded_on_the_right_with_ignored_labels(small_series):
     tokenizer = _tokenizer(small_series)
-    tokenizer.padding_side = "left"   # as for generation: training still pads on the right
+    tokenizer.padding_side = "left"  # as for generation: training still pads on the right
     pad = tokenizer.pad_token_id
     items = [{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]}, {"input_ids": [8], "labels": [8]}]
     batch = {name: tensor.tolist() for name, tensor in padding_collator(tokenizer)(items).items()}
-    assert batch == {"input_ids": [[5, 6, 7], [8, pad, pad]], "attention_mask": [[1, 1, 1], [1, 0, 0]],
-                     "labels": [[IGNORE, 6, 7], [8, IGNORE, IGNORE]]}
+    assert batch == {
+        "input_ids": [[5, 6, 7], [8, pad, pad]],
+        "attention_mask": [[1, 1, 1], [1, 0, 0]],
+        "labels": [[IGNORE, 6, 7], [8, IGNORE, IGNORE]],
+    }
     fixed = padding_collator(tokenizer, pad_to=5)(items)
     assert fixed["input_ids"].shape == (2, 5) and fixed["labels"][0].tolist() == [IGNORE, 6, 7, IGNORE, IGNORE]
     assert tokenizer.padding_side == "left"
+
 
 def test_completion_only_masking_learns_answer_and_eos_only(small_series):
     tokenizer = _tokenizer(small_series)
@@ -107,14 +110,19 @@ def test_packed_training_sequences_are_few_shot_prompts_with_every_answer_learne
 
 def test_chat_template_masks_everything_but_assistant_turns(small_series):
     tokenizer = _tokenizer(small_series)
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who is Anna?"},
-                {"role": "assistant", "content": "A baker."}, {"role": "user", "content": "Where does she live?"},
-                {"role": "assistant", "content": "In Milltown."}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Who is Anna?"},
+        {"role": "assistant", "content": "A baker."},
+        {"role": "user", "content": "Where does she live?"},
+        {"role": "assistant", "content": "In Milltown."},
+    ]
     item = chat_features(tokenizer, messages, max_length=512)
     eos = tokenizer.eos_token
     assert tokenizer.decode(item["input_ids"]) == (
         f"<|system|>\nBe brief.\n<|user|>\nWho is Anna?\n<|assistant|>\nA baker.{eos}\n"
-        f"<|user|>\nWhere does she live?\n<|assistant|>\nIn Milltown.{eos}\n")
+        f"<|user|>\nWhere does she live?\n<|assistant|>\nIn Milltown.{eos}\n"
+    )
     assert _learned(tokenizer, item) == f"A baker.{eos}In Milltown.{eos}"
     spec = get("synth-instruct")
     example = load_examples(spec, "train", limit=1)[0]
@@ -124,8 +132,12 @@ def test_chat_template_masks_everything_but_assistant_turns(small_series):
 
 
 def test_finetune_logs_a_reloadable_model_and_in_domain_evals(tracking_uri, small_series):
-    cfg = FinetuneSettings(experiment="ft", model=small_series, eval=EvalSettings(max_examples=20, shots=2),
-                           train=TrainSettings(max_train_examples=48, epochs=1, batch_size=8, lr=3e-3))
+    cfg = FinetuneSettings(
+        experiment="ft",
+        model=small_series,
+        eval=EvalSettings(max_examples=20, shots=2),
+        train=TrainSettings(max_train_examples=48, epochs=1, batch_size=8, lr=3e-3),
+    )
     run_id = finetune(cfg)
     client = MlflowClient()
     run = client.get_run(run_id)
@@ -161,13 +173,19 @@ def test_finetune_logs_a_reloadable_model_and_in_domain_evals(tracking_uri, smal
     assert base_eval.data.tags["amuro.source_run_id"] == series.last.source_run_id
     assert tuned_eval.data.metrics["n"] == 20 and tuned_eval.data.tags["amuro.format"] == "default"
 
-    assert finetune(cfg) == run_id                        # a finished run (and its eval cells) is reused
+    assert finetune(cfg) == run_id  # a finished run (and its eval cells) is reused
     assert len(_runs("ft", "finetune")) == 1 and len(_runs("ft", "eval")) == 2
 
 
 def test_lora_merges_adapters_and_records_their_config(tracking_uri, small_series):
-    run_id = finetune(FinetuneSettings(experiment="lora", model=small_series, evaluate=False,
-                                       train=TrainSettings(lora=True, lora_r=4, lr=1e-2, **FAST)))
+    run_id = finetune(
+        FinetuneSettings(
+            experiment="lora",
+            model=small_series,
+            evaluate=False,
+            train=TrainSettings(lora=True, lora_r=4, lr=1e-2, **FAST),
+        )
+    )
     run = MlflowClient().get_run(run_id)
     assert run.data.tags["amuro.tuning"] == "sft+lora" and run.data.params["lora_r"] == "4"
     adapter = mlflow.artifacts.load_dict(f"runs:/{run_id}/lora/adapter_config.json")
@@ -178,8 +196,14 @@ def test_lora_merges_adapters_and_records_their_config(tracking_uri, small_serie
 
 
 def test_search_runs_nested_trials_then_trains_with_the_best(tracking_uri, small_series):
-    run_id = finetune(FinetuneSettings(experiment="search", model=small_series, evaluate=False,
-                                       train=TrainSettings(trials=2, **{**FAST, "max_train_examples": 32})))
+    run_id = finetune(
+        FinetuneSettings(
+            experiment="search",
+            model=small_series,
+            evaluate=False,
+            train=TrainSettings(trials=2, **{**FAST, "max_train_examples": 32}),
+        )
+    )
     trials = _runs("search", "trial")
     assert len(trials) == 2
     assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {run_id}
@@ -191,10 +215,28 @@ def test_search_runs_nested_trials_then_trains_with_the_best(tracking_uri, small
 
 
 def test_killed_run_resumes_from_its_last_trainer_checkpoint(tracking_uri, small_series, amuro_home):
-    command = [sys.executable, "-m", "amuro", "finetune", "--experiment", "resume", "--model", small_series,
-               "--max-train-examples", "400", "--train-shots", "0", "--epochs", "2", "--batch-size", "2",
-               "--save-steps", "20",
-               "--eval", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "amuro",
+        "finetune",
+        "--experiment",
+        "resume",
+        "--model",
+        small_series,
+        "--max-train-examples",
+        "400",
+        "--train-shots",
+        "0",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--save-steps",
+        "20",
+        "--eval",
+        "false",
+    ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "OMP_NUM_THREADS": "1"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -202,11 +244,11 @@ def test_killed_run_resumes_from_its_last_trainer_checkpoint(tracking_uri, small
         assert first.poll() is None, "training finished before it could be killed"
         assert time.time() < deadline
         time.sleep(0.05)
-    time.sleep(0.5)                               # let the checkpoint finish writing
+    time.sleep(0.5)  # let the checkpoint finish writing
     first.send_signal(signal.SIGKILL)
     first.wait()
     [killed] = _runs("resume", "finetune")
-    assert killed.info.status == "RUNNING"        # nobody marked it: the process died
+    assert killed.info.status == "RUNNING"  # nobody marked it: the process died
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stderr[-2000:]
     assert f"resuming run {killed.info.run_id}" in second.stdout
@@ -215,17 +257,20 @@ def test_killed_run_resumes_from_its_last_trainer_checkpoint(tracking_uri, small
     assert done.info.run_id == killed.info.run_id and done.info.status == "FINISHED"
     steps = [m.step for m in MlflowClient().get_metric_history(done.info.run_id, "train_loss")]
     assert max(steps) == 400 and min(steps) < 40
-    assert not list(Path(amuro_home).glob("finetune/*"))   # the work folder is gone once the model is logged
+    assert not list(Path(amuro_home).glob("finetune/*"))  # the work folder is gone once the model is logged
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--dataset", "synth-nly"], "unknown dataset 'synth-nly'"),
-    (["--checkpoint", "step999999"], "unknown checkpoint"),
-    (["--lr", "-1"], "lr must be above 0, got -1"),
-    (["--epochs", "0"], "epochs must be at least 1, got 0"),
-    (["--dataset", "synth-nli-ood"], "unknown training set"),
-    (["--tuning", "it"], "instruction tuning needs a chat dataset"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--dataset", "synth-nly"], "unknown dataset 'synth-nly'"),
+        (["--checkpoint", "step999999"], "unknown checkpoint"),
+        (["--lr", "-1"], "lr must be above 0, got -1"),
+        (["--epochs", "0"], "epochs must be at least 1, got 0"),
+        (["--dataset", "synth-nli-ood"], "unknown training set"),
+        (["--tuning", "it"], "instruction tuning needs a chat dataset"),
+    ],
+)
 def test_bad_input_is_one_line_without_traceback(tracking_uri, small_series, arguments, message):
     result = CliRunner().invoke(main, ["finetune", "--experiment", "bad", "--model", small_series, *arguments])
     assert result.exit_code != 0

@@ -30,11 +30,11 @@ def test_offline_hub_is_what_the_hub_and_datasets_libraries_read(monkeypatch):
     from amuro.commands.pretrain_eval import select_datasets
     from amuro.core.settings import EvalSettings
 
-    assert hub_offline()   # the suite runs with HF_HUB_OFFLINE=1, read when huggingface_hub was imported
+    assert hub_offline()  # the suite runs with HF_HUB_OFFLINE=1, read when huggingface_hub was imported
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
     assert not hub_offline()
     online = {spec.name for spec in select_datasets("mc", EvalSettings(shots=0))}
     assert get("arc_easy").source == "hub" and "arc_easy" in online
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)   # HF_DATASETS_OFFLINE=1 alone
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # HF_DATASETS_OFFLINE=1 alone
     assert hub_offline()

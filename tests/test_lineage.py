@@ -31,23 +31,44 @@ def _inputs(run_id: str) -> dict[str, tuple[str, str, str]]:
 
 
 def _eval_runs(experiment_id: str, query: str = "") -> list:
-    return MlflowClient().search_runs([experiment_id], " and ".join(filter(None, [
-        "tags.`amuro.kind` = 'eval'", query])), max_results=100)
+    return MlflowClient().search_runs(
+        [experiment_id], " and ".join(filter(None, ["tags.`amuro.kind` = 'eval'", query])), max_results=100
+    )
 
 
 def test_runs_record_their_rows_and_pairs_of_other_rows_are_refused(tracking_uri, small_series):
     revision = local_series(small_series).checkpoints[1].revision
-    cfg = FinetuneSettings(experiment="lin", model=small_series, checkpoint=revision, dataset="synth-nli",
-                           train=TrainSettings(epochs=1, max_train_examples=24, batch_size=8), evaluate=False)
+    cfg = FinetuneSettings(
+        experiment="lin",
+        model=small_series,
+        checkpoint=revision,
+        dataset="synth-nli",
+        train=TrainSettings(epochs=1, max_train_examples=24, batch_size=8),
+        evaluate=False,
+    )
     tuned_run = finetune(cfg)
     train = training_examples(training_spec(cfg), cfg)
     assert _inputs(tuned_run) == {"train": ("synth-nli", rows_digest(train), "local")}
 
     quick = dict(shots=2, bootstrap=100)
-    crosseval(CrossevalSettings(experiment="lin", runs=tuned_run, datasets="synth-nli", formats="default",
-                                eval=EvalSettings(max_examples=6, **quick)))
-    pretrain_eval(PretrainEvalSettings(experiment="lin", model=small_series, checkpoints=revision,
-                                       datasets="synth-nli", eval=EvalSettings(max_examples=8, **quick)))
+    crosseval(
+        CrossevalSettings(
+            experiment="lin",
+            runs=tuned_run,
+            datasets="synth-nli",
+            formats="default",
+            eval=EvalSettings(max_examples=6, **quick),
+        )
+    )
+    pretrain_eval(
+        PretrainEvalSettings(
+            experiment="lin",
+            model=small_series,
+            checkpoints=revision,
+            datasets="synth-nli",
+            eval=EvalSettings(max_examples=8, **quick),
+        )
+    )
     experiment_id = tracking.connect("lin")
     (tuned_eval,) = _eval_runs(experiment_id, "tags.`amuro.tuning` = 'sft'")
     (base_eval,) = _eval_runs(experiment_id, "tags.`amuro.tuning` = 'none'")
@@ -55,15 +76,20 @@ def test_runs_record_their_rows_and_pairs_of_other_rows_are_refused(tracking_uri
     tuned_inputs, base_inputs = _inputs(tuned_eval.info.run_id), _inputs(base_eval.info.run_id)
     assert tuned_inputs["eval"] == ("synth-nli", rows_digest(test_rows[:6]), "local")
     assert base_inputs["eval"] == ("synth-nli", rows_digest(test_rows[:8]), "local")
-    assert tuned_inputs["demonstrations"] == base_inputs["demonstrations"]   # same eval seed, same demos
+    assert tuned_inputs["demonstrations"] == base_inputs["demonstrations"]  # same eval seed, same demos
     assert tuned_inputs["demonstrations"][0] == "synth-nli"
 
     selected = _eval_runs(experiment_id, f"dataset.name = 'synth-nli' and dataset.digest = '{tuned_inputs['eval'][1]}'")
     assert [r.info.run_id for r in selected] == [tuned_eval.info.run_id]
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "analysis", "gains", "--experiment", "lin"], env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "analysis", "gains", "--experiment", "lin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     refusals = [line for line in result.stderr.splitlines() if "scored different rows" in line]
     assert len(refusals) == 1, result.stderr
     assert tuned_eval.info.run_id in refusals[0] and base_eval.info.run_id in refusals[0]
@@ -78,9 +104,16 @@ def test_hub_rows_are_recorded_with_hub_id_config_split_and_revision(tracking_ur
     from amuro.data import DatasetSpec
     from amuro.data.lineage import log_rows
 
-    spec = DatasetSpec(name="glue-rte", task="nli", source="hub", path="nyu-mll/glue", config="rte",
-                       revision="bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c", splits={"test": "validation"},
-                       labels=("yes", "no"))
+    spec = DatasetSpec(
+        name="glue-rte",
+        task="nli",
+        source="hub",
+        path="nyu-mll/glue",
+        config="rte",
+        revision="bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c",
+        splits={"test": "validation"},
+        labels=("yes", "no"),
+    )
     rows = load_examples(get("synth-nli"), "test")[:3]
     with mlflow.start_run(experiment_id=tracking.connect("hub")) as run:
         digest = log_rows(spec, "validation", rows, "eval")
@@ -88,7 +121,11 @@ def test_hub_rows_are_recorded_with_hub_id_config_split_and_revision(tracking_ur
     assert (item.dataset.name, item.dataset.digest, item.dataset.source_type) == ("glue-rte", digest, "hugging_face")
     source = json.loads(item.dataset.source)
     assert (source["path"], source["config_name"], source["split"], source["revision"]) == (
-        "nyu-mll/glue", "rte", "validation", spec.revision)
+        "nyu-mll/glue",
+        "rte",
+        "validation",
+        spec.revision,
+    )
     assert json.loads(item.dataset.profile)["num_rows"] == 3 and digest == rows_digest(rows)
 
 
@@ -113,7 +150,7 @@ def test_runs_logging_the_same_new_dataset_at_once_all_record_it(mlflow_server):
         run_id = MlflowClient().create_run(experiment_id).info.run_id
         with mlflow.start_run(run_id=run_id):
             barrier.wait(timeout=60)
-            digest = log_row_sets(spec, [("test", rows[index // writers:index // writers + 3], "eval")])[0]
+            digest = log_row_sets(spec, [("test", rows[index // writers : index // writers + 3], "eval")])[0]
         return run_id, digest
 
     try:

@@ -1,4 +1,5 @@
-"""lm-evaluation-harness tasks as datasets: contract runs, predictions equal to lm-eval's own ``hf`` model, bad input."""
+"""lm-evaluation-harness tasks as datasets: contract runs, predictions equal to lm-eval's own ``hf`` model, bad
+input."""
 
 import json
 import textwrap
@@ -23,8 +24,15 @@ THINGS = ["sky", "grass", "snow", "coal", "sea", "sand", "rose", "ash", "sun", "
 
 def write_tasks(folder):
     """One multiple-choice and one generation task over local JSON lines, in lm-eval's YAML."""
-    rows = [{"question": f"What colour is the {thing}?", "choices": [COLOURS[i], COLOURS[(i + 3) % 10]],
-             "label": i % 2, "answer": COLOURS[i]} for i, thing in enumerate(THINGS)]
+    rows = [
+        {
+            "question": f"What colour is the {thing}?",
+            "choices": [COLOURS[i], COLOURS[(i + 3) % 10]],
+            "label": i % 2,
+            "answer": COLOURS[i],
+        }
+        for i, thing in enumerate(THINGS)
+    ]
     for row in rows:
         if row["label"] == 1:
             row["choices"].reverse()
@@ -34,13 +42,15 @@ def write_tasks(folder):
         dataset_path: json
         dataset_kwargs:
           data_files:
-            train: {folder / 'train.jsonl'}
-            test: {folder / 'test.jsonl'}
+            train: {folder / "train.jsonl"}
+            test: {folder / "test.jsonl"}
         training_split: train
         fewshot_split: train
         test_split: test
         """)
-    (folder / "colours_mc.yaml").write_text(data + textwrap.dedent("""\
+    (folder / "colours_mc.yaml").write_text(
+        data
+        + textwrap.dedent("""\
         task: colours_mc
         output_type: multiple_choice
         doc_to_text: "Question: {{question}}\\nAnswer:"
@@ -48,8 +58,11 @@ def write_tasks(folder):
         doc_to_target: label
         metric_list:
           - metric: acc
-        """))
-    (folder / "colours_gen.yaml").write_text(data + textwrap.dedent("""\
+        """)
+    )
+    (folder / "colours_gen.yaml").write_text(
+        data
+        + textwrap.dedent("""\
         task: colours_gen
         output_type: generate_until
         doc_to_text: "Q: {{question}}\\nA:"
@@ -60,7 +73,8 @@ def write_tasks(folder):
           do_sample: false
         metric_list:
           - metric: exact_match
-        """))
+        """)
+    )
     return folder
 
 
@@ -71,19 +85,33 @@ def harness_predictions(folder, location):
     from lm_eval.tasks import TaskManager
 
     lm = HFLM(pretrained=location, batch_size=4, device="cpu", dtype="float32")
-    out = simple_evaluate(model=lm, tasks=["colours_mc", "colours_gen"], num_fewshot=SHOTS,
-                          task_manager=TaskManager(include_path=str(folder), include_defaults=False),
-                          log_samples=True, bootstrap_iters=0, random_seed=0, fewshot_random_seed=0)
-    mc = {str(s["doc_id"]): s["doc"]["choices"][max(range(2), key=lambda k: s["filtered_resps"][k][0])]
-          for s in out["samples"]["colours_mc"]}
+    out = simple_evaluate(
+        model=lm,
+        tasks=["colours_mc", "colours_gen"],
+        num_fewshot=SHOTS,
+        task_manager=TaskManager(include_path=str(folder), include_defaults=False),
+        log_samples=True,
+        bootstrap_iters=0,
+        random_seed=0,
+        fewshot_random_seed=0,
+    )
+    mc = {
+        str(s["doc_id"]): s["doc"]["choices"][max(range(2), key=lambda k: s["filtered_resps"][k][0])]
+        for s in out["samples"]["colours_mc"]
+    }
     gen = {str(s["doc_id"]): s["filtered_resps"][0] for s in out["samples"]["colours_gen"]}
     return {"lmeval:colours_mc": mc, "lmeval:colours_gen": gen}
 
 
 def test_lm_eval_tasks_are_contract_cells_with_the_harness_predictions(tracking_uri, small_series, tmp_path):
     folder = write_tasks(tmp_path)
-    cfg = PretrainEvalSettings(experiment="lm", model=small_series, checkpoints="1", lm_eval_include=str(folder),
-                               eval=EvalSettings(shots=SHOTS, bootstrap=200, batch_size=3))
+    cfg = PretrainEvalSettings(
+        experiment="lm",
+        model=small_series,
+        checkpoints="1",
+        lm_eval_include=str(folder),
+        eval=EvalSettings(shots=SHOTS, bootstrap=200, batch_size=3),
+    )
     parent = pretrain_eval(cfg)
     client = MlflowClient()
     runs = client.search_runs([tracking.connect("lm")], "tags.`amuro.kind` = 'eval'")
@@ -101,7 +129,7 @@ def test_lm_eval_tasks_are_contract_cells_with_the_harness_predictions(tracking_
         assert (tags["amuro.format"], tags["amuro.shots"], tags["amuro.relation"]) == ("default", str(SHOTS), "base")
         assert tags["amuro.step"] == str(ckpt.step) and metrics["n"] == ITEMS
         table = mlflow.load_table("predictions.json", run_ids=[run.info.run_id])
-        ids = [str(i) for i in table.item_id]   # pandas reads the doc ids back as numbers
+        ids = [str(i) for i in table.item_id]  # pandas reads the doc ids back as numbers
         assert sorted(ids) == [str(i) for i in range(ITEMS)]
         assert metrics["score"] == pytest.approx(table.item_score.mean())
         assert metrics["score_ci_low"] <= metrics["score"] <= metrics["score_ci_high"]
@@ -109,7 +137,7 @@ def test_lm_eval_tasks_are_contract_cells_with_the_harness_predictions(tracking_
         assert all(len(h) == 64 for h in table.prompt_hash) and all(len(d) == SHOTS for d in table.demo_ids)
         if not generation:
             assert all(len(ll) == 2 and len(n) == 2 for ll, n in zip(table.option_loglik, table.option_loglik_norm))
-        (scored,) = run.inputs.dataset_inputs   # lineage: the scored documents, read through the hub loader
+        (scored,) = run.inputs.dataset_inputs  # lineage: the scored documents, read through the hub loader
         assert (scored.dataset.name, scored.dataset.source_type) == (tags["amuro.eval_dataset"], "hugging_face")
         assert {t.key: t.value for t in scored.tags}["mlflow.data.context"] == "eval"
         assert json.loads(scored.dataset.profile)["num_rows"] == ITEMS
@@ -118,23 +146,37 @@ def test_lm_eval_tasks_are_contract_cells_with_the_harness_predictions(tracking_
 
 
 def invoke(*args):
-    result = CliRunner().invoke(main, ["pretrain-eval", "--experiment", "lm", "--max-examples", "3",
-                                       "--bootstrap", "50", *args])
+    result = CliRunner().invoke(
+        main, ["pretrain-eval", "--experiment", "lm", "--max-examples", "3", "--bootstrap", "50", *args]
+    )
     assert result.exit_code != 0 and "Traceback" not in result.output, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, result.output
     return errors[0]
 
 
-def test_unknown_task_and_unreadable_dataset_are_one_line_and_finished_cells_stay(tracking_uri, small_series,
-                                                                                  tmp_path):
+def test_unknown_task_and_unreadable_dataset_are_one_line_and_finished_cells_stay(tracking_uri, small_series, tmp_path):
     (tmp_path / "tasks").mkdir()
     folder = write_tasks(tmp_path / "tasks")
     args = ["--model", small_series, "--checkpoints", "1", "--lm-eval-include", str(folder)]
-    assert "unknown lm-eval task 'colours_mq': did you mean colours_mc" in invoke(*args, "--lm-eval-tasks",
-                                                                                  "colours_mq")
-    ok = CliRunner().invoke(main, ["pretrain-eval", "--experiment", "lm", "--max-examples", "3", "--bootstrap",
-                                   "50", *args, "--lm-eval-tasks", "colours_mc"])
+    assert "unknown lm-eval task 'colours_mq': did you mean colours_mc" in invoke(
+        *args, "--lm-eval-tasks", "colours_mq"
+    )
+    ok = CliRunner().invoke(
+        main,
+        [
+            "pretrain-eval",
+            "--experiment",
+            "lm",
+            "--max-examples",
+            "3",
+            "--bootstrap",
+            "50",
+            *args,
+            "--lm-eval-tasks",
+            "colours_mc",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     (folder / "train.jsonl").unlink()
     line = invoke(*args, "--lm-eval-tasks", "colours_gen")

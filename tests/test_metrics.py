@@ -3,9 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import intervals
-
 from amuro.scoring.metrics import RESAMPLES, accuracy, bootstrap, normalize, rouge_l
+from analysis import intervals
 
 
 def test_accuracy_matches_normalized_labels():
@@ -27,8 +26,14 @@ def test_bootstrap_against_hand_computed_distribution():
     assert estimate.score == 0.75 and estimate.n == 4
     assert (estimate.ci_low, estimate.ci_high) == (0.25, 1.0)
     assert estimate.se == pytest.approx(math.sqrt(3 / 64), rel=0.03)
-    assert estimate.metrics() == {"score": 0.75, "score_ci_low": 0.25, "score_ci_high": 1.0,
-                                  "score_ci_mid": 0.625, "score_se": estimate.se, "n": 4}
+    assert estimate.metrics() == {
+        "score": 0.75,
+        "score_ci_low": 0.25,
+        "score_ci_high": 1.0,
+        "score_ci_mid": 0.625,
+        "score_se": estimate.se,
+        "n": 4,
+    }
 
 
 def test_bootstrap_is_seeded_and_degenerate_sets_have_no_spread():
@@ -41,14 +46,19 @@ def test_bootstrap_is_seeded_and_degenerate_sets_have_no_spread():
         bootstrap([])
 
 
-@pytest.mark.parametrize("scores", [
-    [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0],       # accuracy: resampled as counts per value
-    list(np.linspace(0.0, 0.8, 150) ** 2),             # ROUGE-like, many values: resampled as item indices
-], ids=["few-values", "many-values"])
+@pytest.mark.parametrize(
+    "scores",
+    [
+        [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0],  # accuracy: resampled as counts per value
+        list(np.linspace(0.0, 0.8, 150) ** 2),  # ROUGE-like, many values: resampled as item indices
+    ],
+    ids=["few-values", "many-values"],
+)
 def test_eval_and_analysis_bootstraps_are_one_algorithm(scores):
     """An eval run's interval and the analysis's interval over the same item scores and seed are the same
     numbers, and both default to the same number of resamples."""
     assert RESAMPLES == intervals.RESAMPLES
     estimate = bootstrap(scores, seed=4)
-    assert (estimate.ci_low, estimate.ci_high) == pytest.approx(intervals.paired_bootstrap(np.array(scores), seed=4),
-                                                                abs=1e-12)
+    assert (estimate.ci_low, estimate.ci_high) == pytest.approx(
+        intervals.paired_bootstrap(np.array(scores), seed=4), abs=1e-12
+    )

@@ -15,10 +15,17 @@ from amuro.core import ownership, tracking
 
 
 def _other_host_run(experiment_id, key, heartbeat_age):
-    return MlflowClient().create_run(experiment_id, tags={
-        "amuro.run_key": key, ownership.HOST_TAG: "node-b.cluster", ownership.PID_TAG: "4242",
-        ownership.PID_START_TAG: "1700000000.00", ownership.CLAIM_TAG: "won",
-        ownership.HEARTBEAT_TAG: str(int(time.time() - heartbeat_age))})
+    return MlflowClient().create_run(
+        experiment_id,
+        tags={
+            "amuro.run_key": key,
+            ownership.HOST_TAG: "node-b.cluster",
+            ownership.PID_TAG: "4242",
+            ownership.PID_START_TAG: "1700000000.00",
+            ownership.CLAIM_TAG: "won",
+            ownership.HEARTBEAT_TAG: str(int(time.time() - heartbeat_age)),
+        },
+    )
 
 
 @pytest.mark.parametrize("resumable", [True, False])
@@ -38,7 +45,7 @@ def test_running_run_of_another_host_with_a_stale_heartbeat_is_taken_over(tracki
         old = client.get_run(dead.info.run_id)
         assert old.info.status == "FAILED" and "node-b.cluster" in old.data.tags[ownership.ERROR_TAG]
         assert client.get_run(cell.run_id).info.status == "FINISHED"
-    assert len(client.search_runs([experiment_id])) == (1 if resumable else 2)   # lost claims are deleted
+    assert len(client.search_runs([experiment_id])) == (1 if resumable else 2)  # lost claims are deleted
 
 
 def test_running_run_of_another_host_with_a_fresh_heartbeat_is_waited_on(tracking_uri, monkeypatch, capsys):
@@ -48,8 +55,9 @@ def test_running_run_of_another_host_with_a_fresh_heartbeat_is_waited_on(trackin
     outcome = {}
 
     def claim():
-        outcome["cell"] = tracking.run_once(experiment_id, "k", {}, "cell", outcome.setdefault("worked", []).append,
-                                            resumable=True)
+        outcome["cell"] = tracking.run_once(
+            experiment_id, "k", {}, "cell", outcome.setdefault("worked", []).append, resumable=True
+        )
 
     waiter = threading.Thread(target=claim)
     waiter.start()
@@ -60,7 +68,7 @@ def test_running_run_of_another_host_with_a_fresh_heartbeat_is_waited_on(trackin
     client.set_terminated(live.info.run_id, "FINISHED")
     waiter.join(timeout=30)
     assert outcome["cell"].reused and outcome["cell"].run_id == live.info.run_id and outcome["worked"] == []
-    with pytest.raises(tracking.FinishedElsewhere):   # the context alone never runs its body for a finished key
+    with pytest.raises(tracking.FinishedElsewhere):  # the context alone never runs its body for a finished key
         with tracking.tracked_run(experiment_id, "k", {}, "cell"):
             raise AssertionError("the body ran for a finished key")
     out = capsys.readouterr().out
@@ -96,12 +104,20 @@ print("reused" if cell.reused else "owned", cell.run_id)
 def test_claims_made_at_the_same_moment_on_one_server_run_the_cell_once(mlflow_server, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     go = [tmp_path / f"go-{n}" for n in range(4)]
-    claimants = [subprocess.Popen([sys.executable, "-c", CLAIMANT, mlflow_server, str(path)], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in go]
+    claimants = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMANT, mlflow_server, str(path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for path in go
+    ]
     deadline = time.monotonic() + 120
     while not all(path.with_suffix(".ready").exists() for path in go) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for path in go:   # every claimant is connected and waiting: let them all go at once
+    for path in go:  # every claimant is connected and waiting: let them all go at once
         path.touch()
     outputs = [c.communicate(timeout=120) for c in claimants]
     assert all(c.returncode == 0 for c in claimants), [err[-2000:] for _, err in outputs]
@@ -124,11 +140,29 @@ def test_an_owner_whose_run_was_taken_over_stops_without_logging_its_results(tra
     from amuro.core.settings import EvalSettings, PretrainEvalSettings
 
     settings = dict(shots=1, max_examples=16, batch_size=1, max_new_tokens=30, stop="none", bootstrap=200)
-    command = [sys.executable, "-m", "amuro", "pretrain-eval", "--experiment", "fenced", "--model", small_series,
-               "--checkpoints", "1", "--datasets", "synth-summary",
-               *[part for name, value in settings.items() for part in (f"--{name.replace('_', '-')}", str(value))]]
-    first = subprocess.Popen(command, env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}, cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "amuro",
+        "pretrain-eval",
+        "--experiment",
+        "fenced",
+        "--model",
+        small_series,
+        "--checkpoints",
+        "1",
+        "--datasets",
+        "synth-summary",
+        *[part for name, value in settings.items() for part in (f"--{name.replace('_', '-')}", str(value))],
+    ]
+    first = subprocess.Popen(
+        command,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     experiment_id = tracking.connect("fenced")
     query = "tags.`amuro.kind` = 'eval' and tags.`amuro.claim` = 'won' and attributes.status = 'RUNNING'"
     deadline, owned = time.monotonic() + 300, []
@@ -139,7 +173,7 @@ def test_an_owner_whose_run_was_taken_over_stops_without_logging_its_results(tra
     [cell] = owned
     client = MlflowClient()
     client.set_tag(cell.info.run_id, ownership.ERROR_TAG, "taken over: the owner's heartbeat went stale")
-    client.set_terminated(cell.info.run_id, "FAILED")   # what a process judging the owner dead does
+    client.set_terminated(cell.info.run_id, "FAILED")  # what a process judging the owner dead does
     out, err = first.communicate(timeout=300)
     assert first.returncode == ownership.FENCED_EXIT, err[-2000:]
     assert "stopped without logging results: another owner took the run over" in err
@@ -147,8 +181,15 @@ def test_an_owner_whose_run_was_taken_over_stops_without_logging_its_results(tra
     assert "score" not in fenced.data.metrics
     assert "predictions.json" not in {a.path for a in client.list_artifacts(cell.info.run_id)}
 
-    pretrain_eval(PretrainEvalSettings(experiment="fenced", model=small_series, checkpoints="1",
-                                       datasets="synth-summary", eval=EvalSettings(**settings)))
+    pretrain_eval(
+        PretrainEvalSettings(
+            experiment="fenced",
+            model=small_series,
+            checkpoints="1",
+            datasets="synth-summary",
+            eval=EvalSettings(**settings),
+        )
+    )
     runs = client.search_runs([experiment_id], "tags.`amuro.kind` = 'eval'")
     assert [(r.info.run_id, r.info.status) for r in runs] == [(cell.info.run_id, "FINISHED")]
     mlflow.set_experiment("fenced")

@@ -47,13 +47,16 @@ def test_pretrain_run_follows_contract_and_is_reused(tracking_uri, capsys):
     assert len(client.search_runs([experiment_id])) == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--steps", "abc"], "steps takes a whole number, got 'abc'"),
-    (["--steps", "10", "--num-checkpoints", "20"], "num_checkpoints must be between 1 and steps"),
-    (["--series", "../x"], "series name '../x' is not valid"),
-    (["--corpus", "/no/such/corpus.txt"], "corpus /no/such/corpus.txt does not exist"),
-    (["--hidden-size", "30", "--heads", "4"], "must be divisible by heads"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--steps", "abc"], "steps takes a whole number, got 'abc'"),
+        (["--steps", "10", "--num-checkpoints", "20"], "num_checkpoints must be between 1 and steps"),
+        (["--series", "../x"], "series name '../x' is not valid"),
+        (["--corpus", "/no/such/corpus.txt"], "corpus /no/such/corpus.txt does not exist"),
+        (["--hidden-size", "30", "--heads", "4"], "must be divisible by heads"),
+    ],
+)
 def test_bad_input_is_one_line_and_non_zero(tracking_uri, args, message):
     result = CliRunner().invoke(main, ["pretrain", "--experiment", "bad", *args])
     assert result.exit_code != 0
@@ -78,14 +81,30 @@ def test_mlflow_run_entry_point(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "AMURO_HOME": str(tmp_path)}
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "pretrain", "--env-manager", "local",
-               "--experiment-name", "amuro-char", "-P", "steps=12", "-P", "num_checkpoints=4"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(ROOT),
+        "-e",
+        "pretrain",
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        "amuro-char",
+        "-P",
+        "steps=12",
+        "-P",
+        "num_checkpoints=4",
+    ]
     first = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     second = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "reusing finished run" in second.stdout + second.stderr
     import mlflow
+
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     try:
         client = MlflowClient()
@@ -97,7 +116,8 @@ def test_mlflow_run_entry_point(tmp_path):
         assert {r.data.tags["amuro.result_run_id"] for r in launchers} == {pretrain_runs[0].info.run_id}
     finally:
         mlflow.set_tracking_uri(None)
-    bad = subprocess.run([*command[:-4], "-P", "steps=abc"], env=env, capture_output=True, text=True,
-                         cwd=tmp_path, timeout=300)
+    bad = subprocess.run(
+        [*command[:-4], "-P", "steps=abc"], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
     assert bad.returncode != 0
     assert "steps takes a whole number, got 'abc'" in bad.stderr and "Traceback" not in bad.stderr.split("mlflow")[0]

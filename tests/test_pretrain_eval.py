@@ -36,8 +36,14 @@ def eval_runs(experiment="pe"):
 
 
 def test_cells_are_tagged_nested_referenced_and_reused(tracking_uri, small_series, monkeypatch):
-    cfg = PretrainEvalSettings(experiment="pe", model=small_series, checkpoints="2",
-                             datasets="synth-nli,synth-summary", formats="default,io", eval=quick())
+    cfg = PretrainEvalSettings(
+        experiment="pe",
+        model=small_series,
+        checkpoints="2",
+        datasets="synth-nli,synth-summary",
+        formats="default,io",
+        eval=quick(),
+    )
     parent = pretrain_eval(cfg)
     runs = eval_runs()
     series = local_series(small_series)
@@ -48,8 +54,12 @@ def test_cells_are_tagged_nested_referenced_and_reused(tracking_uri, small_serie
         ckpt = chosen[tags["amuro.revision"]]
         spec = data.get(tags["amuro.eval_dataset"])
         assert {"amuro." + t for t in tracking.CONTRACT_TAGS} - {"amuro.run_key"} <= set(tags)
-        assert (tags["amuro.kind"], tags["amuro.tuning"], tags["amuro.train_dataset"], tags["amuro.relation"]) == \
-            ("eval", "none", "none", "base")
+        assert (tags["amuro.kind"], tags["amuro.tuning"], tags["amuro.train_dataset"], tags["amuro.relation"]) == (
+            "eval",
+            "none",
+            "none",
+            "base",
+        )
         assert tags["amuro.model"] == "small" and tags["amuro.step"] == str(ckpt.step)
         assert tags["amuro.tokens"] == str(ckpt.tokens) and tags["amuro.shots"] == "2"
         assert tags["amuro.task"] == spec.task and tags["amuro.metric"] == spec.metric
@@ -78,8 +88,7 @@ def test_cells_are_tagged_nested_referenced_and_reused(tracking_uri, small_serie
     assert len(eval_runs()) == 8
 
 
-def test_hub_checkpoints_are_referenced_by_repo_revision_and_commit(tracking_uri, small_series, tmp_path,
-                                                                    monkeypatch):
+def test_hub_checkpoints_are_referenced_by_repo_revision_and_commit(tracking_uri, small_series, tmp_path, monkeypatch):
     import huggingface_hub.constants as hf_constants
 
     names = ["step1000-tokens4B", "step2000-tokens8B", "step3000-tokens12B", "step4000-tokens16B"]
@@ -88,20 +97,31 @@ def test_hub_checkpoints_are_referenced_by_repo_revision_and_commit(tracking_uri
     refs = write_hub_cache(small_series, "amuro-test/olmo-mini", tmp_path, names)
     monkeypatch.setattr(checkpoints, "list_repo_refs", refs)
     commits = {b.name: b.target_commit for b in refs("amuro-test/olmo-mini").branches}
-    pretrain_eval(PretrainEvalSettings(experiment="pe", model="amuro-test/olmo-mini", checkpoints="2000,main",
-                                     datasets="synth-paraphrase", eval=quick(method="loglik")))
+    pretrain_eval(
+        PretrainEvalSettings(
+            experiment="pe",
+            model="amuro-test/olmo-mini",
+            checkpoints="2000,main",
+            datasets="synth-paraphrase",
+            eval=quick(method="loglik"),
+        )
+    )
     runs = {r.data.tags["amuro.revision"]: r.data.tags for r in eval_runs()}
     assert set(runs) == {"step2000-tokens8B", "main"}
     assert (runs["main"]["amuro.step"], runs["main"]["amuro.tokens"]) == ("4000", "16000000000")
     for revision, tags in runs.items():
         assert tags["amuro.model"] == "amuro-test/olmo-mini" and tags["amuro.source_run_id"] == ""
-        assert (tags["amuro.hub_repo"], tags["amuro.hub_revision"], tags["amuro.hub_commit"]) == \
-            ("amuro-test/olmo-mini", revision, commits[revision])
+        assert (tags["amuro.hub_repo"], tags["amuro.hub_revision"], tags["amuro.hub_commit"]) == (
+            "amuro-test/olmo-mini",
+            revision,
+            commits[revision],
+        )
 
 
 def invoke(*args):
-    result = CliRunner().invoke(main, ["pretrain-eval", "--experiment", "pe", "--max-examples", "4",
-                                       "--bootstrap", "50", *args])
+    result = CliRunner().invoke(
+        main, ["pretrain-eval", "--experiment", "pe", "--max-examples", "4", "--bootstrap", "50", *args]
+    )
     assert result.exit_code != 0
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
@@ -109,13 +129,16 @@ def invoke(*args):
     return errors[0]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--datasets", "synth-nl"], "unknown dataset or task family 'synth-nl': did you mean synth-nli"),
-    (["--datasets", "synth-nli", "--formats", "instrct"], "unknown prompt format 'instrct': did you mean instruct"),
-    (["--method", "loglk"], "unknown method 'loglk': did you mean loglik"),
-    (["--datasets", "synth-nli", "--shots", "2001"], "shots (2001) is larger than the training split of synth-nli"),
-    (["--datasets", "synth-nli", "--max-examples", "0"], "max_examples must be at least 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--datasets", "synth-nl"], "unknown dataset or task family 'synth-nl': did you mean synth-nli"),
+        (["--datasets", "synth-nli", "--formats", "instrct"], "unknown prompt format 'instrct': did you mean instruct"),
+        (["--method", "loglk"], "unknown method 'loglk': did you mean loglik"),
+        (["--datasets", "synth-nli", "--shots", "2001"], "shots (2001) is larger than the training split of synth-nli"),
+        (["--datasets", "synth-nli", "--max-examples", "0"], "max_examples must be at least 1, got 0"),
+    ],
+)
 def test_bad_input_is_one_line_before_any_scoring(tracking_uri, small_series, args, message):
     assert message in invoke("--model", small_series, *args)
     assert eval_runs() == []
@@ -124,9 +147,15 @@ def test_bad_input_is_one_line_before_any_scoring(tracking_uri, small_series, ar
 def test_empty_dataset_is_a_user_error(tracking_uri, small_series, tmp_path, monkeypatch):
     for split, rows in (("train", [{"premise": "A.", "hypothesis": "B.", "label": "neutral"}]), ("test", [])):
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    spec = DatasetSpec(name="empty-nli", task="nli", source="local", path=str(tmp_path / "{split}.jsonl"),
-                       splits={"train": "train", "test": "test"}, labels=("entailment", "neutral", "contradiction"),
-                       fields={"premise": "premise", "hypothesis": "hypothesis", "target": "label"})
+    spec = DatasetSpec(
+        name="empty-nli",
+        task="nli",
+        source="local",
+        path=str(tmp_path / "{split}.jsonl"),
+        splits={"train": "train", "test": "test"},
+        labels=("entailment", "neutral", "contradiction"),
+        fields={"premise": "premise", "hypothesis": "hypothesis", "target": "label"},
+    )
     monkeypatch.setitem(data.CATALOGUE, spec.name, spec)
     assert "empty" in invoke("--model", small_series, "--datasets", "empty-nli", "--shots", "1")
     assert eval_runs() == []
@@ -138,8 +167,16 @@ def test_checkpoint_that_fails_to_load_keeps_finished_cells(tracking_uri, small_
     series = local_series(copy)
     first, last = series.checkpoints[0], series.checkpoints[-1]
     (Path(last.location) / "model.safetensors").write_bytes(b"not weights")
-    line = invoke("--model", str(copy), "--checkpoints", f"{first.revision},{last.revision}",
-                  "--datasets", "synth-nli", "--shots", "1")
+    line = invoke(
+        "--model",
+        str(copy),
+        "--checkpoints",
+        f"{first.revision},{last.revision}",
+        "--datasets",
+        "synth-nli",
+        "--shots",
+        "1",
+    )
     assert line.startswith(f"Error: checkpoint {last.revision} of small failed to load")
     status = {r.data.tags["amuro.revision"]: r for r in eval_runs()}
     assert status[first.revision].info.status == "FINISHED" and "score" in status[first.revision].data.metrics
@@ -151,10 +188,33 @@ def test_mlflow_run_entry_point(small_series, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "pretrain-eval", "--env-manager", "local",
-               "--experiment-name", "pe", "-P", "experiment=pe", "-P", f"model={small_series}",
-               "-P", "checkpoints=1", "-P", "datasets=synth-nli", "-P", "max_examples=4", "-P", "shots=1",
-               "-P", "bootstrap=50"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(ROOT),
+        "-e",
+        "pretrain-eval",
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        "pe",
+        "-P",
+        "experiment=pe",
+        "-P",
+        f"model={small_series}",
+        "-P",
+        "checkpoints=1",
+        "-P",
+        "datasets=synth-nli",
+        "-P",
+        "max_examples=4",
+        "-P",
+        "shots=1",
+        "-P",
+        "bootstrap=50",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])

@@ -11,12 +11,36 @@ from amuro.core.train_settings import TrainSettings
 
 
 def test_registered_version_carries_contract_tags_and_loads_like_the_run(tracking_uri, small_series):
-    cfg = FinetuneSettings(experiment="reg", model=small_series, dataset="synth-nli",
-                           train=TrainSettings(epochs=1, max_train_examples=16, batch_size=8, seed=3),
-                           evaluate=False, register="tiny-nli")
-    result = CliRunner().invoke(main, ["finetune", "--experiment", "reg", "--model", small_series, "--epochs", "1",
-                                       "--max-train-examples", "16", "--batch-size", "8", "--eval", "false",
-                                       "--seed", "3", "--register", "tiny-nli"])
+    cfg = FinetuneSettings(
+        experiment="reg",
+        model=small_series,
+        dataset="synth-nli",
+        train=TrainSettings(epochs=1, max_train_examples=16, batch_size=8, seed=3),
+        evaluate=False,
+        register="tiny-nli",
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "finetune",
+            "--experiment",
+            "reg",
+            "--model",
+            small_series,
+            "--epochs",
+            "1",
+            "--max-train-examples",
+            "16",
+            "--batch-size",
+            "8",
+            "--eval",
+            "false",
+            "--seed",
+            "3",
+            "--register",
+            "tiny-nli",
+        ],
+    )
     assert result.exit_code == 0, result.output
     client = MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name("reg").experiment_id], "tags.`amuro.kind` = 'finetune'")
@@ -35,16 +59,29 @@ def test_registered_version_carries_contract_tags_and_loads_like_the_run(trackin
     prompt = "Premise: a cat sat. Hypothesis: a cat sat. Answer:"
     assert registered(prompt, max_new_tokens=3, do_sample=False) == logged(prompt, max_new_tokens=3, do_sample=False)
 
-    assert finetune(cfg) == run_id   # reused run, same version
+    assert finetune(cfg) == run_id  # reused run, same version
     assert len(client.search_model_versions("name = 'tiny-nli'")) == 1
 
 
 def test_a_name_the_registry_refuses_fails_in_one_line_before_training(tracking_uri, small_series):
-    result = CliRunner().invoke(main, ["finetune", "--experiment", "reg", "--model", small_series,
-                                       "--register", "team/tiny:nli", "--max-train-examples", "8"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "finetune",
+            "--experiment",
+            "reg",
+            "--model",
+            small_series,
+            "--register",
+            "team/tiny:nli",
+            "--max-train-examples",
+            "8",
+        ],
+    )
     assert result.exit_code != 0 and "Traceback" not in result.output
     (line,) = [line for line in result.output.splitlines() if " INFO " not in line and line.strip()]
     assert "registry refused the name 'team/tiny:nli'" in line and "--register" in line
     experiment = MlflowClient().get_experiment_by_name("reg")
-    assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id],
-                                                                "tags.`amuro.kind` = 'finetune'")
+    assert experiment is None or not MlflowClient().search_runs(
+        [experiment.experiment_id], "tags.`amuro.kind` = 'finetune'"
+    )

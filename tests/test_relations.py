@@ -23,9 +23,18 @@ FAMILY = {
     "qgen": {"synth-qgen", "synth-qgen-ood", "socialiqa", "sciq", "tweetqa"},
     "mc": {"arc_easy", "arc_challenge", "boolq", "hellaswag", "openbookqa", "sciq_mc"},
 }
-TRAIN_FAMILY = {"synth-nli": "nli", "synth-paraphrase": "paraphrase", "synth-summary": "summary",
-                "synth-qgen": "qgen", "xsum": "summary", "socialiqa": "qgen", "mnli": "nli", "paws": "paraphrase",
-                "synth-instruct": "chat", "tulu_v2": "chat"}
+TRAIN_FAMILY = {
+    "synth-nli": "nli",
+    "synth-paraphrase": "paraphrase",
+    "synth-summary": "summary",
+    "synth-qgen": "qgen",
+    "xsum": "summary",
+    "socialiqa": "qgen",
+    "mnli": "nli",
+    "paws": "paraphrase",
+    "synth-instruct": "chat",
+    "tulu_v2": "chat",
+}
 EVAL_SETS = sorted(set().union(*FAMILY.values()))
 
 

@@ -21,20 +21,39 @@ SETTINGS = dict(shots=1, max_examples=ITEMS, batch_size=1, max_new_tokens=30, st
 
 
 def cfg(experiment, small_series, settings=SETTINGS):
-    return PretrainEvalSettings(experiment=experiment, model=small_series, checkpoints="1", datasets="synth-summary",
-                                eval=EvalSettings(**settings))
+    return PretrainEvalSettings(
+        experiment=experiment,
+        model=small_series,
+        checkpoints="1",
+        datasets="synth-summary",
+        eval=EvalSettings(**settings),
+    )
 
 
-def stop_after_first_save(small_series, tmp_path, uri, *, experiment="kill", stop=signal.SIGKILL, after=0.0,
-                          settings=SETTINGS):
+def stop_after_first_save(
+    small_series, tmp_path, uri, *, experiment="kill", stop=signal.SIGKILL, after=0.0, settings=SETTINGS
+):
     """Start the cell in a process of its own and send it ``stop`` ``after`` seconds past its first save of answers
     to its run; returns the process's exit code and the answers its run holds then."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    command = [sys.executable, "-m", "amuro", "pretrain-eval", "--experiment", experiment, "--model", small_series,
-               "--checkpoints", "1", "--datasets", "synth-summary",
-               *[part for name, value in settings.items() for part in (f"--{name.replace('_', '-')}", str(value))]]
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "amuro",
+        "pretrain-eval",
+        "--experiment",
+        experiment,
+        "--model",
+        small_series,
+        "--checkpoints",
+        "1",
+        "--datasets",
+        "synth-summary",
+        *[part for name, value in settings.items() for part in (f"--{name.replace('_', '-')}", str(value))],
+    ]
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline, saved = time.time() + 300, []
     while time.time() < deadline and process.poll() is None:
         saved = list(Path(tmp_path).glob(f"mlruns/*/*/artifacts/{ARTIFACT}"))
@@ -45,7 +64,7 @@ def stop_after_first_save(small_series, tmp_path, uri, *, experiment="kill", sto
         time.sleep(0.02)
     code = process.wait(timeout=60)
     assert saved, "the cell ended before any answer was saved"
-    time.sleep(0.5)   # the artifact write that was seen has completed (the local store writes it whole)
+    time.sleep(0.5)  # the artifact write that was seen has completed (the local store writes it whole)
     return code, json.loads(saved[0].read_text())["values"]
 
 
@@ -85,12 +104,13 @@ def test_killed_cell_resumes_in_the_same_run_and_scores_only_the_rest(tracking_u
 def test_terminated_cell_saves_what_it_scored_and_ends_killed(tracking_uri, small_series, tmp_path):
     """SIGTERM (a scheduler's time limit or preemption) ends the cell as Ctrl-C does: the answers scored since
     the last save are saved, the run is KILLED at once, and the next run finishes it from there."""
-    items = 3 * ITEMS   # about a quarter of them are scored in the second before SIGTERM on 2 cores
+    items = 3 * ITEMS  # about a quarter of them are scored in the second before SIGTERM on 2 cores
     settings = {**SETTINGS, "max_examples": items}
-    code, saved = stop_after_first_save(small_series, tmp_path, tracking_uri, experiment="term",
-                                        stop=signal.SIGTERM, after=1.0, settings=settings)
+    code, saved = stop_after_first_save(
+        small_series, tmp_path, tracking_uri, experiment="term", stop=signal.SIGTERM, after=1.0, settings=settings
+    )
     assert code == 1, "the cell did not end as an interrupted command"
-    assert 1 < len(saved) < items   # the first save holds one answer (batches of one); the rest came with SIGTERM
+    assert 1 < len(saved) < items  # the first save holds one answer (batches of one); the rest came with SIGTERM
     client = MlflowClient()
     experiment_id = tracking.connect("term")
     [stopped] = client.search_runs([experiment_id], "tags.`amuro.kind` = 'eval'")

@@ -32,10 +32,21 @@ def finetune_key(cfg: FinetuneSettings) -> str:
 
 
 def eval_keys(settings: EvalSettings) -> dict[str, str]:
-    target = tuned_target(model="tiny", revision="step600", step=600, tokens=None, tuning="sft",
-                          train_dataset="synth-nli", run_id="r1", seed=settings.seed, train_seed=0)
-    return {name: cell_key(target, data.get(name), "default", settings)
-            for name in ("synth-nli", "synth-qgen", "synth-summary")}
+    target = tuned_target(
+        model="tiny",
+        revision="step600",
+        step=600,
+        tokens=None,
+        tuning="sft",
+        train_dataset="synth-nli",
+        run_id="r1",
+        seed=settings.seed,
+        train_seed=0,
+    )
+    return {
+        name: cell_key(target, data.get(name), "default", settings)
+        for name in ("synth-nli", "synth-qgen", "synth-summary")
+    }
 
 
 def sweep_key(cfg: SweepSettings) -> str:
@@ -50,25 +61,33 @@ def sweep_finetune_keys(cfg: SweepSettings) -> list[str]:
 STUDY = {"protocol": "study"}
 
 
-@pytest.mark.parametrize(("cfg", "expected"), [
-    (FinetuneSettings(), "91406382792578133870"),
-    (FinetuneSettings(**STUDY), "f4f450b0687431f78771"),
-    (FinetuneSettings(**STUDY, dataset="xsum"), "e05171d2b009b48b64ef"),
-    (FinetuneSettings(**STUDY, dataset="synth-instruct", train=TrainSettings(tuning="it")), "646a0ce3bbae0f172897"),
-])
+@pytest.mark.parametrize(
+    ("cfg", "expected"),
+    [
+        (FinetuneSettings(), "91406382792578133870"),
+        (FinetuneSettings(**STUDY), "f4f450b0687431f78771"),
+        (FinetuneSettings(**STUDY, dataset="xsum"), "e05171d2b009b48b64ef"),
+        (FinetuneSettings(**STUDY, dataset="synth-instruct", train=TrainSettings(tuning="it")), "646a0ce3bbae0f172897"),
+    ],
+)
 def test_finetune_keys_of_default_settings(cfg, expected):
     assert finetune_key(cfg) == expected
 
 
 def test_eval_cell_keys_of_default_settings():
-    classification, generation = "5967b6366d40a0af36a1", {"synth-qgen": "a48e3d47a09315b5d1ae",
-                                                          "synth-summary": "5c5f947e6e92e84b7491"}
-    assert eval_keys(EvalSettings()) == eval_keys(FinetuneSettings().eval) == {"synth-nli": classification,
-                                                                                 **generation}
+    classification, generation = (
+        "5967b6366d40a0af36a1",
+        {"synth-qgen": "a48e3d47a09315b5d1ae", "synth-summary": "5c5f947e6e92e84b7491"},
+    )
+    assert (
+        eval_keys(EvalSettings()) == eval_keys(FinetuneSettings().eval) == {"synth-nli": classification, **generation}
+    )
     assert eval_keys(EvalSettings(method="generate")) == {"synth-nli": "cf0eadee348106b380b5", **generation}
-    assert eval_keys(SweepSettings().eval) == {"synth-nli": "2177d0507eee27681796",
-                                               "synth-qgen": "2cb73405409e6d9c55f9",
-                                               "synth-summary": "4de0a9b330a197da9e61"}
+    assert eval_keys(SweepSettings().eval) == {
+        "synth-nli": "2177d0507eee27681796",
+        "synth-qgen": "2cb73405409e6d9c55f9",
+        "synth-summary": "4de0a9b330a197da9e61",
+    }
 
 
 def test_group_keys_of_default_settings():
@@ -76,13 +95,18 @@ def test_group_keys_of_default_settings():
     assert sweep_key(SweepSettings(eval=STUDY)) == "d62991ad8cea1389a55f"
     pretrain_eval = {**PretrainEvalSettings().key_settings(), "series": "tiny", "revisions": ["step600"]}
     assert tracking.run_key("pretrain-eval", pretrain_eval) == "d77e9c4d5e6ded23a3f7"
-    assert tracking.run_key("crosseval", {"runs": ["r1"], **CrossevalSettings().key_settings()}) == \
-        "98b232efcdc4648cf3b9"
+    assert (
+        tracking.run_key("crosseval", {"runs": ["r1"], **CrossevalSettings().key_settings()}) == "98b232efcdc4648cf3b9"
+    )
 
 
 def test_a_sweep_gives_its_cells_the_keys_they_always_had():
-    assert sweep_finetune_keys(SweepSettings()) == ["58ceea569993c26367b1", "7fc08b57cb1d8a3847ef",
-                                                    "96d07e0ffaaf3127c058", "95b11c668fbad58cbcd8"]
+    assert sweep_finetune_keys(SweepSettings()) == [
+        "58ceea569993c26367b1",
+        "7fc08b57cb1d8a3847ef",
+        "96d07e0ffaaf3127c058",
+        "95b11c668fbad58cbcd8",
+    ]
     study = SweepSettings(eval=STUDY, train_datasets="xsum,synth-nli")
     assert sweep_finetune_keys(study) == ["e05171d2b009b48b64ef", "f4f450b0687431f78771"]
 

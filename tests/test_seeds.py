@@ -23,10 +23,32 @@ EVAL = EvalSettings(max_examples=8, shots=1, bootstrap=100)
 
 
 def test_two_seeds_are_two_replicates_reported_as_one_cell(tracking_uri, small_series, tmp_path):
-    result = CliRunner().invoke(main, [
-        "finetune", "--experiment", "seeds", "--model", small_series, "--dataset", "synth-nli", "--epochs", "1",
-        "--max-train-examples", "24", "--batch-size", "8", "--seeds", "0,1", "--eval-max-examples", "8",
-        "--eval-shots", "1", "--eval-bootstrap", "100"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "finetune",
+            "--experiment",
+            "seeds",
+            "--model",
+            small_series,
+            "--dataset",
+            "synth-nli",
+            "--epochs",
+            "1",
+            "--max-train-examples",
+            "24",
+            "--batch-size",
+            "8",
+            "--seeds",
+            "0,1",
+            "--eval-max-examples",
+            "8",
+            "--eval-shots",
+            "1",
+            "--eval-bootstrap",
+            "100",
+        ],
+    )
     assert result.exit_code == 0, result.output
     client = MlflowClient()
     experiment_id = tracking.connect("seeds")
@@ -46,8 +68,13 @@ def test_two_seeds_are_two_replicates_reported_as_one_cell(tracking_uri, small_s
 
     out = tmp_path / "gains.json"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "analysis", "gains", "--experiment", "seeds", "--out", str(out)],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "analysis", "gains", "--experiment", "seeds", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(out.read_text())
     scores = [r.data.metrics["score"] for r in tuned.values()]
@@ -60,8 +87,9 @@ def test_two_seeds_are_two_replicates_reported_as_one_cell(tracking_uri, small_s
     assert row["ci_method"] == "two-level-bootstrap" and row["ci_low"] <= mean_gain <= row["ci_high"]
 
     # crosseval of the group reuses the replicates' cells and draws their mean against the step
-    parent_ids = crosseval(CrossevalSettings(experiment="seeds", runs=group, datasets="synth-nli",
-                                             formats="default", eval=EVAL))
+    parent_ids = crosseval(
+        CrossevalSettings(experiment="seeds", runs=group, datasets="synth-nli", formats="default", eval=EVAL)
+    )
     assert sorted(parent_ids) == sorted(r.info.run_id for r in tuned.values())
     (crosseval_group,) = client.search_runs([experiment_id], "tags.`amuro.entry_point` = 'crosseval'")
     (point,) = client.get_metric_history(crosseval_group.info.run_id, "tuned/synth-nli/synth-nli/default")
@@ -69,8 +97,9 @@ def test_two_seeds_are_two_replicates_reported_as_one_cell(tracking_uri, small_s
 
 
 @pytest.mark.parametrize("command", ["finetune", "sweep"])
-@pytest.mark.parametrize(("seeds", "message"), [(",", "lists no seed"), ("0,1,0", "repeats 0"),
-                                                ("1,x", "comma-separated integers")])
+@pytest.mark.parametrize(
+    ("seeds", "message"), [(",", "lists no seed"), ("0,1,0", "repeats 0"), ("1,x", "comma-separated integers")]
+)
 def test_bad_seeds_fail_in_one_line(tracking_uri, command, seeds, message):
     result = CliRunner().invoke(main, [command, "--experiment", "bad", "--seeds", seeds])
     assert result.exit_code != 0 and "Traceback" not in result.output

@@ -56,7 +56,7 @@ def at(settings: Settings, path: tuple[str, ...]):
 
 
 def run_key_input(settings: Settings) -> object:
-    if isinstance(settings, EvalSettings):   # an eval cell's key holds the settings of its kind of dataset
+    if isinstance(settings, EvalSettings):  # an eval cell's key holds the settings of its kind of dataset
         return [settings.cell_key_settings(kind) for kind in CELL_KINDS]
     return settings.key_settings()
 
@@ -88,7 +88,7 @@ def test_every_option_is_an_mlproject_parameter(entry_point):
     cli = {p.name for p in main.commands[entry_point].params} - {"config"}
     for option in options_of(ENTRY_POINT_SETTINGS[entry_point]):
         assert option.name in cli
-        if option.meta.secret:   # mlflow run logs its parameters as given: a password would be stored
+        if option.meta.secret:  # mlflow run logs its parameters as given: a password would be stored
             assert option.name not in project["parameters"]
             continue
         assert option.name in project["parameters"]

@@ -26,7 +26,7 @@ def _cycle(graph, modules) -> list[str] | None:
         stack.append(module)
         for imported in sorted(graph.find_modules_directly_imported_by(module) & modules):
             if state.get(imported) == "open":
-                return stack[stack.index(imported):] + [imported]
+                return stack[stack.index(imported) :] + [imported]
             if imported not in state and (found := visit(imported)):
                 return found
         state[module] = "done"
@@ -46,8 +46,11 @@ def test_no_import_cycle_anywhere_in_amuro():
 
 
 def test_files_stay_small():
-    sizes = {path.relative_to(ROOT): len(path.read_text().splitlines())
-             for folder in ("amuro", "analysis", "tests", "benchmarks") for path in (ROOT / folder).rglob("*.py")}
+    sizes = {
+        path.relative_to(ROOT): len(path.read_text().splitlines())
+        for folder in ("amuro", "analysis", "tests", "benchmarks")
+        for path in (ROOT / folder).rglob("*.py")
+    }
     assert {path for path, lines in sizes.items() if lines > 400} == set()
     assert Path("tests/test_structure.py") in sizes and Path("benchmarks/eval_throughput.py") in sizes
 
@@ -62,16 +65,19 @@ def test_cli_options_settings_fields_and_mlproject_agree(entry_point):
     cli_names = {p.name for p in command.params} - {"config"}
     assert cli_names == set(names)
     project = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"][entry_point]
-    public = [o for o in options if not o.meta.secret]   # mlflow run would log a password as given
+    public = [o for o in options if not o.meta.secret]  # mlflow run would log a password as given
     assert {name: spec["default"] for name, spec in project["parameters"].items()} == {
-        o.name: o.default_text for o in public}
+        o.name: o.default_text for o in public
+    }
     for option in public:
         assert f"{option.flag} {{{option.name}}}" in project["command"]
     assert settings_from_options(cls, {}) == cls()
 
 
 def test_mlproject_is_generated_from_the_settings():
-    result = CliRunner().invoke(main, ["mlproject", "--check", "--path", str(ROOT / "MLproject")], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["mlproject", "--check", "--path", str(ROOT / "MLproject")], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -91,7 +97,7 @@ def test_settings_round_trip_through_a_config_file(tmp_path):
 
 def test_docs_layout_names_every_module():
     page = (ROOT / "docs" / "contributing.md").read_text()
-    layout = page[page.index("## Settings and layout"):page.index("## Add a setting")]
+    layout = page[page.index("## Settings and layout") : page.index("## Add a setting")]
     modules = {path.stem for path in (ROOT / "amuro").glob("*/*.py") if path.stem != "__init__"}
     assert {name for name in modules if f"`{name}`" not in layout} == set()
     layers = {path.name for path in (ROOT / "amuro").iterdir() if (path / "__init__.py").exists()}

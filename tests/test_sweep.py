@@ -15,11 +15,10 @@ from types import SimpleNamespace
 
 import mlflow
 from mlflow.tracking import MlflowClient
+from sweeps import ROOT, TRACKED, _env, _finished, _runs, _sweep_argv  # noqa: F401
 
 from amuro.commands.sweep_engine import usable_cores
 from amuro.models.series import local_series
-
-from sweeps import TRACKED, ROOT, _env, _finished, _runs, _sweep_argv  # noqa: F401
 
 
 def _count_finished(db_path) -> int:
@@ -27,10 +26,11 @@ def _count_finished(db_path) -> int:
     kinds = ", ".join(f"'{kind}'" for kind in TRACKED)
     try:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
-                              f"WHERE runs.status = 'FINISHED' AND tags.key = 'amuro.kind' AND tags.value IN ({kinds})"
-                              ).fetchone()[0]
-    except sqlite3.OperationalError:   # no file or no tables yet, or a write in progress
+            return db.execute(
+                "SELECT COUNT(*) FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
+                f"WHERE runs.status = 'FINISHED' AND tags.key = 'amuro.kind' AND tags.value IN ({kinds})"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:  # no file or no tables yet, or a write in progress
         return 0
 
 
@@ -65,10 +65,11 @@ def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_
     rng = random.Random(seed)
     finished_before_kills = {}
     for _ in range(2):
-        proc = subprocess.Popen(argv, env=env, cwd=tmp_path, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         _wait_for_finished_runs(tmp_path / "mlflow.db", len(finished_before_kills) + rng.randint(1, 3), proc)
-        time.sleep(rng.uniform(0, 2))   # a random moment: inside a cell, between cells, while logging
+        time.sleep(rng.uniform(0, 2))  # a random moment: inside a cell, between cells, while logging
         assert proc.poll() is None, "the sweep ended before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -91,17 +92,16 @@ def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_
     steps = {c.step for c in local_series(small_series).select("2")}
     assert by_kind["sweep"] == 1 and by_kind["finetune"] == 2
     evals = [r for r in runs if r.info.run_id in finished and r.data.tags["amuro.kind"] == "eval"]
-    cells = Counter((r.data.tags["amuro.step"], r.data.tags["amuro.tuning"], r.data.tags["amuro.eval_dataset"])
-                    for r in evals)
+    cells = Counter(
+        (r.data.tags["amuro.step"], r.data.tags["amuro.tuning"], r.data.tags["amuro.eval_dataset"]) for r in evals
+    )
     expected = {(str(s), tuning, d) for s in steps for tuning in ("none", "sft") for d in ("synth-nli", "synth-qgen")}
     assert set(cells) == expected and set(cells.values()) == {1}
     sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
     assert sweep_run.data.metrics["cells_done"] == sweep_run.data.metrics["cells_total"] == 7
     client = MlflowClient(uri)
-    for curve in ("base/synth-qgen/default", "tuned/synth-nli/synth-nli/default"):   # score by step, for the UI
+    for curve in ("base/synth-qgen/default", "tuned/synth-nli/synth-nli/default"):  # score by step, for the UI
         assert sorted(m.step for m in client.get_metric_history(sweep_run.info.run_id, curve)) == sorted(steps)
-
-
 
 
 def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failures(small_series, tmp_path):
@@ -110,12 +110,37 @@ def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failure
     data = tmp_path / "broken.jsonl"
     data.write_text('{"p": "A cat sat.", "h": "A cat sat.", "y": "entailment"}\n{not json\n')
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"datasets": [{
-        "name": "broken-nli", "task": "nli", "source": "local", "path": str(data), "splits": {"train": "train"},
-        "fields": {"premise": "p", "hypothesis": "h", "label": "y"}, "trainable": True,
-        "labels": ["entailment", "neutral", "contradiction"]}]}))
-    argv = _sweep_argv(small_series, "--checkpoints", "1", "--workers", "2", "--formats", "default,instruct",
-                       "--train-datasets", "synth-nli,broken-nli", "--dataset-spec", str(spec))
+    spec.write_text(
+        json.dumps(
+            {
+                "datasets": [
+                    {
+                        "name": "broken-nli",
+                        "task": "nli",
+                        "source": "local",
+                        "path": str(data),
+                        "splits": {"train": "train"},
+                        "fields": {"premise": "p", "hypothesis": "h", "label": "y"},
+                        "trainable": True,
+                        "labels": ["entailment", "neutral", "contradiction"],
+                    }
+                ]
+            }
+        )
+    )
+    argv = _sweep_argv(
+        small_series,
+        "--checkpoints",
+        "1",
+        "--workers",
+        "2",
+        "--formats",
+        "default,instruct",
+        "--train-datasets",
+        "synth-nli,broken-nli",
+        "--dataset-spec",
+        str(spec),
+    )
     result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert result.returncode != 0
     assert "finetune small@step" in result.stderr and "broken-nli" in result.stderr
@@ -130,19 +155,38 @@ def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failure
     finished = _finished(runs)
     assert len(set(finished.values())) == len(finished)
     evals = [r for r in runs if r.info.run_id in finished and r.data.tags["amuro.kind"] == "eval"]
-    cells = Counter((r.data.tags["amuro.tuning"], r.data.tags["amuro.train_dataset"],
-                     r.data.tags["amuro.eval_dataset"], r.data.tags["amuro.format"]) for r in evals)
-    expected = {(t, train, d, f) for t, train in (("none", "none"), ("sft", "synth-nli"))
-                for d in ("synth-nli", "synth-qgen") for f in ("default", "instruct")}
+    cells = Counter(
+        (
+            r.data.tags["amuro.tuning"],
+            r.data.tags["amuro.train_dataset"],
+            r.data.tags["amuro.eval_dataset"],
+            r.data.tags["amuro.format"],
+        )
+        for r in evals
+    )
+    expected = {
+        (t, train, d, f)
+        for t, train in (("none", "none"), ("sft", "synth-nli"))
+        for d in ("synth-nli", "synth-qgen")
+        for f in ("default", "instruct")
+    }
     assert set(cells) == expected and set(cells.values()) == {1}
-    failures = [r for r in runs if r.info.status == "FAILED" and r.data.tags.get("amuro.kind") == "group"
-                and r.data.tags.get("amuro.error")]
+    failures = [
+        r
+        for r in runs
+        if r.info.status == "FAILED" and r.data.tags.get("amuro.kind") == "group" and r.data.tags.get("amuro.error")
+    ]
     assert any("broken-nli" in r.info.run_name for r in failures)
     sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
     assert sweep_run.info.status == "FAILED"
     assert sweep_run.data.metrics["cells_failed"] == 2  # the broken finetune and its crosseval
-    status = json.loads(Path(mlflow.artifacts.download_artifacts(
-        run_id=sweep_run.info.run_id, artifact_path="status.json", dst_path=str(tmp_path), tracking_uri=uri)).read_text())
+    status = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=sweep_run.info.run_id, artifact_path="status.json", dst_path=str(tmp_path), tracking_uri=uri
+            )
+        ).read_text()
+    )
     ran = [name for name, state in status["status"].items() if state == "done"]
     assert ran and all(status["placement"][name]["cpu_seconds"] > 0 for name in ran)
 
@@ -153,14 +197,21 @@ def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exi
     env = {**_env(tmp_path, f"sqlite:///{tmp_path}/mlflow.db"), "AMURO_CELL_MARK": "cell-1"}
     listing = tmp_path / "datasets.log"
     listed = run_cell([sys.executable, "-m", "amuro", "datasets"], env, listing)
-    assert listed.code == 0 and listed.cpu_seconds > 0   # the forked cell reports its own CPU time
+    assert listed.code == 0 and listed.cpu_seconds > 0  # the forked cell reports its own CPU time
     assert "synth-nli" in listing.read_text()
     bad = tmp_path / "bad.log"
     assert run_cell([sys.executable, "-m", "amuro", "finetune", "--lr", "-1"], env, bad).code == 2
     assert "Error:" in bad.read_text() and "lr" in bad.read_text()
-    other = tmp_path / "other.log"   # anything but an entry point runs as a plain subprocess
-    code, cpu_seconds = run_cell([sys.executable, "-c", "import os, sys; print(os.environ['AMURO_CELL_MARK']); "
-                                  "sum(range(3_000_000)); sys.exit(3)"], env, other)
+    other = tmp_path / "other.log"  # anything but an entry point runs as a plain subprocess
+    code, cpu_seconds = run_cell(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; print(os.environ['AMURO_CELL_MARK']); sum(range(3_000_000)); sys.exit(3)",
+        ],
+        env,
+        other,
+    )
     assert code == 3 and other.read_text().strip() == "cell-1" and cpu_seconds > 0
     assert "AMURO_CELL_MARK" not in os.environ
 
@@ -171,8 +222,22 @@ def test_a_forked_cell_runs_on_the_threads_its_environment_gives(small_series, t
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**_env(tmp_path, uri), **thread_environment(0.5)}
     log = tmp_path / "cell.log"
-    argv = [sys.executable, "-m", "amuro", "pretrain-eval", "--model", str(small_series), "--checkpoints", "1",
-            "--datasets", "synth-nli", "--formats", "default", "--max-examples", "4"]
+    argv = [
+        sys.executable,
+        "-m",
+        "amuro",
+        "pretrain-eval",
+        "--model",
+        str(small_series),
+        "--checkpoints",
+        "1",
+        "--datasets",
+        "synth-nli",
+        "--formats",
+        "default",
+        "--max-examples",
+        "4",
+    ]
     assert run_cell(argv, env, log).code == 0, log.read_text()[-2000:]
     evals = [r for r in _runs(uri) if r.data.tags.get("amuro.kind") == "eval"]
     assert evals and {r.data.params["threads"] for r in evals} == {"1"}
@@ -184,54 +249,105 @@ def test_plan_passes_the_preset_and_a_one_epoch_budget_for_tiny(tmp_path):
     from amuro.core.train_settings import TrainSettings
 
     cells = plan(SweepSettings(train_datasets="synth-nli"), "tiny", [("step75-tokens1", 75)], tmp_path / "r.html")
-    assert [c.name for c in cells] == ["pretrain-eval tiny@step75", "finetune tiny@step75 synth-nli",
-                                       "crosseval tiny@step75+synth-nli", "analysis report"]
+    assert [c.name for c in cells] == [
+        "pretrain-eval tiny@step75",
+        "finetune tiny@step75 synth-nli",
+        "crosseval tiny@step75+synth-nli",
+        "analysis report",
+    ]
     tune = cells[1].settings
     assert tune.train.preset == "tiny" and tune.train.epochs == 1 and not tune.evaluate
-    study = plan(SweepSettings(train_datasets="synth-nli", train=TrainSettings(preset="amuro-char")), "tiny",
-                 [("step75-tokens1", 75)], tmp_path / "r.html")
+    study = plan(
+        SweepSettings(train_datasets="synth-nli", train=TrainSettings(preset="amuro-char")),
+        "tiny",
+        [("step75-tokens1", 75)],
+        tmp_path / "r.html",
+    )
     assert study[1].settings.train.preset == "amuro-char" and study[1].settings.train.epochs == 3
 
 
 def test_mlflow_run_sweep_with_two_workers_notes_the_launcher_in_the_store(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    command = [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "sweep", "--env-manager", "local",
-               "-P", "workers=2", "-P", f"model={small_series}", "-P", "checkpoints=1",
-               "-P", "train_datasets=synth-nli", "-P", "eval_datasets=synth-nli", "-P", "formats=default",
-               "-P", "max_examples=4", "-P", "shots=1", "-P", "bootstrap=50", "-P", "max_train_examples=16"]
-    done = subprocess.run(command, env=_env(tmp_path, uri), capture_output=True, text=True, cwd=tmp_path,
-                          timeout=600)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(ROOT),
+        "-e",
+        "sweep",
+        "--env-manager",
+        "local",
+        "-P",
+        "workers=2",
+        "-P",
+        f"model={small_series}",
+        "-P",
+        "checkpoints=1",
+        "-P",
+        "train_datasets=synth-nli",
+        "-P",
+        "eval_datasets=synth-nli",
+        "-P",
+        "formats=default",
+        "-P",
+        "max_examples=4",
+        "-P",
+        "shots=1",
+        "-P",
+        "bootstrap=50",
+        "-P",
+        "max_train_examples=16",
+    ]
+    done = subprocess.run(command, env=_env(tmp_path, uri), capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     runs = _runs(uri)
     sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
     assert sweep_run.info.status == "FINISHED" and sweep_run.data.metrics["cells_done"] == 4
     finished = _finished(runs)
-    assert len(set(finished.values())) == len(finished) == 4   # sweep, finetune, base and tuned eval
+    assert len(set(finished.values())) == len(finished) == 4  # sweep, finetune, base and tuned eval
     mlflow.set_tracking_uri(uri)
     try:
         launchers = MlflowClient().search_runs(
             [e.experiment_id for e in MlflowClient().search_experiments()],
-            "tags.`amuro.result_run_id` = '" + sweep_run.info.run_id + "'")
+            "tags.`amuro.result_run_id` = '" + sweep_run.info.run_id + "'",
+        )
     finally:
         mlflow.set_tracking_uri(None)
     assert len(launchers) == 1 and launchers[0].info.status == "FINISHED"
     assert launchers[0].data.tags["amuro.entry_point"] == "sweep"
 
 
-def test_two_identical_sweeps_started_at_once_on_one_server_finish_every_cell_once(small_series, tmp_path,
-                                                                                    mlflow_server):
+def test_two_identical_sweeps_started_at_once_on_one_server_finish_every_cell_once(
+    small_series, tmp_path, mlflow_server
+):
     env = _env(tmp_path, mlflow_server)
-    argv = _sweep_argv(small_series, "--checkpoints", "1", "--eval-datasets", "synth-nli", "--max-examples", "4",
-                       "--max-train-examples", "16", "--bootstrap", "50", "--tracking-uri", mlflow_server)
-    sweeps = [subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True) for _ in range(2)]
+    argv = _sweep_argv(
+        small_series,
+        "--checkpoints",
+        "1",
+        "--eval-datasets",
+        "synth-nli",
+        "--max-examples",
+        "4",
+        "--max-train-examples",
+        "16",
+        "--bootstrap",
+        "50",
+        "--tracking-uri",
+        mlflow_server,
+    )
+    sweeps = [
+        subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outputs = [s.communicate(timeout=900) for s in sweeps]
     assert [s.returncode for s in sweeps] == [0, 0], [err[-3000:] for _, err in outputs]
     assert any("joining sweep run" in out for out, _ in outputs)
     runs = _runs(mlflow_server)
     finished = _finished(runs)
-    assert sorted(Counter(finished.values()).values()) == [1] * 4   # sweep, finetune, base and tuned eval
+    assert sorted(Counter(finished.values()).values()) == [1] * 4  # sweep, finetune, base and tuned eval
     assert not [r for r in runs if r.info.status == "RUNNING"]
     by_kind = Counter(r.data.tags["amuro.kind"] for r in runs if r.info.run_id in finished)
     assert by_kind == {"sweep": 1, "finetune": 1, "eval": 2}
@@ -246,7 +362,7 @@ def test_default_workers_are_one_per_gpu_else_one_per_core_as_far_as_memory_hold
     folders = [c.location for c in local_series(small_series).select("all")]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert default_workers(SweepSettings(), folders)[0] == usable_cores()
-    assert default_workers(SweepSettings(), ["allenai/OLMo-1B-hf"])[0] == 1   # a hub repo: size unknown here
+    assert default_workers(SweepSettings(), ["allenai/OLMo-1B-hf"])[0] == 1  # a hub repo: size unknown here
     assert default_workers(SweepSettings(engine="ray"), folders)[0] == 1
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=2**29))
     count, why = default_workers(SweepSettings(), folders)

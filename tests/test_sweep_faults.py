@@ -28,7 +28,7 @@ def _training_pid(database, dataset: str, sweep, timeout: float = 600) -> int:
         try:
             with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
                 found = db.execute(TRAINING_PID, (dataset,)).fetchone()
-        except sqlite3.OperationalError:   # no tables yet, or a write in progress
+        except sqlite3.OperationalError:  # no tables yet, or a write in progress
             found = None
         if found:
             return int(found[0])
@@ -42,8 +42,19 @@ def _by_dataset(runs, kind):
 def test_a_cell_killed_by_a_signal_is_one_failed_cell_and_the_rerun_finishes_it(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = _env(tmp_path, uri)
-    argv = _sweep_argv(small_series, "--checkpoints", "1", "--workers", "2", "--eval-datasets", "synth-nli",
-                       "--train-datasets", "synth-nli,synth-paraphrase", "--max-train-examples", "400")
+    argv = _sweep_argv(
+        small_series,
+        "--checkpoints",
+        "1",
+        "--workers",
+        "2",
+        "--eval-datasets",
+        "synth-nli",
+        "--train-datasets",
+        "synth-nli,synth-paraphrase",
+        "--max-train-examples",
+        "400",
+    )
     sweep = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     os.kill(_training_pid(tmp_path / "mlflow.db", "synth-nli", sweep), signal.SIGKILL)
     out, err = sweep.communicate(timeout=900)
@@ -54,9 +65,14 @@ def test_a_cell_killed_by_a_signal_is_one_failed_cell_and_the_rerun_finishes_it(
     killed = _by_dataset(runs, "finetune")["synth-nli"]
     assert killed.info.status == "FAILED" and killed.data.tags["amuro.error"] == KILLED
     other = _by_dataset(runs, "finetune")["synth-paraphrase"]
-    assert other.info.status == "FINISHED"   # the grid went on beside the killed cell
-    tuned = [r for r in runs if r.data.tags.get("amuro.kind") == "eval" and r.info.status == "FINISHED"
-             and r.data.tags["amuro.train_dataset"] == "synth-paraphrase"]
+    assert other.info.status == "FINISHED"  # the grid went on beside the killed cell
+    tuned = [
+        r
+        for r in runs
+        if r.data.tags.get("amuro.kind") == "eval"
+        and r.info.status == "FINISHED"
+        and r.data.tags["amuro.train_dataset"] == "synth-paraphrase"
+    ]
     assert tuned, "the crosseval of the other fine-tune did not run"
     sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
     assert sweep_run.info.status == "FAILED" and sweep_run.data.metrics["cells_failed"] == 2
@@ -66,18 +82,25 @@ def test_a_cell_killed_by_a_signal_is_one_failed_cell_and_the_rerun_finishes_it(
     runs = _runs(uri)
     finetunes = [r for r in runs if r.data.tags.get("amuro.kind") == "finetune"]
     assert len(finetunes) == 2 and {r.info.status for r in finetunes} == {"FINISHED"}
-    assert _by_dataset(runs, "finetune")["synth-nli"].info.run_id == killed.info.run_id   # resumed, not redone
+    assert _by_dataset(runs, "finetune")["synth-nli"].info.run_id == killed.info.run_id  # resumed, not redone
 
 
 def test_a_second_sweep_evaluates_the_fine_tunes_an_earlier_sweep_made(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = _env(tmp_path, uri)
     common = ("--checkpoints", "1", "--eval-datasets", "synth-nli")
-    first = subprocess.run(_sweep_argv(small_series, *common), env=env, cwd=tmp_path, capture_output=True,
-                           text=True, timeout=900)
+    first = subprocess.run(
+        _sweep_argv(small_series, *common), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900
+    )
     assert first.returncode == 0, first.stderr[-3000:]
-    second = subprocess.run(_sweep_argv(small_series, *common, "--formats", "default,instruct"), env=env,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    second = subprocess.run(
+        _sweep_argv(small_series, *common, "--formats", "default,instruct"),
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     runs = _runs(uri)
     [finetune] = [r for r in runs if r.data.tags.get("amuro.kind") == "finetune"]
@@ -85,6 +108,11 @@ def test_a_second_sweep_evaluates_the_fine_tunes_an_earlier_sweep_made(small_ser
     assert [r.info.status for r in sweeps] == ["FINISHED", "FINISHED"]
     assert finetune.data.tags["mlflow.parentRunId"] == sweeps[0].info.run_id
     assert sweeps[1].data.tags[f"amuro.reused.{finetune.info.run_id}"] == "finetune"
-    tuned = {r.data.tags["amuro.format"] for r in runs if r.data.tags.get("amuro.kind") == "eval"
-             and r.info.status == "FINISHED" and r.data.tags["amuro.tuning"] != "none"}
-    assert tuned == {"default", "instruct"}   # the second sweep scored the reused fine-tune in its new format
+    tuned = {
+        r.data.tags["amuro.format"]
+        for r in runs
+        if r.data.tags.get("amuro.kind") == "eval"
+        and r.info.status == "FINISHED"
+        and r.data.tags["amuro.tuning"] != "none"
+    }
+    assert tuned == {"default", "instruct"}  # the second sweep scored the reused fine-tune in its new format

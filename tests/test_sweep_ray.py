@@ -3,15 +3,12 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
 
 import mlflow
-
-from amuro.core.local_server import free_port
 import psutil
 import pytest
 from mlflow.tracking import MlflowClient
@@ -19,6 +16,7 @@ from ray.cluster_utils import Cluster
 
 from amuro.commands.sweep_ray import check_reachable
 from amuro.core.errors import UserError
+from amuro.core.local_server import free_port
 
 TRACKED = ("eval", "finetune", "sweep")
 
@@ -49,10 +47,39 @@ def _env(tmp_path):
 
 
 def _sweep_argv(series, address, uri, *extra):
-    return [sys.executable, "-m", "amuro", "sweep", "--engine", "ray", "--address", address, "--tracking-uri", uri,
-            "--model", str(series), "--checkpoints", "1", "--train-datasets", "synth-nli",
-            "--eval-datasets", "synth-nli", "--formats", "default", "--max-examples", "4", "--bootstrap", "50",
-            "--shots", "1", "--workers", "2", "--gpus-per-cell", "1", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "amuro",
+        "sweep",
+        "--engine",
+        "ray",
+        "--address",
+        address,
+        "--tracking-uri",
+        uri,
+        "--model",
+        str(series),
+        "--checkpoints",
+        "1",
+        "--train-datasets",
+        "synth-nli",
+        "--eval-datasets",
+        "synth-nli",
+        "--formats",
+        "default",
+        "--max-examples",
+        "4",
+        "--bootstrap",
+        "50",
+        "--shots",
+        "1",
+        "--workers",
+        "2",
+        "--gpus-per-cell",
+        "1",
+        *extra,
+    ]
 
 
 def _runs(uri, experiment="amuro-char"):
@@ -62,8 +89,11 @@ def _runs(uri, experiment="amuro-char"):
 
 
 def _finished_keys(runs):
-    return Counter(r.data.tags["amuro.run_key"] for r in runs
-                   if r.info.status == "FINISHED" and r.data.tags.get("amuro.kind") in TRACKED)
+    return Counter(
+        r.data.tags["amuro.run_key"]
+        for r in runs
+        if r.info.status == "FINISHED" and r.data.tags.get("amuro.kind") in TRACKED
+    )
 
 
 def _wait_for(condition, proc, timeout=600):
@@ -98,15 +128,22 @@ def _gpu_overlaps(placement):
 
 
 def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes_in_its_run(
-        small_series, tmp_path, mlflow_server, ray_cluster):
+    small_series, tmp_path, mlflow_server, ray_cluster
+):
     cluster, _ = ray_cluster
     argv = _sweep_argv(small_series, cluster.address, mlflow_server, "--epochs", "4", "--max-train-examples", "96")
-    proc = subprocess.Popen(argv, env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv, env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
     def checkpointed_finetune():
-        runs = [r for r in _runs(mlflow_server) if r.data.tags.get("amuro.kind") == "finetune"
-                and r.info.status == "RUNNING" and r.data.tags.get("amuro.checkpoint_step")]
+        runs = [
+            r
+            for r in _runs(mlflow_server)
+            if r.data.tags.get("amuro.kind") == "finetune"
+            and r.info.status == "RUNNING"
+            and r.data.tags.get("amuro.checkpoint_step")
+        ]
         return runs[0] if runs else None
 
     killed = _wait_for(checkpointed_finetune, proc)
@@ -122,13 +159,22 @@ def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes
     client = MlflowClient(tracking_uri=mlflow_server)
     steps = [m.step for m in client.get_metric_history(killed.info.run_id, "train_loss")]
     assert steps and len(steps) == len(set(steps)), "a train_loss step was logged twice"
-    log = mlflow.artifacts.download_artifacts(run_id=killed.info.run_id, artifact_path="logs",
-                                              dst_path=str(tmp_path / "logs"), tracking_uri=mlflow_server)
+    log = mlflow.artifacts.download_artifacts(
+        run_id=killed.info.run_id, artifact_path="logs", dst_path=str(tmp_path / "logs"), tracking_uri=mlflow_server
+    )
     assert "restored the checkpoint of step" in "".join(open(os.path.join(log, f)).read() for f in os.listdir(log))
 
     sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
-    status = json.load(open(mlflow.artifacts.download_artifacts(
-        run_id=sweep_run.info.run_id, artifact_path="status.json", dst_path=str(tmp_path), tracking_uri=mlflow_server)))
+    status = json.load(
+        open(
+            mlflow.artifacts.download_artifacts(
+                run_id=sweep_run.info.run_id,
+                artifact_path="status.json",
+                dst_path=str(tmp_path),
+                tracking_uri=mlflow_server,
+            )
+        )
+    )
     overlaps, gpu_slots = _gpu_overlaps(status["placement"])
     assert not overlaps and gpu_slots >= 1
     assert status["engine"] == "ray" and all(v == "done" for v in status["status"].values())
@@ -137,8 +183,6 @@ def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes
     assert again.returncode == 0, again.stderr[-3000:]
     assert "the sweep already finished" in again.stdout
     assert len(_runs(mlflow_server)) == len(runs), "running the sweep again added a run"
-
-
 
 
 def _one_line_error(result):
@@ -153,24 +197,31 @@ def test_bad_engine_input_fails_in_one_line(small_series, tmp_path, ray_cluster)
     env = _env(tmp_path)
 
     def sweep(*args, timeout=120):
-        return subprocess.run([sys.executable, "-m", "amuro", "sweep", "--model", str(small_series), *args], env=env,
-                              cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "amuro", "sweep", "--model", str(small_series), *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     assert "unknown engine 'slurm'" in _one_line_error(sweep("--engine", "slurm"))
     address = f"127.0.0.1:{free_port()}"
     line = _one_line_error(sweep("--engine", "ray", "--address", address))
     assert address in line and "unreachable" in line
-    started = time.monotonic()   # the check itself, apart from the seconds a loaded machine takes to import
+    started = time.monotonic()  # the check itself, apart from the seconds a loaded machine takes to import
     with pytest.raises(UserError, match="unreachable"):
-        check_reachable("192.0.2.1:6379")   # TEST-NET-1: packets go nowhere, so only the timeout ends it
+        check_reachable("192.0.2.1:6379")  # TEST-NET-1: packets go nowhere, so only the timeout ends it
     assert time.monotonic() - started < 30
     line = _one_line_error(sweep("--engine", "ray", "--address", cluster.address))
     assert "sqlite:///" in line and "--tracking-uri http" in line
     assert not [r for r in _runs(env["MLFLOW_TRACKING_URI"]) if r.data.tags.get("amuro.kind") == "sweep"]
 
 
-def test_more_gpus_per_cell_than_any_node_has_fails_in_one_line_logging_nothing(small_series, tmp_path,
-                                                                                 mlflow_server, ray_cluster):
+def test_more_gpus_per_cell_than_any_node_has_fails_in_one_line_logging_nothing(
+    small_series, tmp_path, mlflow_server, ray_cluster
+):
     cluster, _ = ray_cluster
     argv = _sweep_argv(small_series, cluster.address, mlflow_server)
     argv[argv.index("--gpus-per-cell") + 1] = "finetune=2,eval=1"
@@ -182,14 +233,27 @@ def test_more_gpus_per_cell_than_any_node_has_fails_in_one_line_logging_nothing(
 
 def test_a_node_removed_mid_cell_loses_nothing(small_series, tmp_path, mlflow_server, ray_cluster):
     cluster, worker = ray_cluster
-    argv = _sweep_argv(small_series, cluster.address, mlflow_server, "--checkpoints", "2", "--epochs", "2",
-                       "--max-train-examples", "64")
-    proc = subprocess.Popen(argv, env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    argv = _sweep_argv(
+        small_series,
+        cluster.address,
+        mlflow_server,
+        "--checkpoints",
+        "2",
+        "--epochs",
+        "2",
+        "--max-train-examples",
+        "64",
+    )
+    proc = subprocess.Popen(
+        argv, env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
     def both_nodes_busy():
-        running = {r.data.tags.get("amuro.pid") for r in _runs(mlflow_server)
-                   if r.info.status == "RUNNING" and r.data.tags.get("amuro.kind") in ("finetune", "group")}
+        running = {
+            r.data.tags.get("amuro.pid")
+            for r in _runs(mlflow_server)
+            if r.info.status == "RUNNING" and r.data.tags.get("amuro.kind") in ("finetune", "group")
+        }
         return len(running) >= 2
 
     _wait_for(both_nodes_busy, proc)
@@ -200,7 +264,7 @@ def test_a_node_removed_mid_cell_loses_nothing(small_series, tmp_path, mlflow_se
     runs = _runs(mlflow_server)
     assert finished_before <= {r.info.run_id for r in runs if r.info.status == "FINISHED"}
     keys = _finished_keys(runs)
-    assert set(keys.values()) == {1} and sum(keys.values()) == 7   # sweep, 2 finetune, 2 base + 2 tuned evals
+    assert set(keys.values()) == {1} and sum(keys.values()) == 7  # sweep, 2 finetune, 2 base + 2 tuned evals
 
 
 def test_ray_is_imported_by_the_ray_engine_only():

@@ -4,15 +4,21 @@ from mlflow.tracking import MlflowClient
 
 from amuro.commands.finetune import finetune
 from amuro.core.settings import FinetuneSettings
-from amuro.core.train_settings import TrainSettings
 from amuro.core.system_metrics import node_environment
+from amuro.core.train_settings import TrainSettings
 
 
 def test_finetune_logs_system_metrics(tracking_uri, small_series, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
-    run_id = finetune(FinetuneSettings(experiment="sys", model=small_series, dataset="synth-nli",
-                                       train=TrainSettings(epochs=1, max_train_examples=24, batch_size=8),
-                                       evaluate=False))
+    run_id = finetune(
+        FinetuneSettings(
+            experiment="sys",
+            model=small_series,
+            dataset="synth-nli",
+            train=TrainSettings(epochs=1, max_train_examples=24, batch_size=8),
+            evaluate=False,
+        )
+    )
     client = MlflowClient()
     system = {key for key in client.get_run(run_id).data.metrics if key.startswith("system/")}
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system
@@ -23,9 +29,15 @@ def test_finetune_logs_system_metrics(tracking_uri, small_series, monkeypatch):
 def test_system_metrics_can_be_turned_off(tracking_uri, small_series, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
     monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
-    run_id = finetune(FinetuneSettings(experiment="sys", model=small_series, dataset="synth-nli",
-                                       train=TrainSettings(epochs=1, max_train_examples=8, batch_size=8),
-                                       evaluate=False))
+    run_id = finetune(
+        FinetuneSettings(
+            experiment="sys",
+            model=small_series,
+            dataset="synth-nli",
+            train=TrainSettings(epochs=1, max_train_examples=8, batch_size=8),
+            evaluate=False,
+        )
+    )
     assert not [key for key in MlflowClient().get_run(run_id).data.metrics if key.startswith("system/")]
 
 

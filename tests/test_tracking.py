@@ -12,8 +12,13 @@ from amuro.core.errors import UserError
 
 def test_contract_tags_are_plain_strings():
     tags = tracking.contract_tags(kind="eval", step=342000, tokens=None, shots=4.0, seed=0)
-    assert tags == {"amuro.kind": "eval", "amuro.step": "342000", "amuro.tokens": "", "amuro.shots": "4",
-                    "amuro.seed": "0"}
+    assert tags == {
+        "amuro.kind": "eval",
+        "amuro.step": "342000",
+        "amuro.tokens": "",
+        "amuro.shots": "4",
+        "amuro.seed": "0",
+    }
     with pytest.raises(ValueError):
         tracking.contract_tags(colour="red")
 
@@ -52,9 +57,16 @@ def test_stale_running_run_is_marked_failed_and_redone(tracking_uri):
     experiment_id = tracking.connect("t")
     client = MlflowClient()
     import psutil
-    stale = client.create_run(experiment_id, tags={
-        "amuro.run_key": "k2", tracking.HOST_TAG: __import__("socket").gethostname(),
-        tracking.PID_TAG: str(_dead_pid()), tracking.PID_START_TAG: f"{psutil.Process().create_time():.2f}"})
+
+    stale = client.create_run(
+        experiment_id,
+        tags={
+            "amuro.run_key": "k2",
+            tracking.HOST_TAG: __import__("socket").gethostname(),
+            tracking.PID_TAG: str(_dead_pid()),
+            tracking.PID_START_TAG: f"{psutil.Process().create_time():.2f}",
+        },
+    )
     cell = _cell(experiment_id, "k2")
     assert not cell.reused and cell.run_id != stale.info.run_id
     assert client.get_run(stale.info.run_id).info.status == "FAILED"
@@ -101,10 +113,11 @@ def test_tag_names_are_the_contract():
 
 def test_search_quotes_values_and_finds_by_tag(tracking_uri):
     assert tracking.tag_filter({tracking.Tag.KIND: "eval", tracking.Tag.STEP: 400}, status="FINISHED") == (
-        "tags.`amuro.kind` = 'eval' and tags.`amuro.step` = '400' and attributes.status = 'FINISHED'")
+        "tags.`amuro.kind` = 'eval' and tags.`amuro.step` = '400' and attributes.status = 'FINISHED'"
+    )
     assert tracking.quoted("it's") == '"it\'s"'
     with pytest.raises(UserError, match="both kinds of quote"):
-        tracking.quoted("it's \"x\"")
+        tracking.quoted('it\'s "x"')
     experiment_id = tracking.connect("t")
     client = MlflowClient()
     odd = client.create_run(experiment_id, tags={tracking.Tag.MODEL: "o'brien/model", tracking.Tag.KIND: "eval"})
@@ -146,7 +159,10 @@ def test_entry_point_group_is_the_launcher_in_the_same_experiment(tracking_uri, 
             assert parent == launcher
     tags = MlflowClient().get_run(launcher).data.tags
     assert (tags[tracking.Tag.KIND], tags[tracking.Tag.ENTRY_POINT], tags[tracking.Tag.RUN_KEY]) == (
-        "group", "crosseval", "g1")
+        "group",
+        "crosseval",
+        "g1",
+    )
     assert tracking.Tag.RESULT_RUN_ID not in tags
 
 

@@ -42,9 +42,22 @@ def _wait_for(url: str, timeout: float = 180) -> None:
 
 
 def _browse(url: str, *args: str, budget_ms: int = 20000) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--window-size=1600,1000", f"--virtual-time-budget={budget_ms}", *args, url],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1600,1000",
+            f"--virtual-time-budget={budget_ms}",
+            *args,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _page_text(url: str, wanted: list[str]) -> str:
@@ -61,16 +74,45 @@ def _page_text(url: str, wanted: list[str]) -> str:
 @pytest.fixture
 def ui(tracking_uri, small_series, tmp_path):
     """A store with a pretrain-eval invocation and a finetune run, served by ``mlflow server``."""
-    pretrain_eval(PretrainEvalSettings(experiment="ui", model=small_series, checkpoints="all", datasets="synth-nli",
-                                       eval=EvalSettings(max_examples=4, shots=1, bootstrap=50)))
-    run_id = finetune(FinetuneSettings(experiment="ui", model=small_series, dataset="synth-nli",
-                                       train=TrainSettings(epochs=1, max_train_examples=8, batch_size=8),
-                                       evaluate=False))
+    pretrain_eval(
+        PretrainEvalSettings(
+            experiment="ui",
+            model=small_series,
+            checkpoints="all",
+            datasets="synth-nli",
+            eval=EvalSettings(max_examples=4, shots=1, bootstrap=50),
+        )
+    )
+    run_id = finetune(
+        FinetuneSettings(
+            experiment="ui",
+            model=small_series,
+            dataset="synth-nli",
+            train=TrainSettings(epochs=1, max_train_examples=8, batch_size=8),
+            evaluate=False,
+        )
+    )
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            tracking_uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
     try:
         _wait_for(f"http://127.0.0.1:{port}")
         yield f"http://127.0.0.1:{port}/#/experiments/{tracking.connect('ui')}/runs", run_id
@@ -84,14 +126,14 @@ def test_runs_table_shows_datasets_and_chart_view_draws_score_against_step(ui, t
     (train,) = MlflowClient().get_run(finetune_run).inputs.dataset_inputs
     dataset = f"synth-nli ({train.dataset.digest})"
     table = _page_text(page, ["Training runs", dataset])
-    assert "Training runs" in table                    # the model-training view, not the GenAI overview
+    assert "Training runs" in table  # the model-training view, not the GenAI overview
     assert "Dataset" in table and f"{dataset} train" in table
     assert "finetune small@step" in table and "pretrain-eval small (4 checkpoints x 1 cells)" in table
 
     charts = page + "?compareRunsMode=CHART"
     chart_text = _page_text(charts, ["base/synth-nli/default", "Step"])
     assert "base/synth-nli/default" in chart_text and "Step" in chart_text
-    assert "pretrain-eval small (4 checkpoints x 1 cells) (base/synth-nli/default)" in chart_text   # its line
+    assert "pretrain-eval small (4 checkpoints x 1 cells) (base/synth-nli/default)" in chart_text  # its line
     screenshot = tmp_path / "chart.png"
     _browse(charts, f"--screenshot={screenshot}")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000

@@ -27,8 +27,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 ENTRY_POINTS = {"amuro": ("amuro.cli", "main"), "analysis": ("analysis.cli", "cli")}
-PRELOAD = ["torch", "mlflow", "amuro.cli", "amuro.commands.finetune", "amuro.commands.crosseval",
-           "amuro.commands.pretrain_eval", "analysis.cli", "analysis.report", "rouge_score.rouge_scorer"]
+PRELOAD = [
+    "torch",
+    "mlflow",
+    "amuro.cli",
+    "amuro.commands.finetune",
+    "amuro.commands.crosseval",
+    "amuro.commands.pretrain_eval",
+    "analysis.cli",
+    "analysis.report",
+    "rouge_score.rouge_scorer",
+]
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -60,7 +69,7 @@ def _die_with_parent() -> None:
         import ctypes
         import signal
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class CellExit(NamedTuple):
@@ -134,17 +143,19 @@ def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path) -> CellEx
     process.join()
     try:
         cpu_seconds = receive.recv() if receive.poll() else 0.0
-    except EOFError:   # the cell died (a signal, out of memory) before it could say
+    except EOFError:  # the cell died (a signal, out of memory) before it could say
         cpu_seconds = 0.0
     receive.close()
     return CellExit(process.exitcode if process.exitcode is not None else 1, cpu_seconds)
 
 
 def _run_subprocess(argv: Sequence[str], env: dict[str, str], log_path: Path) -> CellExit:
-    with open(log_path, "w") as log, subprocess.Popen(list(argv), env=env, stdout=log,
-                                                      stderr=subprocess.STDOUT) as process:
+    with (
+        open(log_path, "w") as log,
+        subprocess.Popen(list(argv), env=env, stdout=log, stderr=subprocess.STDOUT) as process,
+    ):
         try:
-            _, status, usage = os.wait4(process.pid, 0)   # as Popen.wait, with the child's resource usage
+            _, status, usage = os.wait4(process.pid, 0)  # as Popen.wait, with the child's resource usage
         except BaseException:
             process.kill()
             raise
@@ -152,8 +163,9 @@ def _run_subprocess(argv: Sequence[str], env: dict[str, str], log_path: Path) ->
     return CellExit(process.returncode, usage.ru_utime + usage.ru_stime)
 
 
-def log_to_its_runs(log_path: Path, cell_id: str, parent_run_id: str, experiment: str, tracking_uri: str,
-                    since: float) -> list[str]:
+def log_to_its_runs(
+    log_path: Path, cell_id: str, parent_run_id: str, experiment: str, tracking_uri: str, since: float
+) -> list[str]:
     """Upload a cell's log as ``logs/<name>`` of the top-level runs the cell owned (tagged ``amuro.cell``) and
     ended after ``since`` (a finished run it only reused keeps the log of the attempt that made it)."""
     from mlflow.tracking import MlflowClient
@@ -164,8 +176,11 @@ def log_to_its_runs(log_path: Path, cell_id: str, parent_run_id: str, experiment
     found = client.get_experiment_by_name(experiment)
     if found is None or not log_path.exists():
         return []
-    runs = search_all(client, [found.experiment_id], f"tags.`amuro.cell` = '{cell_id}' and "
-                                                     f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    runs = search_all(
+        client,
+        [found.experiment_id],
+        f"tags.`amuro.cell` = '{cell_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
+    )
     runs = [run for run in runs if run.info.end_time is None or run.info.end_time >= since * 1000]
     for run in runs:
         client.log_artifact(run.info.run_id, str(log_path), "logs")

@@ -40,28 +40,37 @@ def _finetune_runs(experiment_id: str, cfg: CrossevalSettings) -> list:
         wanted = {s.strip() for s in cfg.steps.split(",")}
         runs = [r for r in runs if r.data.tags.get(Tag.STEP) in wanted]
     if not runs:
-        raise UserError(f"no finished finetune runs match runs={cfg.runs!r} in experiment "
-                        f"{tracking.experiment_name(cfg.experiment)!r}: run finetune first or change the filters")
+        raise UserError(
+            f"no finished finetune runs match runs={cfg.runs!r} in experiment "
+            f"{tracking.experiment_name(cfg.experiment)!r}: run finetune first or change the filters"
+        )
     for run in runs:
         if not client.list_artifacts(run.info.run_id, "model"):
             raise UserError(f"finetune run {run.info.run_id} has no model artifact: re-run finetune for it")
-    return sorted(runs, key=lambda r: (r.data.tags.get(Tag.MODEL, ""), int(r.data.tags.get(Tag.STEP, 0)),
-                                       r.data.tags.get(Tag.TRAIN_DATASET, "")))
+    return sorted(
+        runs,
+        key=lambda r: (
+            r.data.tags.get(Tag.MODEL, ""),
+            int(r.data.tags.get(Tag.STEP, 0)),
+            r.data.tags.get(Tag.TRAIN_DATASET, ""),
+        ),
+    )
 
 
 def _named_run(client: MlflowClient, experiment_id: str, run_id: str) -> list:
     try:
         run = client.get_run(run_id)
     except Exception:
-        raise UserError(f"run {run_id} does not exist in the tracking store: give a finetune run id, a sweep "
-                        "run id or 'all'") from None
+        raise UserError(
+            f"run {run_id} does not exist in the tracking store: give a finetune run id, a sweep run id or 'all'"
+        ) from None
     kind = run.data.tags.get(Tag.KIND)
-    if kind in ("sweep", "group"):   # the fine-tunes its cells made, and those they reused from elsewhere
-        made = tracking.search_runs(experiment_id, {Tag.KIND: "finetune", Tag.PARENT_RUN_ID: run_id},
-                                    status="FINISHED")
+    if kind in ("sweep", "group"):  # the fine-tunes its cells made, and those they reused from elsewhere
+        made = tracking.search_runs(experiment_id, {Tag.KIND: "finetune", Tag.PARENT_RUN_ID: run_id}, status="FINISHED")
         known = {r.info.run_id for r in made}
-        reused = [client.get_run(reused_id) for reused_id in tracking.reused_runs(run, "finetune")
-                  if reused_id not in known]
+        reused = [
+            client.get_run(reused_id) for reused_id in tracking.reused_runs(run, "finetune") if reused_id not in known
+        ]
         return made + [r for r in reused if r.info.status == "FINISHED"]
     if kind != "finetune":
         raise UserError(f"run {run_id} is a {kind or 'untagged'} run, not a finetune run: give a finetune run id")
@@ -70,8 +79,7 @@ def _named_run(client: MlflowClient, experiment_id: str, run_id: str) -> list:
     return [run]
 
 
-def _cells(cfg: CrossevalSettings, tuning: str,
-           lmeval: Sequence[LmEvalTask] = ()) -> list[tuple[DatasetSpec, str]]:
+def _cells(cfg: CrossevalSettings, tuning: str, lmeval: Sequence[LmEvalTask] = ()) -> list[tuple[DatasetSpec, str]]:
     """Selected datasets x formats; instruction-tuned models also get the multiple-choice suites (in-domain
     for instruction tuning) that can be read here."""
     from amuro.data.sources import availability, hub_offline
@@ -79,26 +87,41 @@ def _cells(cfg: CrossevalSettings, tuning: str,
     selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
     specs = resolve(selection, offline_only=selection == "all") if selection else []
     if tuning.startswith("it"):
-        readable = ("yes", "local copy", "cached") if hub_offline() else ("yes", "local copy", "cached",
-                                                                            "hub (needs network)")
-        specs += [s for s in CATALOGUE.values()
-                  if s.kind == "multiple_choice" and s not in specs and availability(s) in readable]
+        readable = (
+            ("yes", "local copy", "cached") if hub_offline() else ("yes", "local copy", "cached", "hub (needs network)")
+        )
+        specs += [
+            s
+            for s in CATALOGUE.values()
+            if s.kind == "multiple_choice" and s not in specs and availability(s) in readable
+        ]
     return select_cells([*specs, *lmeval], cfg.formats, cfg.eval.protocol)
 
 
 def _target(run, seed: int) -> EvalTarget:
     tags = run.data.tags
     tokens = tags.get(Tag.TOKENS)
-    return tuned_target(model=tags[Tag.MODEL], revision=tags.get(Tag.REVISION, ""),
-                        step=int(tags[Tag.STEP]), tokens=int(tokens) if tokens else None,
-                        tuning=tags[Tag.TUNING], train_dataset=tags[Tag.TRAIN_DATASET],
-                        run_id=run.info.run_id, seed=seed, train_seed=int(tags.get(Tag.SEED) or 0))
+    return tuned_target(
+        model=tags[Tag.MODEL],
+        revision=tags.get(Tag.REVISION, ""),
+        step=int(tags[Tag.STEP]),
+        tokens=int(tokens) if tokens else None,
+        tuning=tags[Tag.TUNING],
+        train_dataset=tags[Tag.TRAIN_DATASET],
+        run_id=run.info.run_id,
+        seed=seed,
+        train_seed=int(tags.get(Tag.SEED) or 0),
+    )
 
 
-def _missing_base(experiment_id: str, target: EvalTarget, cells: Sequence[tuple[DatasetSpec, str]],
-                  shots: int) -> list[tuple[DatasetSpec, str]]:
-    found = tracking.search_runs(experiment_id, {Tag.KIND: "eval", Tag.TUNING: "none", Tag.MODEL: target.model,
-                                                 Tag.STEP: target.step, Tag.SHOTS: shots}, status="FINISHED")
+def _missing_base(
+    experiment_id: str, target: EvalTarget, cells: Sequence[tuple[DatasetSpec, str]], shots: int
+) -> list[tuple[DatasetSpec, str]]:
+    found = tracking.search_runs(
+        experiment_id,
+        {Tag.KIND: "eval", Tag.TUNING: "none", Tag.MODEL: target.model, Tag.STEP: target.step, Tag.SHOTS: shots},
+        status="FINISHED",
+    )
     have = {(r.data.tags.get(Tag.EVAL_DATASET), r.data.tags.get(Tag.FORMAT)) for r in found}
     return [(spec, fmt) for spec, fmt in cells if (spec.name, fmt) not in have]
 
@@ -115,8 +138,10 @@ def _base_target(experiment_id: str, target: EvalTarget, run) -> EvalTarget:
         except UserError:
             continue
         return checkpoint_target(series.get(target.revision or target.step), seed=target.seed)
-    raise UserError(f"cannot find the base checkpoint of finetune run {run.info.run_id} ({target.model} "
-                    f"{target.revision}): run pretrain-eval for it by hand")
+    raise UserError(
+        f"cannot find the base checkpoint of finetune run {run.info.run_id} ({target.model} "
+        f"{target.revision}): run pretrain-eval for it by hand"
+    )
 
 
 def crosseval(cfg: CrossevalSettings) -> list[str]:
@@ -127,23 +152,27 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
         runs = _finetune_runs(experiment_id, cfg)
         settings = cfg.eval
         lmeval = load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)
-        plan = [(run, _target(run, settings.seed), _cells(cfg, run.data.tags.get(Tag.TUNING, "sft"), lmeval))
-                for run in runs]
-        missing = {id(target): _missing_base(experiment_id, target, cells, settings.shots)
-                   for _, target, cells in plan}
+        plan = [
+            (run, _target(run, settings.seed), _cells(cfg, run.data.tags.get(Tag.TUNING, "sft"), lmeval))
+            for run in runs
+        ]
+        missing = {id(target): _missing_base(experiment_id, target, cells, settings.shots) for _, target, cells in plan}
         lacking = [(t.label.split("+")[0], spec.name, fmt) for _, t, _ in plan for spec, fmt in missing[id(t)]]
         if lacking and not cfg.with_base:
             shown = ", ".join(f"{label} {name} [{fmt}]" for label, name, fmt in lacking[:8])
-            print(f"{len(lacking)} tuned cells have no base pretrain-eval partner ({shown}"
-                  f"{', ...' if len(lacking) > 8 else ''}): add --with-base to score them too")
+            print(
+                f"{len(lacking)} tuned cells have no base pretrain-eval partner ({shown}"
+                f"{', ...' if len(lacking) > 8 else ''}): add --with-base to score them too"
+            )
         key = tracking.run_key("crosseval", {"runs": sorted(r.info.run_id for r in runs), **cfg.key_settings()})
         run_ids: list[str] = []
         with invocation.group(key, f"crosseval {len(runs)} tuned models") as parent:
             for run, target, cells in plan:
                 if cfg.with_base and missing[id(target)]:
                     base = _base_target(experiment_id, target, run)
-                    run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, base,
-                                                                   missing[id(target)], settings)]
+                    run_ids += [
+                        c.run_id for c in evaluate_target(experiment_id, parent, base, missing[id(target)], settings)
+                    ]
                 run_ids += [c.run_id for c in evaluate_target(experiment_id, parent, target, cells, settings)]
             log_cell_curves(experiment_id, parent, run_ids)
     return run_ids

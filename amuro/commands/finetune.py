@@ -27,13 +27,13 @@ from amuro import data
 from amuro.commands.pretrain import open_or_build_series
 from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
+from amuro.core.ownership import check_owner
 from amuro.core.paths import amuro_home
 from amuro.core.protocol import protocol
 from amuro.core.settings import FinetuneSettings
 from amuro.data.lineage import log_rows
 from amuro.data.protocol import for_protocol
 from amuro.data.specfile import load_spec_option
-from amuro.core.ownership import check_owner
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
 from amuro.training.checkpoint_artifacts import UploadCheckpoints, restore_checkpoint
 from amuro.training.features import training_features
@@ -45,6 +45,7 @@ SEARCH_VALIDATION_EXAMPLES = 200
 
 # --- data -------------------------------------------------------------------------------------------------
 
+
 def training_spec(cfg: FinetuneSettings) -> data.DatasetSpec:
     """The training set, checked against the kind of tuning asked for."""
     load_spec_option(cfg.dataset_spec)
@@ -53,8 +54,10 @@ def training_spec(cfg: FinetuneSettings) -> data.DatasetSpec:
     if not spec.trainable or "train" not in spec.splits:
         raise unknown("training set (this one is for evaluation only)", cfg.dataset, trainable)
     if cfg.train.tuning == "it" and spec.kind != "chat":
-        raise UserError(f"instruction tuning needs a chat dataset, and {spec.name} is a {spec.task} set: "
-                        "use --dataset synth-instruct (offline) or tulu_v2, or --tuning sft")
+        raise UserError(
+            f"instruction tuning needs a chat dataset, and {spec.name} is a {spec.task} set: "
+            "use --dataset synth-instruct (offline) or tulu_v2, or --tuning sft"
+        )
     if cfg.train.tuning == "sft" and spec.kind == "chat":
         raise UserError(f"{spec.name} is a chat mixture: use --tuning it for it, or an sft set such as synth-nli")
     return for_protocol(spec, cfg.protocol)
@@ -74,8 +77,10 @@ def search_split(spec: data.DatasetSpec, train: list[data.Example]) -> tuple[lis
         return train, data.load_examples(spec, "validation", limit=SEARCH_VALIDATION_EXAMPLES)
     held = max(1, min(SEARCH_VALIDATION_EXAMPLES, len(train) // 10))
     if len(train) - held < 1:
-        raise UserError(f"{spec.name} has no validation split and too few training examples to hold some out "
-                        "for the search: raise --max-train-examples or use --trials 0")
+        raise UserError(
+            f"{spec.name} has no validation split and too few training examples to hold some out "
+            "for the search: raise --max-train-examples or use --trials 0"
+        )
     return train[held:], train[:held]
 
 
@@ -89,11 +94,15 @@ def _log_params_once(params: dict[str, object]) -> None:
 
 
 def _packing(cfg: FinetuneSettings) -> dict[str, object]:
-    return {"train_shots": cfg.train.train_shots, "seed": cfg.train.seed,
-            "tokenization": protocol(cfg.protocol).training_tokenization}
+    return {
+        "train_shots": cfg.train.train_shots,
+        "seed": cfg.train.seed,
+        "tokenization": protocol(cfg.protocol).training_tokenization,
+    }
 
 
 # --- the entry point --------------------------------------------------------------------------------------
+
 
 def _search(cfg, ckpt, spec, examples, experiment_id, run_id, key, tags, name, workdir) -> tuple[float, int]:
     trial_train, validation = search_split(spec, examples)
@@ -102,8 +111,16 @@ def _search(cfg, ckpt, spec, examples, experiment_id, run_id, key, tags, name, w
     val_features = training_features(spec, validation, tokenizer, cfg.train.max_length, **_packing(cfg))
 
     def train_and_score(params: dict) -> float:
-        return train_model(ckpt, cfg, train_features, lr=params["lr"], epochs=params["epochs"],
-                           output_dir=workdir / "trial", resume=False, eval_features=val_features)[2]
+        return train_model(
+            ckpt,
+            cfg,
+            train_features,
+            lr=params["lr"],
+            epochs=params["epochs"],
+            output_dir=workdir / "trial",
+            resume=False,
+            eval_features=val_features,
+        )[2]
 
     hook = TrialRuns(experiment_id, run_id, key, tags, name)
     space = SearchSpace(lr=cfg.train.lr, epochs=cfg.train.epochs)
@@ -119,13 +136,16 @@ def _workdir(cfg: FinetuneSettings, run, key: str) -> tuple[Path, list]:
     if not cfg.train.checkpoint_artifacts:
         workdir = amuro_home() / "finetune" / key
         if not run.resumed:
-            shutil.rmtree(workdir, ignore_errors=True)   # stale checkpoints of a run that no longer exists
+            shutil.rmtree(workdir, ignore_errors=True)  # stale checkpoints of a run that no longer exists
         return workdir, []
     workdir = Path(tempfile.mkdtemp(prefix=f"amuro-finetune-{key}-"))
     if run.resumed:
         step = restore_checkpoint(run.run_id, workdir / "trainer")
-        print(f"restored the checkpoint of step {step} uploaded by the previous attempt" if step is not None
-              else "the previous attempt uploaded no checkpoint: training from the start")
+        print(
+            f"restored the checkpoint of step {step} uploaded by the previous attempt"
+            if step is not None
+            else "the previous attempt uploaded no checkpoint: training from the start"
+        )
     return workdir, [UploadCheckpoints(run.run_id)]
 
 
@@ -133,18 +153,36 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
     workdir, callbacks = _workdir(cfg, run, key)
     examples = training_examples(spec, cfg)
     log_rows(spec, spec.splits["train"], examples, "train")
-    _log_params_once({**cfg.params(), "train_examples": len(examples), "base_location": ckpt.location,
-                      "warmup_ratio": WARMUP_RATIO, "weight_decay": 0.0, "optimizer": "adamw_torch",
-                      "lr_schedule": "linear", "training_format": "default" if spec.kind != "chat" else "chat"})
+    _log_params_once(
+        {
+            **cfg.params(),
+            "train_examples": len(examples),
+            "base_location": ckpt.location,
+            "warmup_ratio": WARMUP_RATIO,
+            "weight_decay": 0.0,
+            "optimizer": "adamw_torch",
+            "lr_schedule": "linear",
+            "training_format": "default" if spec.kind != "chat" else "chat",
+        }
+    )
     lr, epochs = cfg.train.lr, cfg.train.epochs
     if cfg.train.trials:
         lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, run.run_id, key, tags, name, workdir)
     tokenizer = ckpt.load()[1]
     features = training_features(spec, examples, tokenizer, cfg.train.max_length, **_packing(cfg))
-    _log_params_once({"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr,
-                      "final_epochs": epochs})
-    model, tokenizer, _ = train_model(ckpt, cfg, features, lr=lr, epochs=epochs, output_dir=workdir / "trainer",
-                                      resume=run.resumed, callbacks=callbacks)
+    _log_params_once(
+        {"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr, "final_epochs": epochs}
+    )
+    model, tokenizer, _ = train_model(
+        ckpt,
+        cfg,
+        features,
+        lr=lr,
+        epochs=epochs,
+        output_dir=workdir / "trainer",
+        resume=run.resumed,
+        callbacks=callbacks,
+    )
     base, _ = ckpt.load()
     mlflow.log_metrics(weight_change(base, model))
     del base
@@ -157,19 +195,28 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
     """One finetune run (found, resumed or trained) and its in-domain scores; returns the run id."""
     settings = {**cfg.key_settings(), "model": series.name, "checkpoint": ckpt.revision}
     if cfg.dataset_spec:
-        settings["dataset_spec"] = repr(spec)   # a spec file's dataset is identified by its content
+        settings["dataset_spec"] = repr(spec)  # a spec file's dataset is identified by its content
     key = tracking.run_key("finetune", settings)
     tags = tracking.contract_tags(
-        kind="finetune", model=series.name, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
-        tuning=cfg.train.tuning_tag, train_dataset=spec.name, seed=cfg.train.seed, source_run_id=ckpt.source_run_id)
+        kind="finetune",
+        model=series.name,
+        revision=ckpt.revision,
+        step=ckpt.step,
+        tokens=ckpt.tokens,
+        tuning=cfg.train.tuning_tag,
+        train_dataset=spec.name,
+        seed=cfg.train.seed,
+        source_run_id=ckpt.source_run_id,
+    )
     tags[tracking.Tag.PROTOCOL] = cfg.protocol
 
     def train(run: tracking.TrackedRun) -> None:
         _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name)
         print(f"{name}: tuned model logged as runs:/{run.run_id}/{MODEL_ARTIFACT}")
 
-    run = tracking.run_once(experiment_id, key, tags, name, train, parent_run_id=parent, resumable=True,
-                             system_metrics=True)
+    run = tracking.run_once(
+        experiment_id, key, tags, name, train, parent_run_id=parent, resumable=True, system_metrics=True
+    )
     tracking.note_reuse(run, "finetune", parent)
     if cfg.register:
         version = register_tuned(cfg.register, run.run_id, {**tags, tracking.Tag.RUN_KEY: key})
@@ -205,11 +252,15 @@ def finetune(cfg: FinetuneSettings) -> str:
             run_id = _replicate(_with_seed(cfg, seeds[0]), experiment_id, spec, series, ckpt, None, name)
             invocation.result_run_id = run_id
             return run_id
-        key = tracking.run_key("finetune-seeds", {**cfg.key_settings(), "seeds": seeds, "model": series.name,
-                                                  "checkpoint": ckpt.revision})
-        with invocation.group(key, f"{name} seeds {','.join(map(str, seeds))}",
-                              tags=tracking.contract_tags(model=series.name)) as parent:
-            run_ids = [_replicate(_with_seed(cfg, seed), experiment_id, spec, series, ckpt, parent,
-                                  f"{name} seed{seed}") for seed in seeds]
+        key = tracking.run_key(
+            "finetune-seeds", {**cfg.key_settings(), "seeds": seeds, "model": series.name, "checkpoint": ckpt.revision}
+        )
+        with invocation.group(
+            key, f"{name} seeds {','.join(map(str, seeds))}", tags=tracking.contract_tags(model=series.name)
+        ) as parent:
+            run_ids = [
+                _replicate(_with_seed(cfg, seed), experiment_id, spec, series, ckpt, parent, f"{name} seed{seed}")
+                for seed in seeds
+            ]
     print(f"{name}: {len(run_ids)} replicates (seeds {', '.join(map(str, seeds))}) under run {parent}")
     return parent

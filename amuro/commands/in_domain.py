@@ -21,13 +21,18 @@ FORMAT = "default"
 
 def in_domain_specs(train_dataset: str) -> list[data.DatasetSpec]:
     """Scorable catalogue sets whose relation to the training set is ``in-domain``."""
-    return [spec for spec in data.CATALOGUE.values()
-            if spec.kind != "chat" and scored_split(spec) in spec.splits
-            and data.relation(train_dataset, spec.name) == "in-domain"]
+    return [
+        spec
+        for spec in data.CATALOGUE.values()
+        if spec.kind != "chat"
+        and scored_split(spec) in spec.splits
+        and data.relation(train_dataset, spec.name) == "in-domain"
+    ]
 
 
-def evaluate_in_domain(experiment_id: str, run_id: str, ckpt: Checkpoint, spec: data.DatasetSpec,
-                       cfg: FinetuneSettings) -> list[str]:
+def evaluate_in_domain(
+    experiment_id: str, run_id: str, ckpt: Checkpoint, spec: data.DatasetSpec, cfg: FinetuneSettings
+) -> list[str]:
     """Score tuned and base model on the in-domain cells; prints the comparison, returns the eval run ids."""
     specs = in_domain_specs(spec.name)
     if not specs:
@@ -35,15 +40,25 @@ def evaluate_in_domain(experiment_id: str, run_id: str, ckpt: Checkpoint, spec: 
         return []
     settings = cfg.eval
     cells = [(s, FORMAT) for s in specs]
-    target = tuned_target(model=ckpt.series, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens,
-                          tuning=cfg.train.tuning_tag, train_dataset=spec.name, run_id=run_id, seed=settings.seed,
-                          train_seed=cfg.train.seed)
+    target = tuned_target(
+        model=ckpt.series,
+        revision=ckpt.revision,
+        step=ckpt.step,
+        tokens=ckpt.tokens,
+        tuning=cfg.train.tuning_tag,
+        train_dataset=spec.name,
+        run_id=run_id,
+        seed=settings.seed,
+        train_seed=cfg.train.seed,
+    )
     tuned = evaluate_target(experiment_id, run_id, target, cells, settings)
     base = evaluate_target(experiment_id, run_id, checkpoint_target(ckpt, seed=settings.seed), cells, settings)
     client = MlflowClient()
     for (evaluated, _), tuned_cell, base_cell in zip(cells, tuned, base):
-        print(f"{evaluated.name} [{FORMAT}] {evaluated.metric}: tuned {_interval(client, tuned_cell.run_id)} "
-              f"vs base {_interval(client, base_cell.run_id)}")
+        print(
+            f"{evaluated.name} [{FORMAT}] {evaluated.metric}: tuned {_interval(client, tuned_cell.run_id)} "
+            f"vs base {_interval(client, base_cell.run_id)}"
+        )
     return [c.run_id for c in tuned + base]
 
 

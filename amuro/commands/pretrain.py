@@ -62,12 +62,21 @@ def train_tokenizer(passages: list[str], vocab_size: int):
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     core.train_from_iterator(passages, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=SPECIAL_TOKENS[0],
-                                   bos_token=SPECIAL_TOKENS[0], unk_token=SPECIAL_TOKENS[0],
-                                   pad_token=SPECIAL_TOKENS[1], model_max_length=2048)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token=SPECIAL_TOKENS[0],
+        bos_token=SPECIAL_TOKENS[0],
+        unk_token=SPECIAL_TOKENS[0],
+        pad_token=SPECIAL_TOKENS[1],
+        model_max_length=2048,
+    )
 
 
 def _blocks(passages: list[str], tokenizer, seq_len: int):
@@ -88,10 +97,18 @@ def _model(cfg: PretrainSettings, tokenizer):
     from transformers import AutoModelForCausalLM, OlmoConfig
 
     config = OlmoConfig(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.hidden_size * 4,
-        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
-        max_position_embeddings=2048, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.hidden_size * 4,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.heads,
+        max_position_embeddings=2048,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
     return AutoModelForCausalLM.from_config(config)
 
 
@@ -107,9 +124,14 @@ def _train(cfg: PretrainSettings, folder: Path) -> list[dict]:
     model = _model(cfg, tokenizer)
     schedule = checkpoint_steps(cfg.steps, cfg.num_checkpoints)
     tokens_per_step = cfg.batch_size * cfg.seq_len
-    mlflow.log_params({"parameters": sum(p.numel() for p in model.parameters()), "corpus_tokens":
-                       len(blocks) * cfg.seq_len, "tokens_per_step": tokens_per_step,
-                       "checkpoint_steps": ",".join(map(str, schedule))})
+    mlflow.log_params(
+        {
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "corpus_tokens": len(blocks) * cfg.seq_len,
+            "tokens_per_step": tokens_per_step,
+            "checkpoint_steps": ",".join(map(str, schedule)),
+        }
+    )
     saved: list[dict] = []
 
     class SeriesWriter(TrainerCallback):
@@ -119,9 +141,14 @@ def _train(cfg: PretrainSettings, folder: Path) -> list[dict]:
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 elapsed = time.perf_counter() - self.started
-                mlflow.log_metrics({"train_loss": logs["loss"], "lr": logs.get("learning_rate", 0.0),
-                                    "tokens_per_second": state.global_step * tokens_per_step / elapsed},
-                                   step=state.global_step)
+                mlflow.log_metrics(
+                    {
+                        "train_loss": logs["loss"],
+                        "lr": logs.get("learning_rate", 0.0),
+                        "tokens_per_second": state.global_step * tokens_per_step / elapsed,
+                    },
+                    step=state.global_step,
+                )
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
             if state.global_step in schedule:
@@ -133,10 +160,21 @@ def _train(cfg: PretrainSettings, folder: Path) -> list[dict]:
                 mlflow.log_metric("checkpoint_tokens", tokens, step=state.global_step)
 
     args = TrainingArguments(
-        output_dir=str(folder / ".trainer"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.lr, lr_scheduler_type="cosine", warmup_steps=max(1, cfg.steps // 20),
-        weight_decay=0.01, logging_steps=max(1, min(10, cfg.steps // 20)), save_strategy="no",
-        report_to="none", seed=cfg.seed, dataloader_num_workers=0, disable_tqdm=False, use_cpu=not torch.cuda.is_available())
+        output_dir=str(folder / ".trainer"),
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, cfg.steps // 20),
+        weight_decay=0.01,
+        logging_steps=max(1, min(10, cfg.steps // 20)),
+        save_strategy="no",
+        report_to="none",
+        seed=cfg.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        use_cpu=not torch.cuda.is_available(),
+    )
     trainer = Trainer(model=model, args=args, train_dataset=blocks, callbacks=[SeriesWriter()])
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(QuietProgress)
@@ -160,8 +198,10 @@ def pretrain(cfg: PretrainSettings) -> str:
             saved = _train(cfg, folder)
             write_manifest(folder, cfg.series, saved, run.run_id)
             mlflow.log_artifacts(str(folder), SERIES_ARTIFACT)
-            print(f"series {cfg.series}: {len(saved)} checkpoints at steps "
-                  f"{', '.join(str(s['step']) for s in saved)} in run {run.run_id}")
+            print(
+                f"series {cfg.series}: {len(saved)} checkpoints at steps "
+                f"{', '.join(str(s['step']) for s in saved)} in run {run.run_id}"
+            )
 
         tags = tracking.contract_tags(kind="pretrain", model=cfg.series, seed=cfg.seed)
         run = tracking.run_once(experiment_id, key, tags, name, train)
@@ -175,9 +215,9 @@ def _fresh_folder(folder: Path) -> None:
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
     except OSError as exc:
-        raise UserError(f"cannot write the series folder {folder} ({exc.strerror}): set AMURO_HOME to a "
-                        "writable folder") from None
-
+        raise UserError(
+            f"cannot write the series folder {folder} ({exc.strerror}): set AMURO_HOME to a writable folder"
+        ) from None
 
 
 def open_or_build_series(model: str, experiment_id: str) -> Series:

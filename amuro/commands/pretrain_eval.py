@@ -32,11 +32,15 @@ def select_datasets(selection: str, settings: EvalSettings) -> list[DatasetSpec]
         has_demos = settings.shots == 0 or settings.demo_source != "train" or "train" in spec.splits
         (chosen if spec.name in named or (usable and has_demos) else skipped).append(spec)
     if skipped:
-        print(f"skipping {len(skipped)} datasets not available offline or without a train split for "
-              f"demonstrations: {', '.join(s.name for s in skipped)} (name one to see why)")
+        print(
+            f"skipping {len(skipped)} datasets not available offline or without a train split for "
+            f"demonstrations: {', '.join(s.name for s in skipped)} (name one to see why)"
+        )
     if not chosen:
-        raise UserError(f"no dataset of {selection!r} can be scored here: name a dataset, or "
-                        "put local copies of hub datasets in place (see docs/datasets.md)")
+        raise UserError(
+            f"no dataset of {selection!r} can be scored here: name a dataset, or "
+            "put local copies of hub datasets in place (see docs/datasets.md)"
+        )
     return chosen
 
 
@@ -48,13 +52,15 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
         settings = cfg.eval
         selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
         specs = select_datasets(selection, settings) if selection else []
-        cells = select_cells(specs + load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include), cfg.formats,
-                             settings.protocol)
+        cells = select_cells(
+            specs + load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include), cfg.formats, settings.protocol
+        )
         check_cells(cells, settings)
         series = open_or_build_series(cfg.model, experiment_id)
         chosen = series.select(cfg.checkpoints)
-        key = tracking.run_key("pretrain-eval", {**cfg.key_settings(), "series": series.name,
-                                                  "revisions": [c.revision for c in chosen]})
+        key = tracking.run_key(
+            "pretrain-eval", {**cfg.key_settings(), "series": series.name, "revisions": [c.revision for c in chosen]}
+        )
         short = series.name.split("/")[-1]
         name = f"pretrain-eval {short} ({len(chosen)} checkpoints x {len(cells)} cells)"
         done = []
@@ -65,6 +71,5 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
                 log_cell_curves(experiment_id, parent, [c.run_id for c in scored])
                 done += scored
     reused = sum(c.reused for c in done)
-    print(f"pretrain-eval {short}: {len(done)} cells ({len(done) - reused} scored, {reused} reused) "
-          f"under run {parent}")
+    print(f"pretrain-eval {short}: {len(done)} cells ({len(done) - reused} scored, {reused} reused) under run {parent}")
     return parent

@@ -22,11 +22,11 @@ from tqdm import tqdm
 from amuro import data
 from amuro.commands.pretrain import open_or_build_series
 from amuro.commands.sweep_engine import (
-    check_local_gpus,
     SWEEP_RUN_PLACEHOLDER,
     LocalEngine,
     PlannedCell,
     Scheduler,
+    check_local_gpus,
     default_workers,
 )
 from amuro.core import tracking
@@ -55,37 +55,93 @@ def _series_name(model: str) -> str:
     return model.rstrip("/").split("/")[-1]
 
 
-def plan(cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]],
-         report_path: Path) -> list[PlannedCell]:
+def plan(
+    cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]], report_path: Path
+) -> list[PlannedCell]:
     """The cells of the study grid, in an order that runs each cell after what it needs: each finetune cell trains
     with the sweep's own training settings, each eval cell scores with its eval settings."""
     experiment = tracking.experiment_name(cfg.experiment)
     short = _series_name(series_name)
-    cells = [PlannedCell(f"pretrain-eval {short}@step{step}", PretrainEvalSettings(
-        experiment=experiment, model=cfg.model, checkpoints=revision, datasets=cfg.eval_datasets,
-        formats=cfg.formats, eval=cfg.eval, dataset_spec=cfg.dataset_spec, lm_eval_tasks=cfg.lm_eval_tasks,
-        lm_eval_include=cfg.lm_eval_include)) for revision, step in revisions]
+    cells = [
+        PlannedCell(
+            f"pretrain-eval {short}@step{step}",
+            PretrainEvalSettings(
+                experiment=experiment,
+                model=cfg.model,
+                checkpoints=revision,
+                datasets=cfg.eval_datasets,
+                formats=cfg.formats,
+                eval=cfg.eval,
+                dataset_spec=cfg.dataset_spec,
+                lm_eval_tasks=cfg.lm_eval_tasks,
+                lm_eval_include=cfg.lm_eval_include,
+            ),
+        )
+        for revision, step in revisions
+    ]
     seeds = cfg.seed_list
     for revision, step in revisions:
         for dataset in cfg.train_dataset_list:
             tuned = []
             for seed in seeds:
                 tuned.append(f"finetune {short}@step{step} {dataset}" + (f" seed{seed}" if len(seeds) > 1 else ""))
-                train = replace(cfg.train, seed=seed,
-                                checkpoint_artifacts=cfg.train.checkpoint_artifacts or cfg.engine == "ray")
-                cells.append(PlannedCell(tuned[-1], FinetuneSettings(
-                    experiment=experiment, model=cfg.model, checkpoint=revision, dataset=dataset, train=train,
-                    protocol=cfg.eval.protocol, evaluate=False, dataset_spec=cfg.dataset_spec)))
-            cells.append(PlannedCell(f"crosseval {short}@step{step}+{dataset}", CrossevalSettings(
-                experiment=experiment, runs=SWEEP_RUN_PLACEHOLDER, model=series_name, train_dataset=dataset,
-                steps=str(step), datasets=cfg.eval_datasets, formats=cfg.formats, eval=cfg.eval,
-                dataset_spec=cfg.dataset_spec, lm_eval_tasks=cfg.lm_eval_tasks, lm_eval_include=cfg.lm_eval_include),
-                after=tuned))
+                train = replace(
+                    cfg.train, seed=seed, checkpoint_artifacts=cfg.train.checkpoint_artifacts or cfg.engine == "ray"
+                )
+                cells.append(
+                    PlannedCell(
+                        tuned[-1],
+                        FinetuneSettings(
+                            experiment=experiment,
+                            model=cfg.model,
+                            checkpoint=revision,
+                            dataset=dataset,
+                            train=train,
+                            protocol=cfg.eval.protocol,
+                            evaluate=False,
+                            dataset_spec=cfg.dataset_spec,
+                        ),
+                    )
+                )
+            cells.append(
+                PlannedCell(
+                    f"crosseval {short}@step{step}+{dataset}",
+                    CrossevalSettings(
+                        experiment=experiment,
+                        runs=SWEEP_RUN_PLACEHOLDER,
+                        model=series_name,
+                        train_dataset=dataset,
+                        steps=str(step),
+                        datasets=cfg.eval_datasets,
+                        formats=cfg.formats,
+                        eval=cfg.eval,
+                        dataset_spec=cfg.dataset_spec,
+                        lm_eval_tasks=cfg.lm_eval_tasks,
+                        lm_eval_include=cfg.lm_eval_include,
+                    ),
+                    after=tuned,
+                )
+            )
     findings_path = report_path.with_name(FINDINGS_FILE)
-    cells.append(PlannedCell("analysis report", argv=[sys.executable, "-m", "analysis", "report", "--experiment",
-                                                      experiment, "--out", str(report_path), "--findings-out",
-                                                      str(findings_path)],
-                             after=[c.name for c in cells], needs_success=False))
+    cells.append(
+        PlannedCell(
+            "analysis report",
+            argv=[
+                sys.executable,
+                "-m",
+                "analysis",
+                "report",
+                "--experiment",
+                experiment,
+                "--out",
+                str(report_path),
+                "--findings-out",
+                str(findings_path),
+            ],
+            after=[c.name for c in cells],
+            needs_success=False,
+        )
+    )
     return cells
 
 
@@ -101,7 +157,7 @@ def tracking_server(cfg: SweepSettings):
         yield uri
         return
     previous = mlflow.get_tracking_uri()
-    db_path = Path(uri[len("sqlite:///"):]).resolve()
+    db_path = Path(uri[len("sqlite:///") :]).resolve()
     port = free_port()
     log = amuro_home() / f"mlflow-server-{port}.log" if amuro_home().exists() else None
     # Under a guard that stops it if the sweep is killed outright; its own process group, so a Ctrl-C of the
@@ -117,16 +173,24 @@ def tracking_server(cfg: SweepSettings):
 
 
 def _record_failure(client: MlflowClient, experiment_id: str, sweep_run_id: str, name: str, error: str) -> None:
-    run = client.create_run(experiment_id, run_name=f"FAILED {name}", tags={
-        Tag.KIND: "group", Tag.ENTRY_POINT: name.split(" ")[0], Tag.ERROR: error[:4000],
-        Tag.PARENT_RUN_ID: sweep_run_id})
+    run = client.create_run(
+        experiment_id,
+        run_name=f"FAILED {name}",
+        tags={
+            Tag.KIND: "group",
+            Tag.ENTRY_POINT: name.split(" ")[0],
+            Tag.ERROR: error[:4000],
+            Tag.PARENT_RUN_ID: sweep_run_id,
+        },
+    )
     client.set_terminated(run.info.run_id, "FAILED")
 
 
 def _study_evals(experiment_id: str, series_name: str, revisions, cfg: SweepSettings) -> list:
     """The finished eval runs of the grid: this series at its steps, base or tuned on its training sets."""
-    found = tracking.search_runs(experiment_id, {Tag.KIND: "eval", Tag.MODEL: series_name, Tag.SHOTS: cfg.eval.shots},
-                                 status="FINISHED")
+    found = tracking.search_runs(
+        experiment_id, {Tag.KIND: "eval", Tag.MODEL: series_name, Tag.SHOTS: cfg.eval.shots}, status="FINISHED"
+    )
     steps = {str(step) for _, step in revisions}
     trained = {"none", *cfg.train_dataset_list}
     return [r for r in found if r.data.tags.get(Tag.STEP) in steps and r.data.tags.get(Tag.TRAIN_DATASET) in trained]
@@ -139,14 +203,16 @@ def _check_engine(cfg: SweepSettings, uri: str) -> None:
         check_local_gpus(cfg)
         return
     try:
-        from amuro.commands.sweep_ray import check_reachable   # Ray is imported by this engine only
+        from amuro.commands.sweep_ray import check_reachable  # Ray is imported by this engine only
     except ImportError:
         raise UserError("--engine ray needs Ray: pip install 'amuro[ray]'") from None
     if cfg.address:
         check_reachable(cfg.address)
         if not uri.startswith(("http://", "https://")):
-            raise UserError(f"a sweep on a Ray cluster needs a tracking server every node reaches, not {redact(uri)}: "
-                            "give --tracking-uri http(s)://host:port (mlflow server), or leave out --address")
+            raise UserError(
+                f"a sweep on a Ray cluster needs a tracking server every node reaches, not {redact(uri)}: "
+                "give --tracking-uri http(s)://host:port (mlflow server), or leave out --address"
+            )
 
 
 @contextmanager
@@ -161,11 +227,23 @@ def engine_session(cfg: SweepSettings):
         yield RayEngine
 
 
-def _run_cells(cfg: SweepSettings, engine: type[Scheduler], cells: list[PlannedCell], uri: str, work: Path,
-               sweep_run: tracking.TrackedRun, experiment_id: str) -> Scheduler:
+def _run_cells(
+    cfg: SweepSettings,
+    engine: type[Scheduler],
+    cells: list[PlannedCell],
+    uri: str,
+    work: Path,
+    sweep_run: tracking.TrackedRun,
+    experiment_id: str,
+) -> Scheduler:
     """Run the cells under the sweep run; the owner of the sweep run records progress and failures there."""
-    env = {**os.environ, **node_environment(socket.gethostname()), "MLFLOW_TRACKING_URI": uri,
-           PARENT_ENV: sweep_run.run_id, "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment)}
+    env = {
+        **os.environ,
+        **node_environment(socket.gethostname()),
+        "MLFLOW_TRACKING_URI": uri,
+        PARENT_ENV: sweep_run.run_id,
+        "MLFLOW_EXPERIMENT_NAME": tracking.experiment_name(cfg.experiment),
+    }
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         env.pop(name, None)
     runner = engine(cells, env, work, sweep_run.run_id, cfg)
@@ -188,25 +266,44 @@ def _run_cells(cfg: SweepSettings, engine: type[Scheduler], cells: list[PlannedC
     try:
         runner.run(progress)
     finally:
-        bar.close()   # what follows (an error, the findings) starts on a line of its own
+        bar.close()  # what follows (an error, the findings) starts on a line of its own
     if not sweep_run.joined:
-        mlflow.log_dict({"engine": cfg.engine, "status": runner.status, "errors": runner.errors,
-                         "seconds": runner.seconds, "placement": runner.placement}, "status.json")
+        mlflow.log_dict(
+            {
+                "engine": cfg.engine,
+                "status": runner.status,
+                "errors": runner.errors,
+                "seconds": runner.seconds,
+                "placement": runner.placement,
+            },
+            "status.json",
+        )
     return runner
 
 
-def _conduct(cfg: SweepSettings, sweep_run: tracking.TrackedRun, cells: list[PlannedCell], revisions: list,
-             series_name: str, engine: type[Scheduler], uri: str, work: Path, experiment_id: str) -> None:
+def _conduct(
+    cfg: SweepSettings,
+    sweep_run: tracking.TrackedRun,
+    cells: list[PlannedCell],
+    revisions: list,
+    series_name: str,
+    engine: type[Scheduler],
+    uri: str,
+    work: Path,
+    experiment_id: str,
+) -> None:
     """The sweep run's work: run the plan's cells as the run's owner, or, joining the process that owns it, the
     cells nobody has claimed yet. Failed cells end it with an error."""
     if sweep_run.joined:
-        print(f"joining sweep run {sweep_run.run_id}, which another process owns: this one takes the cells "
-              "nobody has claimed yet, from the end of the plan")
-        cells = [c for c in reversed(cells) if c.settings is not None]   # the owner writes the report
+        print(
+            f"joining sweep run {sweep_run.run_id}, which another process owns: this one takes the cells "
+            "nobody has claimed yet, from the end of the plan"
+        )
+        cells = [c for c in reversed(cells) if c.settings is not None]  # the owner writes the report
         work = work / f"helper-{socket.gethostname()}-{os.getpid()}"
         work.mkdir(parents=True, exist_ok=True)
     else:
-        (work / FINDINGS_FILE).unlink(missing_ok=True)   # the report cell writes this attempt's
+        (work / FINDINGS_FILE).unlink(missing_ok=True)  # the report cell writes this attempt's
         if not sweep_run.resumed:
             mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
         mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
@@ -217,14 +314,18 @@ def _conduct(cfg: SweepSettings, sweep_run: tracking.TrackedRun, cells: list[Pla
         mlflow.log_artifact(str(work / "amuro-report.html"))
     if (work / FINDINGS_FILE).exists() and not sweep_run.joined:
         mlflow.log_artifact(str(work / FINDINGS_FILE))
-        print("What these runs say of the study's four findings (the report and `python -m analysis findings "
-              f"--experiment {tracking.experiment_name(cfg.experiment)}` show the tables behind them):\n"
-              + (work / FINDINGS_FILE).read_text())
+        print(
+            "What these runs say of the study's four findings (the report and `python -m analysis findings "
+            f"--experiment {tracking.experiment_name(cfg.experiment)}` show the tables behind them):\n"
+            + (work / FINDINGS_FILE).read_text()
+        )
     failed = {name: runner.errors[name] for name, s in runner.status.items() if s != "done"}
     if failed:
         listing = "; ".join(f"{name}: {error}" for name, error in list(failed.items())[:5])
-        raise UserError(f"{len(failed)} of {len(cells)} sweep cells failed ({listing}): fix them and run "
-                        "the same sweep again to redo only those")
+        raise UserError(
+            f"{len(failed)} of {len(cells)} sweep cells failed ({listing}): fix them and run "
+            "the same sweep again to redo only those"
+        )
     print(f"sweep finished: {len(cells)} cells in run {sweep_run.run_id}")
 
 
@@ -236,7 +337,7 @@ def sweep(cfg: SweepSettings) -> str:
         selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
         if selection:
             data.resolve(selection, offline_only=selection == "all")
-        load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)   # unknown tasks and unreadable data fail here
+        load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)  # unknown tasks and unreadable data fail here
         for dataset in cfg.train_dataset_list:
             data.get(dataset)
         series = open_or_build_series(cfg.model, invocation.experiment_id)
@@ -244,9 +345,8 @@ def sweep(cfg: SweepSettings) -> str:
         revisions = [(c.revision, c.step) for c in chosen]
         if cfg.workers is None:
             cfg.workers, why = default_workers(cfg, [c.location for c in chosen])
-            print(f"sweep: {cfg.workers} cell{'s' if cfg.workers > 1 else ''} at once ({why}; --workers N to "
-                  "change)")
-        seeds = {"seeds": cfg.seed_list} if cfg.seeds else {}   # a single-seed sweep keeps its key
+            print(f"sweep: {cfg.workers} cell{'s' if cfg.workers > 1 else ''} at once ({why}; --workers N to change)")
+        seeds = {"seeds": cfg.seed_list} if cfg.seeds else {}  # a single-seed sweep keeps its key
         key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": revisions, **seeds})
         sweep_run = tracking.find_finished(invocation.experiment_id, key)
         if sweep_run is None:
@@ -261,8 +361,9 @@ def sweep(cfg: SweepSettings) -> str:
                 def conduct(run: tracking.TrackedRun) -> None:
                     _conduct(cfg, run, cells, revisions, series.name, engine, uri, work, experiment_id)
 
-                sweep_run = tracking.run_once(experiment_id, key, tags, f"sweep {_series_name(series.name)}", conduct,
-                                              resumable=True, join=True)
+                sweep_run = tracking.run_once(
+                    experiment_id, key, tags, f"sweep {_series_name(series.name)}", conduct, resumable=True, join=True
+                )
         if sweep_run.reused:
             print(f"the sweep already finished in run {sweep_run.run_id}: nothing to do")
         invocation.result_run_id = sweep_run.run_id

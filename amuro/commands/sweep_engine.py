@@ -31,8 +31,8 @@ from amuro.core.tracking import PARENT_ENV
 
 SWEEP_RUN_PLACEHOLDER = "{sweep_run_id}"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-CELL_PROCESS_BYTES = 1 << 30   # a cell's interpreter with torch, transformers and mlflow imported
-TRAINING_COPIES = 5            # weights, gradients, two optimizer moments and activations, in weights' sizes
+CELL_PROCESS_BYTES = 1 << 30  # a cell's interpreter with torch, transformers and mlflow imported
+TRAINING_COPIES = 5  # weights, gradients, two optimizer moments and activations, in weights' sizes
 
 
 @dataclass
@@ -43,12 +43,16 @@ class PlannedCell:
     settings: Settings | None = None
     argv: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
-    needs_success: bool = True   # False: runs once the cells it comes after have ended, however they ended
+    needs_success: bool = True  # False: runs once the cells it comes after have ended, however they ended
 
     def describe(self) -> dict[str, object]:
-        return {"name": self.name, "entry_point": self.settings.entry_point if self.settings else None,
-                "settings": self.settings.to_dict() if self.settings else None, "argv": self.argv,
-                "after": self.after}
+        return {
+            "name": self.name,
+            "entry_point": self.settings.entry_point if self.settings else None,
+            "settings": self.settings.to_dict() if self.settings else None,
+            "argv": self.argv,
+            "after": self.after,
+        }
 
     @property
     def kind(self) -> str | None:
@@ -82,8 +86,11 @@ class CellOutcome:
 
 
 def last_line(log_path: Path, code: int) -> str:
-    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()] \
-        if log_path.exists() else []
+    lines = (
+        [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        if log_path.exists()
+        else []
+    )
     errors = [line for line in lines if line.startswith("Error:")]
     return (errors or lines or [f"exit code {code}"])[-1]
 
@@ -109,12 +116,26 @@ def run_logged_cell(argv: list[str], env: dict[str, str], log_path: Path, gpus: 
         try:
             if code < 0:
                 _end_dead_runs(env, reason)
-            log_to_its_runs(log_path, env[CELL_ENV], env[PARENT_ENV], env["MLFLOW_EXPERIMENT_NAME"],
-                            env["MLFLOW_TRACKING_URI"], since=started)
-        except MlflowException as exc:   # the store is away: the outcome still counts, the next sweep tidies
+            log_to_its_runs(
+                log_path,
+                env[CELL_ENV],
+                env[PARENT_ENV],
+                env["MLFLOW_EXPERIMENT_NAME"],
+                env["MLFLOW_TRACKING_URI"],
+                since=started,
+            )
+        except MlflowException as exc:  # the store is away: the outcome still counts, the next sweep tidies
             reason += f" (its runs could not be ended: {str(exc).splitlines()[0] if str(exc) else exc})"
-    return CellOutcome(code, reason, socket.gethostname(), gpus, started, ended,
-                       round(ended - started, 3), cpu_seconds=round(cpu_seconds, 3))
+    return CellOutcome(
+        code,
+        reason,
+        socket.gethostname(),
+        gpus,
+        started,
+        ended,
+        round(ended - started, 3),
+        cpu_seconds=round(cpu_seconds, 3),
+    )
 
 
 def _end_dead_runs(env: dict[str, str], reason: str) -> None:
@@ -153,9 +174,16 @@ class Scheduler:
         if outcome.code != 0:
             self.errors[cell.name] = outcome.last_line
         self.seconds[cell.name] = round(wall, 2)
-        self.placement[cell.name] = {"host": outcome.host, "node": outcome.node or outcome.host,
-                                     "gpus": outcome.gpus, "started": outcome.started, "ended": outcome.ended, "run_seconds": outcome.run_seconds,
-                                     "cpu_seconds": outcome.cpu_seconds, "wall_seconds": round(wall, 3)}
+        self.placement[cell.name] = {
+            "host": outcome.host,
+            "node": outcome.node or outcome.host,
+            "gpus": outcome.gpus,
+            "started": outcome.started,
+            "ended": outcome.ended,
+            "run_seconds": outcome.run_seconds,
+            "cpu_seconds": outcome.cpu_seconds,
+            "wall_seconds": round(wall, 3),
+        }
 
     def run(self, on_progress) -> None:
         pending = list(self.cells)
@@ -257,15 +285,18 @@ def check_local_gpus(cfg: SweepSettings) -> None:
     visible = len(visible_gpus())
     wanted = max(gpus_by_kind(cfg, visible).values())
     if wanted > visible:
-        raise UserError(f"--gpus-per-cell asks for {wanted:g} GPUs per cell and this machine has {visible} "
-                        "visible: lower it, or use --engine ray on a cluster")
+        raise UserError(
+            f"--gpus-per-cell asks for {wanted:g} GPUs per cell and this machine has {visible} "
+            "visible: lower it, or use --engine ray on a cluster"
+        )
 
 
 class LocalEngine(Scheduler):
     """Cells as processes on this machine; with GPUs, each running cell holds its own GPU slots."""
 
-    def __init__(self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str,
-                 cfg: SweepSettings) -> None:
+    def __init__(
+        self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str, cfg: SweepSettings
+    ) -> None:
         super().__init__(cells, cfg.workers)
         self.env, self.logs, self.sweep_run_id = env, logs, sweep_run_id
         self.free_gpus = visible_gpus()
@@ -290,7 +321,7 @@ class LocalEngine(Scheduler):
 
     def run_one(self, cell: PlannedCell, held: list[str]) -> CellOutcome:
         env = {**self.env, CELL_ENV: f"{self.sweep_run_id}/{cell.stem}"}
-        if self.has_gpus:   # a cell given no GPU must not take one: hide them all from it
+        if self.has_gpus:  # a cell given no GPU must not take one: hide them all from it
             env["CUDA_VISIBLE_DEVICES"] = ",".join(held)
         if cell.kind:
             env.update(thread_environment(self.cpus[cell.kind]))

@@ -38,7 +38,7 @@ class CellDied(Exception):
 def _run_cell_task(name: str, stem: str, entry_point: str, settings_json: str, env: dict[str, str]) -> CellOutcome:
     gpus = [str(g) for g in ray.get_gpu_ids()]
     cell_env = {NODE_ENV: socket.gethostname(), **os.environ, **env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
-    with tempfile.TemporaryDirectory(prefix="amuro-cell-") as folder:   # the log is uploaded to the cell's runs
+    with tempfile.TemporaryDirectory(prefix="amuro-cell-") as folder:  # the log is uploaded to the cell's runs
         settings_file = Path(folder) / f"{stem}.settings.json"
         settings_file.write_text(settings_json)
         argv = [sys.executable, "-m", "amuro", entry_point, "--config", str(settings_file)]
@@ -63,15 +63,16 @@ def check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
     except OSError as exc:
-        raise UserError(f"Ray cluster at {address} is unreachable ({exc.strerror or exc}): start it (ray start "
-                        "--head) or fix --address") from None
+        raise UserError(
+            f"Ray cluster at {address} is unreachable ({exc.strerror or exc}): start it (ray start "
+            "--head) or fix --address"
+        ) from None
 
 
 def _cluster_resources() -> tuple[float, float]:
     """The most GPUs and CPUs any one alive node has."""
     nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
-    return (max((n.get("GPU", 0.0) for n in nodes), default=0.0),
-            max((n.get("CPU", 0.0) for n in nodes), default=0.0))
+    return (max((n.get("GPU", 0.0) for n in nodes), default=0.0), max((n.get("CPU", 0.0) for n in nodes), default=0.0))
 
 
 @contextmanager
@@ -87,11 +88,15 @@ def ray_session(cfg: SweepSettings) -> Iterator[None]:
         wanted_gpus = max(gpus_by_kind(cfg, gpus).values())
         wanted_cpus = max(cfg.cell_resources("cpus_per_cell", 1).values())
         if wanted_gpus > gpus:
-            raise UserError(f"--gpus-per-cell asks for {wanted_gpus:g} GPUs per cell and no node of the Ray "
-                            f"cluster has more than {gpus:g}: lower it")
+            raise UserError(
+                f"--gpus-per-cell asks for {wanted_gpus:g} GPUs per cell and no node of the Ray "
+                f"cluster has more than {gpus:g}: lower it"
+            )
         if wanted_cpus > cpus:
-            raise UserError(f"--cpus-per-cell asks for {wanted_cpus:g} CPUs per cell and no node of the Ray "
-                            f"cluster has more than {cpus:g}: lower it")
+            raise UserError(
+                f"--cpus-per-cell asks for {wanted_cpus:g} CPUs per cell and no node of the Ray "
+                f"cluster has more than {cpus:g}: lower it"
+            )
         yield
     finally:
         ray.shutdown()
@@ -100,12 +105,16 @@ def ray_session(cfg: SweepSettings) -> Iterator[None]:
 class RayEngine(Scheduler):
     """Cells as Ray tasks with their kind's resources; plain commands (the report) on this machine."""
 
-    def __init__(self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str,
-                 cfg: SweepSettings) -> None:
+    def __init__(
+        self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str, cfg: SweepSettings
+    ) -> None:
         super().__init__(cells, cfg.workers)
         self.env, self.logs, self.sweep_run_id = env, logs, sweep_run_id
-        self.forwarded = {name: value for name, value in env.items() if name.startswith(FORWARDED_PREFIXES)
-                          and (name != NODE_ENV or name in os.environ)}   # a cell names its own node
+        self.forwarded = {
+            name: value
+            for name, value in env.items()
+            if name.startswith(FORWARDED_PREFIXES) and (name != NODE_ENV or name in os.environ)
+        }  # a cell names its own node
         gpus, _ = _cluster_resources()
         self.gpus = gpus_by_kind(cfg, gpus)
         self.cpus = cfg.cell_resources("cpus_per_cell", 1)
@@ -117,12 +126,23 @@ class RayEngine(Scheduler):
             return run_logged_cell(cell.argv, self.env, self.logs / f"{cell.stem}.log", [])
         env = {**self.forwarded, CELL_ENV: f"{self.sweep_run_id}/{cell.stem}"}
         submitted = time.time()
-        ref = self.task.options(num_cpus=self.cpus[cell.kind], num_gpus=self.gpus[cell.kind], name=cell.name,
-                                max_retries=self.max_retries, retry_exceptions=[CellDied]).remote(
-            cell.name, cell.stem, cell.settings.entry_point, cell.settings_json(self.sweep_run_id), env)
+        ref = self.task.options(
+            num_cpus=self.cpus[cell.kind],
+            num_gpus=self.gpus[cell.kind],
+            name=cell.name,
+            max_retries=self.max_retries,
+            retry_exceptions=[CellDied],
+        ).remote(cell.name, cell.stem, cell.settings.entry_point, cell.settings_json(self.sweep_run_id), env)
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            return CellOutcome(1, f"the Ray task failed after {self.max_retries} retries: {reason}",
-                               "", [], submitted, time.time(), 0.0)
+            return CellOutcome(
+                1,
+                f"the Ray task failed after {self.max_retries} retries: {reason}",
+                "",
+                [],
+                submitted,
+                time.time(),
+                0.0,
+            )

@@ -18,7 +18,9 @@ def unknown(what: str, name: str, valid: Iterable[str]) -> UserError:
     """An error for an unknown name that suggests the nearest valid ones."""
     valid = sorted(set(valid))
     near = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(near)}?" if near else f"valid: {', '.join(valid[:12])}" + (
-        ", ..." if len(valid) > 12 else ""
+    hint = (
+        f"did you mean {', '.join(near)}?"
+        if near
+        else f"valid: {', '.join(valid[:12])}" + (", ..." if len(valid) > 12 else "")
     )
     return UserError(f"unknown {what} {name!r}: {hint}")

@@ -15,8 +15,15 @@ from amuro.core.errors import UserError
 from amuro.core.paths import amuro_home
 
 _DISK_FULL_WORDS = ("No space left on device", "StorageFull", "os error 28", "Errno 28")
-_GONE_WORDS = ("Connection refused", "Max retries exceeded", "ConnectionError", "Failed to establish",
-               "RemoteDisconnected", "Connection aborted", "Read timed out")
+_GONE_WORDS = (
+    "Connection refused",
+    "Max retries exceeded",
+    "ConnectionError",
+    "Failed to establish",
+    "RemoteDisconnected",
+    "Connection aborted",
+    "Read timed out",
+)
 
 
 def _chain(exc: BaseException):
@@ -55,11 +62,15 @@ def as_user_error(exc: BaseException) -> UserError | None:
     full = _disk_full(exc)
     if full is not None:
         where = f" while writing {full.filename}" if getattr(full, "filename", None) else ""
-        return UserError(f"no space left on the disk{where}: free space (amuro's files are under {amuro_home()}, "
-                         "checkpoints and artifacts where the tracking store keeps them) and run the same command "
-                         "again: what was logged stays, and unfinished runs resume")
+        return UserError(
+            f"no space left on the disk{where}: free space (amuro's files are under {amuro_home()}, "
+            "checkpoints and artifacts where the tracking store keeps them) and run the same command "
+            "again: what was logged stays, and unfinished runs resume"
+        )
     uri = mlflow.get_tracking_uri()
     if _server_gone(exc, uri):
-        return UserError(f"the tracking server {redact(uri)} stopped answering: restart it and run the same command "
-                         "again: finished runs are kept and unfinished ones resume")
+        return UserError(
+            f"the tracking server {redact(uri)} stopped answering: restart it and run the same command "
+            "again: finished runs are kept and unfinished ones resume"
+        )
     return None

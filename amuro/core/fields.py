@@ -28,15 +28,15 @@ class Declared:
     """What a settings field declares besides its default."""
 
     help: str
-    key: bool = True                     # enters the run key
+    key: bool = True  # enters the run key
     choices: tuple[str, ...] | None = None
     minimum: float | None = None
-    above: bool = False                  # the minimum itself is not allowed
-    empty: str | None = None             # what leaving it empty (None) means; None: it may not be empty
-    flag: bool = False                   # a bool given alone (``--lora``) or as true/false
-    option: str | None = None            # CLI option name when not derived from the field name
-    cli: bool = True                     # False: set by code only, never a CLI option
-    covers_nested: bool = False          # also sets the field of that name in nested settings (no own option)
+    above: bool = False  # the minimum itself is not allowed
+    empty: str | None = None  # what leaving it empty (None) means; None: it may not be empty
+    flag: bool = False  # a bool given alone (``--lora``) or as true/false
+    option: str | None = None  # CLI option name when not derived from the field name
+    cli: bool = True  # False: set by code only, never a CLI option
+    covers_nested: bool = False  # also sets the field of that name in nested settings (no own option)
     # May hold credentials (a tracking URI with a password): logged redacted, and no MLproject parameter, since
     # ``mlflow run`` logs every parameter as it is given.
     secret: bool = False
@@ -195,8 +195,9 @@ class Settings:
         names = {f.name for f in fields(cls)}
         extra = sorted(set(values) - names)
         if extra:
-            raise UserError(f"unknown {cls.entry_point or cls.__name__} setting {extra[0]!r}: "
-                            f"valid: {', '.join(sorted(names))}")
+            raise UserError(
+                f"unknown {cls.entry_point or cls.__name__} setting {extra[0]!r}: valid: {', '.join(sorted(names))}"
+            )
         return cls(**values)
 
 

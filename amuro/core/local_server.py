@@ -26,8 +26,16 @@ class LocalServer:
     server (``serve_artifacts``), or, with it False, written there by clients directly (so the same store can
     also be read through its sqlite file). ``guarded``: the server stops by itself if this process dies."""
 
-    def __init__(self, database: str | Path, artifacts: str | Path, *, log: str | Path | None = None,
-                 serve_artifacts: bool = True, guarded: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self,
+        database: str | Path,
+        artifacts: str | Path,
+        *,
+        log: str | Path | None = None,
+        serve_artifacts: bool = True,
+        guarded: bool = False,
+        port: int | None = None,
+    ) -> None:
         self.database, self.artifacts = Path(database).resolve(), Path(artifacts).resolve()
         self.log, self.serve_artifacts, self.guarded = log, serve_artifacts, guarded
         self.port = port or free_port()
@@ -36,8 +44,21 @@ class LocalServer:
 
     def command(self) -> list[str]:
         where = ["--artifacts-destination" if self.serve_artifacts else "--default-artifact-root", str(self.artifacts)]
-        command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.database}",
-                   *where, "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.database}",
+            *where,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
         return [sys.executable, "-m", "amuro.commands.server_guard", "--", *command] if self.guarded else command
 
     def start(self, timeout: float = 90) -> str:
@@ -45,9 +66,13 @@ class LocalServer:
 
         output = open(self.log, "w") if self.log else subprocess.DEVNULL
         try:
-            self.process = subprocess.Popen(self.command(), stdout=output, stderr=subprocess.STDOUT,
-                                            start_new_session=True,
-                                            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            )
         finally:
             if self.log:
                 output.close()

@@ -24,8 +24,8 @@ Path_ = tuple[str, ...]
 class Option:
     """One CLI option / MLproject parameter: a settings field, possibly inside a nested settings object."""
 
-    path: Path_                # ("eval", "shots") for a nested field
-    name: str                  # option name without dashes, underscores: "eval_shots"
+    path: Path_  # ("eval", "shots") for a nested field
+    name: str  # option name without dashes, underscores: "eval_shots"
     hint: object
     meta: Declared
     default: object
@@ -56,8 +56,14 @@ def declared_defaults(cls: type[Settings]) -> dict[str, object]:
     return values
 
 
-def options_of(cls: type[Settings], prefix: str = "", path: Path_ = (), defaults=None,
-               shadowed: frozenset[str] = frozenset(), renamed: tuple[tuple[str, str], ...] = ()) -> Iterator[Option]:
+def options_of(
+    cls: type[Settings],
+    prefix: str = "",
+    path: Path_ = (),
+    defaults=None,
+    shadowed: frozenset[str] = frozenset(),
+    renamed: tuple[tuple[str, str], ...] = (),
+) -> Iterator[Option]:
     """The options of a settings class, nested settings flattened under their option prefix (flat ones under
     none); a nested field that the outer class also declares (finetune's ``protocol``) is set through the
     outer one only."""
@@ -101,17 +107,23 @@ def config_entries(cls: type[Settings], path: str | Path) -> dict[Path_, object]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{where} is not YAML ({getattr(exc, 'problem', None) or 'unreadable'}{at}): write one "
-                        "`option: value` line per setting") from None
+        raise UserError(
+            f"{where} is not YAML ({getattr(exc, 'problem', None) or 'unreadable'}{at}): write one "
+            "`option: value` line per setting"
+        ) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise UserError(f"{where} holds a {type(document).__name__}, not a mapping of settings: write one "
-                        "`option: value` line per setting")
+        raise UserError(
+            f"{where} holds a {type(document).__name__}, not a mapping of settings: write one "
+            "`option: value` line per setting"
+        )
     if "entry_point" in document:
         if document["entry_point"] != cls.entry_point:
-            raise UserError(f"{where} is for {document['entry_point']!r}, not {cls.entry_point!r}: give it to "
-                            f"`amuro {document['entry_point']}`")
+            raise UserError(
+                f"{where} is for {document['entry_point']!r}, not {cls.entry_point!r}: give it to "
+                f"`amuro {document['entry_point']}`"
+            )
         extra = sorted(set(document) - {"entry_point", "settings"})
         if extra:
             raise UserError(f"{where} names its entry point, so it holds only `settings`, not {extra[0]!r}")

@@ -32,26 +32,31 @@ from mlflow.tracking import MlflowClient
 from amuro.core.runsearch import search_all
 
 HEARTBEAT_TAG = "amuro.heartbeat"
-CLAIM_TAG = "amuro.claim"          # pending, won or lost
+CLAIM_TAG = "amuro.claim"  # pending, won or lost
 HOST_TAG, PID_TAG, PID_START_TAG = "amuro.host", "amuro.pid", "amuro.pid_start"
 ERROR_TAG = "amuro.error"
 KEY_TAG = "amuro.run_key"
-CELL_TAG, CELL_ENV = "amuro.cell", "AMURO_CELL"   # the sweep cell a run was made by (its log is attached)
+CELL_TAG, CELL_ENV = "amuro.cell", "AMURO_CELL"  # the sweep cell a run was made by (its log is attached)
 RENEW_SECONDS = 20.0
 STALE_SECONDS = 120.0
 # An owner whose renewals have failed this long stops before another process may judge it dead.
 FENCE_SECONDS = STALE_SECONDS - RENEW_SECONDS
-FENCED_EXIT = 75   # EX_TEMPFAIL: the work goes on in the process that took the run over
-WAIT_SECONDS = 3.0                 # how often a waiting process looks at the run it waits on
-DECIDE_SECONDS = 0.2               # how often a claimant looks at a pending claim behind it
+FENCED_EXIT = 75  # EX_TEMPFAIL: the work goes on in the process that took the run over
+WAIT_SECONDS = 3.0  # how often a waiting process looks at the run it waits on
+DECIDE_SECONDS = 0.2  # how often a claimant looks at a pending claim behind it
 
 
 def identity() -> dict[str, str]:
     """This process, as the owner tags of a run it claims (with a fresh heartbeat)."""
     me = psutil.Process()
     cell = {CELL_TAG: os.environ[CELL_ENV]} if os.environ.get(CELL_ENV) else {}
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(me.pid), PID_START_TAG: f"{me.create_time():.2f}",
-            HEARTBEAT_TAG: str(int(time.time())), **cell}
+    return {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(me.pid),
+        PID_START_TAG: f"{me.create_time():.2f}",
+        HEARTBEAT_TAG: str(int(time.time())),
+        **cell,
+    }
 
 
 def heartbeat_age(run: Run, now: float | None = None) -> float:
@@ -83,23 +88,26 @@ def owner_alive(run: Run, now: float | None = None) -> bool:
 
 def describe_owner(run: Run) -> str:
     tags = run.data.tags
-    return (f"pid {tags.get(PID_TAG, '?')} on {tags.get(HOST_TAG, '?')}, last heartbeat "
-            f"{heartbeat_age(run):.0f} s ago")
+    return f"pid {tags.get(PID_TAG, '?')} on {tags.get(HOST_TAG, '?')}, last heartbeat {heartbeat_age(run):.0f} s ago"
 
 
 def _is_mine(run: Run) -> bool:
     """Whether this process still owns ``run``: RUNNING, with this process's owner tags."""
     mine = identity()
     tags = run.data.tags
-    return run.info.status == "RUNNING" and all(tags.get(name) == mine[name] for name in (HOST_TAG, PID_TAG,
-                                                                                           PID_START_TAG))
+    return run.info.status == "RUNNING" and all(
+        tags.get(name) == mine[name] for name in (HOST_TAG, PID_TAG, PID_START_TAG)
+    )
 
 
 def fence(run_id: str, why: str) -> None:
     """Stop this process at once, logging nothing more: another owner has (or may have) taken ``run_id`` over,
     and anything written now, the run's end included, would mix with its work."""
-    print(f"Error: stopped without logging results: {why}; run {run_id} belongs to the process that took it "
-          "over", file=sys.stderr, flush=True)
+    print(
+        f"Error: stopped without logging results: {why}; run {run_id} belongs to the process that took it over",
+        file=sys.stderr,
+        flush=True,
+    )
     sys.stdout.flush()
     os._exit(FENCED_EXIT)
 
@@ -108,7 +116,7 @@ def check_owner(run_id: str) -> None:
     """Before results are logged: fence this process if another owner has taken ``run_id`` over."""
     try:
         run = MlflowClient().get_run(run_id)
-    except Exception:   # the store is away: logging would fail the same way, and say so
+    except Exception:  # the store is away: logging would fail the same way, and say so
         return
     if not _is_mine(run):
         fence(run_id, f"another owner took the run over ({describe_owner(run)}, status {run.info.status})")
@@ -136,10 +144,13 @@ class Heartbeat:
                     fence(self.run_id, f"another owner took the run over ({describe_owner(run)})")
                 self._client.set_tag(self.run_id, HEARTBEAT_TAG, str(int(time.time())))
                 self._renewed = time.monotonic()
-            except Exception:   # a blip of the server: the next beat tries again
+            except Exception:  # a blip of the server: the next beat tries again
                 if time.monotonic() - self._renewed > FENCE_SECONDS and not self._stopped.is_set():
-                    fence(self.run_id, f"the tracking server took no heartbeat for {FENCE_SECONDS:.0f} s, so "
-                                       "another process may take the run over")
+                    fence(
+                        self.run_id,
+                        f"the tracking server took no heartbeat for {FENCE_SECONDS:.0f} s, so "
+                        "another process may take the run over",
+                    )
 
     def start(self) -> Heartbeat:
         self._thread.start()
@@ -159,8 +170,9 @@ def keep_alive(run_id: str) -> Iterator[None]:
 
 
 def runs_with_key(experiment_id: str, key: str) -> list[Run]:
-    return search_all(MlflowClient(), [experiment_id], f"tags.`{KEY_TAG}` = '{key}'",
-                      order_by=["attributes.start_time DESC"])
+    return search_all(
+        MlflowClient(), [experiment_id], f"tags.`{KEY_TAG}` = '{key}'", order_by=["attributes.start_time DESC"]
+    )
 
 
 def mark_dead(run: Run, reason: str | None = None, client: MlflowClient | None = None) -> None:
@@ -238,11 +250,11 @@ def decide(experiment_id: str, key: str, mine: Run) -> KeyState | None:
         waiting = False
         for run in state.live:
             if run.data.tags.get(CLAIM_TAG) != "pending" or _order(run) < _order(mine):
-                return None    # a winner, a run from before claims, or a pending claim ahead of mine
-            waiting = True     # a pending claim behind mine: it may not have seen mine yet
+                return None  # a winner, a run from before claims, or a pending claim ahead of mine
+            waiting = True  # a pending claim behind mine: it may not have seen mine yet
         if not waiting:
             MlflowClient().set_tag(mine.info.run_id, CLAIM_TAG, "won")
-            return state   # once won, no other process changes the key's runs: its resumable run stays so
+            return state  # once won, no other process changes the key's runs: its resumable run stays so
         time.sleep(DECIDE_SECONDS)
 
 
@@ -253,11 +265,18 @@ class Claim:
     run_id: str
     finished: bool
     resumed: bool = False
-    joined: bool = False   # another live process owns it, and the caller asked to join rather than wait
+    joined: bool = False  # another live process owns it, and the caller asked to join rather than wait
 
 
-def claim(experiment_id: str, key: str, start: Callable[[dict[str, str]], Run], *, resumable: bool,
-          join: bool = False, say=print) -> Claim:
+def claim(
+    experiment_id: str,
+    key: str,
+    start: Callable[[dict[str, str]], Run],
+    *,
+    resumable: bool,
+    join: bool = False,
+    say=print,
+) -> Claim:
     """Claim ``key``: reuse a finished run, wait out (or join) a live owner, else own a new or reopened run.
 
     ``start(tags)`` creates this process's claim run (the active MLflow run) and returns it.
@@ -272,7 +291,7 @@ def claim(experiment_id: str, key: str, start: Callable[[dict[str, str]], Run], 
             if join and owners:
                 return Claim(owners[0].info.run_id, finished=False, joined=True)
             if join:
-                time.sleep(DECIDE_SECONDS)   # claims still deciding: join the winner once there is one
+                time.sleep(DECIDE_SECONDS)  # claims still deciding: join the winner once there is one
                 continue
             owner = state.live[0]
             if owner.info.run_id != waited_on:

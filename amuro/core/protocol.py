@@ -29,58 +29,87 @@ class Protocol:
         "the study had (no `io` for CNN, SciQ, TweetQA, RTE, GPT3NLI, QQP, STS-B)",
         "question generation shows the correct answer only; single spaces; ASCII `Let's`; every format",
         "showing the distractors as answers asks a different task than the one trained (Social IQa's "
-        "training prompt had them too, so both change together)")
+        "training prompt had them too, so both change together)",
+    )
     demonstrations: str = differs(
-        "`first-k`: the first k items of the scored split, each `prompt + completion + \"\\n\"`, and scored too",
+        '`first-k`: the first k items of the scored split, each `prompt + completion + "\\n"`, and scored too',
         "`train`: seeded from the train split, never scored; joined with a space, separated by a blank line",
-        "scoring the demonstrations themselves inflates the score by k items the model has the answer to")
+        "scoring the demonstrations themselves inflates the score by k items the model has the answer to",
+    )
     stop: str = differs(
-        "`none`: 60 new tokens or end of sequence", "`default`: also a blank line or the template's opening "
-        "at a line start", "a base model continues with the next made-up demonstration, which ROUGE-L counts")
+        "`none`: 60 new tokens or end of sequence",
+        "`default`: also a blank line or the template's opening at a line start",
+        "a base model continues with the next made-up demonstration, which ROUGE-L counts",
+    )
     label_tokens: str = differs(
         "`every-subtoken`: every token of `tokenizer(force_words).input_ids` (each label word with and "
         "without a leading space), argmax mapped back to its word",
         "`first-token`: each label word's first token, with and without a leading space",
-        "a later sub-token (`ail` of `entailment`) is not a prediction of its word")
+        "a later sub-token (`ail` of `entailment`) is not a prediction of its word",
+    )
     rouge_stemming: bool = differs(
-        "no (HF `evaluate`'s `rouge` default)", "yes (Porter stemmer)",
-        "a question's inflections (`helps`/`helped`) are the same answer")
+        "no (HF `evaluate`'s `rouge` default)",
+        "yes (Porter stemmer)",
+        "a question's inflections (`helps`/`helped`) are the same answer",
+    )
     scored_splits: str = differs(
         "RTE's train split with the three NLI words (label 1 → neutral); TweetQA's train split; the "
         "multiple-choice suites on validation",
-        "RTE validation, two-way (`entailment`/`contradiction`); TweetQA validation; ARC, OpenBookQA and "
-        "SciQ on test",
-        "scoring RTE's train split as three-way makes `not_entailment` always `neutral`; train splits are "
-        "for training")
+        "RTE validation, two-way (`entailment`/`contradiction`); TweetQA validation; ARC, OpenBookQA and SciQ on test",
+        "scoring RTE's train split as three-way makes `not_entailment` always `neutral`; train splits are for training",
+    )
     train_subset: str = differs(
         "`datasets`' `shuffle(seed=42).select(range(6000))` (NumPy's `default_rng(42).permutation`); Tulu "
-        "`int(n * 0.05)` of the same permutation", "Python's `random.Random(42)` shuffle; Tulu `round(n * 0.05)`",
+        "`int(n * 0.05)` of the same permutation",
+        "Python's `random.Random(42)` shuffle; Tulu `round(n * 0.05)`",
         "either is a seeded sample of the same size; amuro keeps the sample it has always drawn, so its runs stay "
-        "comparable across versions")
+        "comparable across versions",
+    )
     micro_batch: str = differs(
         "1 example × 8 accumulation steps (the `amuro-char` preset's other settings, seed 42)",
         "the preset's batch (`tiny`: 4 × 1; `amuro-char`: 8 × 1), seed 0",
-        "a batch of 8 is the same update with fewer steps")
+        "a batch of 8 is the same update with fewer steps",
+    )
     loss_weighting: str = differs(
-        "`example`: each example's mean token loss, weighted equally", "`token`: every answer token weighted "
-        "equally across the accumulated batch (the Trainer's)",
-        "short answers (labels) and long ones (summaries) then count by their length, as in pre-training")
+        "`example`: each example's mean token loss, weighted equally",
+        "`token`: every answer token weighted equally across the accumulated batch (the Trainer's)",
+        "short answers (labels) and long ones (summaries) then count by their length, as in pre-training",
+    )
     training_tokenization: str = differs(
         "`one-string`: prompt, completion and EOS tokenized as one string; the first "
         "`len(tokenizer(prompt[:-1]))` tokens masked; cut from the right at the maximum length",
         "`split`: prompt and answer tokenized apart (an exact boundary); a long prompt loses its beginning",
         "the joint tokenization can merge the prompt's last space into the answer's first token, and a right "
-        "cut drops the answer")
+        "cut drops the answer",
+    )
 
 
 STUDY = Protocol(
-    name="study", templates="verbatim", demonstrations="first-k", stop="none", label_tokens="every-subtoken",
-    rouge_stemming=False, scored_splits="study", train_subset="datasets-shuffle", micro_batch="1x8",
-    loss_weighting="example", training_tokenization="one-string")
+    name="study",
+    templates="verbatim",
+    demonstrations="first-k",
+    stop="none",
+    label_tokens="every-subtoken",
+    rouge_stemming=False,
+    scored_splits="study",
+    train_subset="datasets-shuffle",
+    micro_batch="1x8",
+    loss_weighting="example",
+    training_tokenization="one-string",
+)
 AMURO = Protocol(
-    name="amuro", templates="corrected", demonstrations="train", stop="default", label_tokens="first-token",
-    rouge_stemming=True, scored_splits="labelled", train_subset="seeded-shuffle", micro_batch="preset",
-    loss_weighting="token", training_tokenization="split")
+    name="amuro",
+    templates="corrected",
+    demonstrations="train",
+    stop="default",
+    label_tokens="first-token",
+    rouge_stemming=True,
+    scored_splits="labelled",
+    train_subset="seeded-shuffle",
+    micro_batch="preset",
+    loss_weighting="token",
+    training_tokenization="split",
+)
 _BY_NAME = {"study": STUDY, "amuro": AMURO}
 STUDY_TRAIN_SEED = 42
 STUDY_MICRO_BATCH = {"batch_size": 1, "grad_accum": 8}
@@ -95,5 +124,6 @@ def protocol(name: str) -> Protocol:
 
 def differences() -> list[tuple[str, str, str, str]]:
     """(setting, study, amuro, why) for every place the protocols differ."""
-    return [(f.name, f.metadata["study"], f.metadata["amuro"], f.metadata["why"])
-            for f in fields(Protocol) if f.metadata]
+    return [
+        (f.name, f.metadata["study"], f.metadata["amuro"], f.metadata["why"]) for f in fields(Protocol) if f.metadata
+    ]

@@ -7,8 +7,14 @@ from mlflow.tracking import MlflowClient
 PAGE_SIZE = 1000
 
 
-def search_all(client: MlflowClient, experiment_ids: list[str], query: str, *, order_by: list[str] | None = None,
-               limit: int | None = None) -> list:
+def search_all(
+    client: MlflowClient,
+    experiment_ids: list[str],
+    query: str,
+    *,
+    order_by: list[str] | None = None,
+    limit: int | None = None,
+) -> list:
     """Every run matching ``query`` (at most ``limit``), one page after another."""
     runs, token = [], None
     while limit is None or len(runs) < limit:

@@ -16,13 +16,13 @@ from amuro.core.errors import UserError
 from amuro.core.fields import Settings, declared, require, setting, split_list
 from amuro.core.protocol import DEFAULT_PROTOCOL, PROTOCOLS, protocol
 from amuro.core.train_settings import TrainSettings, resolve_training
-from amuro.core.values import batch_size_value, dataset_selection, seed_list
+from amuro.core.values import batch_size_value, seed_list
 
 CLASSIFICATION_METHODS = ("next-token", "loglik", "generate")
 STOPS = ("default", "none")
 DEMOS = ("train", "first-k")
 ENGINES = ("local", "ray")
-CELL_KINDS = ("eval", "finetune")   # resources per kind of sweep cell: pretrain-eval and crosseval are eval
+CELL_KINDS = ("eval", "finetune")  # resources per kind of sweep cell: pretrain-eval and crosseval are eval
 DEFAULT_SERIES = "tiny"
 SYNTHETIC_TRAIN_SETS = "synth-nli,synth-paraphrase,synth-summary,synth-qgen"
 
@@ -40,13 +40,21 @@ def dataset_spec_setting(key: bool = True):
 
 
 def lm_eval_tasks_setting():
-    return setting(None, "lm-evaluation-harness tasks, groups or tags scored as datasets (comma-separated, e.g. "
-                         "arc_easy,hellaswag; needs the lmeval extra).", empty="none")
+    return setting(
+        None,
+        "lm-evaluation-harness tasks, groups or tags scored as datasets (comma-separated, e.g. "
+        "arc_easy,hellaswag; needs the lmeval extra).",
+        empty="none",
+    )
 
 
 def lm_eval_include_setting():
-    return setting(None, "Folder of lm-evaluation-harness task YAMLs (as lm_eval --include_path); without "
-                         "--lm-eval-tasks, every task defined in it.", empty="none")
+    return setting(
+        None,
+        "Folder of lm-evaluation-harness task YAMLs (as lm_eval --include_path); without "
+        "--lm-eval-tasks, every task defined in it.",
+        empty="none",
+    )
 
 
 def eval_datasets_setting(help_text: str):
@@ -54,9 +62,13 @@ def eval_datasets_setting(help_text: str):
 
 
 def protocol_setting():
-    return setting(DEFAULT_PROTOCOL, "study (the published code's protocol, byte for byte) or amuro (its fixes); "
-                                     "docs/protocols.md lists every difference.", choices=PROTOCOLS,
-                   covers_nested=True)
+    return setting(
+        DEFAULT_PROTOCOL,
+        "study (the published code's protocol, byte for byte) or amuro (its fixes); "
+        "docs/protocols.md lists every difference.",
+        choices=PROTOCOLS,
+        covers_nested=True,
+    )
 
 
 @dataclass
@@ -66,18 +78,31 @@ class EvalSettings(Settings):
     entry_point: ClassVar[str] = "eval"
 
     shots: int = setting(4, "Demonstrations per prompt.", minimum=0)
-    method: str = setting("next-token", "Classification scoring: next-token, loglik or generate.",
-                          choices=CLASSIFICATION_METHODS)
+    method: str = setting(
+        "next-token", "Classification scoring: next-token, loglik or generate.", choices=CLASSIFICATION_METHODS
+    )
     max_examples: int | None = setting(None, "Items scored per cell.", minimum=1, empty="all")
-    batch_size: str | int | None = setting(None, "Items per forward pass: a positive whole number, or 'auto' (the "
-                                                 "largest that fits the device, halved on out-of-memory).",
-                                           key=False, empty="auto on a GPU, 16 on a CPU")
+    batch_size: str | int | None = setting(
+        None,
+        "Items per forward pass: a positive whole number, or 'auto' (the "
+        "largest that fits the device, halved on out-of-memory).",
+        key=False,
+        empty="auto on a GPU, 16 on a CPU",
+    )
     bootstrap: int = setting(3000, "Bootstrap resamples for the 95% interval.", minimum=1)
     max_new_tokens: int = setting(60, "Generation budget of generation tasks.", minimum=1)
-    stop: str | None = setting(None, "'default' (a blank line and the template's opening at a line start) or "
-                                     "'none' (the study's).", choices=STOPS, empty="the protocol's")
-    demos: str | None = setting(None, "'train' (seeded, from the train split) or 'first-k' (the first items of "
-                                      "the scored split).", choices=DEMOS, empty="the protocol's")
+    stop: str | None = setting(
+        None,
+        "'default' (a blank line and the template's opening at a line start) or 'none' (the study's).",
+        choices=STOPS,
+        empty="the protocol's",
+    )
+    demos: str | None = setting(
+        None,
+        "'train' (seeded, from the train split) or 'first-k' (the first items of the scored split).",
+        choices=DEMOS,
+        empty="the protocol's",
+    )
     seed: int = setting(0, "Seed of demonstrations and bootstrap.")
     protocol: str = protocol_setting()
 
@@ -105,7 +130,7 @@ class EvalSettings(Settings):
             values.pop("max_new_tokens")
             values.pop("stop")
         elif kind == "classification":
-            values.pop("max_new_tokens")   # label generation has its own budget
+            values.pop("max_new_tokens")  # label generation has its own budget
         return values
 
 
@@ -118,8 +143,9 @@ class PretrainSettings(Settings):
     experiment: str | None = experiment_setting()
     series: str = setting(DEFAULT_SERIES, "Name of the checkpoint series to build.")
     steps: int = setting(600, "Training steps.", minimum=1)
-    num_checkpoints: int = setting(4, "Checkpoints to save, dense early and sparse late; the last is the final "
-                                      "step.", minimum=1)
+    num_checkpoints: int = setting(
+        4, "Checkpoints to save, dense early and sparse late; the last is the final step.", minimum=1
+    )
     seed: int = setting(0, "Seed of the corpus order and the initial weights.")
     corpus: str | None = setting(None, "Text file or folder of .txt files.", empty="the synthetic corpus")
     vocab_size: int = setting(2048, "Tokenizer vocabulary (bytes + merges).", minimum=300)
@@ -131,17 +157,25 @@ class PretrainSettings(Settings):
     lr: float = setting(3e-3, "Peak learning rate.", minimum=0, above=True)
 
     def validate(self) -> None:
-        require("/" not in self.series and not self.series.startswith(".") and bool(self.series),
-                f"series name {self.series!r} is not valid: use a plain name such as 'tiny'")
-        require(self.num_checkpoints <= self.steps,
-                f"num_checkpoints must be between 1 and steps ({self.steps}), got {self.num_checkpoints}")
-        require(self.hidden_size % self.heads == 0,
-                f"hidden_size ({self.hidden_size}) must be divisible by heads ({self.heads})")
+        require(
+            "/" not in self.series and not self.series.startswith(".") and bool(self.series),
+            f"series name {self.series!r} is not valid: use a plain name such as 'tiny'",
+        )
+        require(
+            self.num_checkpoints <= self.steps,
+            f"num_checkpoints must be between 1 and steps ({self.steps}), got {self.num_checkpoints}",
+        )
+        require(
+            self.hidden_size % self.heads == 0,
+            f"hidden_size ({self.hidden_size}) must be divisible by heads ({self.heads})",
+        )
 
 
 def model_setting():
-    return setting(DEFAULT_SERIES, "Checkpoint series: a series name ('tiny' is built if missing), a folder, "
-                                   "runs:/<id>, or a hub repo.")
+    return setting(
+        DEFAULT_SERIES,
+        "Checkpoint series: a series name ('tiny' is built if missing), a folder, runs:/<id>, or a hub repo.",
+    )
 
 
 def _require_model(model: str) -> None:
@@ -157,8 +191,9 @@ class PretrainEvalSettings(Settings):
     experiment: str | None = experiment_setting()
     model: str = model_setting()
     checkpoints: str = setting("all", "'all', a count (evenly spaced), or revisions/steps (comma-separated).")
-    datasets: str | None = eval_datasets_setting("Dataset names, task families, 'all' (offline: the datasets "
-                                                 "available locally) or 'none'.")
+    datasets: str | None = eval_datasets_setting(
+        "Dataset names, task families, 'all' (offline: the datasets available locally) or 'none'."
+    )
     formats: str = setting("default", "Prompt formats (comma-separated) or 'all'.")
     eval: EvalSettings = setting(help="How each cell is scored.", factory=EvalSettings, option="")
     dataset_spec: str | None = dataset_spec_setting()
@@ -179,21 +214,28 @@ class FinetuneSettings(Settings):
     model: str = model_setting()
     protocol: str = protocol_setting()
     checkpoint: str | None = setting(None, "Revision or step of the base checkpoint.", empty="the series' last")
-    dataset: str = setting("synth-nli", "Training set: a catalogue name (see `amuro datasets`) or one declared "
-                                        "in --dataset-spec.")
+    dataset: str = setting(
+        "synth-nli", "Training set: a catalogue name (see `amuro datasets`) or one declared in --dataset-spec."
+    )
     dataset_spec: str | None = dataset_spec_setting(key=False)
     train: TrainSettings = setting(help="How the model is trained.", factory=TrainSettings, flat=True)
     seeds: str | None = setting(None, SEEDS_HELP, key=False, empty="--seed alone")
-    register: str | None = setting(None, "Register the tuned model in the MLflow Model Registry under this name "
-                                         "(models:/NAME/VERSION).", key=False, empty="not registered")
-    evaluate: bool = setting(True, "Score the tuned model and its base on the in-domain eval sets afterwards.",
-                             key=False, option="eval")
-    eval: EvalSettings = setting(help="How the in-domain cells are scored.", factory=EvalSettings, key=False,
-                                 option="eval")
+    register: str | None = setting(
+        None,
+        "Register the tuned model in the MLflow Model Registry under this name (models:/NAME/VERSION).",
+        key=False,
+        empty="not registered",
+    )
+    evaluate: bool = setting(
+        True, "Score the tuned model and its base on the in-domain eval sets afterwards.", key=False, option="eval"
+    )
+    eval: EvalSettings = setting(
+        help="How the in-domain cells are scored.", factory=EvalSettings, key=False, option="eval"
+    )
 
     def resolve(self) -> None:
         self.train = resolve_training(self.train, self.protocol, self.dataset)
-        if self.eval.protocol != self.protocol:    # the in-domain cells are scored under the same protocol
+        if self.eval.protocol != self.protocol:  # the in-domain cells are scored under the same protocol
             self.eval = dataclasses.replace(self.eval, protocol=self.protocol)
 
     def validate(self) -> None:
@@ -213,20 +255,31 @@ class CrossevalSettings(Settings):
     entry_point: ClassVar[str] = "crosseval"
 
     experiment: str | None = experiment_setting()
-    runs: str = setting("all", "Finetune run ids (comma-separated), a sweep run id, or 'all' finetune runs of "
-                               "the experiment.", key=False)
+    runs: str = setting(
+        "all",
+        "Finetune run ids (comma-separated), a sweep run id, or 'all' finetune runs of the experiment.",
+        key=False,
+    )
     model: str | None = setting(None, "Only finetune runs of this series.", key=False, empty="any")
-    train_dataset: str | None = setting(None, "Only finetune runs on these training sets (comma-separated).",
-                                        key=False, empty="any")
-    steps: str | None = setting(None, "Only finetune runs of these base steps (comma-separated).", key=False,
-                                empty="any")
-    datasets: str | None = eval_datasets_setting("Dataset names, task families, 'all' (every eval set reachable "
-                                                 "offline) or 'none'.")
+    train_dataset: str | None = setting(
+        None, "Only finetune runs on these training sets (comma-separated).", key=False, empty="any"
+    )
+    steps: str | None = setting(
+        None, "Only finetune runs of these base steps (comma-separated).", key=False, empty="any"
+    )
+    datasets: str | None = eval_datasets_setting(
+        "Dataset names, task families, 'all' (every eval set reachable offline) or 'none'."
+    )
     formats: str = setting("all", "Prompt formats (comma-separated) or 'all'.")
-    eval: EvalSettings = setting(help="How each cell is scored (pretrain-eval's protocol, so every tuned cell "
-                                      "pairs with its base checkpoint's cell).", factory=EvalSettings, option="")
-    with_base: bool = setting(False, "Also score missing base-checkpoint partners of the tuned cells.",
-                              key=False, flag=True)
+    eval: EvalSettings = setting(
+        help="How each cell is scored (pretrain-eval's protocol, so every tuned cell "
+        "pairs with its base checkpoint's cell).",
+        factory=EvalSettings,
+        option="",
+    )
+    with_base: bool = setting(
+        False, "Also score missing base-checkpoint partners of the tuned cells.", key=False, flag=True
+    )
     dataset_spec: str | None = dataset_spec_setting(key=False)
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
@@ -253,28 +306,60 @@ class SweepSettings(Settings):
     eval_datasets: str | None = eval_datasets_setting("Eval sets of pretrain-eval and crosseval, 'all' or 'none'.")
     formats: str = setting("all", "Prompt formats (comma-separated) or 'all'.")
     eval: EvalSettings = setting(help="How each eval cell is scored.", factory=_sweep_eval, option="")
-    train: TrainSettings = setting(help="How each finetune cell trains.", factory=TrainSettings, flat=True,
-                                   renamed=(("seed", "train_seed"), ("batch_size", "train_batch_size")))
-    seeds: str | None = setting(None, SEEDS_HELP + " Every finetune cell is run once per seed.", key=False,
-                                empty="--train-seed alone")
-    workers: int | None = setting(None, "Cells run at once (against a tracking server when more than one).",
-                                  key=False, minimum=1,
-                                  empty="local engine: one per GPU, else one per core as memory allows; ray: 1")
-    engine: str = setting("local", "Where cells run: local (processes on this machine, a GPU slot each) or ray "
-                                   "(Ray tasks; pip install 'amuro[ray]').", key=False, choices=ENGINES)
-    address: str | None = setting(None, "Ray cluster to join (ray engine): auto, host:port or ray://head:10001.",
-                                  key=False, empty="a local Ray instance, stopped at the end")
-    gpus_per_cell: str | None = setting(None, "GPUs per cell: a number, or per kind as finetune=1,eval=0.5.",
-                                        key=False, empty="1 where there are GPUs, else 0")
-    cpus_per_cell: str | None = setting(None, "CPUs per cell, the torch threads it runs on (and its Ray CPU "
-                                              "request): a number, or per kind as finetune=4,eval=2.", key=False,
-                                        empty="local engine: this machine's cores shared among the workers; ray: 1")
-    max_retries: int = setting(2, "Ray engine: times a cell whose worker or node died is retried.", key=False,
-                               minimum=0)
-    tracking_uri: str | None = setting(None, "Tracking server for the cells (a local sqlite store is served by a "
-                                             "local mlflow server when workers > 1); under mlflow run, set "
-                                             "MLFLOW_TRACKING_URI instead.", key=False, secret=True,
-                                       empty="the current URI")
+    train: TrainSettings = setting(
+        help="How each finetune cell trains.",
+        factory=TrainSettings,
+        flat=True,
+        renamed=(("seed", "train_seed"), ("batch_size", "train_batch_size")),
+    )
+    seeds: str | None = setting(
+        None, SEEDS_HELP + " Every finetune cell is run once per seed.", key=False, empty="--train-seed alone"
+    )
+    workers: int | None = setting(
+        None,
+        "Cells run at once (against a tracking server when more than one).",
+        key=False,
+        minimum=1,
+        empty="local engine: one per GPU, else one per core as memory allows; ray: 1",
+    )
+    engine: str = setting(
+        "local",
+        "Where cells run: local (processes on this machine, a GPU slot each) or ray "
+        "(Ray tasks; pip install 'amuro[ray]').",
+        key=False,
+        choices=ENGINES,
+    )
+    address: str | None = setting(
+        None,
+        "Ray cluster to join (ray engine): auto, host:port or ray://head:10001.",
+        key=False,
+        empty="a local Ray instance, stopped at the end",
+    )
+    gpus_per_cell: str | None = setting(
+        None,
+        "GPUs per cell: a number, or per kind as finetune=1,eval=0.5.",
+        key=False,
+        empty="1 where there are GPUs, else 0",
+    )
+    cpus_per_cell: str | None = setting(
+        None,
+        "CPUs per cell, the torch threads it runs on (and its Ray CPU "
+        "request): a number, or per kind as finetune=4,eval=2.",
+        key=False,
+        empty="local engine: this machine's cores shared among the workers; ray: 1",
+    )
+    max_retries: int = setting(
+        2, "Ray engine: times a cell whose worker or node died is retried.", key=False, minimum=0
+    )
+    tracking_uri: str | None = setting(
+        None,
+        "Tracking server for the cells (a local sqlite store is served by a "
+        "local mlflow server when workers > 1); under mlflow run, set "
+        "MLFLOW_TRACKING_URI instead.",
+        key=False,
+        secret=True,
+        empty="the current URI",
+    )
     dataset_spec: str | None = dataset_spec_setting(key=False)
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
@@ -306,8 +391,10 @@ class SweepSettings(Settings):
         for part in split_list(text or ""):
             kind, _, number = part.rpartition("=")
             kinds = [kind.strip()] if kind else list(CELL_KINDS)
-            require(all(k in CELL_KINDS for k in kinds), f"{name.replace('_', '-')} names an unknown kind of cell "
-                    f"{kind!r}: use a number, or eval=N,finetune=N")
+            require(
+                all(k in CELL_KINDS for k in kinds),
+                f"{name.replace('_', '-')} names an unknown kind of cell {kind!r}: use a number, or eval=N,finetune=N",
+            )
             try:
                 amount = float(number)
             except ValueError:

@@ -26,7 +26,7 @@ def monitoring() -> bool:
         return False
     if not os.environ.get(INTERVAL_ENV):
         mlflow.set_system_metrics_sampling_interval(CELL_SAMPLING_SECONDS)
-    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)   # no start/stop lines per cell
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop lines per cell
     return True
 
 

@@ -54,8 +54,22 @@ class Tag:
 
 # The tags ``contract_tags`` writes, by their short names (``kind`` for ``amuro.kind``).
 CONTRACT_TAGS = (
-    "kind", "model", "revision", "step", "tokens", "tuning", "train_dataset", "eval_dataset", "task",
-    "relation", "format", "shots", "metric", "seed", "source_run_id", "run_key",
+    "kind",
+    "model",
+    "revision",
+    "step",
+    "tokens",
+    "tuning",
+    "train_dataset",
+    "eval_dataset",
+    "task",
+    "relation",
+    "format",
+    "shots",
+    "metric",
+    "seed",
+    "source_run_id",
+    "run_key",
 )
 
 

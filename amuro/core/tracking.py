@@ -64,8 +64,10 @@ def runs_table_hint(experiment_id: str) -> str:
     uri = mlflow.get_tracking_uri()
     if uri.startswith(("http://", "https://")):
         return f"runs table: {uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
-    return (f"runs table: `mlflow ui --backend-store-uri {uri}`, then "
-            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs")
+    return (
+        f"runs table: `mlflow ui --backend-store-uri {uri}`, then "
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    )
 
 
 def connect(experiment: str | None) -> str:
@@ -91,7 +93,9 @@ def connect(experiment: str | None) -> str:
         if EXPERIMENT_KIND_TAG not in exp.tags:
             MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     except mlflow.exceptions.MlflowException as exc:
-        raise UserError(f"tracking store {redact(uri)} refused experiment {name!r}: {str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"tracking store {redact(uri)} refused experiment {name!r}: {str(exc).splitlines()[0]}"
+        ) from None
     return exp.experiment_id
 
 
@@ -127,21 +131,30 @@ def check_server(uri: str, timeout: float = 10.0) -> None:
             response.read()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise UserError(f"tracking server {redact(uri)} is unreachable ({reason}): start it or set "
-                        "MLFLOW_TRACKING_URI / --tracking-uri to a reachable one") from None
+        raise UserError(
+            f"tracking server {redact(uri)} is unreachable ({reason}): start it or set "
+            "MLFLOW_TRACKING_URI / --tracking-uri to a reachable one"
+        ) from None
 
 
 def find_runs(experiment_id: str, key: str) -> list:
     return ownership.runs_with_key(experiment_id, key)
 
 
-def search_runs(experiment_id: str, tags: Mapping[str, object] | None = None, *, status: str | None = None,
-                newest_first: bool = False, max_results: int | None = None) -> list:
+def search_runs(
+    experiment_id: str,
+    tags: Mapping[str, object] | None = None,
+    *,
+    status: str | None = None,
+    newest_first: bool = False,
+    max_results: int | None = None,
+) -> list:
     """Runs of one experiment whose tags (full names, e.g. ``{Tag.KIND: "eval"}``) have the given values: every
     one, page after page, or the first ``max_results``."""
     order = ["attributes.start_time DESC"] if newest_first else None
-    return search_all(MlflowClient(), [experiment_id], tag_filter(tags, status=status), order_by=order,
-                      limit=max_results)
+    return search_all(
+        MlflowClient(), [experiment_id], tag_filter(tags, status=status), order_by=order, limit=max_results
+    )
 
 
 def _end_if_possible(status: int, error: str | None = None) -> None:
@@ -164,8 +177,11 @@ def note_reuse(run: TrackedRun, kind: str, parent_run_id: str | None = None) -> 
 
 def reused_runs(parent, kind: str) -> list[str]:
     """The ids of the finished ``kind`` runs the cells of the sweep or group run ``parent`` reused."""
-    return [name[len(Tag.REUSED_PREFIX):] for name, value in parent.data.tags.items()
-            if name.startswith(Tag.REUSED_PREFIX) and value == kind]
+    return [
+        name[len(Tag.REUSED_PREFIX) :]
+        for name, value in parent.data.tags.items()
+        if name.startswith(Tag.REUSED_PREFIX) and value == kind
+    ]
 
 
 def find_finished(experiment_id: str, key: str, label: str | None = None, say=print) -> TrackedRun | None:
@@ -185,7 +201,7 @@ class TrackedRun:
     run_id: str
     reused: bool = False
     resumed: bool = False
-    joined: bool = False   # ``join=True`` and another live process owns the key: ``run_id`` is its run
+    joined: bool = False  # ``join=True`` and another live process owns the key: ``run_id`` is its run
 
 
 class FinishedElsewhere(Exception):
@@ -196,15 +212,34 @@ class FinishedElsewhere(Exception):
         self.key, self.run = key, run
 
 
-def run_once(experiment_id: str, key: str, tags: Mapping[str, str], run_name: str,
-             work: Callable[[TrackedRun], object], *, parent_run_id: str | None = None, resumable: bool = False,
-             system_metrics: bool = False, join: bool = False, say=print) -> TrackedRun:
+def run_once(
+    experiment_id: str,
+    key: str,
+    tags: Mapping[str, str],
+    run_name: str,
+    work: Callable[[TrackedRun], object],
+    *,
+    parent_run_id: str | None = None,
+    resumable: bool = False,
+    system_metrics: bool = False,
+    join: bool = False,
+    say=print,
+) -> TrackedRun:
     """The work of one key, done once: the FINISHED run with the key is reused (``work`` is not called), else
     ``work(run)`` runs inside this key's run (see :func:`tracked_run` for the options; its claim is what finds
     the finished run)."""
     try:
-        with tracked_run(experiment_id, key, tags, run_name, parent_run_id=parent_run_id, resumable=resumable,
-                         system_metrics=system_metrics, join=join, say=say) as run:
+        with tracked_run(
+            experiment_id,
+            key,
+            tags,
+            run_name,
+            parent_run_id=parent_run_id,
+            resumable=resumable,
+            system_metrics=system_metrics,
+            join=join,
+            say=say,
+        ) as run:
             work(run)
     except FinishedElsewhere as finished:
         if finished.key != key:
@@ -236,12 +271,17 @@ def tracked_run(
     ``system_metrics``: the run logs MLflow's system metrics (see ``amuro.core.system_metrics``).
     """
     parent = parent_run_id or os.environ.get(PARENT_ENV) or None
-    nested = mlflow.active_run() is not None   # a search trial under its finetune run
+    nested = mlflow.active_run() is not None  # a search trial under its finetune run
 
     def start(claim_tags: dict[str, str]) -> mlflow.ActiveRun:
-        return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent, nested=nested,
-                                tags={**tags, Tag.RUN_KEY: key, **claim_tags},
-                                log_system_metrics=system_metrics and monitoring())
+        return mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=run_name,
+            parent_run_id=parent,
+            nested=nested,
+            tags={**tags, Tag.RUN_KEY: key, **claim_tags},
+            log_system_metrics=system_metrics and monitoring(),
+        )
 
     claimed = ownership.claim(experiment_id, key, start, resumable=resumable, join=join, say=say)
     if claimed.joined:
@@ -267,16 +307,27 @@ def tracked_run(
 
 
 @contextmanager
-def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: str,
-                     launcher: str | None = None, tags: Mapping[str, str] | None = None) -> Iterator[str]:
+def invocation_group(
+    experiment_id: str,
+    entry_point: str,
+    key: str,
+    run_name: str,
+    launcher: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[str]:
     """A parent run grouping one invocation's cells, so the UI shows them together.
 
     Under ``mlflow run`` the launcher run (``MLFLOW_RUN_ID``) is the parent when it is in the same
     experiment; otherwise a ``group`` run is found by key (re-running the same command reuses it) or made.
     """
     client = MlflowClient()
-    group_tags = {Tag.KIND: "group", Tag.ENTRY_POINT: entry_point, Tag.RUN_KEY: key,
-                  **(tags or {}), **ownership.identity()}
+    group_tags = {
+        Tag.KIND: "group",
+        Tag.ENTRY_POINT: entry_point,
+        Tag.RUN_KEY: key,
+        **(tags or {}),
+        **ownership.identity(),
+    }
     if launcher and client.get_run(launcher).info.experiment_id == experiment_id:
         parent = launcher
         for name, value in group_tags.items():
@@ -285,8 +336,9 @@ def invocation_group(experiment_id: str, entry_point: str, key: str, run_name: s
         if launcher:
             client.set_tag(launcher, Tag.KIND, "group")
             client.set_tag(launcher, Tag.ENTRY_POINT, entry_point)
-        existing = [r for r in find_runs(experiment_id, key) if not (r.info.status == "RUNNING"
-                                                                      and ownership.owner_alive(r))]
+        existing = [
+            r for r in find_runs(experiment_id, key) if not (r.info.status == "RUNNING" and ownership.owner_alive(r))
+        ]
         if existing:
             parent = existing[0].info.run_id
             client.update_run(parent, status="RUNNING")
@@ -337,7 +389,6 @@ def wait_for_server(uri: str, timeout: float = 60.0) -> None:
             if time.time() > deadline:
                 raise
             time.sleep(0.3)
-
 
 
 @dataclass

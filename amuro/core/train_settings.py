@@ -24,7 +24,7 @@ PRESET_FOLDER = Path(__file__).with_name("presets")
 PRESETS = tuple(sorted((path.stem for path in PRESET_FOLDER.glob("*.yaml")), key=lambda name: name != "tiny"))
 DEFAULT_PRESET, STUDY_PRESET = "tiny", "amuro-char"
 SWEEP = "sweep"
-FILLED = ("epochs", "lr", "batch_size", "grad_accum", "max_length", "train_shots")   # what a preset may set
+FILLED = ("epochs", "lr", "batch_size", "grad_accum", "max_length", "train_shots")  # what a preset may set
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,14 @@ class Preset:
     @property
     def summary(self) -> str:
         """``tiny (epochs 2, lr 0.003, ...; sweep: epochs 1)``, for the help."""
+
         def listed(values: dict[str, object]) -> str:
-            return ", ".join(f"{name.replace('_', ' ')} {value:g}" if isinstance(value, float)
-                             else f"{name.replace('_', ' ')} {value}" for name, value in values.items())
+            return ", ".join(
+                f"{name.replace('_', ' ')} {value:g}"
+                if isinstance(value, float)
+                else f"{name.replace('_', ' ')} {value}"
+                for name, value in values.items()
+            )
 
         overrides = "".join(f"; {context}: {listed(values)}" for context, values in self.overrides.items())
         return f"{self.name} ({listed(self.settings)}{overrides})"
@@ -55,14 +60,17 @@ def load_preset(name: str) -> Preset:
     for values in (document.get("settings") or {}, *overrides.values()):
         for setting_name in values:
             if setting_name not in FILLED:
-                raise UserError(f"preset {path} sets {setting_name!r}, which a preset cannot set: "
-                                f"valid: {', '.join(FILLED)}")
+                raise UserError(
+                    f"preset {path} sets {setting_name!r}, which a preset cannot set: valid: {', '.join(FILLED)}"
+                )
     return Preset(name, document.get("settings") or {}, overrides)
 
 
-PRESET_HELP = ("Defaults of the training settings, from amuro/core/presets/NAME.yaml: "
-               + " or ".join(load_preset(name).summary for name in PRESETS)
-               + "; under --protocol study batch 1 x 8 accumulation steps.")
+PRESET_HELP = (
+    "Defaults of the training settings, from amuro/core/presets/NAME.yaml: "
+    + " or ".join(load_preset(name).summary for name in PRESETS)
+    + "; under --protocol study batch 1 x 8 accumulation steps."
+)
 
 
 @dataclass
@@ -71,33 +79,48 @@ class TrainSettings(Settings):
 
     entry_point: ClassVar[str] = "train"
 
-    tuning: str = setting("sft", "sft: one task, loss on the answer; it: a chat mixture, loss on assistant turns.",
-                          choices=TUNINGS)
-    lora: bool = setting(False, "Train LoRA adapters (merged into the saved weights) instead of all weights.",
-                         flag=True)
+    tuning: str = setting(
+        "sft", "sft: one task, loss on the answer; it: a chat mixture, loss on assistant turns.", choices=TUNINGS
+    )
+    lora: bool = setting(
+        False, "Train LoRA adapters (merged into the saved weights) instead of all weights.", flag=True
+    )
     lora_r: int = setting(8, "LoRA rank.", minimum=1)
     lora_alpha: int = setting(16, "LoRA alpha.", minimum=1)
     lora_dropout: float = setting(0.05, "LoRA dropout, in [0, 1).", minimum=0)
-    preset: str | None = setting(None, PRESET_HELP, key=False, choices=PRESETS,
-                                 empty=f"{DEFAULT_PRESET}; {STUDY_PRESET} under --protocol study")
+    preset: str | None = setting(
+        None, PRESET_HELP, key=False, choices=PRESETS, empty=f"{DEFAULT_PRESET}; {STUDY_PRESET} under --protocol study"
+    )
     epochs: int | None = setting(None, "Training epochs.", minimum=1, empty="the preset's")
     lr: float | None = setting(None, "Peak learning rate.", minimum=0, above=True, empty="the preset's")
     batch_size: int | None = setting(None, "Examples per device step.", minimum=1, empty="the preset's")
     grad_accum: int | None = setting(None, "Steps per optimizer update.", minimum=1, empty="the preset's")
     max_length: int | None = setting(None, "Longest training sequence in tokens.", minimum=8, empty="the preset's")
-    train_shots: int | None = setting(None, "Pack 0 to this many examples before each one, laid out as a few-shot "
-                                            "prompt.", minimum=0, empty="the preset's")
-    max_train_examples: int | None = setting(None, "Seeded subsample of the training split.", minimum=1,
-                                             empty="all of it")
-    seed: int | None = setting(None, "Seed of the subsample, the data order and the initial adapter weights.",
-                               empty=f"0; {STUDY_TRAIN_SEED} under --protocol study")
-    trials: int = setting(0, "Optuna trials searching lr and epochs on the validation split (0: no search).",
-                          minimum=0)
-    save_steps: int | None = setting(None, "Trainer checkpoint interval in steps.", key=False, minimum=1,
-                                     empty="about ten per run")
-    checkpoint_artifacts: bool = setting(False, "Upload each Trainer checkpoint as an artifact of the run, so a "
-                                                "retry on any machine resumes from it in the same run.",
-                                         key=False, flag=True)
+    train_shots: int | None = setting(
+        None,
+        "Pack 0 to this many examples before each one, laid out as a few-shot prompt.",
+        minimum=0,
+        empty="the preset's",
+    )
+    max_train_examples: int | None = setting(
+        None, "Seeded subsample of the training split.", minimum=1, empty="all of it"
+    )
+    seed: int | None = setting(
+        None,
+        "Seed of the subsample, the data order and the initial adapter weights.",
+        empty=f"0; {STUDY_TRAIN_SEED} under --protocol study",
+    )
+    trials: int = setting(0, "Optuna trials searching lr and epochs on the validation split (0: no search).", minimum=0)
+    save_steps: int | None = setting(
+        None, "Trainer checkpoint interval in steps.", key=False, minimum=1, empty="about ten per run"
+    )
+    checkpoint_artifacts: bool = setting(
+        False,
+        "Upload each Trainer checkpoint as an artifact of the run, so a "
+        "retry on any machine resumes from it in the same run.",
+        key=False,
+        flag=True,
+    )
 
     def validate(self) -> None:
         require(self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
@@ -118,8 +141,12 @@ def resolve_training(train: TrainSettings, protocol: str, dataset: str | None = 
     if dataset is None:
         defaults = dict(preset.overrides.get(SWEEP, {}))
     else:
-        defaults = {**preset.settings, **preset.overrides.get(train.tuning, {}),
-                    **preset.overrides.get(dataset, {}), **(STUDY_MICRO_BATCH if study else {})}
+        defaults = {
+            **preset.settings,
+            **preset.overrides.get(train.tuning, {}),
+            **preset.overrides.get(dataset, {}),
+            **(STUDY_MICRO_BATCH if study else {}),
+        }
     unset = {name: value for name, value in defaults.items() if getattr(train, name) is None}
     seed = train.seed if train.seed is not None else (STUDY_TRAIN_SEED if study else 0)
     return dataclasses.replace(train, preset=preset.name, seed=seed, **unset)

@@ -11,8 +11,10 @@ def seed_list(seeds: str | None, single: int) -> list[int]:
     if seeds is None:
         return [single]
     words = split_list(seeds)
-    require(bool(words), f"seeds {seeds!r} lists no seed: give comma-separated integers such as 0,1,2, or leave "
-                         "it out for one run")
+    require(
+        bool(words),
+        f"seeds {seeds!r} lists no seed: give comma-separated integers such as 0,1,2, or leave it out for one run",
+    )
     try:
         values = [int(word) for word in words]
     except ValueError:

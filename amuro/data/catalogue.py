@@ -22,21 +22,47 @@ _OOD_DESCRIPTIONS = {
 
 def _synthetic(task: str) -> None:
     labels = GENERATORS[task][1]
-    register(DatasetSpec(
-        name=f"synth-{task}", task=task, source="synthetic", path=f"{task}/town", labels=labels,
-        trainable=True, train_size=None, in_domain_of=("synth-instruct",),
-        description=_DESCRIPTIONS[task]))
-    register(DatasetSpec(
-        name=f"synth-{task}-ood", task=task, source="synthetic", path=f"{task}/realm", labels=labels,
-        trainable=False, train_size=None, description=_OOD_DESCRIPTIONS[task]))
+    register(
+        DatasetSpec(
+            name=f"synth-{task}",
+            task=task,
+            source="synthetic",
+            path=f"{task}/town",
+            labels=labels,
+            trainable=True,
+            train_size=None,
+            in_domain_of=("synth-instruct",),
+            description=_DESCRIPTIONS[task],
+        )
+    )
+    register(
+        DatasetSpec(
+            name=f"synth-{task}-ood",
+            task=task,
+            source="synthetic",
+            path=f"{task}/realm",
+            labels=labels,
+            trainable=False,
+            train_size=None,
+            description=_OOD_DESCRIPTIONS[task],
+        )
+    )
 
 
 for _task in GENERATORS:
     _synthetic(_task)
 
-register(DatasetSpec(
-    name="synth-instruct", task="chat", source="synthetic", path="instruct/town",
-    splits={"train": "train", "validation": "validation"}, trainable=True, train_size=6000,
-    description="instruction mixture: the four synthetic tasks as natural-language instructions (chat)"))
+register(
+    DatasetSpec(
+        name="synth-instruct",
+        task="chat",
+        source="synthetic",
+        path="instruct/town",
+        splits={"train": "train", "validation": "validation"},
+        trainable=True,
+        train_size=6000,
+        description="instruction mixture: the four synthetic tasks as natural-language instructions (chat)",
+    )
+)
 
 from amuro.data import study  # noqa: E402,F401  (registers the study's datasets)

@@ -73,7 +73,7 @@ def join(prompt: str, answer: str) -> str:
 
 def continuation(prompt: str, answer: str) -> str:
     """The text that follows ``prompt`` in ``join(prompt, answer)``."""
-    return join(prompt, answer)[len(prompt):]
+    return join(prompt, answer)[len(prompt) :]
 
 
 def answer_text(spec: DatasetSpec, example: Example) -> str:

@@ -37,8 +37,9 @@ def require_rows(spec: DatasetSpec, split: str, count: int) -> None:
         raise UserError(f"{where(spec, split)} is empty: point the spec at a split with rows")
 
 
-def refuse_blank_rows(spec: DatasetSpec, split: str, total: int,
-                      offenders: Sequence[tuple[int, Mapping, Reading]]) -> None:
+def refuse_blank_rows(
+    spec: DatasetSpec, split: str, total: int, offenders: Sequence[tuple[int, Mapping, Reading]]
+) -> None:
     """Rows whose prompt or reference would be missing or blank."""
     if not offenders:
         return
@@ -46,7 +47,8 @@ def refuse_blank_rows(spec: DatasetSpec, split: str, total: int,
     raise UserError(
         f"{where(spec, split)}: {len(offenders)} of {total} rows have missing or empty fields "
         f"({', '.join(reading.blank)}); first offending row #{index}: {_row_text(row)}; fix the field "
-        f"mapping or the data, or use a spec whose preprocess leaves such rows out")
+        f"mapping or the data, or use a spec whose preprocess leaves such rows out"
+    )
 
 
 def refuse_bad_gold(spec: DatasetSpec, split: str, readings: Sequence[Reading], *, evaluation: bool) -> None:
@@ -61,14 +63,16 @@ def refuse_bad_gold(spec: DatasetSpec, split: str, readings: Sequence[Reading], 
         raise UserError(
             f"{where(spec, split)}: {len(outside)} of {len(readings)} gold labels fall outside the label set "
             f"({allowed}){mapping}; raw label counts {_counts(raw)}; the split's labels are hidden or "
-            f"unmapped: use a labelled split for this role (e.g. validation) or fix label_map")
+            f"unmapped: use a labelled split for this role (e.g. validation) or fix label_map"
+        )
     if evaluation and spec.kind == "classification" and len(readings) > 1:
         words = Counter(r.example.target for r in readings)
         if len(words) == 1:
             raise UserError(
                 f"{where(spec, split)} holds a single class: label counts {_counts(words)} (raw "
                 f"{_counts(raw)}); a constant answer would score 100% or 0%: use a labelled split with every "
-                f"class (GLUE test splits hide their labels; score validation instead)")
+                f"class (GLUE test splits hide their labels; score validation instead)"
+            )
 
 
 def _plain(value: object) -> object:

@@ -21,14 +21,14 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
         "Statement 2: {hypothesis}",
         "Premise: {premise}\nHypothesis: {hypothesis}\n\nIf the premise is true, is the hypothesis true "
         "(entailment), false (contradiction), or impossible to tell (neutral)?",
-        "Given that \"{premise}\", what can we say about the claim \"{hypothesis}\"? Reply with entailment, "
+        'Given that "{premise}", what can we say about the claim "{hypothesis}"? Reply with entailment, '
         "neutral or contradiction.",
     ),
     "paraphrase": (
         "Do these two sentences describe exactly the same event? Answer yes or no.\n\n"
         "Sentence 1: {s1}\nSentence 2: {s2}",
         "Is the second sentence a paraphrase of the first? Reply with yes or no.\n\nFirst: {s1}\nSecond: {s2}",
-        "\"{s1}\" and \"{s2}\": do they mean the same thing? Say yes or no.",
+        '"{s1}" and "{s2}": do they mean the same thing? Say yes or no.',
     ),
     "summary": (
         "Summarize the following story in one sentence.\n\n{document}",
@@ -38,7 +38,7 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
     "qgen": (
         "Here is a short text and an answer. Write the question that the answer responds to.\n\n"
         "Text: {context}\nAnswer: {answer}",
-        "Context: {context}\n\nWrite a question about the context whose answer is \"{answer}\".",
+        'Context: {context}\n\nWrite a question about the context whose answer is "{answer}".',
         "Make up the question for this answer, using the text.\nText: {context}\nAnswer: {answer}",
     ),
 }
@@ -51,9 +51,16 @@ def mixture(domain: str, split: str) -> tuple[Example, ...]:
     for task, phrasings in INSTRUCTIONS.items():
         for number, example in enumerate(synthetic.generate(task, domain, split)):
             instruction = phrasings[number % len(phrasings)].format(**example.slots)
-            items.append(Example(
-                item_id=f"instruct-{example.item_id}", slots={}, target=example.target,
-                messages=({"role": "user", "content": instruction},
-                          {"role": "assistant", "content": example.target})))
+            items.append(
+                Example(
+                    item_id=f"instruct-{example.item_id}",
+                    slots={},
+                    target=example.target,
+                    messages=(
+                        {"role": "user", "content": instruction},
+                        {"role": "assistant", "content": example.target},
+                    ),
+                )
+            )
     random.Random(f"instruct/{domain}/{split}").shuffle(items)
     return tuple(items)

@@ -30,8 +30,13 @@ _DUPLICATE_ROW = ("unique constraint", "duplicate key", "duplicate entry")
 
 def rows_digest(examples: Sequence[Example]) -> str:
     """A hash of the normalized rows in order: equal exactly when the same items were used."""
-    canonical = json.dumps([dataclasses.asdict(ex) for ex in examples], sort_keys=True, ensure_ascii=False,
-                           default=list, separators=(",", ":"))
+    canonical = json.dumps(
+        [dataclasses.asdict(ex) for ex in examples],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=list,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
@@ -39,8 +44,11 @@ def _records(examples: Sequence[Example]) -> list[dict[str, object]]:
     """One flat record per example (nested fields as JSON text), the table MLflow profiles."""
     records = []
     for ex in examples:
-        record: dict[str, object] = {"item_id": ex.item_id, **{f"slot_{k}": v for k, v in ex.slots.items()},
-                                     "target": ex.target}
+        record: dict[str, object] = {
+            "item_id": ex.item_id,
+            **{f"slot_{k}": v for k, v in ex.slots.items()},
+            "target": ex.target,
+        }
         if ex.choices:
             record["choices"] = json.dumps(list(ex.choices), ensure_ascii=False)
             record["gold"] = str(ex.gold)
@@ -67,9 +75,13 @@ def as_dataset(spec: DatasetSpec, split: str, examples: Sequence[Example]):
 
         from amuro.data.sources import hub_arguments
 
-        source = HuggingFaceDatasetSource(path=spec.path, config_name=hub_arguments(spec).get("name"),
-                                          data_dir=hub_arguments(spec).get("data_dir"), split=split,
-                                          revision=spec.revision or "main")
+        source = HuggingFaceDatasetSource(
+            path=spec.path,
+            config_name=hub_arguments(spec).get("name"),
+            data_dir=hub_arguments(spec).get("data_dir"),
+            split=split,
+            revision=spec.revision or "main",
+        )
         table = datasets.Dataset.from_list(records) if records else datasets.Dataset.from_dict({"item_id": []})
         return mlflow.data.from_huggingface(table, name=spec.name, digest=digest, source=source)
     import pandas as pd
@@ -77,8 +89,7 @@ def as_dataset(spec: DatasetSpec, split: str, examples: Sequence[Example]):
 
     # Built directly: resolving a plain path matches two registered local sources and warns about it.
     source = get_dataset_source_from_json(json.dumps({"uri": source_path(spec, split)}), "local")
-    return mlflow.data.from_pandas(pd.DataFrame.from_records(records), source=source, name=spec.name,
-                                   digest=digest)
+    return mlflow.data.from_pandas(pd.DataFrame.from_records(records), source=source, name=spec.name, digest=digest)
 
 
 def log_rows(spec: DatasetSpec, split: str, examples: Sequence[Example], context: str) -> str:
@@ -93,8 +104,11 @@ def log_row_sets(spec: DatasetSpec, row_sets: Sequence[tuple[str, Sequence[Examp
         if context not in CONTEXTS:
             raise ValueError(f"dataset context {context!r} is not one of {CONTEXTS}")
     datasets = [as_dataset(spec, split, examples) for split, examples, _ in row_sets]
-    _log_inputs(datasets=datasets, contexts=[context for _, _, context in row_sets],
-                tags_list=[{"split": split, "rows": str(len(examples))} for split, examples, _ in row_sets])
+    _log_inputs(
+        datasets=datasets,
+        contexts=[context for _, _, context in row_sets],
+        tags_list=[{"split": split, "rows": str(len(examples))} for split, examples, _ in row_sets],
+    )
     return [dataset.digest for dataset in datasets]
 
 
@@ -112,19 +126,29 @@ def _log_inputs(**inputs) -> None:
             time.sleep(0.05 * attempt)
 
 
-def log_hub_documents(name: str, docs, *, path: str, config: str | None, split: str, revision: str | None,
-                      data_files=None, context: str = "eval") -> str:
+def log_hub_documents(
+    name: str,
+    docs,
+    *,
+    path: str,
+    config: str | None,
+    split: str,
+    revision: str | None,
+    data_files=None,
+    context: str = "eval",
+) -> str:
     """Record rows of a Hugging Face ``datasets.Dataset`` read by another harness (lm-eval) as an input of the
     active run, digested by their content; returns the digest."""
     import datasets
     from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
 
-    if not isinstance(docs, datasets.Dataset):   # a task's processed documents may be a plain list
+    if not isinstance(docs, datasets.Dataset):  # a task's processed documents may be a plain list
         docs = datasets.Dataset.from_list(list(docs))
     canonical = json.dumps(list(docs), sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:20]
-    source = HuggingFaceDatasetSource(path=path, config_name=config, split=split, revision=revision,
-                                      data_files=data_files)
+    source = HuggingFaceDatasetSource(
+        path=path, config_name=config, split=split, revision=revision, data_files=data_files
+    )
     dataset = mlflow.data.from_huggingface(docs, name=name, digest=digest, source=source)
     _log_inputs(datasets=[dataset], contexts=[context], tags_list=[{"split": split, "rows": str(len(docs))}])
     return digest

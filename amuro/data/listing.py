@@ -24,8 +24,11 @@ def catalogue_table(spec_files: Sequence[str] = ()) -> str:
         load_spec_files(spec_files)
     rows = [("name", "task", "type", "metric", "source", "offline", "splits")]
     for spec in CATALOGUE.values():
-        source = spec.source if spec.source == "synthetic" else f"{spec.source}:{spec.path}" + (
-            f" [{spec.config}]" if spec.config else "")
+        source = (
+            spec.source
+            if spec.source == "synthetic"
+            else f"{spec.source}:{spec.path}" + (f" [{spec.config}]" if spec.config else "")
+        )
         rows.append((spec.name, spec.task, spec.kind, spec.metric, source, availability(spec), _sizes(spec)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)

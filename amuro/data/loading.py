@@ -19,8 +19,9 @@ EVALUATION_ROLES = ("validation", "test")
 log = logging.getLogger(__name__)
 
 
-def load_examples(spec: DatasetSpec, role: str, *, limit: int | None = None,
-                  protocol: str = DEFAULT_PROTOCOL) -> list[Example]:
+def load_examples(
+    spec: DatasetSpec, role: str, *, limit: int | None = None, protocol: str = DEFAULT_PROTOCOL
+) -> list[Example]:
     """The examples of one role (``train``, ``validation``, ``test``) of a dataset.
 
     Training splits are subsampled as in the study: a shuffle seeded with 42, then ``spec.train_size``
@@ -109,8 +110,13 @@ def _read_examples(spec: DatasetSpec, role: str, split: str, protocol_name: str)
     if evaluation:
         guards.refuse_blank_rows(spec, split, total, offenders)
     elif offenders:
-        log.warning("dataset %s split %r: skipped %d training rows with missing or empty fields (%s)",
-                    spec.name, split, len(offenders), ", ".join(offenders[0][2].blank))
+        log.warning(
+            "dataset %s split %r: skipped %d training rows with missing or empty fields (%s)",
+            spec.name,
+            split,
+            len(offenders),
+            ", ".join(offenders[0][2].blank),
+        )
     if not readings:
         if offenders:
             guards.refuse_blank_rows(spec, split, total, offenders)

@@ -15,8 +15,9 @@ from amuro.data.spec import DatasetSpec
 _QUESTION = "\n ### Question: "
 _GENERATE = "Generate a suitable question: "
 _SOCIAL_ANSWERS = "Answer A: {answerA} Answer B: {answerB}Answer C: {answerC}"
-_PARAPHRASE_INSTRUCT = ("Let\u2019s compare the two sentences: Sentence_1: {s1} Sentence_2: {s2} "
-                        "Are they paraphrasing?: ")
+_PARAPHRASE_INSTRUCT = (
+    "Let\u2019s compare the two sentences: Sentence_1: {s1} Sentence_2: {s2} Are they paraphrasing?: "
+)
 _WITHOUT_IO = ("default", "instruct")
 _NLI_WORDS = ("entailment", "neutral", "contradiction")
 
@@ -26,26 +27,39 @@ STUDY_SPECS: dict[str, dict[str, object]] = {
         "templates": {
             "default": "### Input: {context}\n ### Answer: " + _SOCIAL_ANSWERS + _QUESTION,
             "instruct": "Given the context: {context} And the answer: " + _SOCIAL_ANSWERS + _GENERATE,
-            "io": "{context}{answerA}{answerB}{answerC}"}},
+            "io": "{context}{answerA}{answerB}{answerC}",
+        },
+    },
     "sciq": {
-        "fields": {"target": "question"}, "formats": _WITHOUT_IO,
+        "fields": {"target": "question"},
+        "formats": _WITHOUT_IO,
         "templates": {
             "default": "### Input: {support}\n ### Answer: Answer A: {correct_answer} Answer B: {distractor1} "
-                       "Answer C: {distractor2}Answer D: {distractor3}" + _QUESTION,
+            "Answer C: {distractor2}Answer D: {distractor3}" + _QUESTION,
             "instruct": "Given the context: {support} And the answer: Answer A: {correct_answer} Answer B: "
-                        "{distractor1}Answer C: {distractor2}Answer D: {distractor3}" + _GENERATE}},
+            "{distractor1}Answer C: {distractor2}Answer D: {distractor3}" + _GENERATE,
+        },
+    },
     "tweetqa": {
-        "formats": _WITHOUT_IO, "splits": {"train": "train", "test": "train"},
-        "templates": {"instruct": "Given the context: {context} And the answer: {answer}" + _GENERATE}},
+        "formats": _WITHOUT_IO,
+        "splits": {"train": "train", "test": "train"},
+        "templates": {"instruct": "Given the context: {context} And the answer: {answer}" + _GENERATE},
+    },
     "cnn_dailymail": {"formats": _WITHOUT_IO},
-    "rte": {"formats": _WITHOUT_IO, "splits": {"train": "train", "test": "train"}, "labels": _NLI_WORDS,
-            "label_map": {"0": "entailment", "1": "neutral"}},
+    "rte": {
+        "formats": _WITHOUT_IO,
+        "splits": {"train": "train", "test": "train"},
+        "labels": _NLI_WORDS,
+        "label_map": {"0": "entailment", "1": "neutral"},
+    },
     "gpt3nli": {"formats": _WITHOUT_IO},
     "paws": {"templates": {"instruct": _PARAPHRASE_INSTRUCT}},
     "qqp": {"formats": _WITHOUT_IO, "templates": {"instruct": _PARAPHRASE_INSTRUCT}},
     "stsb": {"formats": _WITHOUT_IO, "templates": {"instruct": _PARAPHRASE_INSTRUCT}},
-    **{name: {"splits": {"train": "train", "validation": "validation", "test": "validation"}}
-       for name in ("arc_easy", "arc_challenge", "openbookqa", "sciq_mc")},
+    **{
+        name: {"splits": {"train": "train", "validation": "validation", "test": "validation"}}
+        for name in ("arc_easy", "arc_challenge", "openbookqa", "sciq_mc")
+    },
 }
 
 

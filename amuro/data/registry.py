@@ -26,8 +26,9 @@ def get(name: str) -> DatasetSpec:
         raise unknown("dataset", name, CATALOGUE) from None
 
 
-def resolve(selection: str | Iterable[str], *, offline_only: bool = False,
-            trainable: bool | None = None) -> list[DatasetSpec]:
+def resolve(
+    selection: str | Iterable[str], *, offline_only: bool = False, trainable: bool | None = None
+) -> list[DatasetSpec]:
     """Dataset names, task families or ``all`` (comma-separated or a list) -> specs, in catalogue order; a task
     family or ``all`` leaves out what cannot be scored (chat mixtures, datasets without a test split)."""
     words = [w.strip() for w in (selection.split(",") if isinstance(selection, str) else selection)]

@@ -23,8 +23,7 @@ from amuro.core.errors import UserError, unknown
 from amuro.data.formats import formats_for, slots_of, template
 from amuro.data.spec import DatasetSpec, Example
 
-RESERVED_FIELDS = ("target", "label", "choices", "choice_labels", "gold", "gold_label", "gold_text", "messages",
-                   "id")
+RESERVED_FIELDS = ("target", "label", "choices", "choice_labels", "gold", "gold_label", "gold_text", "messages", "id")
 MISSING = object()
 
 
@@ -36,8 +35,7 @@ def lookup(row: Mapping, path: str) -> object:
     for part in path.split("."):
         if isinstance(value, Mapping) and part in value:
             value = value[part]
-        elif isinstance(value, Sequence) and not isinstance(value, str) and part.isdigit() \
-                and int(part) < len(value):
+        elif isinstance(value, Sequence) and not isinstance(value, str) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
             return MISSING
@@ -52,8 +50,12 @@ def raw_key(value: object) -> str:
 
 
 def is_blank(value: object) -> bool:
-    return value is MISSING or value is None or (isinstance(value, str) and not value.strip()) or (
-        isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 0)
+    return (
+        value is MISSING
+        or value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 0)
+    )
 
 
 def template_slots(spec: DatasetSpec) -> tuple[str, ...]:
@@ -112,8 +114,11 @@ class RowReader:
             return Reading(Example(item_id, slots, target, choices=choices, gold=gold), tuple(blank), raw)
         if kind == "chat":
             messages = lookup(row, self.path("messages"))
-            turns = tuple({"role": str(m["role"]), "content": str(m["content"])} for m in messages) \
-                if isinstance(messages, Sequence) and not isinstance(messages, str) else ()
+            turns = (
+                tuple({"role": str(m["role"]), "content": str(m["content"])} for m in messages)
+                if isinstance(messages, Sequence) and not isinstance(messages, str)
+                else ()
+            )
             if not turns:
                 blank.append(f"messages <- {self.path('messages')}")
             reply = next((t["content"] for t in reversed(turns) if t["role"] == "assistant"), "")
@@ -174,6 +179,7 @@ def register_preprocessor(name: str) -> Callable:
     def wrap(fn: Callable[[dict], dict | None]) -> Callable[[dict], dict | None]:
         PREPROCESSORS[name] = fn
         return fn
+
     return wrap
 
 
@@ -194,6 +200,8 @@ def check_fields(spec: DatasetSpec) -> None:
     known = set(template_slots(spec)) | set(RESERVED_FIELDS)
     extra = sorted(set(spec.fields) - known)
     if extra:
-        raise UserError(f"dataset {spec.name}: fields {', '.join(extra)} are neither template slots of its "
-                        f"prompts ({', '.join(template_slots(spec)) or 'none'}) nor one of "
-                        f"{', '.join(RESERVED_FIELDS)}")
+        raise UserError(
+            f"dataset {spec.name}: fields {', '.join(extra)} are neither template slots of its "
+            f"prompts ({', '.join(template_slots(spec)) or 'none'}) nor one of "
+            f"{', '.join(RESERVED_FIELDS)}"
+        )

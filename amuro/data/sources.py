@@ -71,8 +71,10 @@ def _explain(spec: DatasetSpec, location: str, split: str, exc: Exception, from_
     if from_hub and isinstance(exc, ConnectionError):
         return f"dataset {spec.name}: cannot reach the hub for {spec.path} ({message}): {copy_hint} or go online"
     if "scripts are no longer supported" in message:
-        return (f"dataset {spec.name}: {location} is published with a loading script, which this datasets "
-                f"version no longer runs: set revision to {PARQUET_EXPORT} in a spec file or {copy_hint}")
+        return (
+            f"dataset {spec.name}: {location} is published with a loading script, which this datasets "
+            f"version no longer runs: set revision to {PARQUET_EXPORT} in a spec file or {copy_hint}"
+        )
     what = f"{location}" + (f" config {spec.config}" if spec.config else "")
     return f"dataset {spec.name}: loading split {split!r} of {what} failed ({type(exc).__name__}: {message})"
 
@@ -90,8 +92,7 @@ def _from_disk(spec: DatasetSpec, folder: Path, split: str) -> Rows:
         raise UserError(f"dataset {spec.name}: cannot read the saved dataset {folder} ({exc})") from None
     if isinstance(saved, datasets.DatasetDict):
         if split not in saved:
-            raise UserError(f"dataset {spec.name}: {folder} has no split {split!r}: its splits are "
-                            f"{', '.join(saved)}")
+            raise UserError(f"dataset {spec.name}: {folder} has no split {split!r}: its splits are {', '.join(saved)}")
         return saved[split]
     return saved
 
@@ -111,8 +112,10 @@ def _read_local(spec: DatasetSpec, split: str) -> Rows:
         return _load_dataset(spec, str(path), split, from_hub=False)
     fmt = fmt or FILE_FORMATS.get(path.suffix.lower())
     if fmt not in FILE_FORMATS.values():
-        raise UserError(f"dataset {spec.name}: cannot tell the format of {path}: set file_format to one of "
-                        f"{', '.join([*FILE_FORMATS.values(), *FOLDER_FORMATS])}")
+        raise UserError(
+            f"dataset {spec.name}: cannot tell the format of {path}: set file_format to one of "
+            f"{', '.join([*FILE_FORMATS.values(), *FOLDER_FORMATS])}"
+        )
     return read_file(path, fmt)
 
 
@@ -123,8 +126,9 @@ def read_file(path: Path, fmt: str) -> list[dict]:
     if fmt == "json":
         rows = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise UserError(f"{path} must hold a JSON list of objects (one per row); for one object per line "
-                            f"name the file .jsonl")
+            raise UserError(
+                f"{path} must hold a JSON list of objects (one per row); for one object per line name the file .jsonl"
+            )
         return rows
     if fmt in ("csv", "tsv"):
         with open(path, encoding="utf-8", newline="") as handle:
@@ -143,11 +147,13 @@ def read_jsonl(path: Path) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}): "
-                                f"fix or remove that line") from None
+                raise UserError(
+                    f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno}): fix or remove that line"
+                ) from None
             if not isinstance(row, dict):
-                raise UserError(f"{path} line {number} is a JSON {type(row).__name__}, not an object: "
-                                f"write one object per line")
+                raise UserError(
+                    f"{path} line {number} is a JSON {type(row).__name__}, not an object: write one object per line"
+                )
             rows.append(row)
     return rows
 

@@ -52,7 +52,7 @@ class DatasetSpec:
     description: str = ""
     notes: str = ""
     preprocess: str | None = None
-    formats: tuple[str, ...] = ()     # the prompt formats it is scored in; empty: every format of its task
+    formats: tuple[str, ...] = ()  # the prompt formats it is scored in; empty: every format of its task
 
     def __post_init__(self) -> None:
         for name in ("splits", "fields", "label_map", "templates"):

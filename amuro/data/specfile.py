@@ -55,8 +55,9 @@ def _parse(path: Path) -> object:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"dataset spec file {path}{line} is not valid YAML "
-                        f"({getattr(exc, 'problem', None) or exc})") from None
+        raise UserError(
+            f"dataset spec file {path}{line} is not valid YAML ({getattr(exc, 'problem', None) or exc})"
+        ) from None
 
 
 def _entries(path: Path, document: object) -> list[Mapping]:
@@ -64,8 +65,10 @@ def _entries(path: Path, document: object) -> list[Mapping]:
         document = document["datasets"]
     entries = [document] if isinstance(document, Mapping) else document
     if not isinstance(entries, list) or not entries or not all(isinstance(e, Mapping) for e in entries):
-        raise UserError(f"dataset spec file {path} must hold a dataset (a mapping with name, task, path...), "
-                        f"a list of them, or 'datasets:' with a list")
+        raise UserError(
+            f"dataset spec file {path} must hold a dataset (a mapping with name, task, path...), "
+            f"a list of them, or 'datasets:' with a list"
+        )
     return entries
 
 

@@ -3,7 +3,8 @@
 Hub ids, configs, splits and columns follow each dataset's card on the Hugging Face hub. The ``test`` role
 is the labelled split that is scored: where a test split hides its labels (GLUE, HellaSwag, TweetQA) or
 there is none (BoolQ, Social IQa) the validation split is scored instead. The multiple-choice suites are
-in-domain for instruction tuning (the study's learned-in-pre-training group after Tulu). Datasets published with a loading script, which
+in-domain for instruction tuning (the study's learned-in-pre-training group after Tulu). Datasets published
+with a loading script, which
 current ``datasets`` releases no longer run, are read from the hub's parquet export or a converted branch.
 Every hub entry can also be read offline from a local copy (see ``amuro.data.sources``).
 """
@@ -33,134 +34,291 @@ def _hub(name: str, task: str, path: str, **settings) -> DatasetSpec:
 
 # --- summary generation (ROUGE-L) ---------------------------------------------------------------------
 
-_hub("xsum", "summary", "EdinburghNLP/xsum", revision=PARQUET_EXPORT, splits=TRAIN_VALID_TEST,
-     fields={"document": "document", "target": "summary", "id": "id"}, trainable=True,
-     preprocess="drop_blank_rows",
-     description="BBC articles with a one-sentence summary (XSum)",
-     notes="rows with an empty document or summary are left out")
-_hub("xlsum", "summary", "csebuetnlp/xlsum", config="english", revision=PARQUET_EXPORT,
-     splits=TRAIN_VALID_TEST, fields={"document": "text", "target": "summary", "id": "id"},
-     in_domain_of=("xsum",), preprocess="drop_blank_rows",
-     description="XL-Sum English: BBC articles and their summaries (in-domain for XSum)")
-_hub("cnn_dailymail", "summary", "abisee/cnn_dailymail", config="3.0.0", splits=TRAIN_VALID_TEST,
-     fields={"document": "article", "target": "highlights", "id": "id"},
-     description="CNN/Daily Mail articles and their highlights")
+_hub(
+    "xsum",
+    "summary",
+    "EdinburghNLP/xsum",
+    revision=PARQUET_EXPORT,
+    splits=TRAIN_VALID_TEST,
+    fields={"document": "document", "target": "summary", "id": "id"},
+    trainable=True,
+    preprocess="drop_blank_rows",
+    description="BBC articles with a one-sentence summary (XSum)",
+    notes="rows with an empty document or summary are left out",
+)
+_hub(
+    "xlsum",
+    "summary",
+    "csebuetnlp/xlsum",
+    config="english",
+    revision=PARQUET_EXPORT,
+    splits=TRAIN_VALID_TEST,
+    fields={"document": "text", "target": "summary", "id": "id"},
+    in_domain_of=("xsum",),
+    preprocess="drop_blank_rows",
+    description="XL-Sum English: BBC articles and their summaries (in-domain for XSum)",
+)
+_hub(
+    "cnn_dailymail",
+    "summary",
+    "abisee/cnn_dailymail",
+    config="3.0.0",
+    splits=TRAIN_VALID_TEST,
+    fields={"document": "article", "target": "highlights", "id": "id"},
+    description="CNN/Daily Mail articles and their highlights",
+)
 
 # --- question generation (ROUGE-L) --------------------------------------------------------------------
 
-_hub("socialiqa", "qgen", "allenai/social_i_qa", revision=PARQUET_EXPORT, splits=SCORE_VALIDATION,
-     fields={"context": "context", "answer": "answer", "target": "question"}, trainable=True,
-     preprocess="socialiqa_answer",
-     description="Social IQa: a situation and its correct answer -> the question",
-     notes="the correct answer is answerA/B/C picked by label (1-3); Social IQa publishes no test split, so "
-           "the validation split is scored; read from the parquet export (the repository holds a loading script)")
-_hub("sciq", "qgen", "allenai/sciq", splits=TRAIN_VALID_TEST,
-     fields={"context": "support", "answer": "correct_answer", "target": "question"},
-     preprocess="sciq_with_support",
-     description="SciQ: a science paragraph and an answer -> the question",
-     notes="questions without a support paragraph are left out")
-_hub("tweetqa", "qgen", "ucsbnlp/tweet_qa", splits=SCORE_VALIDATION,
-     fields={"context": "Tweet", "answer": "Answer.0", "target": "Question", "id": "qid"},
-     description="TweetQA: a tweet and an answer -> the question",
-     notes="the answer is the first of the listed answers; the test split's answers are hidden, so the "
-           "validation split is scored")
+_hub(
+    "socialiqa",
+    "qgen",
+    "allenai/social_i_qa",
+    revision=PARQUET_EXPORT,
+    splits=SCORE_VALIDATION,
+    fields={"context": "context", "answer": "answer", "target": "question"},
+    trainable=True,
+    preprocess="socialiqa_answer",
+    description="Social IQa: a situation and its correct answer -> the question",
+    notes="the correct answer is answerA/B/C picked by label (1-3); Social IQa publishes no test split, so "
+    "the validation split is scored; read from the parquet export (the repository holds a loading script)",
+)
+_hub(
+    "sciq",
+    "qgen",
+    "allenai/sciq",
+    splits=TRAIN_VALID_TEST,
+    fields={"context": "support", "answer": "correct_answer", "target": "question"},
+    preprocess="sciq_with_support",
+    description="SciQ: a science paragraph and an answer -> the question",
+    notes="questions without a support paragraph are left out",
+)
+_hub(
+    "tweetqa",
+    "qgen",
+    "ucsbnlp/tweet_qa",
+    splits=SCORE_VALIDATION,
+    fields={"context": "Tweet", "answer": "Answer.0", "target": "Question", "id": "qid"},
+    description="TweetQA: a tweet and an answer -> the question",
+    notes="the answer is the first of the listed answers; the test split's answers are hidden, so the "
+    "validation split is scored",
+)
 
 # --- natural language inference (accuracy) ------------------------------------------------------------
 
 _NLI_FIELDS = {"premise": "premise", "hypothesis": "hypothesis", "label": "label", "id": "idx"}
 _NLI_MAP = {"0": "entailment", "1": "neutral", "2": "contradiction"}
 
-_hub("mnli", "nli", GLUE, config="mnli", splits={"train": "train", "validation": "validation_matched"},
-     fields=_NLI_FIELDS, labels=NLI_LABELS, label_map=_NLI_MAP, trainable=True,
-     description="MultiNLI training set (scored through mnli_matched and mnli_mismatched)")
-_hub("mnli_matched", "nli", GLUE, config="mnli",
-     splits={"train": "train", "validation": "validation_matched", "test": "validation_matched"},
-     fields=_NLI_FIELDS, labels=NLI_LABELS, label_map=_NLI_MAP, in_domain_of=("mnli",),
-     description="MultiNLI validation, genres seen in training",
-     notes="GLUE hides MNLI test labels; the matched validation split is scored")
-_hub("mnli_mismatched", "nli", GLUE, config="mnli",
-     splits={"train": "train", "validation": "validation_mismatched", "test": "validation_mismatched"},
-     fields=_NLI_FIELDS, labels=NLI_LABELS, label_map=_NLI_MAP, in_domain_of=("mnli",),
-     description="MultiNLI validation, genres not seen in training",
-     notes="GLUE hides MNLI test labels; the mismatched validation split is scored")
-_hub("rte", "nli", GLUE, config="rte", splits=SCORE_VALIDATION,
-     fields={"premise": "sentence1", "hypothesis": "sentence2", "label": "label", "id": "idx"},
-     labels=("entailment", "contradiction"), label_map={"0": "entailment", "1": "contradiction"},
-     description="RTE: two-way entailment",
-     notes="RTE has two classes (0 entailment, 1 not_entailment); not_entailment is scored as the word "
-           "'contradiction', so a three-way NLI model chooses between 'entailment' and 'contradiction' "
-           "('neutral' is not offered); GLUE hides test labels, so validation is scored")
-_hub("gpt3nli", "nli", "pietrolesci/gpt3_nli", splits={"test": "train"},
-     fields={"premise": "text_a", "hypothesis": "text_b", "label": "label", "id": "guid"},
-     labels=NLI_LABELS, label_map=_NLI_MAP,
-     description="NLI pairs written by GPT-3 (single split, scored whole)",
-     notes="the dataset has one split; it has no training role, so demonstrations must come elsewhere")
+_hub(
+    "mnli",
+    "nli",
+    GLUE,
+    config="mnli",
+    splits={"train": "train", "validation": "validation_matched"},
+    fields=_NLI_FIELDS,
+    labels=NLI_LABELS,
+    label_map=_NLI_MAP,
+    trainable=True,
+    description="MultiNLI training set (scored through mnli_matched and mnli_mismatched)",
+)
+_hub(
+    "mnli_matched",
+    "nli",
+    GLUE,
+    config="mnli",
+    splits={"train": "train", "validation": "validation_matched", "test": "validation_matched"},
+    fields=_NLI_FIELDS,
+    labels=NLI_LABELS,
+    label_map=_NLI_MAP,
+    in_domain_of=("mnli",),
+    description="MultiNLI validation, genres seen in training",
+    notes="GLUE hides MNLI test labels; the matched validation split is scored",
+)
+_hub(
+    "mnli_mismatched",
+    "nli",
+    GLUE,
+    config="mnli",
+    splits={"train": "train", "validation": "validation_mismatched", "test": "validation_mismatched"},
+    fields=_NLI_FIELDS,
+    labels=NLI_LABELS,
+    label_map=_NLI_MAP,
+    in_domain_of=("mnli",),
+    description="MultiNLI validation, genres not seen in training",
+    notes="GLUE hides MNLI test labels; the mismatched validation split is scored",
+)
+_hub(
+    "rte",
+    "nli",
+    GLUE,
+    config="rte",
+    splits=SCORE_VALIDATION,
+    fields={"premise": "sentence1", "hypothesis": "sentence2", "label": "label", "id": "idx"},
+    labels=("entailment", "contradiction"),
+    label_map={"0": "entailment", "1": "contradiction"},
+    description="RTE: two-way entailment",
+    notes="RTE has two classes (0 entailment, 1 not_entailment); not_entailment is scored as the word "
+    "'contradiction', so a three-way NLI model chooses between 'entailment' and 'contradiction' "
+    "('neutral' is not offered); GLUE hides test labels, so validation is scored",
+)
+_hub(
+    "gpt3nli",
+    "nli",
+    "pietrolesci/gpt3_nli",
+    splits={"test": "train"},
+    fields={"premise": "text_a", "hypothesis": "text_b", "label": "label", "id": "guid"},
+    labels=NLI_LABELS,
+    label_map=_NLI_MAP,
+    description="NLI pairs written by GPT-3 (single split, scored whole)",
+    notes="the dataset has one split; it has no training role, so demonstrations must come elsewhere",
+)
 
 # --- paraphrase detection (accuracy) ------------------------------------------------------------------
 
 _YES_NO_MAP = {"0": "no", "1": "yes"}
 
-_hub("paws", "paraphrase", "google-research-datasets/paws", config="labeled_final", splits=TRAIN_VALID_TEST,
-     fields={"s1": "sentence1", "s2": "sentence2", "label": "label", "id": "id"}, labels=YES_NO,
-     label_map=_YES_NO_MAP, trainable=True,
-     description="PAWS (labeled_final): word-swapped sentence pairs, paraphrase or not")
-_hub("qqp", "paraphrase", GLUE, config="qqp", splits=SCORE_VALIDATION,
-     fields={"s1": "question1", "s2": "question2", "label": "label", "id": "idx"}, labels=YES_NO,
-     label_map=_YES_NO_MAP,
-     description="Quora question pairs: duplicate or not",
-     notes="GLUE's QQP test labels are hidden (-1); the validation split is scored")
-_hub("stsb", "paraphrase", GLUE, config="stsb", splits=SCORE_VALIDATION,
-     fields={"s1": "sentence1", "s2": "sentence2", "label": "similar", "id": "idx"}, labels=YES_NO,
-     preprocess="stsb_similarity",
-     description="STS-B sentence pairs; a similarity above 3.5 (of 5) counts as a paraphrase",
-     notes=f"label 'yes' when the similarity score > {STSB_THRESHOLD}; GLUE's STS-B test scores are hidden "
-           f"(-1), so the validation split is scored")
+_hub(
+    "paws",
+    "paraphrase",
+    "google-research-datasets/paws",
+    config="labeled_final",
+    splits=TRAIN_VALID_TEST,
+    fields={"s1": "sentence1", "s2": "sentence2", "label": "label", "id": "id"},
+    labels=YES_NO,
+    label_map=_YES_NO_MAP,
+    trainable=True,
+    description="PAWS (labeled_final): word-swapped sentence pairs, paraphrase or not",
+)
+_hub(
+    "qqp",
+    "paraphrase",
+    GLUE,
+    config="qqp",
+    splits=SCORE_VALIDATION,
+    fields={"s1": "question1", "s2": "question2", "label": "label", "id": "idx"},
+    labels=YES_NO,
+    label_map=_YES_NO_MAP,
+    description="Quora question pairs: duplicate or not",
+    notes="GLUE's QQP test labels are hidden (-1); the validation split is scored",
+)
+_hub(
+    "stsb",
+    "paraphrase",
+    GLUE,
+    config="stsb",
+    splits=SCORE_VALIDATION,
+    fields={"s1": "sentence1", "s2": "sentence2", "label": "similar", "id": "idx"},
+    labels=YES_NO,
+    preprocess="stsb_similarity",
+    description="STS-B sentence pairs; a similarity above 3.5 (of 5) counts as a paraphrase",
+    notes=f"label 'yes' when the similarity score > {STSB_THRESHOLD}; GLUE's STS-B test scores are hidden "
+    f"(-1), so the validation split is scored",
+)
 
 # --- multiple choice, scored by log-likelihood ranking (accuracy) -----------------------------------------
 
 _QUESTION_ANSWER = {"default": "Question: {question}\nAnswer:"}
 _INSTRUCTION_TUNING = ("tulu_v2",)
 
-for _name, _config, _label in (("arc_easy", "ARC-Easy", "ARC Easy"), ("arc_challenge", "ARC-Challenge",
-                                                                       "ARC Challenge")):
-    _hub(_name, "mc", "allenai/ai2_arc", config=_config, splits=TRAIN_VALID_TEST,
-         fields={"question": "question", "choices": "choices.text", "choice_labels": "choices.label",
-                 "gold_label": "answerKey", "id": "id"},
-         templates=_QUESTION_ANSWER, in_domain_of=_INSTRUCTION_TUNING,
-         description=f"{_label}: grade-school science questions")
-_hub("boolq", "mc", "google/boolq", splits=SCORE_VALIDATION,
-     fields={"passage": "passage", "question": "question", "gold": "answer"}, labels=("no", "yes"),
-     templates={"default": "{passage}\nQuestion: {question}?\nAnswer:"}, in_domain_of=_INSTRUCTION_TUNING,
-     description="BoolQ: yes/no questions about a passage",
-     notes="BoolQ has no test split; the validation split is scored")
-_hub("hellaswag", "mc", "Rowan/hellaswag", revision=PARQUET_EXPORT, splits=SCORE_VALIDATION,
-     fields={"query": "query", "choices": "endings", "gold": "label"}, preprocess="hellaswag",
-     templates={"default": "{query}"}, in_domain_of=_INSTRUCTION_TUNING,
-     description="HellaSwag: the most plausible continuation of an activity description",
-     notes="test labels are hidden, so the validation split is scored; context and endings are cleaned "
-           "as in lm-evaluation-harness")
-_hub("openbookqa", "mc", "allenai/openbookqa", config="main", splits=TRAIN_VALID_TEST,
-     fields={"question": "question_stem", "choices": "choices.text", "choice_labels": "choices.label",
-             "gold_label": "answerKey", "id": "id"},
-     templates=_QUESTION_ANSWER, in_domain_of=_INSTRUCTION_TUNING,
-     description="OpenBookQA: elementary science questions")
-_hub("sciq_mc", "mc", "allenai/sciq", splits=TRAIN_VALID_TEST,
-     fields={"question": "question_with_support",
-             "choices": "correct_answer,distractor1,distractor2,distractor3", "gold_text": "correct_answer"},
-     preprocess="sciq_question_with_support", templates={"default": "{question}\nAnswer:"},
-     in_domain_of=_INSTRUCTION_TUNING,
-     description="SciQ as four-way multiple choice",
-     notes="the support paragraph, when there is one, precedes the question")
+for _name, _config, _label in (
+    ("arc_easy", "ARC-Easy", "ARC Easy"),
+    ("arc_challenge", "ARC-Challenge", "ARC Challenge"),
+):
+    _hub(
+        _name,
+        "mc",
+        "allenai/ai2_arc",
+        config=_config,
+        splits=TRAIN_VALID_TEST,
+        fields={
+            "question": "question",
+            "choices": "choices.text",
+            "choice_labels": "choices.label",
+            "gold_label": "answerKey",
+            "id": "id",
+        },
+        templates=_QUESTION_ANSWER,
+        in_domain_of=_INSTRUCTION_TUNING,
+        description=f"{_label}: grade-school science questions",
+    )
+_hub(
+    "boolq",
+    "mc",
+    "google/boolq",
+    splits=SCORE_VALIDATION,
+    fields={"passage": "passage", "question": "question", "gold": "answer"},
+    labels=("no", "yes"),
+    templates={"default": "{passage}\nQuestion: {question}?\nAnswer:"},
+    in_domain_of=_INSTRUCTION_TUNING,
+    description="BoolQ: yes/no questions about a passage",
+    notes="BoolQ has no test split; the validation split is scored",
+)
+_hub(
+    "hellaswag",
+    "mc",
+    "Rowan/hellaswag",
+    revision=PARQUET_EXPORT,
+    splits=SCORE_VALIDATION,
+    fields={"query": "query", "choices": "endings", "gold": "label"},
+    preprocess="hellaswag",
+    templates={"default": "{query}"},
+    in_domain_of=_INSTRUCTION_TUNING,
+    description="HellaSwag: the most plausible continuation of an activity description",
+    notes="test labels are hidden, so the validation split is scored; context and endings are cleaned "
+    "as in lm-evaluation-harness",
+)
+_hub(
+    "openbookqa",
+    "mc",
+    "allenai/openbookqa",
+    config="main",
+    splits=TRAIN_VALID_TEST,
+    fields={
+        "question": "question_stem",
+        "choices": "choices.text",
+        "choice_labels": "choices.label",
+        "gold_label": "answerKey",
+        "id": "id",
+    },
+    templates=_QUESTION_ANSWER,
+    in_domain_of=_INSTRUCTION_TUNING,
+    description="OpenBookQA: elementary science questions",
+)
+_hub(
+    "sciq_mc",
+    "mc",
+    "allenai/sciq",
+    splits=TRAIN_VALID_TEST,
+    fields={
+        "question": "question_with_support",
+        "choices": "correct_answer,distractor1,distractor2,distractor3",
+        "gold_text": "correct_answer",
+    },
+    preprocess="sciq_question_with_support",
+    templates={"default": "{question}\nAnswer:"},
+    in_domain_of=_INSTRUCTION_TUNING,
+    description="SciQ as four-way multiple choice",
+    notes="the support paragraph, when there is one, precedes the question",
+)
 
 # --- instruction tuning -------------------------------------------------------------------------------
 
-_hub("tulu_v2", "chat", "allenai/tulu-v2-sft-mixture", splits={"train": "train"},
-     fields={"messages": "messages", "id": "id"}, trainable=True, train_size=None, subsample=TULU_FRACTION,
-     description="Tulu v2 SFT mixture: chat conversations for instruction tuning",
-     notes=f"a seeded {TULU_FRACTION:.0%} sample of the mixture is used, as in the study")
+_hub(
+    "tulu_v2",
+    "chat",
+    "allenai/tulu-v2-sft-mixture",
+    splits={"train": "train"},
+    fields={"messages": "messages", "id": "id"},
+    trainable=True,
+    train_size=None,
+    subsample=TULU_FRACTION,
+    description="Tulu v2 SFT mixture: chat conversations for instruction tuning",
+    notes=f"a seeded {TULU_FRACTION:.0%} sample of the mixture is used, as in the study",
+)
 
 
 # --- row preprocessors ----------------------------------------------------------------------------------
+
 
 @register_preprocessor("socialiqa_answer")
 def socialiqa_answer(row: dict) -> dict:

@@ -61,13 +61,13 @@ class Checkpoint:
     revision: str
     step: int
     tokens: int | None
-    location: str                       # a local folder, or the hub repo id
-    hub_revision: str | None = None     # the branch passed to from_pretrained for hub checkpoints
+    location: str  # a local folder, or the hub repo id
+    hub_revision: str | None = None  # the branch passed to from_pretrained for hub checkpoints
     commit: str | None = None
     source_run_id: str | None = None
     artifact_path: str | None = None
-    stage: int = 1                      # OLMo-2's later stages (stage 2: the annealing runs) are selected apart
-    ingredient: int | None = None       # OLMo-2 stage 2's data mixture: each ingredient is its own checkpoint
+    stage: int = 1  # OLMo-2's later stages (stage 2: the annealing runs) are selected apart
+    ingredient: int | None = None  # OLMo-2 stage 2's data mixture: each ingredient is its own checkpoint
 
     @property
     def label(self) -> str:
@@ -85,8 +85,10 @@ class Checkpoint:
             model = AutoModelForCausalLM.from_pretrained(self.location, dtype=dtype, **kwargs)
         except Exception as exc:  # transformers raises many types for a bad folder
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"checkpoint {self.revision} of {self.series} failed to load from {self.location} "
-                            f"({first[:300]}): re-create it (re-run pretrain) or pick another checkpoint") from None
+            raise UserError(
+                f"checkpoint {self.revision} of {self.series} failed to load from {self.location} "
+                f"({first[:300]}): re-create it (re-run pretrain) or pick another checkpoint"
+            ) from None
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model.eval()
@@ -154,8 +156,7 @@ class Series:
         found = [c for c in self.checkpoints if c.stage == number and c.revision != "main"]
         if not found:
             stages = sorted({f"stage{c.stage}" for c in self.checkpoints})
-            raise UserError(f"series {self.name} has no stage{number} checkpoints: its stages are "
-                            f"{', '.join(stages)}")
+            raise UserError(f"series {self.name} has no stage{number} checkpoints: its stages are {', '.join(stages)}")
         return found
 
     def _evenly(self, count: int) -> list[Checkpoint]:
@@ -172,6 +173,7 @@ class Series:
 
 # --- local series -------------------------------------------------------------------------------------
 
+
 def write_manifest(folder: Path, name: str, checkpoints: Sequence[dict], source_run_id: str | None) -> None:
     manifest = {"series": name, "source_run_id": source_run_id, "checkpoints": list(checkpoints)}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -185,7 +187,9 @@ def local_series(folder: str | Path, *, name: str | None = None) -> Series:
         try:
             manifest = json.loads(manifest_path.read_text())
         except json.JSONDecodeError as exc:
-            raise UserError(f"series manifest {manifest_path} is not valid JSON ({exc}): re-create the series") from None
+            raise UserError(
+                f"series manifest {manifest_path} is not valid JSON ({exc}): re-create the series"
+            ) from None
         entries = manifest.get("checkpoints", [])
         name = name or manifest.get("series") or folder.name
         run_id = manifest.get("source_run_id")
@@ -202,9 +206,16 @@ def local_series(folder: str | Path, *, name: str | None = None) -> Series:
         revision = entry["revision"]
         known = {k: entry[k] for k in ("step", "tokens") if k in entry}
         path = folder / entry.get("path", revision)
-        checkpoints.append(_checkpoint(
-            revision, series=name, location=str(path.resolve()), source_run_id=run_id,
-            artifact_path=f"{SERIES_ARTIFACT}/{revision}" if run_id else None, **known))
+        checkpoints.append(
+            _checkpoint(
+                revision,
+                series=name,
+                location=str(path.resolve()),
+                source_run_id=run_id,
+                artifact_path=f"{SERIES_ARTIFACT}/{revision}" if run_id else None,
+                **known,
+            )
+        )
     return _fill_main(Series(name, checkpoints))
 
 
@@ -236,26 +247,33 @@ def _checkpoint(revision: str, **fields) -> Checkpoint:
 
 # --- hub series ---------------------------------------------------------------------------------------
 
+
 def hub_series(repo_id: str) -> Series:
     """Branches of a hub repo; checkpoints load with ``from_pretrained(repo_id, revision=branch)``."""
     try:
         refs = list_repo_refs(repo_id)
     except Exception as exc:  # offline, unknown repo, no permission: all surface here
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"cannot list the branches of hub model {repo_id} ({first[:200]}): check the repo id "
-                        "and network, or point --model at a local series folder") from None
+        raise UserError(
+            f"cannot list the branches of hub model {repo_id} ({first[:200]}): check the repo id "
+            "and network, or point --model at a local series folder"
+        ) from None
     checkpoints = []
     for branch in refs.branches:
         if parse_revision(branch.name)[0] is None and branch.name != "main":
             continue
-        checkpoints.append(_checkpoint(branch.name, series=repo_id, location=repo_id, hub_revision=branch.name,
-                                       commit=branch.target_commit))
+        checkpoints.append(
+            _checkpoint(
+                branch.name, series=repo_id, location=repo_id, hub_revision=branch.name, commit=branch.target_commit
+            )
+        )
     if not checkpoints:
         raise UserError(f"hub model {repo_id} has no checkpoint branches (stepN...) nor main")
     return _fill_main(Series(repo_id, checkpoints))
 
 
 # --- series from pretrain runs --------------------------------------------------------------------------
+
 
 def series_from_run(run_id: str) -> Series:
     """The checkpoints a pretrain run logged, downloaded once into ``AMURO_HOME``."""
@@ -267,16 +285,18 @@ def series_from_run(run_id: str) -> Series:
             mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SERIES_ARTIFACT, dst_path=str(target))
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"run {run_id} has no checkpoint series to download ({first[:200]}): "
-                            "give a pretrain run id") from None
+            raise UserError(
+                f"run {run_id} has no checkpoint series to download ({first[:200]}): give a pretrain run id"
+            ) from None
     return local_series(target / SERIES_ARTIFACT)
 
 
 def find_pretrain_run(experiment_id: str, name: str):
     from amuro.core.tracking import Tag, search_runs
 
-    runs = search_runs(experiment_id, {Tag.KIND: "pretrain", Tag.MODEL: name}, status="FINISHED",
-                       newest_first=True, max_results=1)
+    runs = search_runs(
+        experiment_id, {Tag.KIND: "pretrain", Tag.MODEL: name}, status="FINISHED", newest_first=True, max_results=1
+    )
     return runs[0] if runs else None
 
 
@@ -287,21 +307,25 @@ def open_series(model: str, *, experiment_id: str | None = None) -> Series:
     """
     model = model.strip()
     if model.startswith("runs:/"):
-        return series_from_run(model[len("runs:/"):].split("/", 1)[0])
+        return series_from_run(model[len("runs:/") :].split("/", 1)[0])
     path = Path(model).expanduser()
     if path.is_dir():
         return local_series(path)
     if model.startswith((".", "/", "~")):
-        raise UserError(f"model folder {model} does not exist: give an existing series folder, a series "
-                        "name or a hub repo id")
+        raise UserError(
+            f"model folder {model} does not exist: give an existing series folder, a series name or a hub repo id"
+        )
     if "/" in model:
         return hub_series(model)
     if experiment_id is not None:
         run = find_pretrain_run(experiment_id, model)
         if run is not None:
             return _series_of_pretrain_run(run)
-    raise unknown("model series (no pretrain run of that name; not a folder or hub repo id)", model,
-                  _tracked_series_names(experiment_id) + [DEFAULT_SERIES])
+    raise unknown(
+        "model series (no pretrain run of that name; not a folder or hub repo id)",
+        model,
+        _tracked_series_names(experiment_id) + [DEFAULT_SERIES],
+    )
 
 
 def _series_of_pretrain_run(run) -> Series:

@@ -12,20 +12,20 @@ from amuro.models.tuned import MODEL_ARTIFACT, load_tuned
 class EvalTarget:
     """What is scored: a base checkpoint or a tuned model, with its contract tags."""
 
-    model: str                 # amuro.model: series id (hub repo or local series name)
-    revision: str              # amuro.revision of the base checkpoint
+    model: str  # amuro.model: series id (hub repo or local series name)
+    revision: str  # amuro.revision of the base checkpoint
     step: int
     tokens: int | None
-    tuning: str                # 'none' for base checkpoints, 'sft', 'it', with '+lora' suffix for LoRA
-    train_dataset: str         # 'none' for base checkpoints
+    tuning: str  # 'none' for base checkpoints, 'sft', 'it', with '+lora' suffix for LoRA
+    train_dataset: str  # 'none' for base checkpoints
     source_run_id: str | None  # pretrain run (local series) / finetune run (tuned); None for hub checkpoints
     seed: int
-    label: str                 # for run names: "tiny@step400" or "tiny@step400+synth-nli"
+    label: str  # for run names: "tiny@step400" or "tiny@step400+synth-nli"
     load: Callable[[], tuple]  # returns (model, tokenizer); called at most once, only if some cell has work
     # Where the weights live, recorded on each eval run (``amuro.<key>`` tags) and on a LoggedModel:
     # hub_repo / hub_revision / hub_commit for hub checkpoints, artifact_uri for logged weights.
     reference: Mapping[str, str] = field(default_factory=dict)
-    train_seed: int | None = None   # amuro.train_seed: the finetune run's seed; None for base checkpoints
+    train_seed: int | None = None  # amuro.train_seed: the finetune run's seed; None for base checkpoints
 
     @property
     def run_label(self) -> str:
@@ -43,16 +43,46 @@ def checkpoint_target(ckpt, *, seed: int = 0) -> EvalTarget:
         reference = {"artifact_uri": f"runs:/{ckpt.source_run_id}/{ckpt.artifact_path}"}
     else:
         reference = {"local_path": ckpt.location}
-    return EvalTarget(model=ckpt.series, revision=ckpt.revision, step=ckpt.step, tokens=ckpt.tokens, tuning="none",
-                      train_dataset="none", source_run_id=ckpt.source_run_id, seed=seed, label=ckpt.label,
-                      load=ckpt.load, reference=reference)
+    return EvalTarget(
+        model=ckpt.series,
+        revision=ckpt.revision,
+        step=ckpt.step,
+        tokens=ckpt.tokens,
+        tuning="none",
+        train_dataset="none",
+        source_run_id=ckpt.source_run_id,
+        seed=seed,
+        label=ckpt.label,
+        load=ckpt.load,
+        reference=reference,
+    )
 
 
-def tuned_target(*, model: str, revision: str, step: int, tokens: int | None, tuning: str, train_dataset: str,
-                 run_id: str, seed: int, train_seed: int | None = None) -> EvalTarget:
+def tuned_target(
+    *,
+    model: str,
+    revision: str,
+    step: int,
+    tokens: int | None,
+    tuning: str,
+    train_dataset: str,
+    run_id: str,
+    seed: int,
+    train_seed: int | None = None,
+) -> EvalTarget:
     """The EvalTarget of a finetune run's model; finetune and crosseval both build it here, so their cell keys
     match and crosseval reuses the in-domain cells finetune scored."""
-    return EvalTarget(model=model, revision=revision, step=step, tokens=tokens, tuning=tuning,
-                      train_dataset=train_dataset, source_run_id=run_id, seed=seed,
-                      label=f"{model.split('/')[-1]}@step{step}+{train_dataset}", load=lambda: load_tuned(run_id),
-                      reference={"artifact_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}"}, train_seed=train_seed)
+    return EvalTarget(
+        model=model,
+        revision=revision,
+        step=step,
+        tokens=tokens,
+        tuning=tuning,
+        train_dataset=train_dataset,
+        source_run_id=run_id,
+        seed=seed,
+        label=f"{model.split('/')[-1]}@step{step}+{train_dataset}",
+        load=lambda: load_tuned(run_id),
+        reference={"artifact_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}"},
+        train_seed=train_seed,
+    )

@@ -16,19 +16,24 @@ MODEL_ARTIFACT = "model"
 def _pip_requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{name}=={version(name)}" for name in ("mlflow", "transformers", "torch", "accelerate", "tokenizers",
-                                                     "safetensors")]
+    return [
+        f"{name}=={version(name)}"
+        for name in ("mlflow", "transformers", "torch", "accelerate", "tokenizers", "safetensors")
+    ]
 
 
 def log_tuned_model(model, tokenizer) -> None:
     """The tuned weights and tokenizer under ``model`` (``runs:/<id>/model``), as an MLflow transformers model."""
     quiet = logging.getLogger("mlflow.transformers")
     level = quiet.level
-    quiet.setLevel(logging.ERROR)   # no model card or license lookups to warn about for local weights
+    quiet.setLevel(logging.ERROR)  # no model card or license lookups to warn about for local weights
     try:
-        mlflow.transformers.log_model(transformers_model={"model": model, "tokenizer": tokenizer},
-                                      name=MODEL_ARTIFACT, task="text-generation",
-                                      pip_requirements=_pip_requirements())
+        mlflow.transformers.log_model(
+            transformers_model={"model": model, "tokenizer": tokenizer},
+            name=MODEL_ARTIFACT,
+            task="text-generation",
+            pip_requirements=_pip_requirements(),
+        )
     finally:
         quiet.setLevel(level)
 
@@ -49,8 +54,9 @@ def load_tuned(run_id: str, *, dtype=None):
             mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/{MODEL_ARTIFACT}", dst_path=str(partial))
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"run {run_id} has no tuned model to download ({first[:200]}): give a finished "
-                            "finetune run id") from None
+            raise UserError(
+                f"run {run_id} has no tuned model to download ({first[:200]}): give a finished finetune run id"
+            ) from None
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
     folder = target / MODEL_ARTIFACT
@@ -78,8 +84,10 @@ def open_registered_model(name: str) -> None:
         client.create_registered_model(name, description="Tuned models of amuro finetune runs.")
     except MlflowException as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"the model registry refused the name {name!r} ({first[:200]}): choose another "
-                        "--register name (letters, digits, '-', '_', '.'; no '/' or ':')") from None
+        raise UserError(
+            f"the model registry refused the name {name!r} ({first[:200]}): choose another "
+            "--register name (letters, digits, '-', '_', '.'; no '/' or ':')"
+        ) from None
 
 
 def register_tuned(name: str, run_id: str, tags: dict[str, str]) -> int:
@@ -91,8 +99,12 @@ def register_tuned(name: str, run_id: str, tags: dict[str, str]) -> int:
     for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
         return int(version.version)
     experiment_id = client.get_run(run_id).info.experiment_id
-    logged = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list", max_results=1,
-                                         filter_string=f"source_run_id = '{run_id}' and name = '{MODEL_ARTIFACT}'")
+    logged = mlflow.search_logged_models(
+        experiment_ids=[experiment_id],
+        output_format="list",
+        max_results=1,
+        filter_string=f"source_run_id = '{run_id}' and name = '{MODEL_ARTIFACT}'",
+    )
     uri = logged[0].model_uri if logged else f"runs:/{run_id}/{MODEL_ARTIFACT}"
     version = mlflow.register_model(uri, name, tags=tags)
     return int(version.version)

@@ -37,9 +37,16 @@ class ItemResult:
     demo_ids: tuple[str, ...] = ()
 
 
-
-def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Example], items: Sequence[Example],
-               settings: EvalSettings, known=None) -> list[ItemResult]:
+def score_cell(
+    model,
+    tokenizer,
+    spec: DatasetSpec,
+    fmt: str,
+    demos: Sequence[Example],
+    items: Sequence[Example],
+    settings: EvalSettings,
+    known=None,
+) -> list[ItemResult]:
     """Score ``items`` few-shot (``demos`` before each) in prompt format ``fmt``; one result per item, in order.
 
     ``settings`` give the classification method, batch size, generation budget and stop rule; their protocol
@@ -59,8 +66,7 @@ def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Ex
     ids = [ex.item_id for ex in items]
 
     def generated(budget: int) -> list[str]:
-        return remembered(scorer, known, ids, lambda p: scorer.generate(p, max_new_tokens=budget, stops=stops),
-                          prompts)
+        return remembered(scorer, known, ids, lambda p: scorer.generate(p, max_new_tokens=budget, stops=stops), prompts)
 
     def loglikelihoods(options) -> list[list[float]]:
         answers = remembered(scorer, known, ids, scorer.loglikelihoods_greedy, prompts, options)
@@ -69,15 +75,29 @@ def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Ex
     if spec.kind == "generation":
         predictions = generated(settings.max_new_tokens)
         references = [ex.target for ex in items]
-        return _results(items, prompts, predictions, references,
-                        rouge_l(predictions, references, stemming=rules.rouge_stemming), logged)
+        return _results(
+            items,
+            prompts,
+            predictions,
+            references,
+            rouge_l(predictions, references, stemming=rules.rouge_stemming),
+            logged,
+        )
     if spec.kind == "multiple_choice":
         scores = loglikelihoods([[continuation(p, c) for c in ex.choices] for p, ex in zip(prompts, items)])
         picks = [_argmax(s) for s in scores]
         predictions = [ex.choices[k] for ex, k in zip(items, picks)]
         references = [ex.choices[ex.gold] for ex in items]
-        return _results(items, prompts, predictions, references, [float(k == ex.gold) for ex, k in zip(items, picks)],
-                        logged, [ex.choices for ex in items], scores)
+        return _results(
+            items,
+            prompts,
+            predictions,
+            references,
+            [float(k == ex.gold) for ex, k in zip(items, picks)],
+            logged,
+            [ex.choices for ex in items],
+            scores,
+        )
     labels = label_words(spec, items)
     references = [ex.target for ex in items]
     scores = None
@@ -88,9 +108,10 @@ def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Ex
         predictions = [labels[_argmax(s)] for s in scores]
     elif method == "next-token" and rules.label_tokens == "every-subtoken":
         candidates, owners = every_subtoken(tokenizer, labels)
-        flat = remembered(scorer, known, ids, lambda p: scorer.next_token_logprobs(p, [[t] for t in candidates]),
-                          prompts)
-        predictions = [labels[owners[_argmax(s)]] for s in flat]   # the earliest best candidate, as np.argmax
+        flat = remembered(
+            scorer, known, ids, lambda p: scorer.next_token_logprobs(p, [[t] for t in candidates]), prompts
+        )
+        predictions = [labels[owners[_argmax(s)]] for s in flat]  # the earliest best candidate, as np.argmax
         scores = [[max(v for v, o in zip(s, owners) if o == k) for k in range(len(labels))] for s in flat]
     elif method == "next-token":
         candidates = first_tokens(tokenizer, labels)
@@ -100,8 +121,16 @@ def score_cell(model, tokenizer, spec: DatasetSpec, fmt: str, demos: Sequence[Ex
         from amuro.core.errors import unknown
 
         raise unknown("scoring method", method, METHODS)
-    return _results(items, prompts, predictions, references, accuracy(predictions, references), logged,
-                    [labels] * len(items) if scores is not None else None, scores)
+    return _results(
+        items,
+        prompts,
+        predictions,
+        references,
+        accuracy(predictions, references),
+        logged,
+        [labels] * len(items) if scores is not None else None,
+        scores,
+    )
 
 
 def _argmax(values: Sequence[float]) -> int:
@@ -113,14 +142,18 @@ def prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
 
-def _results(items, prompts, predictions, references, scores, logged, options=None,
-             option_scores=None) -> list[ItemResult]:
+def _results(
+    items, prompts, predictions, references, scores, logged, options=None, option_scores=None
+) -> list[ItemResult]:
     results = []
     for at, (ex, prompt, p, r, s) in enumerate(zip(items, prompts, predictions, references, scores)):
         extra = dict(logged, prompt_hash=prompt_hash(prompt))
         if options is not None:
             values = tuple(float(v) for v in option_scores[at])
-            extra.update(options=tuple(options[at]), option_loglik=values,
-                         option_loglik_norm=tuple(v / max(1, len(o)) for v, o in zip(values, options[at])))
+            extra.update(
+                options=tuple(options[at]),
+                option_loglik=values,
+                option_loglik_norm=tuple(v / max(1, len(o)) for v, o in zip(values, options[at])),
+            )
         results.append(ItemResult(ex.item_id, p, r, float(s), **extra))
     return results

@@ -41,7 +41,7 @@ def log_curves(parent_run_id: str, eval_runs: Iterable) -> int:
         if score is not None and step.isdigit():
             points[(curve_key(run.data.tags), int(step))].append(score)
     client = MlflowClient()
-    logged = client.get_run(parent_run_id).data.metrics if points else {}   # only these have a history to read
+    logged = client.get_run(parent_run_id).data.metrics if points else {}  # only these have a history to read
     have: dict[str, set[int]] = {}
     new = []
     now = int(time.time() * 1000)
@@ -51,7 +51,7 @@ def log_curves(parent_run_id: str, eval_runs: Iterable) -> int:
         if step not in have[key]:
             new.append(Metric(key, statistics.fmean(scores), now, step))
     for start in range(0, len(new), 1000):
-        client.log_batch(parent_run_id, metrics=new[start:start + 1000])
+        client.log_batch(parent_run_id, metrics=new[start : start + 1000])
     return len(new)
 
 
@@ -60,7 +60,7 @@ def log_cell_curves(experiment_id: str, parent_run_id: str, run_ids: Sequence[st
     client = MlflowClient()
     runs = []
     for start in range(0, len(run_ids), ID_SEARCH_CHUNK):
-        chunk = run_ids[start:start + ID_SEARCH_CHUNK]
+        chunk = run_ids[start : start + ID_SEARCH_CHUNK]
         listed = ", ".join(f"'{run_id}'" for run_id in chunk)
         runs += client.search_runs([experiment_id], f"attributes.run_id IN ({listed})", max_results=len(chunk))
     return log_curves(parent_run_id, runs)

@@ -27,17 +27,17 @@ class PreallocatedLayer(DynamicLayer):
         self._show()
 
     def _show(self) -> None:
-        self.keys = self._keys[:, :, :self.length]
-        self.values = self._values[:, :, :self.length]
+        self.keys = self._keys[:, :, : self.length]
+        self.values = self._values[:, :, : self.length]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         added = key_states.shape[-2]
-        if self.length + added > self._keys.shape[-2]:   # past the budget: grow as a concatenating cache would
+        if self.length + added > self._keys.shape[-2]:  # past the budget: grow as a concatenating cache would
             self._keys = torch.cat([self.keys, key_states], dim=-2)
             self._values = torch.cat([self.values, value_states], dim=-2)
         else:
-            self._keys[:, :, self.length:self.length + added] = key_states
-            self._values[:, :, self.length:self.length + added] = value_states
+            self._keys[:, :, self.length : self.length + added] = key_states
+            self._values[:, :, self.length : self.length + added] = value_states
         self.length += added
         self._show()
         return self.keys, self.values
@@ -58,7 +58,7 @@ def expanded(prefix, rows: int, room: int):
         keys, values = layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1)
         if type(layer) is DynamicLayer:
             cache.layers.append(PreallocatedLayer(keys, values, room))
-        else:   # sliding-window and other layers keep their own update rules
+        else:  # sliding-window and other layers keep their own update rules
             cache.update(keys, values, index)
     return cache
 

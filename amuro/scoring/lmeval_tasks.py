@@ -21,7 +21,7 @@ from amuro.core.settings import EvalSettings
 from amuro.scoring.cell_scoring import ItemResult
 
 PREFIX = "lmeval:"
-FORMAT = "default"   # an lm-eval task has one prompt: its own
+FORMAT = "default"  # an lm-eval task has one prompt: its own
 TASK_FAMILY = {"multiple_choice": "mc", "generate_until": "generation", "loglikelihood": "loglik"}
 METRIC_TAGS = {"acc": "accuracy"}
 
@@ -86,8 +86,9 @@ class LmEvalTask:
     def relation(self, train_dataset: str) -> str:
         return "base" if train_dataset in ("", "none") else "cross-task"
 
-    def score(self, model, tokenizer, settings: EvalSettings,
-              known=None) -> tuple[list[ItemResult], str, dict[str, object]]:
+    def score(
+        self, model, tokenizer, settings: EvalSettings, known=None
+    ) -> tuple[list[ItemResult], str, dict[str, object]]:
         """Run the task through lm-eval with ``AmuroLM`` (``known``: answers a killed run already computed);
         returns the results in ``doc_id`` order, the first document's prompt, and params worth logging."""
         from amuro.scoring.lmeval_model import AmuroLM
@@ -96,17 +97,33 @@ class LmEvalTask:
         task = self.harness_task
         demos = _DemoRecorder(task)
         output = lm_eval.simple_evaluate(
-            model=AmuroLM(model, tokenizer, batch_size=settings.batch_size, known=known), tasks=[task],
-            num_fewshot=settings.shots, limit=settings.max_examples, bootstrap_iters=0, log_samples=True,
-            task_manager=self.manager, random_seed=settings.seed, fewshot_random_seed=settings.seed)
+            model=AmuroLM(model, tokenizer, batch_size=settings.batch_size, known=known),
+            tasks=[task],
+            num_fewshot=settings.shots,
+            limit=settings.max_examples,
+            bootstrap_iters=0,
+            log_samples=True,
+            task_manager=self.manager,
+            random_seed=settings.seed,
+            fewshot_random_seed=settings.seed,
+        )
         first_filter = task._filters[0].name
-        samples = sorted((s for s in output["samples"][self.task_name] if s["filter"] == first_filter),
-                         key=lambda s: s["doc_id"])
+        samples = sorted(
+            (s for s in output["samples"][self.task_name] if s["filter"] == first_filter), key=lambda s: s["doc_id"]
+        )
         demo_ids = demos.ids([s["doc_id"] for s in samples])
         results = [self._result(s, demo_ids.get(s["doc_id"], ())) for s in samples]
         prompt = samples[0]["arguments"][0][0] if samples else ""
-        return results, prompt, {"method": self.output_type, "lm_eval_task": self.task_name,
-                                 "lm_eval_version": lm_eval.__version__, "split": _scored_split(task)}
+        return (
+            results,
+            prompt,
+            {
+                "method": self.output_type,
+                "lm_eval_task": self.task_name,
+                "lm_eval_version": lm_eval.__version__,
+                "split": _scored_split(task),
+            },
+        )
 
     def log_scored_documents(self, settings: EvalSettings) -> None:
         """The documents lm-eval scores (the first ``max_examples`` of the eval split) as the run's eval input."""
@@ -117,18 +134,26 @@ class LmEvalTask:
         if settings.max_examples:
             docs = docs.select(range(min(settings.max_examples, len(docs))))
         kwargs = task.get_config("dataset_kwargs") or {}
-        log_hub_documents(self.name, docs, path=str(task.get_config("dataset_path")),
-                          config=task.get_config("dataset_name"), split=_scored_split(task),
-                          revision=kwargs.get("revision"), data_files=kwargs.get("data_files"))
+        log_hub_documents(
+            self.name,
+            docs,
+            path=str(task.get_config("dataset_path")),
+            config=task.get_config("dataset_name"),
+            split=_scored_split(task),
+            revision=kwargs.get("revision"),
+            data_files=kwargs.get("data_files"),
+        )
 
     def _result(self, sample: dict, demo_ids: Sequence[str]) -> ItemResult:
         value = sample[self.primary_metric]
         try:
             item_score = float(value)
         except (TypeError, ValueError):
-            raise UserError(f"lm-eval task {self.task_name}'s metric {self.primary_metric} has no score per "
-                            "document: amuro bootstraps per-document scores; choose a task whose first metric "
-                            "is a mean (acc, exact_match)") from None
+            raise UserError(
+                f"lm-eval task {self.task_name}'s metric {self.primary_metric} has no score per "
+                "document: amuro bootstraps per-document scores; choose a task whose first metric "
+                "is a mean (acc, exact_match)"
+            ) from None
         extra: dict[str, object] = {"prompt_hash": sample["prompt_hash"], "demo_ids": tuple(demo_ids)}
         target = sample["target"]
         if self.output_type == "multiple_choice":
@@ -137,8 +162,11 @@ class LmEvalTask:
             pick = max(range(len(logliks)), key=lambda k: (logliks[k], -k))
             prediction = choices[pick]
             reference = choices[target] if isinstance(target, int) else str(target)
-            extra.update(options=tuple(choices), option_loglik=tuple(logliks),
-                         option_loglik_norm=tuple(ll / max(1, len(c)) for ll, c in zip(logliks, choices)))
+            extra.update(
+                options=tuple(choices),
+                option_loglik=tuple(logliks),
+                option_loglik_norm=tuple(ll / max(1, len(c)) for ll, c in zip(logliks, choices)),
+            )
         elif self.output_type == "generate_until":
             prediction, reference = str(sample["filtered_resps"][0]), str(target)
         else:
@@ -220,13 +248,16 @@ def load_lmeval_tasks(tasks: str | None, include: str | None) -> list[LmEvalTask
             raise
         except Exception as exc:  # datasets raises many kinds (offline, missing files, bad config)
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise UserError(f"lm-eval task {name}: its dataset cannot be read ({type(exc).__name__}: {reason}): "
-                            "put a copy in the Hugging Face datasets cache or point the task at local files") \
-                from None
+            raise UserError(
+                f"lm-eval task {name}: its dataset cannot be read ({type(exc).__name__}: {reason}): "
+                "put a copy in the Hugging Face datasets cache or point the task at local files"
+            ) from None
         for task_name, task in built.items():
             loaded[task_name] = LmEvalTask(task_name, task, manager)
     for item in loaded.values():
         if item.output_type not in TASK_FAMILY:
-            raise UserError(f"lm-eval task {item.task_name} is a {item.output_type} task: amuro scores "
-                            f"{', '.join(TASK_FAMILY)} tasks")
+            raise UserError(
+                f"lm-eval task {item.task_name} is a {item.output_type} task: amuro scores "
+                f"{', '.join(TASK_FAMILY)} tasks"
+            )
     return list(loaded.values())

@@ -48,8 +48,14 @@ class Estimate:
     n: int
 
     def metrics(self) -> dict[str, float]:
-        return {"score": self.score, "score_ci_low": self.ci_low, "score_ci_high": self.ci_high,
-                "score_ci_mid": self.ci_mid, "score_se": self.se, "n": self.n}
+        return {
+            "score": self.score,
+            "score_ci_low": self.ci_low,
+            "score_ci_high": self.ci_high,
+            "score_ci_mid": self.ci_mid,
+            "score_se": self.se,
+            "n": self.n,
+        }
 
     @property
     def ci_mid(self) -> float:
@@ -91,5 +97,10 @@ def bootstrap(item_scores: Sequence[float], *, resamples: int = RESAMPLES, seed:
         raise ValueError("bootstrap needs at least one item score")
     means = _resampled_means(values, resamples, np.random.default_rng(seed))
     low, high = np.percentile(means, [2.5, 97.5])
-    return Estimate(float(values.mean()), float(low), float(high), float(means.std(ddof=1)) if resamples > 1 else 0.0,
-                    int(values.size))
+    return Estimate(
+        float(values.mean()),
+        float(low),
+        float(high),
+        float(means.std(ddof=1)) if resamples > 1 else 0.0,
+        int(values.size),
+    )

@@ -65,12 +65,13 @@ def _load(run_id: str) -> dict[str, object]:
 
     try:
         return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{ARTIFACT}").get("values", {}))
-    except (ValueError, json.JSONDecodeError):   # cut off by the kill while it was written: start over
+    except (ValueError, json.JSONDecodeError):  # cut off by the kill while it was written: start over
         return {}
 
 
-def remembered(scorer, known: ScoredSoFar | None, keys: Sequence[str], compute: Callable[..., list],
-               *columns: Sequence) -> list:
+def remembered(
+    scorer, known: ScoredSoFar | None, keys: Sequence[str], compute: Callable[..., list], *columns: Sequence
+) -> list:
     """``compute(*columns)`` for the rows whose key ``known`` lacks, recording each batch the scorer reports;
     the answers of every row, in order, as ``known`` keeps them (JSON values: lists, not tuples)."""
     if known is None:

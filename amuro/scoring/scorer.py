@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 
 from amuro.scoring.kv_cache import expanded, preallocate
 
-
 METHODS = ("next-token", "loglik", "generate")
 CPU_BATCH_SIZE = 16
 AUTO_START = 512
@@ -49,11 +48,18 @@ def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
 class Scorer:
     """Batched, prefix-cached forward passes over one model: log-likelihoods, next-token logits, greedy text."""
 
-    def __init__(self, model, tokenizer, *, batch_size: int | str | None = None, desc: str = "items",
-                 auto_start: int | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        batch_size: int | str | None = None,
+        desc: str = "items",
+        auto_start: int | None = None,
+    ):
         self.model, self.tokenizer = model, tokenizer
         self.desc = desc
-        self.on_batch = None   # called with (item indices, their answers) after each batch
+        self.on_batch = None  # called with (item indices, their answers) after each batch
         self.device = next(model.parameters()).device
         accelerated = self.device.type != "cpu"
         # ``auto`` (the default on an accelerator): start large and halve on out-of-memory, as the Trainer's
@@ -97,7 +103,7 @@ class Scorer:
             prefix = self._prefix_cache(ids[0][:shared])
             order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
             for start in range(0, len(order), self.batch_size):
-                rows = order[start:start + self.batch_size]
+                rows = order[start : start + self.batch_size]
                 yield [indices[i] for i in rows], shared, prefix, [ids[i][shared:] for i in rows]
                 bar.update(len(rows))
         bar.close()
@@ -111,8 +117,14 @@ class Scorer:
         """One forward pass; returns the logits at the ``keep`` positions only, and the grown cache."""
         keep_t = torch.tensor(keep, device=self.device)
         extra = {"logits_to_keep": keep_t} if self._keeps_logits else {}
-        out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=positions.to(self.device), cache=cache, use_cache=True, **extra)
+        out = self.model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            cache=cache,
+            use_cache=True,
+            **extra,
+        )
         logits = out.logits if self._keeps_logits else out.logits[:, keep_t]
         return logits.float(), out.cache
 
@@ -128,8 +140,8 @@ class Scorer:
             mask = torch.zeros((len(tails), shared + width), dtype=torch.long)
             mask[:, :shared] = 1
             for r, tail in enumerate(tails):
-                input_ids[r, :len(tail)] = torch.tensor(tail)
-                mask[r, shared:shared + len(tail)] = 1
+                input_ids[r, : len(tail)] = torch.tensor(tail)
+                mask[r, shared : shared + len(tail)] = 1
             positions = (shared + torch.arange(width)).expand(len(tails), -1)
             last = [len(t) - 1 for t in tails]
             keep = sorted(set(last))
@@ -180,14 +192,16 @@ class Scorer:
         """Sum of log-probabilities of each option continuing its context (lm-evaluation-harness ``acc``)."""
         return [[total for total, _ in item] for item in self.loglikelihoods_greedy(contexts, options)]
 
-    def loglikelihoods_greedy(self, contexts: Sequence[str],
-                              options: Sequence[Sequence[str]]) -> list[list[tuple[float, bool]]]:
+    def loglikelihoods_greedy(
+        self, contexts: Sequence[str], options: Sequence[Sequence[str]]
+    ) -> list[list[tuple[float, bool]]]:
         """Per option, (sum of its log-probabilities, whether greedy decoding would produce it)."""
         return self._fitting(self._loglikelihoods_greedy, contexts, options)
 
     @torch.inference_mode()
-    def _loglikelihoods_greedy(self, contexts: Sequence[str],
-                               options: Sequence[Sequence[str]]) -> list[list[tuple[float, bool]]]:
+    def _loglikelihoods_greedy(
+        self, contexts: Sequence[str], options: Sequence[Sequence[str]]
+    ) -> list[list[tuple[float, bool]]]:
         """Per option, (sum of its log-probabilities, whether greedy decoding would produce it).
 
         All options of an item ride in one row after its context: each option's tokens see the context and
@@ -198,7 +212,7 @@ class Scorer:
         whole = self.encode([c + o for c, opts in zip(contexts, options) for o in opts])
         conts, at = [], 0
         for ctx, opts in zip(context_ids, options):
-            conts.append([whole[at + k][len(ctx):] for k in range(len(opts))])
+            conts.append([whole[at + k][len(ctx) :] for k in range(len(opts))])
             at += len(opts)
         reserve = max((len(t) for item in conts for t in item), default=0)
         results: list[list[tuple[float, bool]]] = [[] for _ in contexts]
@@ -210,9 +224,9 @@ class Scorer:
             allowed = torch.zeros((len(rows), width, shared + width), dtype=torch.bool)
             allowed[:, :, :shared] = True
             for r, (ids, pos, see, _) in enumerate(rows):
-                input_ids[r, :len(ids)] = torch.tensor(ids)
-                positions[r, :len(ids)] = torch.tensor(pos)
-                allowed[r, :len(ids), shared:shared + len(ids)] = see
+                input_ids[r, : len(ids)] = torch.tensor(ids)
+                positions[r, : len(ids)] = torch.tensor(pos)
+                allowed[r, : len(ids), shared : shared + len(ids)] = see
                 pad = torch.arange(len(ids), width)
                 allowed[r, pad, shared + pad] = True  # padding attends to itself: no empty softmax rows
             dtype = self.model.dtype
@@ -222,8 +236,10 @@ class Scorer:
             logprobs = torch.log_softmax(logits, -1)
             column = {p: j for j, p in enumerate(keep)}
             for r, i in enumerate(indices):
-                results[i] = [self._option_score(logprobs[r, [column[p] for p in spot]], cont)
-                              for spot, cont in zip(rows[r][3], conts[i])]
+                results[i] = [
+                    self._option_score(logprobs[r, [column[p] for p in spot]], cont)
+                    for spot, cont in zip(rows[r][3], conts[i])
+                ]
             self._report(indices, results)
         return results
 
@@ -249,8 +265,8 @@ class Scorer:
             at, n = len(ids), len(feed)
             ids += feed
             positions += [shared + c + j for j in range(n)]
-            see[at:at + n, :c] = True
-            see[at:at + n, at:at + n] = torch.ones((n, n), dtype=torch.bool).tril()
+            see[at : at + n, :c] = True
+            see[at : at + n, at : at + n] = torch.ones((n, n), dtype=torch.bool).tril()
             spots.append([c - 1] + list(range(at, at + n)))
         return ids, positions, see, spots
 
@@ -267,14 +283,16 @@ class Scorer:
             self._report(indices, results)
         return results
 
-    def generate(self, contexts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str] = (),
-                 finish=None) -> list[str]:
+    def generate(
+        self, contexts: Sequence[str], *, max_new_tokens: int, stops: Sequence[str] = (), finish=None
+    ) -> list[str]:
         """Greedy continuations, ending at end of sequence, at ``max_new_tokens`` or before a stop string.
 
         ``finish(text, stops)`` makes the returned text from the decoded continuation (default: cut at the
         first stop string, stripped)."""
-        return self._fitting(lambda batch: self._generate(batch, max_new_tokens, stops, finish or cut_at_stops),
-                             contexts)
+        return self._fitting(
+            lambda batch: self._generate(batch, max_new_tokens, stops, finish or cut_at_stops), contexts
+        )
 
     def _generate(self, contexts: Sequence[str], max_new_tokens: int, stops: Sequence[str], finish) -> list[str]:
         eos = _eos_ids(self.model, self.tokenizer)
@@ -283,7 +301,7 @@ class Scorer:
             for indices, first, cache, mask, lengths in self._context_passes(self.encode(contexts), max_new_tokens):
                 cache = preallocate(cache, max_new_tokens)
                 produced = [[] for _ in indices]
-                rows = list(range(len(indices)))   # the batch's rows, as positions in ``indices``
+                rows = list(range(len(indices)))  # the batch's rows, as positions in ``indices``
                 next_tokens = first.argmax(-1).tolist()
                 for step in range(max_new_tokens):
                     done = set()
@@ -297,7 +315,7 @@ class Scorer:
                             done.add(r)
                     if len(done) == len(rows) or step == max_new_tokens - 1:
                         break
-                    if done:   # finished rows leave the batch: later steps compute only the rows still going
+                    if done:  # finished rows leave the batch: later steps compute only the rows still going
                         keep = [r for r in range(len(rows)) if r not in done]
                         selected = torch.tensor(keep, device=self.device)
                         cache.batch_select_indices(selected)
@@ -315,7 +333,7 @@ def cut_at_stops(text: str, stops: Sequence[str]) -> str:
     """The text before the first stop string, stripped."""
     for stop in stops:
         if stop and stop in text:
-            text = text[:text.index(stop)]
+            text = text[: text.index(stop)]
     return text.strip()
 
 

@@ -24,7 +24,7 @@ STEP_TAG = "amuro.checkpoint_step"
 def _pointer(run_id: str) -> dict | None:
     try:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=POINTER)
-    except Exception:   # no checkpoint uploaded yet (the artifact store answers "not found" in several ways)
+    except Exception:  # no checkpoint uploaded yet (the artifact store answers "not found" in several ways)
         return None
     return json.loads(Path(path).read_text())
 
@@ -37,8 +37,9 @@ def restore_checkpoint(run_id: str, output_dir: Path) -> int | None:
     target = output_dir / f"checkpoint-{pointer['step']}"
     shutil.rmtree(target, ignore_errors=True)
     output_dir.mkdir(parents=True, exist_ok=True)
-    downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"checkpoints/{pointer['slot']}",
-                                                     dst_path=str(output_dir / "download"))
+    downloaded = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=f"checkpoints/{pointer['slot']}", dst_path=str(output_dir / "download")
+    )
     Path(downloaded).rename(target)
     shutil.rmtree(output_dir / "download", ignore_errors=True)
     return int(pointer["step"])

@@ -37,7 +37,7 @@ def completion_features(tokenizer, prompt: str, answer: str, max_length: int) ->
     answer_ids = tokenizer(continuation(prompt, answer), add_special_tokens=False)["input_ids"]
     answer_ids = (answer_ids + [tokenizer.eos_token_id])[:max_length]
     room = max_length - len(answer_ids)
-    prompt_ids = prompt_ids[max(0, len(prompt_ids) - room):] if room > 0 else []
+    prompt_ids = prompt_ids[max(0, len(prompt_ids) - room) :] if room > 0 else []
     return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids}
 
 
@@ -71,17 +71,21 @@ def _study_chat_text(messages: Sequence[dict], eos: str) -> str:
 def study_chat_features(tokenizer, messages: Sequence[dict], max_length: int) -> dict[str, list[int]]:
     """The study's ``encode_with_messages_format``: the conversation as one stripped string; every non-assistant
     message, and the ``<|assistant|>`` marker after it, masked by the token count of the text up to it."""
+
     def count(text: str) -> int:
         return len(tokenizer(text, max_length=max_length, truncation=True)["input_ids"])
 
-    input_ids = list(tokenizer(_study_chat_text(messages, tokenizer.eos_token).strip(), max_length=max_length,
-                               truncation=True)["input_ids"])
+    input_ids = list(
+        tokenizer(_study_chat_text(messages, tokenizer.eos_token).strip(), max_length=max_length, truncation=True)[
+            "input_ids"
+        ]
+    )
     labels = list(input_ids)
     for index, message in enumerate(messages):
         if message["role"] == "assistant":
             continue
         start = 0 if index == 0 else count(_study_chat_text(messages[:index], tokenizer.eos_token))
-        so_far = _study_chat_text(messages[:index + 1], tokenizer.eos_token)
+        so_far = _study_chat_text(messages[: index + 1], tokenizer.eos_token)
         if index < len(messages) - 1 and messages[index + 1]["role"] == "assistant":
             so_far += ROLE_MARKERS["assistant"]
         end = count(so_far)
@@ -144,8 +148,9 @@ def _groups(count: int, train_shots: int, seed: int) -> list[list[int]]:
     return groups
 
 
-def _completion_items(spec: DatasetSpec, examples: Sequence[Example], tokenizer, max_length: int,
-                      train_shots: int, seed: int) -> list[dict[str, list[int]]]:
+def _completion_items(
+    spec: DatasetSpec, examples: Sequence[Example], tokenizer, max_length: int, train_shots: int, seed: int
+) -> list[dict[str, list[int]]]:
     blocks = [(render(spec, example, TRAINING_FORMAT), answer_text(spec, example)) for example in examples]
     if train_shots == 0:
         return [completion_features(tokenizer, prompt, answer, max_length) for prompt, answer in blocks]
@@ -157,8 +162,16 @@ def _completion_items(spec: DatasetSpec, examples: Sequence[Example], tokenizer,
     return items
 
 
-def training_features(spec: DatasetSpec, examples: Sequence[Example], tokenizer, max_length: int, *,
-                      train_shots: int = 0, seed: int = 0, tokenization: str = "split") -> list[dict[str, list[int]]]:
+def training_features(
+    spec: DatasetSpec,
+    examples: Sequence[Example],
+    tokenizer,
+    max_length: int,
+    *,
+    train_shots: int = 0,
+    seed: int = 0,
+    tokenization: str = "split",
+) -> list[dict[str, list[int]]]:
     """Features of a training set; sequences with nothing left to learn after truncation are dropped.
 
     ``tokenization`` ``one-string`` encodes each example as the study's code does (no packing)."""
@@ -166,19 +179,26 @@ def training_features(spec: DatasetSpec, examples: Sequence[Example], tokenizer,
     if spec.kind == "chat":
         for example in examples:
             if not example.messages:
-                raise UserError(f"dataset {spec.name} item {example.item_id} has no chat messages: "
-                                "a chat dataset needs a messages field")
+                raise UserError(
+                    f"dataset {spec.name} item {example.item_id} has no chat messages: "
+                    "a chat dataset needs a messages field"
+                )
         encode = study_chat_features if one_string else chat_features
         items = [encode(tokenizer, example.messages, max_length) for example in examples]
     elif one_string:
-        items = [study_completion_features(tokenizer, render(spec, example, TRAINING_FORMAT),
-                                           answer_text(spec, example), max_length) for example in examples]
+        items = [
+            study_completion_features(
+                tokenizer, render(spec, example, TRAINING_FORMAT), answer_text(spec, example), max_length
+            )
+            for example in examples
+        ]
     else:
         items = _completion_items(spec, examples, tokenizer, max_length, train_shots, seed)
     features = [item for item in items if any(label != IGNORE for label in item["labels"])]
     if not features:
-        raise UserError(f"no example of {spec.name} fits in max_length={max_length} tokens with its answer: "
-                        "raise --max-length")
+        raise UserError(
+            f"no example of {spec.name} fits in max_length={max_length} tokens with its answer: raise --max-length"
+        )
     return features
 
 
@@ -189,7 +209,8 @@ def padding_collator(tokenizer, pad_to: int | None = None):
 
     from transformers import DataCollatorForSeq2Seq
 
-    right = copy.copy(tokenizer)   # the model's tokenizer is saved with it: its padding side stays as it was
+    right = copy.copy(tokenizer)  # the model's tokenizer is saved with it: its padding side stays as it was
     right.padding_side = "right"
-    return DataCollatorForSeq2Seq(right, padding="max_length" if pad_to else "longest", max_length=pad_to,
-                                  label_pad_token_id=IGNORE)
+    return DataCollatorForSeq2Seq(
+        right, padding="max_length" if pad_to else "longest", max_length=pad_to, label_pad_token_id=IGNORE
+    )

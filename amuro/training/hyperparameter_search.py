@@ -2,7 +2,8 @@
 
 Each trial is a tracked run done once (``tracking.run_once``) nested under the finetune run
 (``amuro.kind=trial``), so a search that was interrupted reuses its finished trials; with the seeded sampler,
-the same history yields the same next suggestions. The objective is the completion-only loss on the validation split (lower is better).
+the same history yields the same next suggestions. The objective is the completion-only loss on the validation
+split (lower is better).
 """
 
 from __future__ import annotations
@@ -28,15 +29,18 @@ class SearchSpace:
     lr_factor: float = 10.0
 
     def suggest(self, trial) -> dict[str, float | int]:
-        return {"lr": trial.suggest_float("lr", self.lr / self.lr_factor, self.lr * self.lr_factor, log=True),
-                "epochs": trial.suggest_int("epochs", max(1, self.epochs - 1), self.epochs + 1)}
+        return {
+            "lr": trial.suggest_float("lr", self.lr / self.lr_factor, self.lr * self.lr_factor, log=True),
+            "epochs": trial.suggest_int("epochs", max(1, self.epochs - 1), self.epochs + 1),
+        }
 
 
 class TrialRuns:
     """The small MLflow hook: wraps an objective so every optuna trial is a nested, contract-tagged run."""
 
-    def __init__(self, experiment_id: str, parent_run_id: str, parent_key: str, tags: Mapping[str, str],
-                 run_name: str) -> None:
+    def __init__(
+        self, experiment_id: str, parent_run_id: str, parent_key: str, tags: Mapping[str, str], run_name: str
+    ) -> None:
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.parent_key = parent_key

@@ -17,10 +17,10 @@ from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from amuro.core.protocol import protocol
 from amuro.core.settings import FinetuneSettings
 from amuro.core.train_settings import TrainSettings
 from amuro.models.series import Checkpoint
-from amuro.core.protocol import protocol
 from amuro.training.features import IGNORE, padding_collator
 
 WARMUP_RATIO = 0.03
@@ -36,8 +36,13 @@ class QuietProgress(ProgressCallback):
 def with_lora(model, train: TrainSettings):
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=train.lora_r, lora_alpha=train.lora_alpha, lora_dropout=train.lora_dropout,
-                        target_modules="all-linear", task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=train.lora_r,
+        lora_alpha=train.lora_alpha,
+        lora_dropout=train.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, config)
 
 
@@ -57,11 +62,15 @@ class MlflowCurve(TrainerCallback):
         if not logs or "loss" not in logs or state.global_step <= self.logged_up_to:
             return
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        mlflow.log_metrics({
-            "train_loss": logs["loss"], "lr": logs.get("learning_rate", 0.0),
-            "epoch": logs.get("epoch", state.epoch or 0.0),
-            "tokens_per_second": (state.num_input_tokens_seen - self.tokens_at_start) / elapsed,
-        }, step=state.global_step)
+        mlflow.log_metrics(
+            {
+                "train_loss": logs["loss"],
+                "lr": logs.get("learning_rate", 0.0),
+                "epoch": logs.get("epoch", state.epoch or 0.0),
+                "tokens_per_second": (state.num_input_tokens_seen - self.tokens_at_start) / elapsed,
+            },
+            step=state.global_step,
+        )
 
 
 def per_example_loss(outputs, labels, num_items_in_batch=None):
@@ -72,8 +81,7 @@ def per_example_loss(outputs, labels, num_items_in_batch=None):
 
     logits = outputs.logits[..., :-1, :].float()
     targets = labels[..., 1:].to(logits.device)
-    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE,
-                                               reduction="none")
+    losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
     learned = (targets != IGNORE).float()
     return ((losses * learned).sum(-1) / learned.sum(-1).clamp(min=1)).mean()
 
@@ -83,15 +91,31 @@ def training_arguments(train: TrainSettings, output_dir: Path, lr: float, epochs
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=str(output_dir), num_train_epochs=epochs, per_device_train_batch_size=train.batch_size,
-        per_device_eval_batch_size=train.batch_size, gradient_accumulation_steps=train.grad_accum, learning_rate=lr,
-        lr_scheduler_type="linear", warmup_steps=WARMUP_RATIO, weight_decay=0.0, optim="adamw_torch",
+        output_dir=str(output_dir),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.grad_accum,
+        learning_rate=lr,
+        lr_scheduler_type="linear",
+        warmup_steps=WARMUP_RATIO,
+        weight_decay=0.0,
+        optim="adamw_torch",
         train_sampling_strategy="random" if train.batch_size == 1 else "group_by_length",
         logging_steps=max(1, min(10, steps // 20)),
-        save_strategy="steps" if save else "no", save_steps=train.save_steps or max(1, -(-steps // 10)),
-        save_total_limit=1, include_num_input_tokens_seen="non_padding", report_to="none", seed=train.seed,
-        data_seed=train.seed, dataloader_num_workers=0, disable_tqdm=False, use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(), remove_unused_columns=False)
+        save_strategy="steps" if save else "no",
+        save_steps=train.save_steps or max(1, -(-steps // 10)),
+        save_total_limit=1,
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        seed=train.seed,
+        data_seed=train.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        remove_unused_columns=False,
+    )
 
 
 def total_steps(examples: int, train: TrainSettings, epochs: int) -> int:
@@ -101,13 +125,26 @@ def total_steps(examples: int, train: TrainSettings, epochs: int) -> int:
 
 def last_complete_checkpoint(folder: Path) -> str | None:
     """The newest Trainer checkpoint that was written to the end (its trainer_state.json is saved last)."""
-    complete = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()
-                and p.name.split("-")[-1].isdigit()]
+    complete = [
+        p
+        for p in folder.glob("checkpoint-*")
+        if (p / "trainer_state.json").exists() and p.name.split("-")[-1].isdigit()
+    ]
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
 
 
-def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *, lr: float, epochs: int,
-                output_dir: Path, resume: bool, eval_features: list[dict] | None = None, callbacks=()):
+def train_model(
+    ckpt: Checkpoint,
+    cfg: FinetuneSettings,
+    features: list[dict],
+    *,
+    lr: float,
+    epochs: int,
+    output_dir: Path,
+    resume: bool,
+    eval_features: list[dict] | None = None,
+    callbacks=(),
+):
     """Train one model with the Trainer; returns (merged model, tokenizer, validation loss or None)."""
     from transformers import Trainer, set_seed
 
@@ -119,9 +156,16 @@ def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *
     save = eval_features is None
     args = training_arguments(cfg.train, output_dir, lr, epochs, steps, save=save)
     by_example = protocol(cfg.protocol).loss_weighting == "example"
-    trainer = Trainer(model=model, args=args, train_dataset=features, eval_dataset=eval_features,
-                      data_collator=padding_collator(tokenizer), processing_class=tokenizer,
-                      callbacks=[MlflowCurve(), *callbacks], compute_loss_func=per_example_loss if by_example else None)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=features,
+        eval_dataset=eval_features,
+        data_collator=padding_collator(tokenizer),
+        processing_class=tokenizer,
+        callbacks=[MlflowCurve(), *callbacks],
+        compute_loss_func=per_example_loss if by_example else None,
+    )
     if by_example:
         trainer.loss_is_scaled_for_ga = False
     trainer.remove_callback(ProgressCallback)
@@ -130,8 +174,9 @@ def train_model(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], *
     if last:
         print(f"continuing from Trainer checkpoint {Path(last).name}")
     result = trainer.train(resume_from_checkpoint=last)
-    mlflow.log_metrics({"train_runtime": result.metrics.get("train_runtime", 0.0),
-                        "train_loss_mean": result.training_loss})
+    mlflow.log_metrics(
+        {"train_runtime": result.metrics.get("train_runtime", 0.0), "train_loss_mean": result.training_loss}
+    )
     val_loss = trainer.evaluate()["eval_loss"] if eval_features is not None else None
     model = trainer.model
     if cfg.train.lora:
@@ -166,5 +211,7 @@ def weight_change(base, tuned) -> dict[str, float]:
                 acc = sums.setdefault(key, [0.0, 0.0])
                 acc[0] += diff
                 acc[1] += norm
-    return {("weight_change" if key == "total" else f"weight_change/{key}"): (d / n) ** 0.5 if n else 0.0
-            for key, (d, n) in sums.items()}
+    return {
+        ("weight_change" if key == "total" else f"weight_change/{key}"): (d / n) ** 0.5 if n else 0.0
+        for key, (d, n) in sums.items()
+    }

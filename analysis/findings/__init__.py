@@ -59,24 +59,53 @@ import pandas as pd
 
 from analysis.compare import gains
 from analysis.findings.claims import (
-    DEFINITION_CHOICES, DEFINITIONS, DETAILS, FINDINGS, STATEMENTS, SUMMARY_COLUMNS, Definitions,
+    DEFINITION_CHOICES,
+    DEFINITIONS,
+    DETAILS,
+    FINDINGS,
+    STATEMENTS,
+    SUMMARY_COLUMNS,
+    Definitions,
 )
 from analysis.findings.measures import (
-    FORGETTING_RELATIONS, Scope, forgetting, group_gap, latent, sensitivity,
+    FORGETTING_RELATIONS,
+    Scope,
+    forgetting,
+    group_gap,
+    latent,
+    sensitivity,
 )
 from analysis.findings.scope import (
-    PAPER_CROSS_TASK, PAPER_FINE_TUNING, PAPER_OUT_OF_DOMAIN, PAPER_PRE_TRAINING,
-    PAPER_SENSITIVITY, FindingsError, Groups, check_groups_exist, degenerate_cells,
-    drop_degenerate, flag_degenerate, holds_any, read_groups, select_pairs, study_checkpoints,
+    PAPER_CROSS_TASK,
+    PAPER_FINE_TUNING,
+    PAPER_OUT_OF_DOMAIN,
+    PAPER_PRE_TRAINING,
+    PAPER_SENSITIVITY,
+    FindingsError,
+    Groups,
+    check_groups_exist,
+    degenerate_cells,
+    drop_degenerate,
+    flag_degenerate,
+    holds_any,
+    read_groups,
+    select_pairs,
+    study_checkpoints,
     usual_shots,
 )
 from analysis.learned import PRE_TRAINING, learned
 
 __all__ = [
-    "DETAILS", "FINDINGS", "STATEMENTS", "SUMMARY_COLUMNS", "Findings", "FindingsError",
-    "FindingsSettings", "flag_degenerate", "measure_findings",
+    "DETAILS",
+    "FINDINGS",
+    "STATEMENTS",
+    "SUMMARY_COLUMNS",
+    "Findings",
+    "FindingsError",
+    "FindingsSettings",
+    "flag_degenerate",
+    "measure_findings",
 ]
-
 
 
 @dataclass(frozen=True)
@@ -94,23 +123,22 @@ class Findings:
     notes: list[str] = field(default_factory=list)
 
 
-def measure_findings(runs: pd.DataFrame, settings: FindingsSettings = FindingsSettings(),
-                     predictions=None) -> Findings:
+def measure_findings(runs: pd.DataFrame, settings: FindingsSettings = FindingsSettings(), predictions=None) -> Findings:
     """The four findings on ``runs`` (eval runs as ``analysis.runs`` loads them)."""
     if settings.definitions not in DEFINITION_CHOICES:
-        raise FindingsError(f"unknown definitions {settings.definitions!r}; choose "
-                            f"{', '.join(DEFINITION_CHOICES)}")
-    chosen = [DEFINITIONS[name] for name in ("paper", "amuro")
-              if settings.definitions in (name, "both")]
+        raise FindingsError(f"unknown definitions {settings.definitions!r}; choose {', '.join(DEFINITION_CHOICES)}")
+    chosen = [DEFINITIONS[name] for name in ("paper", "amuro") if settings.definitions in (name, "both")]
     groups_file = read_groups(settings.groups_file) if settings.groups_file else None
     degenerate = degenerate_cells(runs, predictions)
     cells = gains(runs, predictions).table
     if not settings.keep_degenerate:
         cells = drop_degenerate(cells, degenerate)
     if cells.empty:
-        raise FindingsError("no tuned eval runs paired with their base checkpoint: the findings "
-                            "compare tuned models with their base, so run finetune and "
-                            "crosseval (or amuro sweep) first")
+        raise FindingsError(
+            "no tuned eval runs paired with their base checkpoint: the findings "
+            "compare tuned models with their base, so run finetune and "
+            "crosseval (or amuro sweep) first"
+        )
     if groups_file:
         check_groups_exist(groups_file, cells)
     trend = learned(runs)
@@ -125,8 +153,7 @@ def measure_findings(runs: pd.DataFrame, settings: FindingsSettings = FindingsSe
                 rows.append(row)
                 details[name].append(detail)
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    tables = {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-              for name, parts in details.items()}
+    tables = {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame() for name, parts in details.items()}
     return Findings(summary, tables, degenerate, notes)
 
 
@@ -152,33 +179,44 @@ def _scope(model, protocol, cells, labels, definitions: Definitions) -> Scope:
     return Scope(model, protocol, cells, steps, names, shots)
 
 
-def _groups(scope: Scope, definitions: Definitions, groups_file: Groups | None, trend,
-            notes: list[str]) -> Groups:
+def _groups(scope: Scope, definitions: Definitions, groups_file: Groups | None, trend, notes: list[str]) -> Groups:
     paper_pairs = PAPER_FINE_TUNING + PAPER_PRE_TRAINING
     if definitions.name == "paper":
         if groups_file:
             return groups_file
         if holds_any(scope.at_training_format(), paper_pairs):
             return Groups(PAPER_FINE_TUNING, PAPER_PRE_TRAINING, "paper")
-        notes.append(f"{scope.model} ({scope.protocol}): none of the study's datasets, so the "
-                     "paper definitions use the groups of amuro's trend test; give "
-                     "--groups FILE to name them")
+        notes.append(
+            f"{scope.model} ({scope.protocol}): none of the study's datasets, so the "
+            "paper definitions use the groups of amuro's trend test; give "
+            "--groups FILE to name them"
+        )
     own = trend[(trend["model"] == scope.model) & (trend["protocol"] == scope.protocol)]
     rising = own["learned_in"] == PRE_TRAINING
-    return Groups(tuple((name, None) for name in own.loc[~rising, "eval_dataset"]),
-                  tuple((name, None) for name in own.loc[rising, "eval_dataset"]), "trend test")
+    return Groups(
+        tuple((name, None) for name in own.loc[~rising, "eval_dataset"]),
+        tuple((name, None) for name in own.loc[rising, "eval_dataset"]),
+        "trend test",
+    )
 
 
 def _forgetting_scopes(cells: pd.DataFrame, paper: bool) -> dict[str, pd.DataFrame]:
     if paper and holds_any(cells, PAPER_OUT_OF_DOMAIN + PAPER_CROSS_TASK):
-        return {"out-of-domain": select_pairs(cells, PAPER_OUT_OF_DOMAIN),
-                "cross-task": select_pairs(cells, PAPER_CROSS_TASK)}
-    return {relation: cells[cells["relation"] == relation].assign(
-                unit=lambda frame: frame["eval_dataset"] + "/" + frame["train_dataset"])
-            for relation in FORGETTING_RELATIONS}
+        return {
+            "out-of-domain": select_pairs(cells, PAPER_OUT_OF_DOMAIN),
+            "cross-task": select_pairs(cells, PAPER_CROSS_TASK),
+        }
+    return {
+        relation: cells[cells["relation"] == relation].assign(
+            unit=lambda frame: frame["eval_dataset"] + "/" + frame["train_dataset"]
+        )
+        for relation in FORGETTING_RELATIONS
+    }
 
 
 def _checkpoint_labels(runs: pd.DataFrame) -> dict[tuple[str, int], str]:
     named = runs.drop_duplicates(["model", "step"])
-    return {(model, int(step)): "main" if revision == "main" else f"step {int(step)}"
-            for model, step, revision in zip(named["model"], named["step"], named["revision"])}
+    return {
+        (model, int(step)): "main" if revision == "main" else f"step {int(step)}"
+        for model, step, revision in zip(named["model"], named["step"], named["revision"])
+    }

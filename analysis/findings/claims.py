@@ -14,19 +14,26 @@ DETAILS = ("latent", "groups", "forgetting", "sensitivity")
 DEFINITION_CHOICES = ("paper", "amuro", "both")
 # As the study's abstract words them (arXiv 2408.06663).
 STATEMENTS = {
-    "i": "continual pre-training improves the model in a latent way that unveils after "
-         "fine-tuning",
+    "i": "continual pre-training improves the model in a latent way that unveils after fine-tuning",
     "ii": "with extra fine-tuning, the datasets that the model does not demonstrate capability "
-          "gain much more than those that the model performs well during the pre-training stage",
+    "gain much more than those that the model performs well during the pre-training stage",
     "iii": "although the model benefits significantly through supervised fine-tuning, it may "
-           "forget previously known domain knowledge and the tasks that are not seen during "
-           "fine-tuning",
+    "forget previously known domain knowledge and the tasks that are not seen during "
+    "fine-tuning",
     "iv": "the model resembles high sensitivity to evaluation prompts after supervised "
-          "fine-tuning, but this sensitivity can be alleviated by more pre-training",
+    "fine-tuning, but this sensitivity can be alleviated by more pre-training",
 }
 SUMMARY_COLUMNS = [
-    "finding", "definitions", "model", "protocol", "measure", "value", "ci_low", "ci_high",
-    "verdict", "where",
+    "finding",
+    "definitions",
+    "model",
+    "protocol",
+    "measure",
+    "value",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "where",
 ]
 
 
@@ -91,21 +98,33 @@ def over_some(parts: list[Part], scope: str) -> tuple[str, str]:
     return SUPPORTED, ", ".join(holding) + " only"
 
 
-def summary_row(finding: str, definitions: Definitions, model: str, protocol: str,
-                measure: str, value: float, low: float, high: float,
-                verdict: tuple[str, str]) -> dict:
+def summary_row(
+    finding: str,
+    definitions: Definitions,
+    model: str,
+    protocol: str,
+    measure: str,
+    value: float,
+    low: float,
+    high: float,
+    verdict: tuple[str, str],
+) -> dict:
     return {
-        "finding": finding, "definitions": definitions.name, "model": model,
-        "protocol": protocol, "measure": measure, "value": _number(value),
-        "ci_low": _number(low), "ci_high": _number(high), "verdict": verdict[0],
+        "finding": finding,
+        "definitions": definitions.name,
+        "model": model,
+        "protocol": protocol,
+        "measure": measure,
+        "value": _number(value),
+        "ci_low": _number(low),
+        "ci_high": _number(high),
+        "verdict": verdict[0],
         "where": verdict[1],
     }
 
 
-def untestable(finding: str, definitions: Definitions, model: str, protocol: str,
-               measure: str, why: str) -> dict:
-    return summary_row(finding, definitions, model, protocol, measure, np.nan, np.nan, np.nan,
-                       (UNTESTABLE, why))
+def untestable(finding: str, definitions: Definitions, model: str, protocol: str, measure: str, why: str) -> dict:
+    return summary_row(finding, definitions, model, protocol, measure, np.nan, np.nan, np.nan, (UNTESTABLE, why))
 
 
 def _number(value) -> float:

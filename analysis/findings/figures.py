@@ -21,10 +21,8 @@ _TITLES = {
 
 def finding_figures(details: dict[str, pd.DataFrame]) -> dict[str, bytes]:
     """File name -> PNG of each finding's figure."""
-    draw = {"latent": _latent, "groups": _groups, "forgetting": _forgetting,
-            "sensitivity": _sensitivity}
-    return {f"finding-{name}.png": _figure(details.get(name, pd.DataFrame()), name, draw[name])
-            for name in draw}
+    draw = {"latent": _latent, "groups": _groups, "forgetting": _forgetting, "sensitivity": _sensitivity}
+    return {f"finding-{name}.png": _figure(details.get(name, pd.DataFrame()), name, draw[name]) for name in draw}
 
 
 def _figure(table: pd.DataFrame, name: str, draw) -> bytes:
@@ -38,8 +36,7 @@ def _figure(table: pd.DataFrame, name: str, draw) -> bytes:
         draw(ax, rows)
         ax.axhline(0, color="grey", linewidth=0.8)
         title = f"{definitions} definitions"
-        ax.set_title(f"{model.rsplit('/', 1)[-1]} · {title}" if several_models else title,
-                     fontsize=10)
+        ax.set_title(f"{model.rsplit('/', 1)[-1]} · {title}" if several_models else title, fontsize=10)
     figure.suptitle(_TITLES[name])
     return _png(figure)
 
@@ -80,8 +77,14 @@ def _forgetting(ax, rows: pd.DataFrame) -> None:
     for index, relation in enumerate(relations):
         own = rows[rows["relation"] == relation].set_index("train_dataset").reindex(trains)
         offsets = np.arange(len(trains)) + (index - (len(relations) - 1) / 2) * width
-        ax.bar(offsets, own["forgetting"].fillna(0), width, label=relation,
-               yerr=np.nan_to_num(_error(own.reset_index(), "forgetting")), capsize=2)
+        ax.bar(
+            offsets,
+            own["forgetting"].fillna(0),
+            width,
+            label=relation,
+            yerr=np.nan_to_num(_error(own.reset_index(), "forgetting")),
+            capsize=2,
+        )
     ax.set_xticks(np.arange(len(trains)), trains, rotation=30, ha="right", fontsize=8)
     ax.set_xlabel("tuned on")
     ax.set_ylabel("forgetting")

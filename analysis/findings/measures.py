@@ -9,8 +9,16 @@ import numpy as np
 import pandas as pd
 
 from analysis.findings.claims import (
-    MIXED, NOT_SUPPORTED, SUPPORTED, UNTESTABLE, Definitions, Part, over_every, over_some,
-    summary_row, untestable,
+    MIXED,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    UNTESTABLE,
+    Definitions,
+    Part,
+    over_every,
+    over_some,
+    summary_row,
+    untestable,
 )
 from analysis.findings.resample import percentile_interval, resampled_means, se_from_interval
 from analysis.findings.scope import Pair, select_pairs
@@ -46,8 +54,10 @@ def _matrix(rows: pd.DataFrame, steps, column: str = "gain") -> tuple[np.ndarray
     values = rows.pivot_table(index="unit", columns="step", values=column, aggfunc="mean")
     ses = rows.pivot_table(index="unit", columns="step", values="_se", aggfunc="mean")
     units = sorted(rows["unit"].unique())
-    return (values.reindex(index=units, columns=list(steps)).to_numpy(float),
-            ses.reindex(index=units, columns=list(steps)).to_numpy(float))
+    return (
+        values.reindex(index=units, columns=list(steps)).to_numpy(float),
+        ses.reindex(index=units, columns=list(steps)).to_numpy(float),
+    )
 
 
 def _means(values: np.ndarray, ses: np.ndarray, definitions: Definitions, seed: int = 0):
@@ -56,8 +66,7 @@ def _means(values: np.ndarray, ses: np.ndarray, definitions: Definitions, seed: 
         empty = np.full(values.shape[1], np.nan)
         return empty, np.full((1, values.shape[1]), np.nan)
     means = _nanmean_columns(values)
-    draws = resampled_means(values, np.nan_to_num(ses) if definitions.item_noise else None,
-                            seed=seed)
+    draws = resampled_means(values, np.nan_to_num(ses) if definitions.item_noise else None, seed=seed)
     return means, draws
 
 
@@ -71,14 +80,14 @@ def latent(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, ...]
     """(i) Per checkpoint after the first: mean over the learned-in-fine-tuning pairs of
     gain(checkpoint) − gain(first checkpoint), i.e. how much more the tuned model rose than
     its base. The summary is its value at the last checkpoint."""
-    measure = ("latent gain: gain(last checkpoint) − gain(first), mean over the datasets "
-               "learned in fine-tuning")
+    measure = "latent gain: gain(last checkpoint) − gain(first), mean over the datasets learned in fine-tuning"
     rows = select_pairs(scope.at_training_format(), fine_tuning)
     values, ses = _matrix(rows, scope.steps)
     present = [index for index in range(len(scope.steps)) if np.isfinite(values[:, index]).any()]
     if len(present) < 2:
-        return untestable("i", definitions, scope.model, scope.protocol, measure,
-                          "fewer than two checkpoints with tuned cells"), pd.DataFrame()
+        return untestable(
+            "i", definitions, scope.model, scope.protocol, measure, "fewer than two checkpoints with tuned cells"
+        ), pd.DataFrame()
     first = present[0]
     changes = values - values[:, [first]]
     change_ses = np.sqrt(np.square(ses) + np.square(ses[:, [first]]))
@@ -89,28 +98,44 @@ def latent(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, ...]
         step = scope.steps[index]
         holds = definitions.holds(means[index], low[index], high[index])
         parts.append(Part(scope.labels[step], means[index], low[index], high[index], holds))
-        detail.append({**scope.head(definitions), "step": step, "latent_gain": means[index],
-                       "ci_low": low[index], "ci_high": high[index],
-                       "n": int(np.isfinite(changes[:, index]).sum()), "holds": holds})
+        detail.append(
+            {
+                **scope.head(definitions),
+                "step": step,
+                "latent_gain": means[index],
+                "ci_low": low[index],
+                "ci_high": high[index],
+                "n": int(np.isfinite(changes[:, index]).sum()),
+                "holds": holds,
+            }
+        )
     last = present[-1]
-    row = summary_row("i", definitions, scope.model, scope.protocol, measure, means[last],
-                      low[last], high[last], over_every(parts))
+    row = summary_row(
+        "i", definitions, scope.model, scope.protocol, measure, means[last], low[last], high[last], over_every(parts)
+    )
     return row, pd.DataFrame(detail)
 
 
-def group_gap(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, ...],
-              pre_training: tuple[Pair, ...]):
+def group_gap(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, ...], pre_training: tuple[Pair, ...]):
     """(ii) Per checkpoint: mean gain of the pairs learned in fine-tuning, of those learned in
     pre-training, and gap = the first − the second. The summary is the mean gap over the
     checkpoints."""
-    measure = ("gap: mean gain of the datasets learned in fine-tuning − of those learned in "
-               "pre-training, mean over checkpoints")
+    measure = (
+        "gap: mean gain of the datasets learned in fine-tuning − of those learned in "
+        "pre-training, mean over checkpoints"
+    )
     cells = scope.at_training_format()
     tuned, pre = select_pairs(cells, fine_tuning), select_pairs(cells, pre_training)
     if tuned.empty or pre.empty:
         missing = "fine-tuning" if tuned.empty else "pre-training"
-        return untestable("ii", definitions, scope.model, scope.protocol, measure,
-                          f"no in-domain cell of a dataset learned in {missing}"), pd.DataFrame()
+        return untestable(
+            "ii",
+            definitions,
+            scope.model,
+            scope.protocol,
+            measure,
+            f"no in-domain cell of a dataset learned in {missing}",
+        ), pd.DataFrame()
     tuned_values, tuned_ses = _matrix(tuned, scope.steps)
     pre_values, pre_ses = _matrix(pre, scope.steps)
     tuned_means, tuned_draws = _means(tuned_values, tuned_ses, definitions, seed=0)
@@ -123,18 +148,35 @@ def group_gap(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, .
             continue
         holds = definitions.holds(gaps[index], low[index], high[index])
         parts.append(Part(scope.labels[step], gaps[index], low[index], high[index], holds))
-        detail.append({
-            **scope.head(definitions), "step": step, "gain_fine_tuning": tuned_means[index],
-            "gain_pre_training": pre_means[index], "gap": gaps[index], "ci_low": low[index],
-            "ci_high": high[index], "n_fine_tuning": int(np.isfinite(tuned_values[:, index]).sum()),
-            "n_pre_training": int(np.isfinite(pre_values[:, index]).sum()), "holds": holds,
-        })
+        detail.append(
+            {
+                **scope.head(definitions),
+                "step": step,
+                "gain_fine_tuning": tuned_means[index],
+                "gain_pre_training": pre_means[index],
+                "gap": gaps[index],
+                "ci_low": low[index],
+                "ci_high": high[index],
+                "n_fine_tuning": int(np.isfinite(tuned_values[:, index]).sum()),
+                "n_pre_training": int(np.isfinite(pre_values[:, index]).sum()),
+                "holds": holds,
+            }
+        )
     measured = np.isfinite(gaps)
     with np.errstate(invalid="ignore"):
         overall_draws = np.nanmean(gap_draws[:, measured], axis=1)
     overall_low, overall_high = percentile_interval(overall_draws)
-    row = summary_row("ii", definitions, scope.model, scope.protocol, measure,
-                      float(np.mean(gaps[measured])), overall_low, overall_high, over_every(parts))
+    row = summary_row(
+        "ii",
+        definitions,
+        scope.model,
+        scope.protocol,
+        measure,
+        float(np.mean(gaps[measured])),
+        overall_low,
+        overall_high,
+        over_every(parts),
+    )
     return row, pd.DataFrame(detail)
 
 
@@ -160,14 +202,22 @@ def forgetting(scope: Scope, definitions: Definitions, scopes: dict[str, pd.Data
             detail.append(_forgetting_row(scope, definitions, relation, train, by_train, train_part))
     verdict = _by_relation(over_some([part for part, _ in parts], "out-of-domain or cross-task"))
     if verdict[0] == UNTESTABLE:
-        return untestable("iii", definitions, scope.model, scope.protocol, measure,
-                          verdict[1]), pd.DataFrame(detail)
+        return untestable("iii", definitions, scope.model, scope.protocol, measure, verdict[1]), pd.DataFrame(detail)
     forgetting_parts = [(part, rows) for part, rows in parts if part.holds] or parts
     pooled = pd.concat([rows for _, rows in forgetting_parts], ignore_index=True)
     scope_name = _by_relation(("", ", ".join(part.label for part, _ in forgetting_parts)))[1]
     overall = _forgetting_part(scope, definitions, pooled, scope_name)
-    return summary_row("iii", definitions, scope.model, scope.protocol, f"{measure}, on {scope_name}",
-                       overall.value, overall.ci_low, overall.ci_high, verdict), pd.DataFrame(detail)
+    return summary_row(
+        "iii",
+        definitions,
+        scope.model,
+        scope.protocol,
+        f"{measure}, on {scope_name}",
+        overall.value,
+        overall.ci_low,
+        overall.ci_high,
+        verdict,
+    ), pd.DataFrame(detail)
 
 
 def _by_relation(verdict: tuple[str, str]) -> tuple[str, str]:
@@ -195,10 +245,17 @@ def _forgetting_part(scope: Scope, definitions: Definitions, rows: pd.DataFrame,
 
 
 def _forgetting_row(scope, definitions, relation, train, rows, part: Part) -> dict:
-    return {**scope.head(definitions), "relation": relation, "train_dataset": train,
-            "forgetting": part.value, "ci_low": part.ci_low, "ci_high": part.ci_high,
-            "n_cells": len(rows), "n_forgot": int((rows["ci_high"] < 0).sum()),
-            "holds": part.holds}
+    return {
+        **scope.head(definitions),
+        "relation": relation,
+        "train_dataset": train,
+        "forgetting": part.value,
+        "ci_low": part.ci_low,
+        "ci_high": part.ci_high,
+        "n_cells": len(rows),
+        "n_forgot": int((rows["ci_high"] < 0).sum()),
+        "holds": part.holds,
+    }
 
 
 def sensitivity(scope: Scope, definitions: Definitions, pairs: tuple[Pair, ...] | None):
@@ -208,21 +265,41 @@ def sensitivity(scope: Scope, definitions: Definitions, pairs: tuple[Pair, ...] 
     pairs of the slope against log10(step) from the checkpoint on which the pair's tuning
     gains."""
     cells = scope.cells[scope.cells["shots"] == scope.shots]
-    rows = select_pairs(cells, pairs) if pairs else cells[cells["relation"] == "in-domain"].assign(
-        unit=lambda frame: frame["eval_dataset"] + "/" + frame["train_dataset"])
+    rows = (
+        select_pairs(cells, pairs)
+        if pairs
+        else cells[cells["relation"] == "in-domain"].assign(
+            unit=lambda frame: frame["eval_dataset"] + "/" + frame["train_dataset"]
+        )
+    )
     tuned, tuned_draws, means = _format_std(rows, scope.steps, "tuned", definitions)
     base_means = _format_std(rows, scope.steps, "base", definitions)[2]
     present = [index for index, mean in enumerate(means) if np.isfinite(mean)]
     low, high = percentile_interval(tuned_draws)
-    detail = pd.DataFrame([
-        {**scope.head(definitions), "step": scope.steps[i], "tuned_std": means[i],
-         "ci_low": low[i], "ci_high": high[i], "base_std": base_means[i],
-         "n": int(np.isfinite(tuned[:, i]).sum())} for i in present
-    ])
+    detail = pd.DataFrame(
+        [
+            {
+                **scope.head(definitions),
+                "step": scope.steps[i],
+                "tuned_std": means[i],
+                "ci_low": low[i],
+                "ci_high": high[i],
+                "base_std": base_means[i],
+                "n": int(np.isfinite(tuned[:, i]).sum()),
+            }
+            for i in present
+        ]
+    )
     if len(present) < 2:
         measure = "tuned models' std across prompt formats by checkpoint"
-        return untestable("iv", definitions, scope.model, scope.protocol, measure,
-                          "fewer than two checkpoints with tuned cells in two or more formats"), detail
+        return untestable(
+            "iv",
+            definitions,
+            scope.model,
+            scope.protocol,
+            measure,
+            "fewer than two checkpoints with tuned cells in two or more formats",
+        ), detail
     if definitions.name == "paper":
         return _fall_from_peak(scope, definitions, means, tuned_draws, present), detail
     return _slope_in_windows(scope, definitions, tuned, gaining_from(scope, rows)), detail
@@ -235,7 +312,8 @@ def _format_std(rows: pd.DataFrame, steps, column: str, definitions: Definitions
         return empty, np.full((1, len(steps)), np.nan), np.full(len(steps), np.nan)
     per_format = rows.groupby(["unit", "step", "format"])[column].mean().reset_index()
     spread = per_format.groupby(["unit", "step"])[column].agg(
-        lambda scores: scores.std(ddof=0) if len(scores) >= 2 else np.nan)
+        lambda scores: scores.std(ddof=0) if len(scores) >= 2 else np.nan
+    )
     values = spread.unstack("step").reindex(columns=list(steps)).to_numpy(float)
     no_noise = Definitions(definitions.name, item_noise=False)
     means, draws = _means(values, np.zeros_like(values), no_noise)
@@ -244,8 +322,10 @@ def _format_std(rows: pd.DataFrame, steps, column: str, definitions: Definitions
 
 def _fall_from_peak(scope, definitions, means, draws, present):
     peak, last = present[int(np.nanargmax(means[present]))], present[-1]
-    measure = (f"change of the tuned models' std across formats from its peak "
-               f"({scope.labels[scope.steps[peak]]}) to the last checkpoint")
+    measure = (
+        f"change of the tuned models' std across formats from its peak "
+        f"({scope.labels[scope.steps[peak]]}) to the last checkpoint"
+    )
     value = means[last] - means[peak]
     low, high = percentile_interval(draws[:, last] - draws[:, peak])
     holds = definitions.holds(value, low, high, sign=-1)
@@ -255,28 +335,35 @@ def _fall_from_peak(scope, definitions, means, draws, present):
         verdict = (SUPPORTED, "every checkpoint")
     else:
         verdict = (MIXED, f"from {scope.labels[scope.steps[peak]]} on")
-    return summary_row("iv", definitions, scope.model, scope.protocol, measure, value, low, high,
-                       verdict)
+    return summary_row("iv", definitions, scope.model, scope.protocol, measure, value, low, high, verdict)
 
 
 def _slope_in_windows(scope, definitions, values, starts):
     """Mean over units of each unit's slope of its std against log10(step), fitted on the
     checkpoints from its window's start on; the interval from a bootstrap over units."""
-    measure = ("slope of the tuned models' std across formats per tenfold pre-training steps, "
-               "each dataset pair from the checkpoint on which its tuning gains")
+    measure = (
+        "slope of the tuned models' std across formats per tenfold pre-training steps, "
+        "each dataset pair from the checkpoint on which its tuning gains"
+    )
     slopes, used = [], []
     x_all = np.log10(np.maximum(np.array(scope.steps, dtype=float), 1.0))
     for row, start in zip(values, starts):
-        window = [i for i in range(len(scope.steps)) if start is not None
-                  and scope.steps[i] >= start and np.isfinite(row[i])]
+        window = [
+            i for i in range(len(scope.steps)) if start is not None and scope.steps[i] >= start and np.isfinite(row[i])
+        ]
         if len(window) >= 2:
             x = x_all[window]
-            slopes.append(float((x - x.mean()) @ (row[window] - row[window].mean())
-                                / np.square(x - x.mean()).sum()))
+            slopes.append(float((x - x.mean()) @ (row[window] - row[window].mean()) / np.square(x - x.mean()).sum()))
             used.append(start)
     if not slopes:
-        return untestable("iv", definitions, scope.model, scope.protocol, measure,
-                          "no dataset pair gains from tuning at two or more checkpoints")
+        return untestable(
+            "iv",
+            definitions,
+            scope.model,
+            scope.protocol,
+            measure,
+            "no dataset pair gains from tuning at two or more checkpoints",
+        )
     slope = float(np.mean(slopes))
     low, high = percentile_interval(resampled_means(np.array(slopes)[:, None])[:, 0])
     holds = definitions.holds(slope, low, high, sign=-1)
@@ -287,8 +374,7 @@ def _slope_in_windows(scope, definitions, values, starts):
         verdict = (SUPPORTED, "every checkpoint")
     else:
         verdict = (MIXED, f"from {scope.labels[latest]} on, where tuning gains")
-    return summary_row("iv", definitions, scope.model, scope.protocol, measure, slope, low, high,
-                       verdict)
+    return summary_row("iv", definitions, scope.model, scope.protocol, measure, slope, low, high, verdict)
 
 
 def gaining_from(scope: Scope, rows: pd.DataFrame) -> list[int | None]:

@@ -17,8 +17,9 @@ def se_from_interval(low, high) -> np.ndarray:
     return np.nan_to_num(se, nan=0.0)
 
 
-def resampled_means(values: np.ndarray, ses: np.ndarray | None = None, *,
-                    resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+def resampled_means(
+    values: np.ndarray, ses: np.ndarray | None = None, *, resamples: int = RESAMPLES, seed: int = SEED
+) -> np.ndarray:
     """``resamples`` x columns means over rows (units) drawn with replacement.
 
     ``values`` is units x columns (NaN where a unit lacks a column); the same units are drawn

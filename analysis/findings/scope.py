@@ -19,25 +19,47 @@ Pair = tuple[str, "str | None"]
 # The study's notebook (analysis/gen_paper_figs.ipynb), in catalogue names: SciQ of the
 # multiple-choice table is sciq_mc, Tulu is tulu_v2, CNN is cnn_dailymail.
 PAPER_FINE_TUNING: tuple[Pair, ...] = (
-    ("mnli_matched", "mnli"), ("paws", "paws"), ("xsum", "xsum"), ("mnli_mismatched", "mnli"),
-    ("xlsum", "xsum"), ("socialiqa", "socialiqa"), ("boolq", "tulu_v2"),
+    ("mnli_matched", "mnli"),
+    ("paws", "paws"),
+    ("xsum", "xsum"),
+    ("mnli_mismatched", "mnli"),
+    ("xlsum", "xsum"),
+    ("socialiqa", "socialiqa"),
+    ("boolq", "tulu_v2"),
 )
 # SciQ is listed twice in the notebook, so it counts twice.
 PAPER_PRE_TRAINING: tuple[Pair, ...] = (
-    ("sciq_mc", "tulu_v2"), ("hellaswag", "tulu_v2"), ("arc_challenge", "tulu_v2"),
-    ("arc_easy", "tulu_v2"), ("openbookqa", "tulu_v2"), ("sciq_mc", "tulu_v2"),
+    ("sciq_mc", "tulu_v2"),
+    ("hellaswag", "tulu_v2"),
+    ("arc_challenge", "tulu_v2"),
+    ("arc_easy", "tulu_v2"),
+    ("openbookqa", "tulu_v2"),
+    ("sciq_mc", "tulu_v2"),
 )
 PAPER_OUT_OF_DOMAIN: tuple[Pair, ...] = (
-    ("rte", "mnli"), ("gpt3nli", "mnli"), ("cnn_dailymail", "xsum"), ("qqp", "paws"),
-    ("stsb", "paws"), ("tweetqa", "socialiqa"), ("sciq", "socialiqa"),
+    ("rte", "mnli"),
+    ("gpt3nli", "mnli"),
+    ("cnn_dailymail", "xsum"),
+    ("qqp", "paws"),
+    ("stsb", "paws"),
+    ("tweetqa", "socialiqa"),
+    ("sciq", "socialiqa"),
 )
 PAPER_CROSS_TASK: tuple[Pair, ...] = (
-    ("xsum", "mnli"), ("socialiqa", "mnli"), ("xsum", "paws"), ("socialiqa", "paws"),
-    ("paws", "xsum"), ("mnli_matched", "xsum"), ("mnli_matched", "socialiqa"),
+    ("xsum", "mnli"),
+    ("socialiqa", "mnli"),
+    ("xsum", "paws"),
+    ("socialiqa", "paws"),
+    ("paws", "xsum"),
+    ("mnli_matched", "xsum"),
+    ("mnli_matched", "socialiqa"),
     ("paws", "socialiqa"),
 )
 PAPER_SENSITIVITY: tuple[Pair, ...] = (
-    ("mnli_matched", "mnli"), ("paws", "paws"), ("xsum", "xsum"), ("socialiqa", "socialiqa"),
+    ("mnli_matched", "mnli"),
+    ("paws", "paws"),
+    ("xsum", "xsum"),
+    ("socialiqa", "socialiqa"),
 )
 PAPER_SHOTS = 4
 TRAINING_FORMAT = "default"
@@ -87,8 +109,9 @@ def _pairs(items, path) -> tuple[Pair, ...]:
         elif isinstance(item, list) and len(item) == 2 and all(isinstance(i, str) for i in item):
             pairs.append((item[0], item[1]))
         else:
-            raise FindingsError(f"groups file {path}: {item!r} is neither a dataset name nor "
-                                "a pair [eval dataset, training dataset]")
+            raise FindingsError(
+                f"groups file {path}: {item!r} is neither a dataset name nor a pair [eval dataset, training dataset]"
+            )
     return tuple(pairs)
 
 
@@ -115,8 +138,7 @@ def select_pairs(cells: pd.DataFrame, pairs: tuple[Pair, ...], relations=("in-do
     chosen = []
     for index, (eval_dataset, train_dataset) in enumerate(pairs):
         rows = cells[cells["eval_dataset"] == eval_dataset]
-        rows = rows[rows["train_dataset"] == train_dataset] if train_dataset else rows[
-            rows["relation"].isin(relations)]
+        rows = rows[rows["train_dataset"] == train_dataset] if train_dataset else rows[rows["relation"].isin(relations)]
         for train, group in rows.groupby("train_dataset"):
             chosen.append(group.assign(unit=f"{eval_dataset}/{train}#{index}"))
     if not chosen:
@@ -156,8 +178,9 @@ def degenerate_cells(runs: pd.DataFrame, predictions=None) -> pd.DataFrame:
 
 
 def _single_class_runs(runs: pd.DataFrame, predictions) -> pd.DataFrame:
-    scored = runs[(runs["origin"] != "published") & (runs["metric"] == "accuracy")
-                  & runs["has_predictions"].astype(bool)]
+    scored = runs[
+        (runs["origin"] != "published") & (runs["metric"] == "accuracy") & runs["has_predictions"].astype(bool)
+    ]
     # One run per cell is enough: every run of a cell scored the same references.
     scored = scored.assign(_base=is_base(scored)).sort_values("_base", ascending=False)
     scored = scored.drop_duplicates(_CELL)
@@ -165,12 +188,15 @@ def _single_class_runs(runs: pd.DataFrame, predictions) -> pd.DataFrame:
     single = []
     for index, run_id in zip(scored.index, scored["run_id"]):
         table = predictions.get(run_id)
-        if table is not None and "reference" in table and len(table) > 1 \
-                and table["reference"].astype(str).nunique() == 1:
+        if (
+            table is not None
+            and "reference" in table
+            and len(table) > 1
+            and table["reference"].astype(str).nunique() == 1
+        ):
             single.append(index)
     rows = scored.loc[single]
-    return rows.assign(reason="every reference is one label: the score measures how often "
-                              "the model answers it")
+    return rows.assign(reason="every reference is one label: the score measures how often the model answers it")
 
 
 def drop_degenerate(frame: pd.DataFrame, degenerate: pd.DataFrame) -> pd.DataFrame:

@@ -19,23 +19,51 @@ REFERENCE = "Sun & Dredze 2024, arXiv 2408.06663"
 MULTIPLE_CHOICE_SHOTS = 4
 
 TRAIN_DATASETS = {
-    "mnli": "mnli", "paws": "paws", "xsum": "xsum", "socialiqa": "socialiqa", "tulu": "tulu_v2",
+    "mnli": "mnli",
+    "paws": "paws",
+    "xsum": "xsum",
+    "socialiqa": "socialiqa",
+    "tulu": "tulu_v2",
 }
 MULTIPLE_CHOICE = (
-    "arc_easy", "arc_challenge", "boolq", "hellaswag", "openbookqa", "sciq_mc", "rte_mc", "qqp_mc",
+    "arc_easy",
+    "arc_challenge",
+    "boolq",
+    "hellaswag",
+    "openbookqa",
+    "sciq_mc",
+    "rte_mc",
+    "qqp_mc",
 )
 # Items in the validation split each multiple-choice set is scored on: every released score
 # of the multiple-choice table is a whole number of these (k / n exactly).
 VALIDATION_ITEMS = {
-    "arc_easy": 570, "arc_challenge": 299, "boolq": 3270, "hellaswag": 10042, "openbookqa": 500,
-    "sciq_mc": 1000, "rte_mc": 277, "qqp_mc": 40430,
+    "arc_easy": 570,
+    "arc_challenge": 299,
+    "boolq": 3270,
+    "hellaswag": 10042,
+    "openbookqa": 500,
+    "sciq_mc": 1000,
+    "rte_mc": 277,
+    "qqp_mc": 40430,
 }
 TASKS = {
-    "mnli": "nli", "mnli_matched": "nli", "mnli_mismatched": "nli", "rte": "nli", "gpt3nli": "nli",
-    "paws": "paraphrase", "qqp": "paraphrase", "stsb": "paraphrase",
-    "xsum": "summary", "xlsum": "summary", "cnn_dailymail": "summary",
-    "socialiqa": "qgen", "sciq": "qgen", "tweetqa": "qgen",
-    "llmbar_natural": "instruction-following", "llmbar_adversarial_manual": "instruction-following",
+    "mnli": "nli",
+    "mnli_matched": "nli",
+    "mnli_mismatched": "nli",
+    "rte": "nli",
+    "gpt3nli": "nli",
+    "paws": "paraphrase",
+    "qqp": "paraphrase",
+    "stsb": "paraphrase",
+    "xsum": "summary",
+    "xlsum": "summary",
+    "cnn_dailymail": "summary",
+    "socialiqa": "qgen",
+    "sciq": "qgen",
+    "tweetqa": "qgen",
+    "llmbar_natural": "instruction-following",
+    "llmbar_adversarial_manual": "instruction-following",
     "llmbar_adversarial_neighbor": "instruction-following",
     "tulu_v2": "chat",
     **{name: "mc" for name in MULTIPLE_CHOICE},
@@ -44,13 +72,15 @@ GENERATION_TASKS = ("summary", "qgen")
 # Eval datasets in-domain for a training set beside itself (the catalogue's in_domain_of; for
 # instruction tuning, the multiple-choice suites it targets, as the study groups them).
 IN_DOMAIN = {
-    "mnli": ("mnli_matched", "mnli_mismatched"), "xsum": ("xlsum",), "tulu_v2": MULTIPLE_CHOICE,
+    "mnli": ("mnli_matched", "mnli_mismatched"),
+    "xsum": ("xlsum",),
+    "tulu_v2": MULTIPLE_CHOICE,
 }
 # Sets the study scored on a split whose labels are hidden (SetFit's test splits carry the
 # label -1 everywhere): each released score is the share of one answer, not an ability.
 SINGLE_CLASS_SETS = {
     name: "the study scored its test split, whose labels are hidden (-1 on every item): the "
-          "released score is the share of 'no' answers"
+    "released score is the share of 'no' answers"
     for name in ("qqp", "stsb")
 }
 FORMAT_SUFFIXES = {"_instruct": "instruct", "_inputoutput": "io"}
@@ -59,15 +89,10 @@ RENAMED = {"cnn": "cnn_dailymail"}
 # table scores them, so they get names of their own (as the catalogue's sciq_mc).
 MULTIPLE_CHOICE_RENAMED = {"sciq": "sciq_mc", "rte": "rte_mc", "qqp": "qqp_mc"}
 
-_PER_FORMAT_DATASETS = [
-    name for name, task in TASKS.items() if task not in ("mc", "chat") and name != "mnli"
-]
-_PER_FORMAT_NAMES = [
-    {value: key for key, value in RENAMED.items()}.get(name, name) for name in _PER_FORMAT_DATASETS
-]
+_PER_FORMAT_DATASETS = [name for name, task in TASKS.items() if task not in ("mc", "chat") and name != "mnli"]
+_PER_FORMAT_NAMES = [{value: key for key, value in RENAMED.items()}.get(name, name) for name in _PER_FORMAT_DATASETS]
 _MULTIPLE_CHOICE_NAMES = [
-    {value: key for key, value in MULTIPLE_CHOICE_RENAMED.items()}.get(name, name)
-    for name in MULTIPLE_CHOICE
+    {value: key for key, value in MULTIPLE_CHOICE_RENAMED.items()}.get(name, name) for name in MULTIPLE_CHOICE
 ]
 _SHOTS = r"(?:_(?P<shots>\d+)shots)?"
 _BASE_ID = re.compile(rf"^(?:olmo1b_)?checkpoint-(?P<step>\d+)(?:_original(?:_hf)?)?{_SHOTS}$")
@@ -112,8 +137,13 @@ def parse_model_id(model_id: str, default_shots: int = 0) -> Checkpoint:
         step = int(match["step"]) if match["step"] else MAIN_STEP
         train = TRAIN_DATASETS[match["train"]]
         return Checkpoint(
-            step, f"step{step}" if match["step"] else "main", "it" if train == "tulu_v2" else "sft",
-            train, _shots(match, default_shots), match["epochs"], match["lr"],
+            step,
+            f"step{step}" if match["step"] else "main",
+            "it" if train == "tulu_v2" else "sft",
+            train,
+            _shots(match, default_shots),
+            match["epochs"],
+            match["lr"],
         )
     raise PublishedTableError(f"unknown model id {model_id!r}; the study's ids are {ID_PATTERNS}")
 
@@ -128,8 +158,7 @@ def parse_eval_dataset(name: str, multiple_choice: bool = False) -> tuple[str, s
         dataset = MULTIPLE_CHOICE_RENAMED.get(name, name)
         if dataset not in MULTIPLE_CHOICE:
             raise PublishedTableError(
-                f"unknown multiple-choice dataset {name!r}; known: "
-                f"{', '.join(_MULTIPLE_CHOICE_NAMES)}"
+                f"unknown multiple-choice dataset {name!r}; known: {', '.join(_MULTIPLE_CHOICE_NAMES)}"
             )
         return dataset, "default"
     dataset, prompt_format = name, "default"

@@ -20,8 +20,7 @@ DEFAULT_EXPERIMENT = "amuro-char-published"
 _PAGE_SIZE = 5000
 _SERVER_WORKERS = 4
 
-__all__ = ["DEFAULT_EXPERIMENT", "ImportSettings", "Imported", "PublishedTableError",
-           "import_published"]
+__all__ = ["DEFAULT_EXPERIMENT", "ImportSettings", "Imported", "PublishedTableError", "import_published"]
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,7 @@ def import_published(settings: ImportSettings) -> Imported:
         check_tracking_uri(uri)
     store = client(uri)
     experiment = store.get_experiment_by_name(settings.experiment)
-    experiment_id = (
-        experiment.experiment_id if experiment else store.create_experiment(settings.experiment)
-    )
+    experiment_id = experiment.experiment_id if experiment else store.create_experiment(settings.experiment)
     _refuse_own_runs(store, experiment_id, settings.experiment)
     existing = _published_runs_by_key(store, experiment_id)
     todo = [run for run in runs if existing.get(run.run_key, ("", ""))[1] != "FINISHED"]
@@ -78,8 +75,9 @@ def _refuse_own_runs(store, experiment_id: str, name: str) -> None:
     ``amuro.origin`` tag is one's own: absent means ``run``)."""
     token = None
     while True:
-        page = store.search_runs([experiment_id], "tags.\"amuro.kind\" = 'eval'",
-                                 max_results=_PAGE_SIZE, page_token=token)
+        page = store.search_runs(
+            [experiment_id], "tags.\"amuro.kind\" = 'eval'", max_results=_PAGE_SIZE, page_token=token
+        )
         if any(run.data.tags.get("amuro.origin") != "published" for run in page):
             raise TrackingError(
                 f"experiment {name!r} holds eval runs of your own; import the published results "
@@ -95,8 +93,9 @@ def _published_runs_by_key(store, experiment_id: str) -> dict[str, tuple[str, st
     found: dict[str, tuple[str, str]] = {}
     token = None
     while True:
-        page = store.search_runs([experiment_id], "tags.\"amuro.origin\" = 'published'",
-                                 max_results=_PAGE_SIZE, page_token=token)
+        page = store.search_runs(
+            [experiment_id], "tags.\"amuro.origin\" = 'published'", max_results=_PAGE_SIZE, page_token=token
+        )
         for run in page:
             key = run.data.tags.get("amuro.run_key", "")
             if found.get(key, ("", ""))[1] != "FINISHED":
@@ -109,9 +108,10 @@ def _published_runs_by_key(store, experiment_id: str) -> dict[str, tuple[str, st
 def _log(store, experiment_id: str, run: PublishedRun, resume_id: str) -> None:
     from mlflow.entities import Metric, Param, RunStatus
 
-    run_id = resume_id or store.create_run(
-        experiment_id, start_time=run.start_time, tags=run.tags, run_name=run.run_name
-    ).info.run_id
+    run_id = (
+        resume_id
+        or store.create_run(experiment_id, start_time=run.start_time, tags=run.tags, run_name=run.run_name).info.run_id
+    )
     store.log_batch(
         run_id,
         metrics=[Metric(key, value, run.start_time, 0) for key, value in run.metrics.items()],

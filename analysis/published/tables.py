@@ -21,8 +21,16 @@ import pandas as pd
 
 from analysis.intervals import Z_95
 from analysis.published.ids import (
-    MODEL, MULTIPLE_CHOICE_SHOTS, REFERENCE, TASKS, VALIDATION_ITEMS, PublishedTableError,
-    metric, parse_eval_dataset, parse_model_id, relation,
+    MODEL,
+    MULTIPLE_CHOICE_SHOTS,
+    REFERENCE,
+    TASKS,
+    VALIDATION_ITEMS,
+    PublishedTableError,
+    metric,
+    parse_eval_dataset,
+    parse_model_id,
+    relation,
 )
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -56,8 +64,7 @@ def published_runs(paths=SHIPPED_TABLES) -> list[PublishedRun]:
     runs = []
     for rank, i in enumerate(order):
         run = rows[i][2]
-        runs.append(PublishedRun(run.run_key, run.run_name, run.tags, run.metrics, run.params,
-                                 RELEASE_TIME_MS + rank))
+        runs.append(PublishedRun(run.run_key, run.run_name, run.tags, run.metrics, run.params, RELEASE_TIME_MS + rank))
     return runs
 
 
@@ -78,9 +85,7 @@ def _read(path: Path) -> list[tuple[int, str, PublishedRun]]:
         try:
             run = _run(record, multiple_choice)
         except PublishedTableError as error:
-            raise PublishedTableError(
-                f"{path.name} row {index}: {error}; correct the row or leave it out"
-            ) from None
+            raise PublishedTableError(f"{path.name} row {index}: {error}; correct the row or leave it out") from None
         rows.append((len(rows), str(record["model_id"]), run))
     return rows
 
@@ -109,20 +114,38 @@ def _run(record, multiple_choice: bool) -> PublishedRun:
         se = _number(record, "std")
     metrics.update(score_se=se, score_ci_low=score - Z_95 * se, score_ci_high=score + Z_95 * se)
     kind = "multiple-choice" if multiple_choice else "per-format"
-    key_source = {"origin": "published", "reference": REFERENCE, "table": kind,
-                  "model_id": model_id, "eval_dataset": raw_dataset}
+    key_source = {
+        "origin": "published",
+        "reference": REFERENCE,
+        "table": kind,
+        "model_id": model_id,
+        "eval_dataset": raw_dataset,
+    }
     run_key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:20]
     tags = {
-        "amuro.kind": "eval", "amuro.origin": "published", "amuro.reference": REFERENCE,
-        "amuro.protocol": "study", "amuro.model": MODEL, "amuro.revision": checkpoint.revision,
-        "amuro.step": str(checkpoint.step), "amuro.tokens": "", "amuro.tuning": checkpoint.tuning,
-        "amuro.train_dataset": checkpoint.train_dataset, "amuro.eval_dataset": dataset,
-        "amuro.task": TASKS[dataset], "amuro.relation": relation(checkpoint.train_dataset, dataset),
-        "amuro.format": prompt_format, "amuro.shots": str(checkpoint.shots),
-        "amuro.metric": metric(dataset), "amuro.seed": "", "amuro.train_seed": "",
-        "amuro.source_run_id": "", "amuro.run_key": run_key,
+        "amuro.kind": "eval",
+        "amuro.origin": "published",
+        "amuro.reference": REFERENCE,
+        "amuro.protocol": "study",
+        "amuro.model": MODEL,
+        "amuro.revision": checkpoint.revision,
+        "amuro.step": str(checkpoint.step),
+        "amuro.tokens": "",
+        "amuro.tuning": checkpoint.tuning,
+        "amuro.train_dataset": checkpoint.train_dataset,
+        "amuro.eval_dataset": dataset,
+        "amuro.task": TASKS[dataset],
+        "amuro.relation": relation(checkpoint.train_dataset, dataset),
+        "amuro.format": prompt_format,
+        "amuro.shots": str(checkpoint.shots),
+        "amuro.metric": metric(dataset),
+        "amuro.seed": "",
+        "amuro.train_seed": "",
+        "amuro.source_run_id": "",
+        "amuro.run_key": run_key,
         "amuro.ci_method": CI_FROM_BINOMIAL if multiple_choice else CI_FROM_SE,
-        "amuro.published_id": model_id, "amuro.published_table": kind,
+        "amuro.published_id": model_id,
+        "amuro.published_table": kind,
     }
     params = {}
     if checkpoint.tuning != "none":

@@ -158,11 +158,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_analysis(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """``python -m analysis ARGS`` as the docs write it, run in ``cwd`` (where MLflow's
     default store ``sqlite:///mlflow.db`` lives) with this checkout's package."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
+    }
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")
@@ -190,8 +192,7 @@ def published_store(published_template, tmp_path) -> dict:
     (MLflow's default store there): {directory, uri, output}."""
     database = tmp_path / "mlflow.db"
     shutil.copyfile(published_template["database"], database)
-    return {"directory": tmp_path, "uri": f"sqlite:///{database}",
-            "output": published_template["output"]}
+    return {"directory": tmp_path, "uri": f"sqlite:///{database}", "output": published_template["output"]}
 
 
 @pytest.fixture

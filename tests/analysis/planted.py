@@ -40,9 +40,12 @@ MODEL = "tiny-lm"
 TASKS = {"alpha": "nli", "beta": "nli", "gamma": "summary", "delta": "qgen"}
 START = 1_700_000_000_000
 BASE_INTERVALS = {
-    ("alpha", 100): (0.35, 0.45), ("alpha", 200): (0.40, 0.50),
-    ("beta", 100): (0.45, 0.55), ("beta", 200): (0.65, 0.75),
-    ("gamma", 100): (0.15, 0.25), ("gamma", 200): (0.26, 0.34),
+    ("alpha", 100): (0.35, 0.45),
+    ("alpha", 200): (0.40, 0.50),
+    ("beta", 100): (0.45, 0.55),
+    ("beta", 200): (0.65, 0.75),
+    ("gamma", 100): (0.15, 0.25),
+    ("gamma", 200): (0.26, 0.34),
 }
 
 
@@ -72,29 +75,54 @@ def plant(uri: str) -> dict[str, str]:
     runs: dict[str, str] = {}
     clock = iter(range(START, START + 10**9, 1000))
 
-    def log(label, dataset, step, score, *, train="none", fmt="default", shots=0, items=None,
-            status="FINISHED", kind="eval", experiment=experiment_id, tokens=""):
+    def log(
+        label,
+        dataset,
+        step,
+        score,
+        *,
+        train="none",
+        fmt="default",
+        shots=0,
+        items=None,
+        status="FINISHED",
+        kind="eval",
+        experiment=experiment_id,
+        tokens="",
+    ):
         tuning = "none" if train == "none" else "sft"
         se = 0.02 if train == "none" else 0.03
         low, high = score - 0.05, score + 0.05
         if (train, fmt) == ("none", "default"):
             low, high = BASE_INTERVALS.get((dataset, step), (low, high))
         tags = {
-            "amuro.kind": kind, "amuro.model": MODEL, "amuro.revision": f"step{step}",
-            "amuro.step": str(step), "amuro.tokens": tokens, "amuro.tuning": tuning,
-            "amuro.train_dataset": train, "amuro.eval_dataset": dataset,
-            "amuro.task": TASKS[dataset], "amuro.relation": _relation(train, dataset),
-            "amuro.format": fmt, "amuro.shots": str(shots),
+            "amuro.kind": kind,
+            "amuro.model": MODEL,
+            "amuro.revision": f"step{step}",
+            "amuro.step": str(step),
+            "amuro.tokens": tokens,
+            "amuro.tuning": tuning,
+            "amuro.train_dataset": train,
+            "amuro.eval_dataset": dataset,
+            "amuro.task": TASKS[dataset],
+            "amuro.relation": _relation(train, dataset),
+            "amuro.format": fmt,
+            "amuro.shots": str(shots),
             "amuro.metric": "rougeL" if TASKS[dataset] in ("summary", "qgen") else "accuracy",
-            "amuro.seed": "0", "amuro.source_run_id": "", "amuro.run_key": f"key-{label}",
+            "amuro.seed": "0",
+            "amuro.source_run_id": "",
+            "amuro.run_key": f"key-{label}",
         }
         start = next(clock)
         run = client.create_run(experiment, start_time=start, tags=tags, run_name=label)
-        metrics = {"score": score, "score_ci_low": low, "score_ci_high": high, "score_se": se,
-                   "n": float(len(items["item_id"]) if items else 100)}
-        client.log_batch(run.info.run_id, metrics=[
-            Metric(key, value, start, 0) for key, value in metrics.items()
-        ])
+        metrics = {
+            "score": score,
+            "score_ci_low": low,
+            "score_ci_high": high,
+            "score_se": se,
+            "n": float(len(items["item_id"]) if items else 100),
+        }
+        client.log_batch(run.info.run_id, metrics=[Metric(key, value, start, 0) for key, value in metrics.items()])
         if items is not None:
             client.log_table(run.info.run_id, items, "predictions.json")
         if status != "RUNNING":
@@ -129,8 +157,7 @@ def plant(uri: str) -> dict[str, str]:
 
     log("alpha-alpha-100", "alpha", 100, 0.80, train="alpha", items=table([0.8] * 5))
     log("alpha-alpha-100-instruct", "alpha", 100, 0.70, train="alpha", fmt="instruct")
-    log("alpha-alpha-200", "alpha", 200, 0.90, train="alpha",
-        items=table([1.0] * 18 + [0.0] * 2, reverse=True))
+    log("alpha-alpha-200", "alpha", 200, 0.90, train="alpha", items=table([1.0] * 18 + [0.0] * 2, reverse=True))
     log("alpha-alpha-300", "alpha", 300, 0.95, train="alpha")
     log("alpha-beta-100", "beta", 100, 0.55, train="alpha", items=table([1.0, 0.0]))
     log("alpha-beta-200", "beta", 200, 0.60, train="alpha")

@@ -35,15 +35,14 @@ def analysis_runs(uri, name):
 
 
 def test_gains_as_json_with_missing_partners_on_stderr(store):
-    result = invoke("gains", "--experiment", EXPERIMENT, "--tracking-uri", store.uri,
-                    "--format", "json")
+    result = invoke("gains", "--experiment", EXPERIMENT, "--tracking-uri", store.uri, "--format", "json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert len(rows) == 10
     [in_domain] = [
-        r for r in rows
-        if (r["train_dataset"], r["eval_dataset"], r["step"], r["format"])
-        == ("alpha", "alpha", 100, "default")
+        r
+        for r in rows
+        if (r["train_dataset"], r["eval_dataset"], r["step"], r["format"]) == ("alpha", "alpha", 100, "default")
     ]
     assert in_domain["gain"] == pytest.approx(0.4) and in_domain["rel_gain"] == pytest.approx(1.0)
     assert in_domain["ci_method"] == "paired-bootstrap"
@@ -57,12 +56,10 @@ def test_gains_as_json_with_missing_partners_on_stderr(store):
 def test_table_output_and_by_group_csv(store):
     table = invoke("learned", "--experiment", EXPERIMENT, "--tracking-uri", store.uri)
     assert table.exit_code == 0
-    assert re.search(
-        r"beta\s+amuro\s+nli\s+100\s+200\s+0\.5000\s+0\.7000\s+2\s+0\.6644\s.*pre-training",
-        table.stdout
+    assert re.search(r"beta\s+amuro\s+nli\s+100\s+200\s+0\.5000\s+0\.7000\s+2\s+0\.6644\s.*pre-training", table.stdout)
+    by_group = invoke(
+        "gains", "--by-group", "--no-paired", "--format", "csv", "--experiment", EXPERIMENT, "--tracking-uri", store.uri
     )
-    by_group = invoke("gains", "--by-group", "--no-paired", "--format", "csv",
-                      "--experiment", EXPERIMENT, "--tracking-uri", store.uri)
     frame = pd.read_csv(io.StringIO(by_group.stdout))
     assert list(frame.columns) == ["model", "protocol", "step", "group", "mean_gain", "n"]
     assert list(frame["mean_gain"].round(6)) == [0.40, 0.10, 0.45, 0.05]
@@ -82,8 +79,18 @@ def test_experiment_defaults_to_the_environment(store, monkeypatch):
 
 def test_out_file_and_log(sqlite_store, tmp_path):
     out = tmp_path / "sensitivity.csv"
-    result = invoke("sensitivity", "--experiment", EXPERIMENT, "--tracking-uri", sqlite_store.uri,
-                    "--model", MODEL, "--out", out, "--log")
+    result = invoke(
+        "sensitivity",
+        "--experiment",
+        EXPERIMENT,
+        "--tracking-uri",
+        sqlite_store.uri,
+        "--model",
+        MODEL,
+        "--out",
+        out,
+        "--log",
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout == ""  # the table went to the file, MLflow's notices to stderr
     assert len(pd.read_csv(out)) == 17
@@ -114,28 +121,53 @@ def test_report_embeds_figures_and_is_logged(store, tmp_path):
     runs = analysis_runs(store.uri, "report")
     assert runs, "the report is logged to an analysis run"
     artifacts = {a.path for a in MlflowClient(store.uri).list_artifacts(runs[0].info.run_id)}
-    assert {"report.html", "score-by-step.png", "gain-by-group.png", "transfer.png",
-            "score-by-format.png", "gains.csv", "learned.csv"} <= artifacts
+    assert {
+        "report.html",
+        "score-by-step.png",
+        "gain-by-group.png",
+        "transfer.png",
+        "score-by-format.png",
+        "gains.csv",
+        "learned.csv",
+    } <= artifacts
 
 
 def test_python_dash_m(sqlite_store):
     completed = subprocess.run(
-        [sys.executable, "-m", "analysis", "forgetting", "--experiment", EXPERIMENT,
-         "--tracking-uri", sqlite_store.uri, "--format", "csv", "--no-paired"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "forgetting",
+            "--experiment",
+            EXPERIMENT,
+            "--tracking-uri",
+            sqlite_store.uri,
+            "--format",
+            "csv",
+            "--no-paired",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
     frame = pd.read_csv(io.StringIO(completed.stdout))
     assert sorted(frame["forgetting"].round(6)) == [-0.10, -0.05, 0.0, 0.05, 0.10]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--experiment", "nope"], "no experiment named 'nope'"),
-    (["--experiment", EMPTY_EXPERIMENT],
-     "no finished eval runs (tag amuro.kind=eval) in experiment(s) no-evals"),
-    (["--experiment", EXPERIMENT, "--model", "other"],
-     "no finished eval runs (tag amuro.kind=eval) for model 'other'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--experiment", "nope"], "no experiment named 'nope'"),
+        (["--experiment", EMPTY_EXPERIMENT], "no finished eval runs (tag amuro.kind=eval) in experiment(s) no-evals"),
+        (
+            ["--experiment", EXPERIMENT, "--model", "other"],
+            "no finished eval runs (tag amuro.kind=eval) for model 'other'",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_error(sqlite_store, args, message):
     result = CliRunner().invoke(cli, ["gains", "--tracking-uri", sqlite_store.uri, *args])
     assert result.exit_code == 1
@@ -146,14 +178,10 @@ def test_bad_input_is_one_line_error(sqlite_store, args, message):
 def test_unreachable_server_and_missing_database(tmp_path):
     uri = f"http://127.0.0.1:{free_port()}"
     start = time.monotonic()
-    result = CliRunner().invoke(
-        cli, ["report", "--tracking-uri", uri, "--out", str(tmp_path / "r.html")]
-    )
+    result = CliRunner().invoke(cli, ["report", "--tracking-uri", uri, "--out", str(tmp_path / "r.html")])
     assert time.monotonic() - start < 30
     assert result.exit_code == 1
-    assert result.output.strip() == (
-        f"Error: cannot reach the tracking server at {uri} (ConnectionError)"
-    )
+    assert result.output.strip() == (f"Error: cannot reach the tracking server at {uri} (ConnectionError)")
     missing = f"sqlite:///{tmp_path / 'nothing.db'}"
     result = CliRunner().invoke(cli, ["learned", "--tracking-uri", missing])
     assert result.exit_code == 1 and "no tracking database at" in result.output

@@ -26,10 +26,7 @@ EXPECTED_GAINS = {
 
 
 def _by_key(table):
-    return {
-        (row.train_dataset, row.eval_dataset, row.step, row.format): row
-        for row in table.itertuples(index=False)
-    }
+    return {(row.train_dataset, row.eval_dataset, row.step, row.format): row for row in table.itertuples(index=False)}
 
 
 def hand_bootstrap_alpha_200():
@@ -141,13 +138,15 @@ def test_forgetting_exact(runs, store, tmp_path):
 
 def test_transfer_exact(runs):
     table = transfer(runs)
-    expected = pd.DataFrame({
-        "train_task": ["nli", "nli", "nli"],
-        "eval_task": ["nli", "qgen", "summary"],
-        # nli: alpha .40 .40 .45, beta .05 -.10 (tuned on alpha), beta .10 .05 (tuned on beta)
-        "mean_gain": [1.35 / 7, 0.10, -0.025],
-        "n": [7, 1, 2],
-    })
+    expected = pd.DataFrame(
+        {
+            "train_task": ["nli", "nli", "nli"],
+            "eval_task": ["nli", "qgen", "summary"],
+            # nli: alpha .40 .40 .45, beta .05 -.10 (tuned on alpha), beta .10 .05 (tuned on beta)
+            "mean_gain": [1.35 / 7, 0.10, -0.025],
+            "n": [7, 1, 2],
+        }
+    )
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
 
 

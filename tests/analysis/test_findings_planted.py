@@ -15,8 +15,7 @@ MODEL = "toy-lm"
 STEPS = [100, 200, 400, 800]
 FORMATS = {"default": 0.0, "instruct": 1.0, "io": 2.0}  # format penalty, in units of d(step)
 # Two sets the base never learns, two it learns in pre-training; one twin of each task.
-TASKS = {"ft_a": "nli", "ft_b": "nli", "pt_a": "mc", "pt_b": "mc", "twin_nli": "nli",
-         "twin_mc": "mc"}
+TASKS = {"ft_a": "nli", "ft_b": "nli", "pt_a": "mc", "pt_b": "mc", "twin_nli": "nli", "twin_mc": "mc"}
 SE = 0.004
 
 
@@ -25,14 +24,13 @@ def base_score(dataset: str, index: int) -> float:
     return 0.30 + (0.08 * index if rising else 0.0) + (0.01 if dataset.endswith("b") else 0.0)
 
 
-def plant(uri: str, experiment: str, *, fine_tuning_gain, pre_training_gain, forgetting,
-          format_spread) -> None:
+def plant(uri: str, experiment: str, *, fine_tuning_gain, pre_training_gain, forgetting, format_spread) -> None:
     """In-domain gains per checkpoint index, forgetting per relation, and the spread of the
     tuned score across formats per checkpoint index (the base has none)."""
     store = Plant(uri, experiment, MODEL, TASKS)
     for index, step in enumerate(STEPS):
         for dataset in TASKS:
-            for fmt in (FORMATS if dataset in ("ft_a", "ft_b") else ["default"]):
+            for fmt in FORMATS if dataset in ("ft_a", "ft_b") else ["default"]:
                 store.log(Cell(step, "none", dataset, fmt, shots=4), base_score(dataset, index), SE)
         for train in ("ft_a", "ft_b", "pt_a", "pt_b"):
             gain = (fine_tuning_gain if train.startswith("ft") else pre_training_gain)[index]
@@ -41,33 +39,52 @@ def plant(uri: str, experiment: str, *, fine_tuning_gain, pre_training_gain, for
                 store.log(Cell(step, train, train, fmt, shots=4), tuned, SE)
             for twin in ("twin_nli", "twin_mc"):
                 relation = "out-of-domain" if TASKS[twin] == TASKS[train] else "cross-task"
-                store.log(Cell(step, train, twin, "default", shots=4),
-                          base_score(twin, index) - forgetting[relation], SE)
+                store.log(
+                    Cell(step, train, twin, "default", shots=4), base_score(twin, index) - forgetting[relation], SE
+                )
 
 
 SCENARIOS = {
-    "true": dict(fine_tuning_gain=[0.10, 0.15, 0.20, 0.25],
-                 pre_training_gain=[0.02, 0.02, 0.02, 0.02],
-                 forgetting={"out-of-domain": 0.05, "cross-task": 0.08},
-                 format_spread=[0.10, 0.08, 0.06, 0.04]),
-    "false": dict(fine_tuning_gain=[0.20, 0.18, 0.16, 0.14],
-                  pre_training_gain=[0.30, 0.30, 0.30, 0.30],
-                  forgetting={"out-of-domain": -0.05, "cross-task": -0.08},
-                  format_spread=[0.02, 0.04, 0.06, 0.08]),
+    "true": dict(
+        fine_tuning_gain=[0.10, 0.15, 0.20, 0.25],
+        pre_training_gain=[0.02, 0.02, 0.02, 0.02],
+        forgetting={"out-of-domain": 0.05, "cross-task": 0.08},
+        format_spread=[0.10, 0.08, 0.06, 0.04],
+    ),
+    "false": dict(
+        fine_tuning_gain=[0.20, 0.18, 0.16, 0.14],
+        pre_training_gain=[0.30, 0.30, 0.30, 0.30],
+        forgetting={"out-of-domain": -0.05, "cross-task": -0.08},
+        format_spread=[0.02, 0.04, 0.06, 0.08],
+    ),
     # (i) and (ii) hold from step 400 on (tuning gains there), only cross-task forgets, and
     # the spread across formats peaks at step 200.
-    "partly": dict(fine_tuning_gain=[0.0, -0.05, 0.20, 0.25],
-                   pre_training_gain=[0.10, 0.10, 0.03, 0.03],
-                   forgetting={"out-of-domain": -0.05, "cross-task": 0.08},
-                   format_spread=[0.0, 0.10, 0.06, 0.02]),
+    "partly": dict(
+        fine_tuning_gain=[0.0, -0.05, 0.20, 0.25],
+        pre_training_gain=[0.10, 0.10, 0.03, 0.03],
+        forgetting={"out-of-domain": -0.05, "cross-task": 0.08},
+        format_spread=[0.0, 0.10, 0.06, 0.02],
+    ),
 }
 EXPECTED = {
-    "true": {"i": ("supported", "every checkpoint"), "ii": ("supported", "every checkpoint"),
-             "iii": ("supported", "everywhere"), "iv": ("supported", "every checkpoint")},
-    "false": {"i": ("not supported", "nowhere"), "ii": ("not supported", "nowhere"),
-              "iii": ("not supported", "nowhere"), "iv": ("not supported", "nowhere")},
-    "partly": {"i": ("mixed", "from step 400 on"), "ii": ("mixed", "from step 400 on"),
-               "iii": ("supported", "cross-task only"), "iv": ("mixed", "from step 200 on")},
+    "true": {
+        "i": ("supported", "every checkpoint"),
+        "ii": ("supported", "every checkpoint"),
+        "iii": ("supported", "everywhere"),
+        "iv": ("supported", "every checkpoint"),
+    },
+    "false": {
+        "i": ("not supported", "nowhere"),
+        "ii": ("not supported", "nowhere"),
+        "iii": ("not supported", "nowhere"),
+        "iv": ("not supported", "nowhere"),
+    },
+    "partly": {
+        "i": ("mixed", "from step 400 on"),
+        "ii": ("mixed", "from step 400 on"),
+        "iii": ("supported", "cross-task only"),
+        "iv": ("mixed", "from step 200 on"),
+    },
 }
 
 
@@ -130,15 +147,18 @@ def test_a_groups_file_names_the_paper_groups(planted_store, tmp_path):
     assert (detail["n_fine_tuning"] == 1).all() and not measured.notes
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--definitions", "strict"], "Error: unknown --definitions 'strict'; choose one of paper, "
-                                  "amuro, both"),
-    (["--detail", "gains"], "Error: unknown --detail 'gains'; choose one of latent, groups, "
-                            "forgetting, sensitivity"),
-    (["--groups", "GROUPS"], "Error: the groups file names 'arc_easy', of which this store holds "
-                             "no tuned cell"),
-    (["--experiment", "base-only"], "Error: no tuned eval runs paired with their base checkpoint"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--definitions", "strict"], "Error: unknown --definitions 'strict'; choose one of paper, amuro, both"),
+        (
+            ["--detail", "gains"],
+            "Error: unknown --detail 'gains'; choose one of latent, groups, forgetting, sensitivity",
+        ),
+        (["--groups", "GROUPS"], "Error: the groups file names 'arc_easy', of which this store holds no tuned cell"),
+        (["--experiment", "base-only"], "Error: no tuned eval runs paired with their base checkpoint"),
+    ],
+)
 def test_bad_input_is_one_line(planted_store, tmp_path, args, message):
     groups = tmp_path / "groups.yaml"
     groups.write_text("fine_tuning: [ft_a]\npre_training: [arc_easy]\n")

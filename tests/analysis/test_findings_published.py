@@ -15,49 +15,83 @@ from analysis.published.tables import DATA
 PUBLISHED = "amuro-char-published"
 CHECKPOINTS = ["1000", "18000", "342000", "424000", "505000", "592000", "738000", "main"]
 MAIN_STEP = 738020
-LEARNING_RATES = {"xsum": "2e-7", "socialiqa": "2e-6", "mnli": "2e-6", "paws": "2e-6",
-                  "tulu": "2e-6"}
+LEARNING_RATES = {"xsum": "2e-7", "socialiqa": "2e-6", "mnli": "2e-6", "paws": "2e-6", "tulu": "2e-6"}
 MULTIPLE_CHOICE = {"boolq", "openbookqa", "arc_challenge", "arc_easy", "hellaswag", "sciq"}
-FINE_TUNING_PAIRS = [("mnli_matched", "mnli"), ("paws", "paws"), ("xsum", "xsum"),
-                     ("mnli_mismatched", "mnli"), ("xlsum", "xsum"), ("socialiqa", "socialiqa"),
-                     ("boolq", "tulu")]
-PRE_TRAINING_PAIRS = [("sciq", "tulu"), ("hellaswag", "tulu"), ("arc_challenge", "tulu"),
-                      ("arc_easy", "tulu"), ("openbookqa", "tulu"), ("sciq", "tulu")]
-CROSS_TASK_PAIRS = [("xsum", "mnli"), ("socialiqa", "mnli"), ("xsum", "paws"),
-                    ("socialiqa", "paws"), ("paws", "xsum"), ("mnli_matched", "xsum"),
-                    ("mnli_matched", "socialiqa"), ("paws", "socialiqa")]
-OUT_OF_DOMAIN_PAIRS = [("rte", "mnli"), ("gpt3nli", "mnli"), ("cnn", "xsum"), ("qqp", "paws"),
-                       ("stsb", "paws"), ("tweetqa", "socialiqa"), ("sciq", "socialiqa")]
+FINE_TUNING_PAIRS = [
+    ("mnli_matched", "mnli"),
+    ("paws", "paws"),
+    ("xsum", "xsum"),
+    ("mnli_mismatched", "mnli"),
+    ("xlsum", "xsum"),
+    ("socialiqa", "socialiqa"),
+    ("boolq", "tulu"),
+]
+PRE_TRAINING_PAIRS = [
+    ("sciq", "tulu"),
+    ("hellaswag", "tulu"),
+    ("arc_challenge", "tulu"),
+    ("arc_easy", "tulu"),
+    ("openbookqa", "tulu"),
+    ("sciq", "tulu"),
+]
+CROSS_TASK_PAIRS = [
+    ("xsum", "mnli"),
+    ("socialiqa", "mnli"),
+    ("xsum", "paws"),
+    ("socialiqa", "paws"),
+    ("paws", "xsum"),
+    ("mnli_matched", "xsum"),
+    ("mnli_matched", "socialiqa"),
+    ("paws", "socialiqa"),
+]
+OUT_OF_DOMAIN_PAIRS = [
+    ("rte", "mnli"),
+    ("gpt3nli", "mnli"),
+    ("cnn", "xsum"),
+    ("qqp", "paws"),
+    ("stsb", "paws"),
+    ("tweetqa", "socialiqa"),
+    ("sciq", "socialiqa"),
+]
 
 
 def notebook_changes(pairs, multiple_choice=MULTIPLE_CHOICE) -> pd.DataFrame:
     """Cells 16 and 24 of the notebook: per checkpoint, the raw change tuned − base of each
     (eval dataset, training dataset) pair, from both released tables concatenated."""
-    table = pd.concat([pd.read_csv(DATA / "all_perf_table.csv"),
-                       pd.read_csv(DATA / "official_eval_table.csv")], ignore_index=True)
+    table = pd.concat(
+        [pd.read_csv(DATA / "all_perf_table.csv"), pd.read_csv(DATA / "official_eval_table.csv")], ignore_index=True
+    )
     rows = []
     for checkpoint in CHECKPOINTS:
         for eval_dataset, train in pairs:
             if eval_dataset in multiple_choice:
                 base_id = "olmo1b_original_hf" if checkpoint == "main" else f"checkpoint-{checkpoint}"
-                tuned_id = f"olmo1b_hf_{'main' if checkpoint == 'main' else 'ckpt' + checkpoint}" \
-                           "_tulu_5epoch_2e-6"
+                tuned_id = f"olmo1b_hf_{'main' if checkpoint == 'main' else 'ckpt' + checkpoint}_tulu_5epoch_2e-6"
             else:
-                base_id = "olmo1b_original_hf_4shots" if checkpoint == "main" else \
-                    f"olmo1b_checkpoint-{checkpoint}_original_hf_4shots"
-                tuned_id = f"olmo1b_hf_{'main' if checkpoint == 'main' else 'ckpt' + checkpoint}" \
-                           f"_{train}_3epoch_{LEARNING_RATES[train]}_4shots"
+                base_id = (
+                    "olmo1b_original_hf_4shots"
+                    if checkpoint == "main"
+                    else f"olmo1b_checkpoint-{checkpoint}_original_hf_4shots"
+                )
+                tuned_id = (
+                    f"olmo1b_hf_{'main' if checkpoint == 'main' else 'ckpt' + checkpoint}"
+                    f"_{train}_3epoch_{LEARNING_RATES[train]}_4shots"
+                )
             base = table[(table["model_id"] == base_id) & (table["eval dataset"] == eval_dataset)]
             tuned = table[(table["model_id"] == tuned_id) & (table["eval dataset"] == eval_dataset)]
             if len(base) == 1 and len(tuned) == 1:
-                rows.append((MAIN_STEP if checkpoint == "main" else int(checkpoint), eval_dataset,
-                             tuned["Performance"].item() - base["Performance"].item()))
+                rows.append(
+                    (
+                        MAIN_STEP if checkpoint == "main" else int(checkpoint),
+                        eval_dataset,
+                        tuned["Performance"].item() - base["Performance"].item(),
+                    )
+                )
     return pd.DataFrame(rows, columns=["step", "eval_dataset", "change"])
 
 
 def findings_csv(store, *args) -> tuple[pd.DataFrame, str]:
-    completed = run_analysis("findings", "--experiment", PUBLISHED, "--format", "csv", *args,
-                             cwd=store["directory"])
+    completed = run_analysis("findings", "--experiment", PUBLISHED, "--format", "csv", *args, cwd=store["directory"])
     assert completed.returncode == 0, completed.stderr
     return pd.read_csv(io.StringIO(completed.stdout)), completed.stderr
 
@@ -72,8 +106,17 @@ def paper_findings(published_store, published_runs) -> dict:
 
 def test_paper_definitions_give_the_notebooks_numbers(paper_findings):
     summary = paper_findings["summary"]
-    assert list(summary.columns) == ["definitions", "model", "protocol", "measure", "value",
-                                     "ci_low", "ci_high", "verdict", "where"]
+    assert list(summary.columns) == [
+        "definitions",
+        "model",
+        "protocol",
+        "measure",
+        "value",
+        "ci_low",
+        "ci_high",
+        "verdict",
+        "where",
+    ]
     # (ii): the gap per checkpoint is the notebook's, at every one of its eight checkpoints.
     fine = notebook_changes(FINE_TUNING_PAIRS).groupby("step")["change"].mean()
     pre = notebook_changes(PRE_TRAINING_PAIRS).groupby("step")["change"].mean()
@@ -94,8 +137,9 @@ def test_paper_definitions_give_the_notebooks_numbers(paper_findings):
     # (iii): cross-task forgets (the notebook's two cross-task bars), out-of-domain gains.
     forgetting = paper_findings["forgetting"].set_index("relation")["forgetting"]
     cross = notebook_changes(CROSS_TASK_PAIRS, multiple_choice=set())
-    out = notebook_changes([pair for pair in OUT_OF_DOMAIN_PAIRS if pair[0] not in ("qqp", "stsb")],
-                           multiple_choice=set())
+    out = notebook_changes(
+        [pair for pair in OUT_OF_DOMAIN_PAIRS if pair[0] not in ("qqp", "stsb")], multiple_choice=set()
+    )
     assert forgetting["cross-task"] == pytest.approx(-cross["change"].mean(), abs=1e-9)
     assert forgetting["out-of-domain"] == pytest.approx(-out["change"].mean(), abs=1e-9)
     assert forgetting["cross-task"] > 0 > forgetting["out-of-domain"]
@@ -115,8 +159,7 @@ def test_released_qqp_and_stsb_are_degenerate_and_left_out(paper_findings, publi
     kept = measure_findings(published_runs, FindingsSettings("paper", keep_degenerate=True))
     out = notebook_changes(OUT_OF_DOMAIN_PAIRS, multiple_choice=set())
     forgetting = kept.details["forgetting"].set_index("relation")
-    assert forgetting.loc["out-of-domain", "forgetting"] == pytest.approx(-out["change"].mean(),
-                                                                          abs=1e-9)
+    assert forgetting.loc["out-of-domain", "forgetting"] == pytest.approx(-out["change"].mean(), abs=1e-9)
     assert set(kept.degenerate["eval_dataset"]) == {"qqp", "stsb"}
 
 
@@ -142,14 +185,37 @@ def test_the_readme_commands(published_store):
     for finding in ("(i) ", "(ii) ", "(iii) ", "(iv) "):
         assert f"\n{finding}" in "\n" + shown.stdout
     assert "  paper  SUPPORTED: cross-task only" in shown.stdout
-    written = run_analysis("findings", "--experiment", PUBLISHED, "--definitions", "paper",
-                           "--detail", "groups", "--out", "groups.csv", cwd=folder)
+    written = run_analysis(
+        "findings",
+        "--experiment",
+        PUBLISHED,
+        "--definitions",
+        "paper",
+        "--detail",
+        "groups",
+        "--out",
+        "groups.csv",
+        cwd=folder,
+    )
     assert written.returncode == 0 and written.stdout == ""
     assert len(pd.read_csv(folder / "groups.csv")) == 8
     (folder / "my-groups.yaml").write_text(
-        "fine_tuning: [mnli_matched, [boolq, tulu_v2]]\npre_training: [hellaswag, arc_easy]\n")
-    own = run_analysis("findings", "--experiment", PUBLISHED, "--groups", "my-groups.yaml",
-                       "--definitions", "paper", "--detail", "groups", "--format", "csv", cwd=folder)
+        "fine_tuning: [mnli_matched, [boolq, tulu_v2]]\npre_training: [hellaswag, arc_easy]\n"
+    )
+    own = run_analysis(
+        "findings",
+        "--experiment",
+        PUBLISHED,
+        "--groups",
+        "my-groups.yaml",
+        "--definitions",
+        "paper",
+        "--detail",
+        "groups",
+        "--format",
+        "csv",
+        cwd=folder,
+    )
     assert own.returncode == 0, own.stderr
     groups = pd.read_csv(io.StringIO(own.stdout)).set_index("step")
     fine = notebook_changes([("mnli_matched", "mnli"), ("boolq", "tulu")]).groupby("step")["change"]

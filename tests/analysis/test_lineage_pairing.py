@@ -15,18 +15,30 @@ from analysis.lineage import LineageWarning
 
 MODEL = "tiny-lm"
 TASKS = {"alpha": "nli"}
-ROWS = pd.DataFrame({"premise": [f"p{i}" for i in range(20)],
-                     "hypothesis": [f"h{i}" for i in range(20)], "label": [i % 3 for i in range(20)]})
+ROWS = pd.DataFrame(
+    {
+        "premise": [f"p{i}" for i in range(20)],
+        "hypothesis": [f"h{i}" for i in range(20)],
+        "label": [i % 3 for i in range(20)],
+    }
+)
 
 
-def log_eval_run(experiment_id: str, cell: Cell, score: float, scored: pd.DataFrame,
-                 trained: pd.DataFrame | None = None) -> str:
+def log_eval_run(
+    experiment_id: str, cell: Cell, score: float, scored: pd.DataFrame, trained: pd.DataFrame | None = None
+) -> str:
     """An eval run that records the rows it scored as its eval-context input (and, for a
     tuned one, its training rows under the same name in the train context)."""
-    with mlflow.start_run(experiment_id=experiment_id,
-                          tags=eval_tags(cell, MODEL, TASKS)) as run:
-        mlflow.log_metrics({"score": score, "score_se": 0.02, "score_ci_low": score - 0.04,
-                            "score_ci_high": score + 0.04, "n": float(len(scored))})
+    with mlflow.start_run(experiment_id=experiment_id, tags=eval_tags(cell, MODEL, TASKS)) as run:
+        mlflow.log_metrics(
+            {
+                "score": score,
+                "score_se": 0.02,
+                "score_ci_low": score - 0.04,
+                "score_ci_high": score + 0.04,
+                "n": float(len(scored)),
+            }
+        )
         mlflow.log_input(mlflow.data.from_pandas(scored, name="alpha"), context="eval")
         if trained is not None:
             mlflow.log_input(mlflow.data.from_pandas(trained, name="alpha"), context="train")
@@ -44,15 +56,18 @@ def test_pairs_that_scored_different_rows_are_refused(tracking_uri):
     tuned = log_eval_run(experiment_id, Cell(200, "alpha", "alpha"), 0.90, second)
 
     runs = load_eval_runs("lineage", tracking_uri)
-    digests = {name: mlflow.data.from_pandas(rows, name="alpha").digest
-               for name, rows in (("first", first), ("second", second))}
+    digests = {
+        name: mlflow.data.from_pandas(rows, name="alpha").digest
+        for name, rows in (("first", first), ("second", second))
+    }
     assert digests["first"] != digests["second"]
     inputs = runs.set_index("run_id")["eval_inputs"]
     assert inputs[tuned] == (("alpha", digests["second"]),)  # eval context only
     assert inputs[base] == (("alpha", digests["first"]),)
 
-    result = CliRunner().invoke(cli, ["gains", "--experiment", "lineage",
-                                      "--tracking-uri", tracking_uri, "--format", "json"])
+    result = CliRunner().invoke(
+        cli, ["gains", "--experiment", "lineage", "--tracking-uri", tracking_uri, "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [(row["step"], row["gain"]) for row in rows] == [(100, pytest.approx(0.30))]

@@ -32,8 +32,10 @@ def all_runs(uri: str) -> dict[str, dict]:
         page = client.search_runs([experiment.experiment_id], max_results=1000, page_token=token)
         for run in page:
             found[run.info.run_id] = {
-                "status": run.info.status, "tags": run.data.tags,
-                "metrics": run.data.metrics, "params": run.data.params,
+                "status": run.info.status,
+                "tags": run.data.tags,
+                "metrics": run.data.metrics,
+                "params": run.data.params,
             }
         token = page.token
         if not token:
@@ -71,8 +73,12 @@ def test_runs_follow_the_contract(published_store):
     runs = all_runs(published_store["uri"])
     assert {run["status"] for run in runs.values()} == {"FINISHED"}
     by_row = {
-        (run["tags"]["amuro.published_table"], run["tags"]["amuro.published_id"],
-         run["tags"]["amuro.eval_dataset"], run["tags"]["amuro.format"]): run
+        (
+            run["tags"]["amuro.published_table"],
+            run["tags"]["amuro.published_id"],
+            run["tags"]["amuro.eval_dataset"],
+            run["tags"]["amuro.format"],
+        ): run
         for run in runs.values()
     }
     assert len(by_row) == len(runs)
@@ -105,10 +111,8 @@ def test_runs_follow_the_contract(published_store):
         return by_row[(kind, model_id, dataset, prompt_format)]["tags"]
 
     # Dataset names as the catalogue has them, formats from the suffixes.
-    cnn = tags_of("per-format", "olmo1b_checkpoint-1000_original_hf_4shots", "cnn_dailymail",
-                  "instruct")
-    assert (cnn["amuro.task"], cnn["amuro.metric"], cnn["amuro.shots"]) == (
-        "summary", "rougeL", "4")
+    cnn = tags_of("per-format", "olmo1b_checkpoint-1000_original_hf_4shots", "cnn_dailymail", "instruct")
+    assert (cnn["amuro.task"], cnn["amuro.metric"], cnn["amuro.shots"]) == ("summary", "rougeL", "4")
     io = tags_of("per-format", "olmo1b_checkpoint-1000_original_hf_4shots", "mnli_matched", "io")
     assert (io["amuro.step"], io["amuro.tuning"], io["amuro.relation"]) == ("1000", "none", "base")
     sciq = tags_of("multiple-choice", "checkpoint-1000", "sciq_mc")
@@ -117,14 +121,21 @@ def test_runs_follow_the_contract(published_store):
     assert qgen["amuro.task"] == "qgen"  # the other table's sciq is question generation
     # Tuned rows: checkpoint, training set and tuning from the id; main is its last step.
     tuned = tags_of("per-format", "olmo1b_hf_ckpt18000_paws_3epoch_2e-6_4shots", "qqp")
-    assert (tuned["amuro.step"], tuned["amuro.tuning"], tuned["amuro.train_dataset"],
-            tuned["amuro.relation"]) == ("18000", "sft", "paws", "out-of-domain")
+    assert (tuned["amuro.step"], tuned["amuro.tuning"], tuned["amuro.train_dataset"], tuned["amuro.relation"]) == (
+        "18000",
+        "sft",
+        "paws",
+        "out-of-domain",
+    )
     tulu = tags_of("multiple-choice", "olmo1b_hf_main_tulu_5epoch_2e-6", "arc_easy")
-    assert (tulu["amuro.revision"], tulu["amuro.step"], tulu["amuro.tuning"],
-            tulu["amuro.train_dataset"], tulu["amuro.relation"]) == (
-        "main", "738020", "it", "tulu_v2", "in-domain")
-    params = by_row[("multiple-choice", "olmo1b_hf_main_tulu_5epoch_2e-6", "arc_easy",
-                     "default")]["params"]
+    assert (
+        tulu["amuro.revision"],
+        tulu["amuro.step"],
+        tulu["amuro.tuning"],
+        tulu["amuro.train_dataset"],
+        tulu["amuro.relation"],
+    ) == ("main", "738020", "it", "tulu_v2", "in-domain")
+    params = by_row[("multiple-choice", "olmo1b_hf_main_tulu_5epoch_2e-6", "arc_easy", "default")]["params"]
     assert params == {"epochs": "5", "learning_rate": "2e-6"}
 
 
@@ -143,24 +154,30 @@ def instruction_tuning_pairs() -> dict[tuple[int, str], float]:
     tuned = table[table["model_id"].str.contains("_tulu_")]
     base = table[~table["model_id"].str.contains("_tulu_")]
     merged = tuned.merge(base, on=["step", "dataset"], suffixes=("_tuned", "_base"))
-    return {
-        (row.step, row.dataset): row.Performance_tuned - row.Performance_base
-        for row in merged.itertuples()
-    }
+    return {(row.step, row.dataset): row.Performance_tuned - row.Performance_base for row in merged.itertuples()}
 
 
 def test_gains_count_instruction_tuning_pairs_as_in_domain(published_store):
     expected = instruction_tuning_pairs()
     suites = {dataset for _, dataset in expected}
     assert suites >= set(SUITES)
-    result = CliRunner().invoke(cli, [
-        "gains", "--experiment", EXPERIMENT, "--tracking-uri", published_store["uri"],
-        "--format", "json",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "gains",
+            "--experiment",
+            EXPERIMENT,
+            "--tracking-uri",
+            published_store["uri"],
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     tulu = {
-        (row["step"], row["eval_dataset"]): row for row in rows
+        (row["step"], row["eval_dataset"]): row
+        for row in rows
         if row["train_dataset"] == "tulu_v2" and row["eval_dataset"] in suites
     }
     assert set(tulu) == set(expected)
@@ -170,10 +187,19 @@ def test_gains_count_instruction_tuning_pairs_as_in_domain(published_store):
         assert row["gain"] == pytest.approx(gain, abs=1e-12)
         assert row["ci_method"] == "normal-se" and row["ci_low"] < row["gain"] < row["ci_high"]
 
-    by_group = CliRunner().invoke(cli, [
-        "gains", "--by-group", "--experiment", EXPERIMENT,
-        "--tracking-uri", published_store["uri"], "--format", "json",
-    ])
+    by_group = CliRunner().invoke(
+        cli,
+        [
+            "gains",
+            "--by-group",
+            "--experiment",
+            EXPERIMENT,
+            "--tracking-uri",
+            published_store["uri"],
+            "--format",
+            "json",
+        ],
+    )
     assert by_group.exit_code == 0, by_group.output
     groups = pd.DataFrame(json.loads(by_group.stdout))
     in_domain = pd.DataFrame([row for row in rows if row["relation"] == "in-domain"])
@@ -182,21 +208,22 @@ def test_gains_count_instruction_tuning_pairs_as_in_domain(published_store):
     groups["total"] = groups["mean_gain"] * groups["n"]
     per_step = groups.groupby("step")[["n", "total"]].sum()
     expected_per_step = in_domain.groupby("step")["gain"].agg(n="size", total="sum")
-    pd.testing.assert_frame_equal(per_step, expected_per_step, check_dtype=False,
-                                  check_exact=False, atol=1e-9)
+    pd.testing.assert_frame_equal(per_step, expected_per_step, check_dtype=False, check_exact=False, atol=1e-9)
 
 
 def test_a_table_with_an_unknown_id_is_one_line_and_logs_nothing(tmp_path):
     good = tmp_path / "good.csv"
-    good.write_text(",model_id,eval dataset,Performance,std\n"
-                    "0,olmo1b_checkpoint-1000_original_hf_4shots,paws,0.55,0.005\n")
+    good.write_text(
+        ",model_id,eval dataset,Performance,std\n0,olmo1b_checkpoint-1000_original_hf_4shots,paws,0.55,0.005\n"
+    )
     bad = tmp_path / "bad.csv"
-    bad.write_text(",model_id,eval dataset,Performance,std\n"
-                   "0,olmo1b_checkpoint-18000_original_hf_4shots,paws,0.56,0.005\n"
-                   "1,olmo1b_hf_ckpt1000_squad_3epoch_2e-6_4shots,paws,0.60,0.005\n")
+    bad.write_text(
+        ",model_id,eval dataset,Performance,std\n"
+        "0,olmo1b_checkpoint-18000_original_hf_4shots,paws,0.56,0.005\n"
+        "1,olmo1b_hf_ckpt1000_squad_3epoch_2e-6_4shots,paws,0.60,0.005\n"
+    )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    imported = CliRunner().invoke(cli, ["import-published", "--tracking-uri", uri,
-                                        "--table", str(good)])
+    imported = CliRunner().invoke(cli, ["import-published", "--tracking-uri", uri, "--table", str(good)])
     assert imported.exit_code == 0, imported.output
     before = all_runs(uri)
     assert len(before) == 1
@@ -205,8 +232,7 @@ def test_a_table_with_an_unknown_id_is_one_line_and_logs_nothing(tmp_path):
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr
     [line] = refused.stderr.strip().splitlines()
-    assert line.startswith("Error: bad.csv row 1: unknown model id "
-                           "'olmo1b_hf_ckpt1000_squad_3epoch_2e-6_4shots'")
+    assert line.startswith("Error: bad.csv row 1: unknown model id 'olmo1b_hf_ckpt1000_squad_3epoch_2e-6_4shots'")
     assert "TRAIN: mnli, paws, xsum, socialiqa, tulu" in line  # what an id may name
     assert line.endswith("correct the row or leave it out")
     # Nothing of the bad table was logged (not even its good row), nothing logged was lost.

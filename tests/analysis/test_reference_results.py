@@ -15,7 +15,8 @@ from analysis.report import build_report
 PER_FORMAT = DATA / "all_perf_table.csv"
 # Catalogue names of the datasets the released table names otherwise.
 RELEASED_NAMES = {
-    "cnn_dailymail": "cnn", "llmbar_natural": "llmbar_Natural",
+    "cnn_dailymail": "cnn",
+    "llmbar_natural": "llmbar_Natural",
     "llmbar_adversarial_manual": "llmbar_Adversarial_Manual",
     "llmbar_adversarial_neighbor": "llmbar_Adversarial_Neighbor",
 }
@@ -31,9 +32,13 @@ def test_gain_matches_the_raw_table(published_runs):
     base, base_se = raw("olmo1b_checkpoint-342000_original_hf_4shots", "paws")
     tuned, tuned_se = raw("olmo1b_hf_ckpt342000_paws_3epoch_2e-6_4shots", "paws")
     table = gains(published_runs).table
-    row = table[(table["step"] == 342000) & (table["train_dataset"] == "paws")
-                & (table["eval_dataset"] == "paws") & (table["format"] == "default")
-                & (table["shots"] == 4)].iloc[0]
+    row = table[
+        (table["step"] == 342000)
+        & (table["train_dataset"] == "paws")
+        & (table["eval_dataset"] == "paws")
+        & (table["format"] == "default")
+        & (table["shots"] == 4)
+    ].iloc[0]
     assert row["gain"] == pytest.approx(tuned - base)
     assert row["rel_gain"] == pytest.approx((tuned - base) / base)
     assert row["ci_high"] - row["gain"] == pytest.approx(1.96 * (base_se**2 + tuned_se**2) ** 0.5)
@@ -53,8 +58,7 @@ def test_learned_split_is_a_trend_over_the_whole_series(published_runs):
         scores = rows.loc[ids, "Performance"].to_numpy(float)
         slope = np.polyfit(np.log10(steps), scores, 1)[0]
         assert table.loc[dataset, "slope"] == pytest.approx(slope, abs=1e-12)
-        assert table.loc[dataset, ["first_step", "last_step", "n_checkpoints"]].tolist() == [
-            1000, 738020, 8]
+        assert table.loc[dataset, ["first_step", "last_step", "n_checkpoints"]].tolist() == [1000, 738020, 8]
     # As the study groups them: socialiqa and boolq do not rise over the series, the
     # knowledge suites do (two endpoints alone put socialiqa and boolq in pre-training).
     for dataset in ["socialiqa", "boolq", "mnli_matched", "mnli_mismatched", "paws", "xsum"]:

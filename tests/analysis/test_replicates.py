@@ -23,8 +23,7 @@ SEED_ITEMS = {0: [1.0] * 7 + [0.0] * 3, 1: [1.0] * 9 + [0.0] * 1}  # 0.7 and 0.9
 
 
 def gains_json(uri: str) -> tuple[list[dict], str]:
-    result = CliRunner().invoke(cli, ["gains", "--experiment", "seeds", "--tracking-uri", uri,
-                                      "--format", "json"])
+    result = CliRunner().invoke(cli, ["gains", "--experiment", "seeds", "--tracking-uri", uri, "--format", "json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), result.stderr
 
@@ -58,8 +57,7 @@ def test_seed_replicates_are_one_cell(tmp_path):
     assert replicated["ci_method"] == "two-level-bootstrap"
     assert replicated["ci_low"] <= np.mean(replicate_gains) <= replicated["ci_high"]
     differences = [np.array(items) - np.array(BASE_ITEMS) for items in SEED_ITEMS.values()]
-    assert (replicated["ci_low"], replicated["ci_high"]) == pytest.approx(
-        bootstrap_interval(differences), abs=1e-12)
+    assert (replicated["ci_low"], replicated["ci_high"]) == pytest.approx(bootstrap_interval(differences), abs=1e-12)
 
     spread = cells[(100, "beta")]
     assert (spread["n_seeds"], spread["ci_method"]) == (2, "normal-se")
@@ -67,14 +65,12 @@ def test_seed_replicates_are_one_cell(tmp_path):
     assert spread["seed_std"] == pytest.approx(0.08 / math.sqrt(2))
     # se of the mean of 2 seeds: sqrt(s² / 2), s² = 0.0032 (above the runs' own se² 0.0001).
     half_width = 1.96 * math.sqrt(0.0032 / 2 + 0.02**2)
-    assert (spread["ci_low"], spread["ci_high"]) == pytest.approx(
-        (0.06 - half_width, 0.06 + half_width))
+    assert (spread["ci_low"], spread["ci_high"]) == pytest.approx((0.06 - half_width, 0.06 + half_width))
 
     single = cells[(200, "alpha")]
     assert (single["n_seeds"], single["ci_method"]) == (1, "paired-bootstrap")
     assert single["seed_std"] is None and single["gain"] == pytest.approx(0.3)
-    assert (single["ci_low"], single["ci_high"]) == pytest.approx(
-        paired_bootstrap(differences[0]), abs=1e-12)
+    assert (single["ci_low"], single["ci_high"]) == pytest.approx(paired_bootstrap(differences[0]), abs=1e-12)
 
 
 # Two seeds, each paired item by item with the same base: seed A's two items differ by 0 and
@@ -88,11 +84,9 @@ def enumerated_distribution(groups) -> dict[Fraction, Fraction]:
     distribution = Counter()
     seeds = len(groups)
     for picks in itertools.product(range(seeds), repeat=seeds):
-        item_draws = [itertools.product(groups[pick], repeat=len(groups[pick]))
-                      for pick in picks]
+        item_draws = [itertools.product(groups[pick], repeat=len(groups[pick])) for pick in picks]
         for draw in itertools.product(*item_draws):
-            mean = sum(Fraction(sum(Fraction(v) for v in items), len(items))
-                       for items in draw) / seeds
+            mean = sum(Fraction(sum(Fraction(v) for v in items), len(items)) for items in draw) / seeds
             probability = Fraction(1, seeds**seeds)
             for pick in picks:
                 probability /= len(groups[pick]) ** len(groups[pick])
@@ -104,9 +98,13 @@ def test_two_level_bootstrap_against_the_enumerated_distribution():
     exact = enumerated_distribution([SEED_A, SEED_B])
     # By hand: seeds (A,A) 1/4, (A,B) or (B,A) 1/2, (B,B) 1/4; A's resampled mean is 0, 1/2
     # or 1 with chances 1/4, 1/2, 1/4, B's always 1.
-    assert exact == {Fraction(0): Fraction(1, 64), Fraction(1, 4): Fraction(4, 64),
-                     Fraction(1, 2): Fraction(14, 64), Fraction(3, 4): Fraction(20, 64),
-                     Fraction(1): Fraction(25, 64)}
+    assert exact == {
+        Fraction(0): Fraction(1, 64),
+        Fraction(1, 4): Fraction(4, 64),
+        Fraction(1, 2): Fraction(14, 64),
+        Fraction(3, 4): Fraction(20, 64),
+        Fraction(1): Fraction(25, 64),
+    }
     means = bootstrap_means([SEED_A, SEED_B], resamples=40_000, seed=7)
     assert set(np.unique(means)) <= {float(value) for value in exact}
     for value, probability in exact.items():
@@ -123,8 +121,7 @@ def test_two_level_bootstrap_seed_level_with_a_fixed_rng():
     groups = [np.full(5, 0.1), np.full(5, 0.5)]
     picks = np.random.default_rng(3).integers(0, 2, size=(1000, 2))
     by_hand = 0.1 + 0.4 * (picks == 1).sum(axis=1) / 2
-    np.testing.assert_allclose(bootstrap_means(groups, resamples=1000, seed=3), by_hand,
-                               atol=1e-15)
+    np.testing.assert_allclose(bootstrap_means(groups, resamples=1000, seed=3), by_hand, atol=1e-15)
     assert bootstrap_interval(groups, resamples=1000, seed=3) == pytest.approx((0.1, 0.5))
     # One seed is the one-level paired bootstrap.
     assert bootstrap_interval([SEED_A], seed=5) == paired_bootstrap(SEED_A, seed=5)

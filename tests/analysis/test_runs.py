@@ -11,11 +11,26 @@ from analysis.runs import RUN_COLUMNS, DuplicateRunsWarning, load_eval_runs
 from analysis.store import TrackingError, check_tracking_uri
 
 COUNTED = {
-    "base-alpha-100", "base-alpha-100-instruct", "base-alpha-100-io", "base-alpha-200",
-    "base-beta-100", "base-beta-200", "base-gamma-100", "base-gamma-200", "base-delta-100",
-    "alpha-alpha-100", "alpha-alpha-100-instruct", "alpha-alpha-200", "alpha-alpha-300",
-    "alpha-beta-100", "alpha-beta-200", "alpha-gamma-100", "alpha-gamma-200",
-    "alpha-delta-100", "beta-beta-100", "beta-beta-200",
+    "base-alpha-100",
+    "base-alpha-100-instruct",
+    "base-alpha-100-io",
+    "base-alpha-200",
+    "base-beta-100",
+    "base-beta-200",
+    "base-gamma-100",
+    "base-gamma-200",
+    "base-delta-100",
+    "alpha-alpha-100",
+    "alpha-alpha-100-instruct",
+    "alpha-alpha-200",
+    "alpha-alpha-300",
+    "alpha-beta-100",
+    "alpha-beta-200",
+    "alpha-gamma-100",
+    "alpha-gamma-200",
+    "alpha-delta-100",
+    "beta-beta-100",
+    "beta-beta-200",
 }
 
 
@@ -35,10 +50,8 @@ def test_tags_and_metrics_are_typed(runs, store):
     assert row["tokens"] == 419_430_400
     assert (row["score"], row["score_ci_low"], row["score_ci_high"]) == (0.40, 0.35, 0.45)
     assert (row["score_se"], row["n"]) == (0.02, 5.0)
-    assert (row["model"], row["revision"], row["tuning"], row["train_dataset"]) == (
-        MODEL, "step100", "none", "none")
-    assert (row["task"], row["relation"], row["format"], row["metric"]) == (
-        "nli", "base", "default", "accuracy")
+    assert (row["model"], row["revision"], row["tuning"], row["train_dataset"]) == (MODEL, "step100", "none", "none")
+    assert (row["task"], row["relation"], row["format"], row["metric"]) == ("nli", "base", "default", "accuracy")
     assert row["run_key"] == "key-base-alpha-100" and row["source_run_id"] == ""
     # Absent tags read as the contract says: protocol amuro, origin run, no train seed.
     assert (row["protocol"], row["origin"], row["eval_inputs"]) == ("amuro", "run", ())

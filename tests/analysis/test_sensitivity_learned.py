@@ -40,25 +40,29 @@ HALF_WIDTH = 1.96 * math.sqrt(2 * 0.02**2)
 
 def test_learned_exact(runs):
     table = learned(runs)
-    expected = pd.DataFrame({
-        "model": [MODEL] * 4,
-        "eval_dataset": ["alpha", "beta", "delta", "gamma"],
-        "protocol": ["amuro"] * 4,
-        "task": ["nli", "nli", "qgen", "summary"],
-        "first_step": [100, 100, 100, 100],
-        "last_step": [200, 200, 100, 200],
-        "first_score": [0.40, 0.50, 0.00, 0.20],
-        "last_score": [0.45, 0.70, 0.00, 0.30],
-        "n_checkpoints": [2, 2, 1, 2],
-        # Two checkpoints: the rise per log10(step) and its interval from both errors (0.02).
-        "slope": [0.05 / DECADES, 0.20 / DECADES, np.nan, 0.10 / DECADES],
-        "slope_ci_low": [(rise - HALF_WIDTH) / DECADES for rise in (0.05, 0.20)] + [np.nan]
-                        + [(0.10 - HALF_WIDTH) / DECADES],
-        "slope_ci_high": [(rise + HALF_WIDTH) / DECADES for rise in (0.05, 0.20)] + [np.nan]
-                         + [(0.10 + HALF_WIDTH) / DECADES],
-        # alpha rises 0.05 < 0.055, within the noise; beta 0.20 and gamma 0.10 beyond it
-        "learned_in": ["fine-tuning", "pre-training", "fine-tuning", "pre-training"],
-    })
+    expected = pd.DataFrame(
+        {
+            "model": [MODEL] * 4,
+            "eval_dataset": ["alpha", "beta", "delta", "gamma"],
+            "protocol": ["amuro"] * 4,
+            "task": ["nli", "nli", "qgen", "summary"],
+            "first_step": [100, 100, 100, 100],
+            "last_step": [200, 200, 100, 200],
+            "first_score": [0.40, 0.50, 0.00, 0.20],
+            "last_score": [0.45, 0.70, 0.00, 0.30],
+            "n_checkpoints": [2, 2, 1, 2],
+            # Two checkpoints: the rise per log10(step) and its interval from both errors (0.02).
+            "slope": [0.05 / DECADES, 0.20 / DECADES, np.nan, 0.10 / DECADES],
+            "slope_ci_low": [(rise - HALF_WIDTH) / DECADES for rise in (0.05, 0.20)]
+            + [np.nan]
+            + [(0.10 - HALF_WIDTH) / DECADES],
+            "slope_ci_high": [(rise + HALF_WIDTH) / DECADES for rise in (0.05, 0.20)]
+            + [np.nan]
+            + [(0.10 + HALF_WIDTH) / DECADES],
+            # alpha rises 0.05 < 0.055, within the noise; beta 0.20 and gamma 0.10 beyond it
+            "learned_in": ["fine-tuning", "pre-training", "fine-tuning", "pre-training"],
+        }
+    )
     assert list(table.columns) == LEARNED_COLUMNS
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
 
@@ -74,20 +78,20 @@ def test_gains_by_group(runs):
     gain_table = gains(runs).table
     split = learned(runs)
     in_domain = gains_by_group(gain_table, split)
-    expected = pd.DataFrame({
-        "model": [MODEL] * 4,
-        "protocol": ["amuro"] * 4,
-        "step": [100, 100, 200, 200],
-        "group": ["fine-tuning", "pre-training"] * 2,
-        # alpha (fine-tuning): .40 default, .40 instruct | .45 ; beta (pre-training): .10 | .05
-        "mean_gain": [0.40, 0.10, 0.45, 0.05],
-        "n": [2, 1, 1, 1],
-    })
+    expected = pd.DataFrame(
+        {
+            "model": [MODEL] * 4,
+            "protocol": ["amuro"] * 4,
+            "step": [100, 100, 200, 200],
+            "group": ["fine-tuning", "pre-training"] * 2,
+            # alpha (fine-tuning): .40 default, .40 instruct | .45 ; beta (pre-training): .10 | .05
+            "mean_gain": [0.40, 0.10, 0.45, 0.05],
+            "n": [2, 1, 1, 1],
+        }
+    )
     pd.testing.assert_frame_equal(in_domain, expected, check_dtype=False)
 
-    every_relation = gains_by_group(gain_table, split, relations=None).set_index(
-        ["step", "group"]
-    )
+    every_relation = gains_by_group(gain_table, split, relations=None).set_index(["step", "group"])
     # step 100, pre-training: beta +.05 (alpha-tuned), +.10 (beta-tuned), gamma -.05
     assert every_relation.loc[(100, "pre-training"), "mean_gain"] == pytest.approx(0.10 / 3)
     # step 100, fine-tuning: alpha .40, .40 and delta .10
