@@ -13,8 +13,9 @@ from mlflow.tracking import MlflowClient
 
 from amuro.core import tracking
 from amuro.core.errors import UserError
-from amuro.core.settings import CrossevalSettings, dataset_selection
+from amuro.core.settings import CrossevalSettings
 from amuro.core.tracking import Tag
+from amuro.core.values import dataset_selection
 from amuro.data import CATALOGUE, DatasetSpec, resolve
 from amuro.data.specfile import load_spec_option
 from amuro.models.targets import EvalTarget, checkpoint_target, tuned_target

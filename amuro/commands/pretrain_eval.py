@@ -10,7 +10,8 @@ from amuro import data
 from amuro.commands.pretrain import open_or_build_series
 from amuro.core import tracking
 from amuro.core.errors import UserError
-from amuro.core.settings import EvalSettings, PretrainEvalSettings, dataset_selection
+from amuro.core.settings import EvalSettings, PretrainEvalSettings
+from amuro.core.values import dataset_selection
 from amuro.data import DatasetSpec
 from amuro.data.specfile import load_spec_option
 from amuro.models.targets import checkpoint_target

@@ -39,10 +39,10 @@ from amuro.core.settings import (
     FinetuneSettings,
     PretrainEvalSettings,
     SweepSettings,
-    dataset_selection,
 )
 from amuro.core.system_metrics import node_environment
 from amuro.core.tracking import Tag
+from amuro.core.values import dataset_selection
 from amuro.data.specfile import load_spec_option
 from amuro.scoring.curves import log_curves
 from amuro.scoring.lmeval_tasks import load_lmeval_tasks

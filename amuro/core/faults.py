@@ -48,7 +48,7 @@ def _server_gone(exc: BaseException, uri: str) -> bool:
         return False
     if not any(any(word in f"{type(link).__name__}: {link}" for word in _GONE_WORDS) for link in _chain(exc)):
         return False
-    from amuro.core.tracking import check_server
+    from amuro.core.server_health import check_server
 
     try:
         check_server(uri, timeout=5)

@@ -62,7 +62,7 @@ class LocalServer:
         return [sys.executable, "-m", "amuro.commands.server_guard", "--", *command] if self.guarded else command
 
     def start(self, timeout: float = 90) -> str:
-        from amuro.core.tracking import wait_for_server
+        from amuro.core.server_health import wait_for_server
 
         output = open(self.log, "w") if self.log else subprocess.DEVNULL
         try:

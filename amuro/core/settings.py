@@ -14,7 +14,19 @@ from typing import ClassVar
 
 from amuro.core.errors import UserError
 from amuro.core.fields import Settings, declared, require, setting, split_list
-from amuro.core.protocol import DEFAULT_PROTOCOL, PROTOCOLS, protocol
+from amuro.core.protocol import protocol
+from amuro.core.shared_settings import (
+    DEFAULT_SERIES,
+    SEEDS_HELP,
+    _require_model,
+    dataset_spec_setting,
+    eval_datasets_setting,
+    experiment_setting,
+    lm_eval_include_setting,
+    lm_eval_tasks_setting,
+    model_setting,
+    protocol_setting,
+)
 from amuro.core.train_settings import TrainSettings, resolve_training
 from amuro.core.values import batch_size_value, seed_list
 
@@ -23,52 +35,7 @@ STOPS = ("default", "none")
 DEMOS = ("train", "first-k")
 ENGINES = ("local", "ray")
 CELL_KINDS = ("eval", "finetune")  # resources per kind of sweep cell: pretrain-eval and crosseval are eval
-DEFAULT_SERIES = "tiny"
 SYNTHETIC_TRAIN_SETS = "synth-nli,synth-paraphrase,synth-summary,synth-qgen"
-
-EXPERIMENT_HELP = "MLflow experiment."
-SEEDS_HELP = "Fine-tuning seeds (comma-separated integers): one replicate per seed, each its own finetune run."
-SPEC_HELP = "YAML/JSON dataset spec files declaring extra datasets (comma-separated)."
-
-
-def experiment_setting():
-    return setting(None, EXPERIMENT_HELP, key=False, empty="MLFLOW_EXPERIMENT_NAME, else amuro-char")
-
-
-def dataset_spec_setting(key: bool = True):
-    return setting(None, SPEC_HELP, key=key, empty="no extra datasets")
-
-
-def lm_eval_tasks_setting():
-    return setting(
-        None,
-        "lm-evaluation-harness tasks, groups or tags scored as datasets (comma-separated, e.g. "
-        "arc_easy,hellaswag; needs the lmeval extra).",
-        empty="none",
-    )
-
-
-def lm_eval_include_setting():
-    return setting(
-        None,
-        "Folder of lm-evaluation-harness task YAMLs (as lm_eval --include_path); without "
-        "--lm-eval-tasks, every task defined in it.",
-        empty="none",
-    )
-
-
-def eval_datasets_setting(help_text: str):
-    return setting(None, help_text, empty="all, or none when lm-eval tasks are given")
-
-
-def protocol_setting():
-    return setting(
-        DEFAULT_PROTOCOL,
-        "study (the published code's protocol, byte for byte) or amuro (its fixes); "
-        "docs/protocols.md lists every difference.",
-        choices=PROTOCOLS,
-        covers_nested=True,
-    )
 
 
 @dataclass
@@ -169,17 +136,6 @@ class PretrainSettings(Settings):
             self.hidden_size % self.heads == 0,
             f"hidden_size ({self.hidden_size}) must be divisible by heads ({self.heads})",
         )
-
-
-def model_setting():
-    return setting(
-        DEFAULT_SERIES,
-        "Checkpoint series: a series name ('tiny' is built if missing), a folder, runs:/<id>, or a hub repo.",
-    )
-
-
-def _require_model(model: str) -> None:
-    require(bool(model.strip()), "model must name a series: 'tiny', a folder, or a hub repo id")
 
 
 @dataclass

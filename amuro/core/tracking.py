@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from amuro.core import ownership
 from amuro.core.credentials import redact, split_credentials
 from amuro.core.errors import UserError
 from amuro.core.runsearch import search_all
+from amuro.core.server_health import check_server
 from amuro.core.system_metrics import monitoring
 from amuro.core.tags import (  # noqa: F401  (the contract's names are used as tracking.Tag, ...)
     CONTRACT_TAGS,
@@ -112,29 +112,6 @@ def _created_or_existing(name: str):
                 raise
         exp = client.get_experiment_by_name(name)
     return exp
-
-
-def check_server(uri: str, timeout: float = 10.0) -> None:
-    """Fail in one line when the tracking server does not answer ``/health``. A user and password in the URI
-    (MLflow's client takes them) are sent as HTTP basic authentication and never shown."""
-    import base64
-    import urllib.error
-    import urllib.request
-
-    plain, credentials = split_credentials(uri)
-    request = urllib.request.Request(plain.rstrip("/") + "/health")
-    if credentials:
-        token = base64.b64encode(":".join(credentials).encode()).decode("ascii")
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise UserError(
-            f"tracking server {redact(uri)} is unreachable ({reason}): start it or set "
-            "MLFLOW_TRACKING_URI / --tracking-uri to a reachable one"
-        ) from None
 
 
 def find_runs(experiment_id: str, key: str) -> list:
@@ -377,18 +354,6 @@ def _note_launcher(launcher: str | None, result_run_id: str, entry_point: str) -
 def _drop_launcher() -> str | None:
     """Forget ``MLFLOW_RUN_ID`` so the entry point's own runs are not merged into the launcher run."""
     return os.environ.pop(LAUNCHER_ENV, None)
-
-
-def wait_for_server(uri: str, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while True:
-        try:
-            check_server(uri, timeout=2.0)
-            return
-        except UserError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 @dataclass
