@@ -3,9 +3,13 @@
 Two domains share one grammar but no content words: ``town`` (people, jobs, towns, pets, objects) is the
 in-domain world the training sets and most of the pre-training corpus describe; ``realm`` (knights,
 castles, beasts, relics) supplies the out-of-domain evaluation sets, with partly different sentence
-patterns. The corpus holds biographies, stories, question-and-answer passages and story-plus-gist passages
-(so question generation and summarisation can be picked up in pre-training) but never a labelled inference
-or paraphrase judgement (so those can only be learned by fine-tuning), mirroring the study's dichotomy.
+patterns. The corpus holds biographies, stories with their gist, question-and-answer passages, event
+notes and question-writing exercises laid out as the question-generation prompt, but never a labelled
+inference or paraphrase judgement. As in the study, one in-domain task is thus learned in pre-training
+(synth-qgen's base score rises across the checkpoints, as ARC's does for OLMo) while inference and
+paraphrase are learned only by fine-tuning. A quarter of the passages put two spaces after full stops and
+colons, as much real text does: a prompt that ends in a space (``### Question: ``) leaves the model after a
+lone space token, and a model that never saw one before a word answers no such prompt, whatever it learned.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from amuro.data.formats import TEMPLATES, join
 from amuro.data.spec import Example
 
 SPLIT_SIZES = {"train": 2000, "validation": 200, "test": 300}
@@ -280,29 +285,49 @@ def generate(task: str, domain: str, split: str, seed: int = 0) -> tuple[Example
     raise KeyError(split)
 
 
+def _biography(rng: random.Random, dom: Domain) -> str:
+    name, facts = _person(rng, dom)
+    return " ".join(_state(rng, dom, name, a, v) for a, v in facts.items())
+
+
+def _story_with_gist(rng: random.Random, dom: Domain) -> str:
+    sentences, gist, _ = _story(rng, dom)
+    lead = rng.choice(("In short:", "To sum up,", "Summary:", "In brief,"))
+    return " ".join(sentences) + f"\n{lead} {gist}"
+
+
+def _question_and_answer(rng: random.Random, dom: Domain) -> str:
+    item = _qgen(rng, dom, "")
+    return f"{item['context']}\nQuestion: {item['question']}\nAnswer: {item['answer']}."
+
+
+def _question_exercise(rng: random.Random, dom: Domain) -> str:
+    """Facts and an answer, then the question they belong to, laid out as the question-generation prompt."""
+    item = _qgen(rng, dom, "")
+    return join(TEMPLATES["qgen"]["default"].format(**item), item["question"])
+
+
+def _event_note(rng: random.Random, dom: Domain) -> str:
+    return _say_event(_event_parts(rng, dom), rng.randrange(4), dom) + " " + rng.choice(dom.weather)
+
+
+# Passage kinds and their shares of the corpus.
+PASSAGES = ((_biography, 0.3), (_story_with_gist, 0.25), (_question_and_answer, 0.125),
+            (_question_exercise, 0.125), (_event_note, 0.2))
+TWO_SPACED_SHARE = 0.25
+
+
+def _two_spaced(text: str) -> str:
+    return re.sub(r"([.:]) ", r"\1  ", text)
+
+
 def corpus(seed: int = 0, passages: int = 12000) -> list[str]:
-    """Natural text about both worlds: biographies, stories with their gist, and Q&A passages."""
+    """Natural text about both worlds (the module docstring lists what it holds and why)."""
     rng = random.Random(f"corpus/{seed}")
     out: list[str] = []
-    for i in range(passages):
+    for _ in range(passages):
         dom = TOWN if rng.random() < 0.8 else REALM
-        kind = rng.random()
-        if kind < 0.3:
-            name, facts = _person(rng, dom)
-            out.append(" ".join(_state(rng, dom, name, a, v) for a, v in facts.items()))
-        elif kind < 0.55:
-            sentences, gist, _ = _story(rng, dom)
-            lead = rng.choice(("In short:", "To sum up,", "Summary:", "In brief,"))
-            out.append(" ".join(sentences) + f"\n{lead} {gist}")
-        elif kind < 0.8:
-            name, facts = _person(rng, dom)
-            attrs = list(facts)
-            rng.shuffle(attrs)
-            text = " ".join(_state(rng, dom, name, a, facts[a]) for a in attrs[:3])
-            asked = rng.choice(attrs[:3])
-            question = dom.attributes[asked].question.format(name=name)
-            out.append(f"{text}\nQuestion: {question}\nAnswer: {facts[asked]}.")
-        else:
-            parts = _event_parts(rng, dom)
-            out.append(_say_event(parts, rng.randrange(4), dom) + " " + rng.choice(dom.weather))
-    return [_articles(text) for text in out]
+        make = rng.choices([make for make, _ in PASSAGES], [share for _, share in PASSAGES])[0]
+        text = _articles(make(rng, dom))
+        out.append(_two_spaced(text) if rng.random() < TWO_SPACED_SHARE else text)
+    return out
