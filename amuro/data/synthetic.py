@@ -3,9 +3,13 @@
 Two domains share one grammar but no content words: ``town`` (people, jobs, towns, pets, objects) is the
 in-domain world the training sets and most of the pre-training corpus describe; ``realm`` (knights,
 castles, beasts, relics) supplies the out-of-domain evaluation sets, with partly different sentence
-patterns. The corpus holds biographies, stories, question-and-answer passages and story-plus-gist passages
-(so question generation and summarisation can be picked up in pre-training) but never a labelled inference
-or paraphrase judgement (so those can only be learned by fine-tuning), mirroring the study's dichotomy.
+patterns. The corpus holds biographies, stories with their gist, question-and-answer passages, event
+notes and question-writing exercises laid out as the question-generation prompt, but never a labelled
+inference or paraphrase judgement. As in the study, one in-domain task is thus learned in pre-training
+(synth-qgen's base score rises across the checkpoints, as ARC's does for OLMo) while inference and
+paraphrase are learned only by fine-tuning. A quarter of the passages put two spaces after full stops and
+colons, as much real text does: a prompt that ends in a space (``### Question: ``) leaves the model after a
+lone space token, and a model that never saw one before a word answers no such prompt, whatever it learned.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from amuro.data.formats import TEMPLATES, join
 from amuro.data.spec import Example
 
 SPLIT_SIZES = {"train": 2000, "validation": 200, "test": 300}
@@ -23,9 +28,9 @@ SPLIT_SIZES = {"train": 2000, "validation": 200, "test": 300}
 @dataclass(frozen=True)
 class Attribute:
     values: tuple[str, ...]
-    states: tuple[str, ...]      # ways to state "{name} ... {value}"
-    negation: str                # "{name} ... not ... {value}"
-    question: str                # asks for the value
+    states: tuple[str, ...]  # ways to state "{name} ... {value}"
+    negation: str  # "{name} ... not ... {value}"
+    question: str  # asks for the value
 
 
 @dataclass(frozen=True)
@@ -36,35 +41,94 @@ class Domain:
     goods: tuple[str, ...]
     colors: tuple[str, ...]
     days: tuple[str, ...]
-    transfer: tuple[str, ...]    # verbs of giving, past tense
+    transfer: tuple[str, ...]  # verbs of giving, past tense
     travel: str
     meal: str
     weather: tuple[str, ...]
 
 
 TOWN = Domain(
-    names=("Anna", "Ben", "Clara", "David", "Elena", "Felix", "Grace", "Hugo", "Iris", "Jonas", "Kate", "Leo",
-           "Maria", "Nina", "Oscar", "Paula", "Quinn", "Rosa", "Sam", "Tara", "Victor", "Wendy", "Yusuf", "Zoe",
-           "Adam", "Bella", "Carl", "Diana", "Emil", "Fiona"),
+    names=(
+        "Anna",
+        "Ben",
+        "Clara",
+        "David",
+        "Elena",
+        "Felix",
+        "Grace",
+        "Hugo",
+        "Iris",
+        "Jonas",
+        "Kate",
+        "Leo",
+        "Maria",
+        "Nina",
+        "Oscar",
+        "Paula",
+        "Quinn",
+        "Rosa",
+        "Sam",
+        "Tara",
+        "Victor",
+        "Wendy",
+        "Yusuf",
+        "Zoe",
+        "Adam",
+        "Bella",
+        "Carl",
+        "Diana",
+        "Emil",
+        "Fiona",
+    ),
     attributes={
         "job": Attribute(
-            ("baker", "teacher", "doctor", "farmer", "painter", "nurse", "pilot", "tailor", "chemist", "lawyer",
-             "carpenter", "librarian"),
+            (
+                "baker",
+                "teacher",
+                "doctor",
+                "farmer",
+                "painter",
+                "nurse",
+                "pilot",
+                "tailor",
+                "chemist",
+                "lawyer",
+                "carpenter",
+                "librarian",
+            ),
             ("{name} is a {value}.", "{name} works as a {value}."),
-            "{name} is not a {value}.", "What does {name} do for a living?"),
+            "{name} is not a {value}.",
+            "What does {name} do for a living?",
+        ),
         "home": Attribute(
-            ("Milltown", "Oakridge", "Brookfield", "Riverton", "Ashford", "Cedarville", "Dunmore", "Elmwood",
-             "Fairhaven", "Glenrock"),
+            (
+                "Milltown",
+                "Oakridge",
+                "Brookfield",
+                "Riverton",
+                "Ashford",
+                "Cedarville",
+                "Dunmore",
+                "Elmwood",
+                "Fairhaven",
+                "Glenrock",
+            ),
             ("{name} lives in {value}.", "{name} has a house in {value}."),
-            "{name} does not live in {value}.", "Where does {name} live?"),
+            "{name} does not live in {value}.",
+            "Where does {name} live?",
+        ),
         "pet": Attribute(
             ("cat", "dog", "parrot", "rabbit", "hamster", "turtle", "goldfish", "pony"),
             ("{name} has a pet {value}.", "{name} keeps a {value} at home."),
-            "{name} does not have a {value}.", "What pet does {name} have?"),
+            "{name} does not have a {value}.",
+            "What pet does {name} have?",
+        ),
         "hobby": Attribute(
             ("chess", "gardening", "swimming", "cycling", "singing", "fishing", "knitting", "running"),
             ("{name} enjoys {value}.", "In the evenings {name} likes {value}."),
-            "{name} does not enjoy {value}.", "What does {name} enjoy in free time?"),
+            "{name} does not enjoy {value}.",
+            "What does {name} enjoy in free time?",
+        ),
     },
     places=("Milltown", "Oakridge", "Brookfield", "Riverton", "Ashford", "Cedarville", "Dunmore", "Elmwood"),
     goods=("lamp", "bicycle", "kettle", "scarf", "clock", "basket", "umbrella", "guitar", "jacket", "teapot"),
@@ -77,25 +141,53 @@ TOWN = Domain(
 )
 
 REALM = Domain(
-    names=("Aldric", "Brienne", "Cedric", "Dagny", "Eamon", "Freya", "Gawain", "Halvard", "Isolde", "Joren",
-           "Kaelin", "Lysa", "Merek", "Nessa", "Orin", "Perrin", "Rowena", "Sigrid", "Tristan", "Ulric"),
+    names=(
+        "Aldric",
+        "Brienne",
+        "Cedric",
+        "Dagny",
+        "Eamon",
+        "Freya",
+        "Gawain",
+        "Halvard",
+        "Isolde",
+        "Joren",
+        "Kaelin",
+        "Lysa",
+        "Merek",
+        "Nessa",
+        "Orin",
+        "Perrin",
+        "Rowena",
+        "Sigrid",
+        "Tristan",
+        "Ulric",
+    ),
     attributes={
         "rank": Attribute(
             ("knight", "archer", "wizard", "squire", "herald", "blacksmith", "healer", "ranger"),
             ("{name} serves as a {value}.", "{name} was sworn in as a {value}."),
-            "{name} is no {value}.", "What rank does {name} hold?"),
+            "{name} is no {value}.",
+            "What rank does {name} hold?",
+        ),
         "keep": Attribute(
             ("Stormhold", "Ravenspire", "Thornwall", "Highcliff", "Duskmoor", "Ironvale", "Wolfden", "Greywater"),
             ("{name} guards the castle of {value}.", "{name} is stationed at {value}."),
-            "{name} does not guard {value}.", "Which castle does {name} guard?"),
+            "{name} does not guard {value}.",
+            "Which castle does {name} guard?",
+        ),
         "beast": Attribute(
             ("falcon", "warhorse", "hound", "raven", "stag", "wolf"),
             ("{name} rides with a {value}.", "A {value} follows {name} everywhere."),
-            "{name} has no {value}.", "Which beast follows {name}?"),
+            "{name} has no {value}.",
+            "Which beast follows {name}?",
+        ),
         "oath": Attribute(
             ("silence", "poverty", "vengeance", "mercy", "valor", "loyalty"),
             ("{name} swore an oath of {value}.", "{name} is bound by a vow of {value}."),
-            "{name} never swore an oath of {value}.", "What oath did {name} swear?"),
+            "{name} never swore an oath of {value}.",
+            "What oath did {name} swear?",
+        ),
     },
     places=("Stormhold", "Ravenspire", "Thornwall", "Highcliff", "Duskmoor", "Ironvale"),
     goods=("sword", "shield", "banner", "amulet", "helm", "lantern", "chalice", "crown"),
@@ -124,13 +216,14 @@ def _other(rng: random.Random, values: tuple[str, ...], not_this: str) -> str:
 
 # --- NLI ---------------------------------------------------------------------------------------------
 
+
 def _nli(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
     """A premise of two or three facts about one person; the hypothesis restates one (entailment), denies
     one (contradiction) or claims a fact the premise does not mention (neutral)."""
     name, facts = _person(rng, dom)
     attrs = list(dom.attributes)
     rng.shuffle(attrs)
-    shown, hidden = attrs[:rng.choice((2, 3))], attrs[3]
+    shown, hidden = attrs[: rng.choice((2, 3))], attrs[3]
     premise = " ".join(_state(rng, dom, name, a, facts[a]) for a in shown)
     target_attr = rng.choice(shown)
     if label == "entailment":
@@ -144,14 +237,21 @@ def _nli(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
 
 # --- paraphrase ----------------------------------------------------------------------------------------
 
+
 def _event_parts(rng: random.Random, dom: Domain) -> dict[str, str]:
     giver, receiver = rng.sample(dom.names, 2)
-    return {"giver": giver, "receiver": receiver, "verb": rng.choice(dom.transfer),
-            "color": rng.choice(dom.colors), "good": rng.choice(dom.goods), "place": rng.choice(dom.places),
-            "day": rng.choice(dom.days)}
+    return {
+        "giver": giver,
+        "receiver": receiver,
+        "verb": rng.choice(dom.transfer),
+        "color": rng.choice(dom.colors),
+        "good": rng.choice(dom.goods),
+        "place": rng.choice(dom.places),
+        "day": rng.choice(dom.days),
+    }
 
 
-PARTICIPLES = {"gave": "given"}   # the other verbs of giving have participles equal to their past tense
+PARTICIPLES = {"gave": "given"}  # the other verbs of giving have participles equal to their past tense
 
 
 def _say_event(p: dict[str, str], style: int, dom: Domain) -> str:
@@ -190,6 +290,7 @@ def _paraphrase(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
 
 # --- stories: summaries, questions and the corpus -----------------------------------------------------------
 
+
 def _story(rng: random.Random, dom: Domain) -> tuple[list[str], str, list[str]]:
     """A short story, its one-sentence gist, and its key facts as a highlight list."""
     name, facts = _person(rng, dom)
@@ -211,8 +312,11 @@ def _story(rng: random.Random, dom: Domain) -> tuple[list[str], str, list[str]]:
         extra_attr = rng.choice(list(dom.attributes)[1:])
         sentences.insert(1, _state(rng, dom, name, extra_attr, facts[extra_attr]))
     gist = f"The {role} {name} {dom.travel} {place}, bought a {color} {good} and {dom.meal} {friend}."
-    highlights = [f"{name} {dom.travel} {place} {on.lower()} {day}.", f"{name} bought a {color} {good}.",
-                  f"{name} {dom.meal} {friend}."]
+    highlights = [
+        f"{name} {dom.travel} {place} {on.lower()} {day}.",
+        f"{name} bought a {color} {good}.",
+        f"{name} {dom.meal} {friend}.",
+    ]
     return sentences, gist, highlights
 
 
@@ -232,8 +336,11 @@ def _qgen(rng: random.Random, dom: Domain, label: str) -> dict[str, str]:
     if dom is REALM:
         sentences.append(rng.choice(dom.weather))
         rng.shuffle(sentences)
-    return {"context": " ".join(sentences), "answer": facts[asked],
-            "question": dom.attributes[asked].question.format(name=name)}
+    return {
+        "context": " ".join(sentences),
+        "answer": facts[asked],
+        "question": dom.attributes[asked].question.format(name=name),
+    }
 
 
 def _articles(text: str) -> str:
@@ -269,10 +376,15 @@ def generate(task: str, domain: str, split: str, seed: int = 0) -> tuple[Example
             if key in seen:
                 continue
             seen.add(key)
-            items.append(Example(
-                item_id=f"{task}-{domain}-{role}-{len(items):05d}",
-                slots={s: row[s] for s in slots}, target=row[target_field],
-                choices=labels, gold=labels.index(label) if labels else None))
+            items.append(
+                Example(
+                    item_id=f"{task}-{domain}-{role}-{len(items):05d}",
+                    slots={s: row[s] for s in slots},
+                    target=row[target_field],
+                    choices=labels,
+                    gold=labels.index(label) if labels else None,
+                )
+            )
         rng.shuffle(items)
         out[role] = items
         if role == split:
@@ -280,29 +392,54 @@ def generate(task: str, domain: str, split: str, seed: int = 0) -> tuple[Example
     raise KeyError(split)
 
 
+def _biography(rng: random.Random, dom: Domain) -> str:
+    name, facts = _person(rng, dom)
+    return " ".join(_state(rng, dom, name, a, v) for a, v in facts.items())
+
+
+def _story_with_gist(rng: random.Random, dom: Domain) -> str:
+    sentences, gist, _ = _story(rng, dom)
+    lead = rng.choice(("In short:", "To sum up,", "Summary:", "In brief,"))
+    return " ".join(sentences) + f"\n{lead} {gist}"
+
+
+def _question_and_answer(rng: random.Random, dom: Domain) -> str:
+    item = _qgen(rng, dom, "")
+    return f"{item['context']}\nQuestion: {item['question']}\nAnswer: {item['answer']}."
+
+
+def _question_exercise(rng: random.Random, dom: Domain) -> str:
+    """Facts and an answer, then the question they belong to, laid out as the question-generation prompt."""
+    item = _qgen(rng, dom, "")
+    return join(TEMPLATES["qgen"]["default"].format(**item), item["question"])
+
+
+def _event_note(rng: random.Random, dom: Domain) -> str:
+    return _say_event(_event_parts(rng, dom), rng.randrange(4), dom) + " " + rng.choice(dom.weather)
+
+
+# Passage kinds and their shares of the corpus.
+PASSAGES = (
+    (_biography, 0.3),
+    (_story_with_gist, 0.25),
+    (_question_and_answer, 0.125),
+    (_question_exercise, 0.125),
+    (_event_note, 0.2),
+)
+TWO_SPACED_SHARE = 0.25
+
+
+def _two_spaced(text: str) -> str:
+    return re.sub(r"([.:]) ", r"\1  ", text)
+
+
 def corpus(seed: int = 0, passages: int = 12000) -> list[str]:
-    """Natural text about both worlds: biographies, stories with their gist, and Q&A passages."""
+    """Natural text about both worlds (the module docstring lists what it holds and why)."""
     rng = random.Random(f"corpus/{seed}")
     out: list[str] = []
-    for i in range(passages):
+    for _ in range(passages):
         dom = TOWN if rng.random() < 0.8 else REALM
-        kind = rng.random()
-        if kind < 0.3:
-            name, facts = _person(rng, dom)
-            out.append(" ".join(_state(rng, dom, name, a, v) for a, v in facts.items()))
-        elif kind < 0.55:
-            sentences, gist, _ = _story(rng, dom)
-            lead = rng.choice(("In short:", "To sum up,", "Summary:", "In brief,"))
-            out.append(" ".join(sentences) + f"\n{lead} {gist}")
-        elif kind < 0.8:
-            name, facts = _person(rng, dom)
-            attrs = list(facts)
-            rng.shuffle(attrs)
-            text = " ".join(_state(rng, dom, name, a, facts[a]) for a in attrs[:3])
-            asked = rng.choice(attrs[:3])
-            question = dom.attributes[asked].question.format(name=name)
-            out.append(f"{text}\nQuestion: {question}\nAnswer: {facts[asked]}.")
-        else:
-            parts = _event_parts(rng, dom)
-            out.append(_say_event(parts, rng.randrange(4), dom) + " " + rng.choice(dom.weather))
-    return [_articles(text) for text in out]
+        make = rng.choices([make for make, _ in PASSAGES], [share for _, share in PASSAGES])[0]
+        text = _articles(make(rng, dom))
+        out.append(_two_spaced(text) if rng.random() < TWO_SPACED_SHARE else text)
+    return out
