@@ -244,7 +244,8 @@ def _score_and_log(
     params = {**settings.params(), "threads": torch.get_num_threads()}
     started = time.perf_counter()
     if isinstance(spec, LmEvalTask):
-        _log_params(params, known, model_tag)
+        # The task's output type is its scoring method, logged with the task's own params.
+        _log_params({name: value for name, value in params.items() if name != "method"}, known, model_tag)
         spec.log_scored_documents(settings)
         results, prompt, task_params = spec.score(model, tokenizer, settings, known)
         _log_params(task_params, known)
