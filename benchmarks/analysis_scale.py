@@ -25,8 +25,6 @@ import contextlib
 import io
 import itertools
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +36,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import requests  # noqa: E402
+
+from amuro.core.local_server import LocalServer  # noqa: E402
 
 EXPERIMENT = "amuro-scale"
 MODELS = ["allenai/OLMo-1B-hf", "EleutherAI/pythia-160m"]
@@ -56,54 +55,6 @@ EVAL_DATASETS = {
 }
 TRAININGS = [("none", "none"), ("sft", "mnli"), ("sft", "paws"), ("sft", "xsum"), ("it", "tulu")]
 FORMAT_SHOTS = [("default", 4), ("instruct", 4), ("io", 4), ("default", 0)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(directory: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    process = subprocess.Popen(
-        [
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{directory / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(directory / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=open(directory / "server.log", "w"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(uri + "/health", timeout=1).ok:
-                return process, uri
-        except requests.RequestException:
-            time.sleep(0.2)
-    stop_server(process)
-    raise RuntimeError(f"mlflow server did not start; see {directory / 'server.log'}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    # The server runs uvicorn as a child; its process group is the one this script started.
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def cpu_seconds(process: subprocess.Popen) -> float:
@@ -261,7 +212,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        process, uri = start_server(directory)
+        server = LocalServer(directory / "mlflow.db", directory / "artifacts", log=directory / "server.log")
+        uri, process = server.start(timeout=60), server.process
         try:
             client = MlflowClient(uri)
             experiment_id = client.create_experiment(EXPERIMENT)
@@ -303,7 +255,7 @@ def main() -> None:
             print(f"  gain pairs: {len(gain.table)}, unpaired runs: {len(gain.missing)}")
             timed("load (sqlite file directly)", load_eval_runs, EXPERIMENT, f"sqlite:///{directory / 'mlflow.db'}")
         finally:
-            stop_server(process)
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -1,15 +1,9 @@
 """The study in the MLflow UI, seen by a real browser: a real ``mlflow server`` over a store from a small run,
 opened in headless Chromium; the runs table shows the datasets and the chart view draws score against step."""
 
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -17,28 +11,12 @@ from mlflow.tracking import MlflowClient
 from amuro.commands.finetune import finetune
 from amuro.commands.pretrain_eval import pretrain_eval
 from amuro.core import tracking
+from amuro.core.local_server import LocalServer
 from amuro.core.settings import EvalSettings, FinetuneSettings, PretrainEvalSettings
 from amuro.core.train_settings import TrainSettings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=5):
-                return
-        except OSError:
-            assert time.monotonic() < deadline, f"mlflow server at {url} did not start"
-            time.sleep(1)
 
 
 def _browse(url: str, *args: str, budget_ms: int = 20000) -> subprocess.CompletedProcess:
@@ -92,33 +70,8 @@ def ui(tracking_uri, small_series, tmp_path):
             evaluate=False,
         )
     )
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            tracking_uri,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}/#/experiments/{tracking.connect('ui')}/runs", run_id
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with LocalServer(tmp_path / "mlflow.db", tmp_path / "mlruns", serve_artifacts=False) as server:
+        yield f"{server.uri}/#/experiments/{tracking.connect('ui')}/runs", run_id
 
 
 def test_runs_table_shows_datasets_and_chart_view_draws_score_against_step(ui, tmp_path):
