@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 for _name, _value in {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -21,6 +22,7 @@ import mlflow  # noqa: E402
 import pytest  # noqa: E402
 from own_warnings import blamed_past_module_dispatch  # noqa: E402
 from series_settings import SMALL_SERIES  # noqa: E402
+from session_files import locked, shared_folder  # noqa: E402
 
 
 @pytest.hookimpl(wrapper=True)
@@ -57,13 +59,25 @@ def tracking_uri(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def small_series(tmp_path_factory, amuro_home):
-    """A 4-checkpoint series trained in seconds, logged to its own store; returns its local folder."""
+    """A 4-checkpoint series trained in seconds, logged to its own store; returns its local folder.
+
+    Built once per test session under a lock and shared read-only by every worker."""
+    shared = shared_folder(tmp_path_factory)
+    built = shared / "small-series.path"
+    with locked(shared / "small-series.lock"):
+        if not built.exists():
+            built.write_text(_build_small_series(shared / "small-series"))
+    return built.read_text()
+
+
+def _build_small_series(store: Path) -> str:
     from amuro.commands.pretrain import pretrain
     from amuro.core.settings import PretrainSettings
     from amuro.models.series import find_pretrain_run
 
-    store = tmp_path_factory.mktemp("series-store")
-    previous, folder = mlflow.get_tracking_uri(), os.getcwd()
+    store.mkdir(exist_ok=True)
+    previous, folder, home = mlflow.get_tracking_uri(), os.getcwd(), os.environ["AMURO_HOME"]
+    os.environ["AMURO_HOME"] = str(store / "home")
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
     os.chdir(store)
     try:
@@ -73,6 +87,7 @@ def small_series(tmp_path_factory, amuro_home):
     finally:
         mlflow.set_tracking_uri(previous)
         os.chdir(folder)
+        os.environ["AMURO_HOME"] = home
 
 
 @pytest.fixture

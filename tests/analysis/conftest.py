@@ -4,7 +4,6 @@ port, and read both through the server and straight from its sqlite file."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 from planted import EXPERIMENT, Store, plant  # noqa: E402
+from session_files import locked, shared_folder  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -88,16 +88,6 @@ def _exited(pid: int) -> bool:
             return False
 
 
-@contextlib.contextmanager
-def locked(path: Path):
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> dict:
     """A real ``mlflow server`` holding the plant: {uri, database, runs, ...}.
@@ -105,9 +95,7 @@ def mlflow_server(tmp_path_factory) -> dict:
     Parallel test workers share one server (starting one costs seconds of CPU): the first
     to need it starts it, each user is counted, and the last one to finish stops it.
     """
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # shared by the workers of this test session
+    root = shared_folder(tmp_path_factory)
     state_file, lock = root / "analysis-server.json", root / "analysis-server.lock"
     with locked(lock):
         state = json.loads(state_file.read_text()) if state_file.exists() else None
@@ -172,9 +160,7 @@ def published_template(tmp_path_factory) -> dict:
     """An empty store into which ``python -m analysis import-published`` imported the study's
     released results: {database, output}. Imported once for all test workers (it costs tens
     of seconds) and never written again: each test works on a copy (``published_store``)."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # shared by the workers of this test session
+    root = shared_folder(tmp_path_factory)
     directory, log = root / "published-template", root / "published-template.log"
     with locked(root / "published-template.lock"):
         if not log.exists():

@@ -1,12 +1,12 @@
 """The verdicts follow the data: planted stores where each finding is true, false, or true on
 part of the grid only, measured under both definitions; and bad input, one line each."""
 
-import os
 import warnings
 
 import pytest
-from conftest import locked, run_analysis
+from conftest import run_analysis
 from contract import Cell, Plant
+from session_files import locked, shared_folder
 
 from analysis.findings import FindingsSettings, measure_findings
 from analysis.runs import load_eval_runs
@@ -91,9 +91,7 @@ EXPECTED = {
 @pytest.fixture(scope="session")
 def planted_store(tmp_path_factory) -> str:
     """Every scenario in one store, planted once for all test workers and only read after."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
+    root = shared_folder(tmp_path_factory)
     database, done = root / "findings-planted.db", root / "findings-planted.done"
     with locked(root / "findings-planted.lock"):
         if not done.exists():
