@@ -109,3 +109,4 @@ def test_bf16_scoring_is_recorded_and_keyed_apart(tracking_uri, small_series):
     cells = MlflowClient().search_runs([experiment], "tags.`amuro.kind` = 'eval'")
     assert sorted(run.data.params["dtype"] for run in cells) == ["bfloat16", "float32"]
     assert len({run.data.tags["amuro.run_key"] for run in cells}) == 2
+    assert not [name for run in cells for name in run.data.metrics if name.startswith("system/")]  # under a minute
