@@ -52,19 +52,25 @@ def test_float16_training_without_a_gpu_is_one_line(tracking_uri, small_series):
     assert result.exit_code != 0 and len(errors) == 1 and "needs a CUDA GPU" in errors[0], result.output
 
 
-def test_bf16_fine_tune_keeps_two_checkpoints_and_stores_a_bf16_model(tracking_uri, small_series, monkeypatch):
-    """One bf16 fine-tune with a checkpoint every step: fp32 master weights, at most two checkpoints on disk
-    and in the store, every upload done by the end, the tuned model stored in bf16, the dtype in key and params."""
-    on_disk, masters = [], []
+def test_bf16_checkpointed_fine_tune_keeps_two_checkpoints_and_stores_a_bf16_model(
+    tracking_uri, small_series, monkeypatch
+):
+    """One bf16 fine-tune with gradient checkpointing and a checkpoint every step: fp32 master weights, at most
+    two checkpoints on disk and in the store, every upload done by the end, the tuned model stored in bf16, the
+    dtype in the run key and params."""
+    on_disk, masters, checkpointing = [], [], []
     save = checkpoint_artifacts.UploadCheckpoints.on_save
 
     def counting(self, args, state, control, model=None, **kwargs):
         on_disk.append(len(list(Path(args.output_dir).glob("checkpoint-*"))))
         masters.append({p.dtype for p in model.parameters()})
+        checkpointing.append(model.is_activation_checkpointing)
         return save(self, args, state, control, model=model, **kwargs)
 
     monkeypatch.setattr(checkpoint_artifacts.UploadCheckpoints, "on_save", counting)
-    train = TrainSettings(dtype="bfloat16", save_steps=1, checkpoint_artifacts=True, **TINY_TRAIN)
+    train = TrainSettings(
+        dtype="bfloat16", gradient_checkpointing=True, save_steps=1, checkpoint_artifacts=True, **TINY_TRAIN
+    )
     cfg = FinetuneSettings(experiment="bf16", model=small_series, evaluate=False, train=train)
     run_id = finetune(cfg)
 
@@ -74,7 +80,7 @@ def test_bf16_fine_tune_keeps_two_checkpoints_and_stores_a_bf16_model(tracking_u
     fp32_key = finetune_key(dataclasses.replace(cfg, train=dataclasses.replace(train, dtype="float32")))
     assert run.data.tags["amuro.run_key"] != fp32_key
     assert int(run.data.tags["amuro.checkpoint_step"]) == 4 and len(on_disk) == 4 and max(on_disk) == 2
-    assert all(dtypes == {torch.float32} for dtypes in masters)
+    assert all(dtypes == {torch.float32} for dtypes in masters) and all(checkpointing)
     stored = {item.path for item in client.list_artifacts(run_id, "checkpoints")}
     assert stored == {"checkpoints/a", "checkpoints/b", "checkpoints/latest.json"}
     assert mlflow.artifacts.load_dict(f"runs:/{run_id}/checkpoints/latest.json")["step"] == 4
