@@ -167,7 +167,7 @@ def train_model(
     model, tokenizer = ckpt.load(dtype=torch_dtype(FP32))  # fp32 master weights, whatever the checkpoint holds
     if cfg.train.lora:
         model = with_lora(model, cfg.train)
-    check_fits(model, cfg.train, max(len(f["input_ids"]) for f in features))
+    check_fits(model, cfg.train, max((len(f["input_ids"]) for f in features), default=1))
     steps = total_steps(len(features), cfg.train, epochs)
     save = eval_features is None
     args = training_arguments(cfg.train, output_dir, lr, epochs, steps, save=save)
