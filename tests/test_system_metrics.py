@@ -46,3 +46,13 @@ def test_a_node_id_given_by_the_user_wins(monkeypatch):
     assert node_environment("host-a") == {"MLFLOW_SYSTEM_METRICS_NODE_ID": "host-a"}
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_NODE_ID", "gpu-node-3")
     assert node_environment("host-a") == {}
+
+
+def test_the_interval_suits_the_kind_of_run_unless_the_user_sets_one(monkeypatch):
+    from amuro.core.system_metrics import INTERVAL_ENV, monitoring, sampling_interval
+
+    monkeypatch.delenv(INTERVAL_ENV, raising=False)
+    assert monitoring("eval") and sampling_interval("eval") == 60.0  # a cell under a minute logs no sample
+    assert monitoring("finetune") and sampling_interval("finetune") == 15.0
+    monkeypatch.setenv(INTERVAL_ENV, "2")
+    assert monitoring("eval") and sampling_interval("eval") == sampling_interval("finetune") == 2.0

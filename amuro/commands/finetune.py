@@ -34,11 +34,12 @@ from amuro.core.settings import FinetuneSettings
 from amuro.data.lineage import log_rows
 from amuro.data.protocol import for_protocol
 from amuro.data.specfile import load_spec_option
+from amuro.models.precision import in_trained_dtype
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
 from amuro.training.checkpoint_artifacts import UploadCheckpoints, restore_checkpoint
 from amuro.training.features import training_features
 from amuro.training.hyperparameter_search import SearchSpace, TrialRuns, run_search
-from amuro.training.trainer import WARMUP_RATIO, train_model, weight_change
+from amuro.training.trainer import WARMUP_RATIO, optimizer_name, train_model, weight_change
 
 SEARCH_VALIDATION_EXAMPLES = 200
 
@@ -160,7 +161,7 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
             "base_location": ckpt.location,
             "warmup_ratio": WARMUP_RATIO,
             "weight_decay": 0.0,
-            "optimizer": "adamw_torch",
+            "optimizer": optimizer_name(),
             "lr_schedule": "linear",
             "training_format": "default" if spec.kind != "chat" else "chat",
         }
@@ -187,7 +188,7 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
     mlflow.log_metrics(weight_change(base, model))
     del base
     check_owner(run.run_id)
-    log_tuned_model(model, tokenizer)
+    log_tuned_model(in_trained_dtype(model, cfg.train.precision), tokenizer)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from amuro.core.errors import UserError
 from amuro.core.fields import Settings, declared, require, setting, split_list
+from amuro.core.precision import dtype_setting, keyed, resolve_dtype
 from amuro.core.protocol import protocol
 from amuro.core.shared_settings import (
     DEFAULT_SERIES,
@@ -72,6 +73,7 @@ class EvalSettings(Settings):
     )
     seed: int = setting(0, "Seed of demonstrations and bootstrap.")
     protocol: str = protocol_setting()
+    dtype: str = dtype_setting("score")
 
     @property
     def demo_source(self) -> str:
@@ -82,7 +84,11 @@ class EvalSettings(Settings):
         return self.stop or protocol(self.protocol).stop
 
     def effective_values(self) -> dict[str, object]:
-        return {**super().effective_values(), "demos": self.demo_source, "stop": self.stop_rule}
+        dtype = resolve_dtype(self.dtype, self.protocol, "score")
+        return {**super().effective_values(), "demos": self.demo_source, "stop": self.stop_rule, "dtype": dtype}
+
+    def key_settings(self) -> dict[str, object]:
+        return keyed(super().key_settings(), resolve_dtype(self.dtype, self.protocol, "score"))
 
     def resolve(self) -> None:
         self.batch_size = batch_size_value(self.batch_size)
@@ -266,7 +272,7 @@ class SweepSettings(Settings):
         help="How each finetune cell trains.",
         factory=TrainSettings,
         flat=True,
-        renamed=(("seed", "train_seed"), ("batch_size", "train_batch_size")),
+        renamed=(("seed", "train_seed"), ("batch_size", "train_batch_size"), ("dtype", "train_dtype")),
     )
     seeds: str | None = setting(
         None, SEEDS_HELP + " Every finetune cell is run once per seed.", key=False, empty="--train-seed alone"

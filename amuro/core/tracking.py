@@ -257,7 +257,7 @@ def tracked_run(
             parent_run_id=parent,
             nested=nested,
             tags={**tags, Tag.RUN_KEY: key, **claim_tags},
-            log_system_metrics=system_metrics and monitoring(),
+            log_system_metrics=system_metrics and monitoring(tags.get(Tag.KIND)),
         )
 
     claimed = ownership.claim(experiment_id, key, start, resumable=resumable, join=join, say=say)
@@ -268,7 +268,9 @@ def tracked_run(
         raise FinishedElsewhere(key, TrackedRun(claimed.run_id, reused=True))
     if claimed.resumed:
         say(f"resuming run {claimed.run_id} ({run_name})")
-        mlflow.start_run(run_id=claimed.run_id, nested=nested, log_system_metrics=system_metrics and monitoring())
+        mlflow.start_run(
+            run_id=claimed.run_id, nested=nested, log_system_metrics=system_metrics and monitoring(tags.get(Tag.KIND))
+        )
     try:
         with ownership.keep_alive(claimed.run_id):
             yield TrackedRun(claimed.run_id, resumed=claimed.resumed)

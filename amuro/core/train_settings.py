@@ -17,6 +17,7 @@ import yaml
 
 from amuro.core.errors import UserError, unknown
 from amuro.core.fields import Settings, require, setting
+from amuro.core.precision import dtype_setting, keyed, resolve_dtype
 from amuro.core.protocol import STUDY_MICRO_BATCH, STUDY_TRAIN_SEED
 
 TUNINGS = ("sft", "it")
@@ -121,6 +122,25 @@ class TrainSettings(Settings):
         key=False,
         flag=True,
     )
+
+    dtype: str = dtype_setting("train")
+    gradient_checkpointing: bool = setting(
+        False,
+        "Recompute each layer's activations in the backward pass: far less memory for about a third more compute.",
+        key=False,
+        flag=True,
+    )
+
+    @property
+    def precision(self) -> str:
+        """The dtype training autocasts to on this machine (fp32 master weights whatever it is)."""
+        return resolve_dtype(self.dtype, "", "train")
+
+    def effective_values(self) -> dict[str, object]:
+        return {**super().effective_values(), "dtype": self.precision}
+
+    def key_settings(self) -> dict[str, object]:
+        return keyed(super().key_settings(), self.precision)
 
     def validate(self) -> None:
         require(self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")

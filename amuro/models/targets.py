@@ -21,7 +21,7 @@ class EvalTarget:
     source_run_id: str | None  # pretrain run (local series) / finetune run (tuned); None for hub checkpoints
     seed: int
     label: str  # for run names: "tiny@step400" or "tiny@step400+synth-nli"
-    load: Callable[[], tuple]  # returns (model, tokenizer); called at most once, only if some cell has work
+    load: Callable[..., tuple]  # (dtype=...) -> (model, tokenizer); called at most once, only if some cell has work
     # Where the weights live, recorded on each eval run (``amuro.<key>`` tags) and on a LoggedModel:
     # hub_repo / hub_revision / hub_commit for hub checkpoints, artifact_uri for logged weights.
     reference: Mapping[str, str] = field(default_factory=dict)
@@ -82,7 +82,7 @@ def tuned_target(
         source_run_id=run_id,
         seed=seed,
         label=f"{model.split('/')[-1]}@step{step}+{train_dataset}",
-        load=lambda: load_tuned(run_id),
+        load=lambda **options: load_tuned(run_id, **options),
         reference={"artifact_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}"},
         train_seed=train_seed,
     )

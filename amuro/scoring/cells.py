@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
 from amuro.core.ownership import check_owner
+from amuro.core.precision import resolve_dtype
 from amuro.core.protocol import DEFAULT_PROTOCOL, protocol
 from amuro.core.settings import EvalSettings
 from amuro.data import (
@@ -35,6 +36,7 @@ from amuro.data import (
 from amuro.data.formats import few_shot_prefix
 from amuro.data.lineage import log_row_sets
 from amuro.data.protocol import for_protocol
+from amuro.models.precision import on_device, torch_dtype
 from amuro.models.targets import EvalTarget
 from amuro.scoring.cell_scoring import ItemResult, score_cell
 from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
@@ -191,7 +193,7 @@ def evaluate_target(
 
         def score(run: tracking.TrackedRun, spec=spec, fmt=fmt) -> None:
             if not loaded:
-                loaded.append(_on_accelerator(*target.load()))
+                loaded.append(_loaded(target, settings))
             if not model_ids:
                 model_ids.append(_model_reference(experiment_id, target, run.run_id))
             known = ScoredSoFar(run.run_id, resumed=run.resumed)
@@ -216,13 +218,11 @@ def evaluate_target(
     return done
 
 
-def _on_accelerator(model, tokenizer) -> tuple:
-    """Score on the GPU when there is one and the loader left the model on the CPU."""
-    import torch
-
-    if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
-        model = model.to("cuda")
-    return model, tokenizer
+def _loaded(target: EvalTarget, settings: EvalSettings) -> tuple:
+    """The target's model in the scoring dtype, on the GPU when there is one."""
+    dtype = resolve_dtype(settings.dtype, settings.protocol, "score")
+    model, tokenizer = target.load(dtype=torch_dtype(dtype))
+    return on_device(model, dtype), tokenizer
 
 
 def _log_params(params: dict[str, object], known: ScoredSoFar, tags: dict[str, str] | None = None) -> None:

@@ -17,13 +17,24 @@ from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from amuro.core.precision import FP32, check_training_dtype
 from amuro.core.protocol import protocol
 from amuro.core.settings import FinetuneSettings
 from amuro.core.train_settings import TrainSettings
+from amuro.models.precision import tf32_available, torch_dtype
 from amuro.models.series import Checkpoint
 from amuro.training.features import IGNORE, padding_collator
+from amuro.training.memory_plan import check_fits
 
 WARMUP_RATIO = 0.03
+KEPT_CHECKPOINTS = 2  # the newest complete one and the one being written
+
+
+def optimizer_name() -> str:
+    """AdamW, fused into one kernel per parameter group on CUDA."""
+    import torch
+
+    return "adamw_torch_fused" if torch.cuda.is_available() else "adamw_torch"
 
 
 class QuietProgress(ProgressCallback):
@@ -100,12 +111,12 @@ def training_arguments(train: TrainSettings, output_dir: Path, lr: float, epochs
         lr_scheduler_type="linear",
         warmup_steps=WARMUP_RATIO,
         weight_decay=0.0,
-        optim="adamw_torch",
+        optim=optimizer_name(),
         train_sampling_strategy="random" if train.batch_size == 1 else "group_by_length",
         logging_steps=max(1, min(10, steps // 20)),
         save_strategy="steps" if save else "no",
         save_steps=train.save_steps or max(1, -(-steps // 10)),
-        save_total_limit=1,
+        save_total_limit=KEPT_CHECKPOINTS,
         include_num_input_tokens_seen="non_padding",
         report_to="none",
         seed=train.seed,
@@ -113,7 +124,10 @@ def training_arguments(train: TrainSettings, output_dir: Path, lr: float, epochs
         dataloader_num_workers=0,
         disable_tqdm=False,
         use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        bf16=train.precision == "bfloat16",
+        fp16=train.precision == "float16",
+        tf32=True if tf32_available() else None,
+        activation_checkpointing=train.gradient_checkpointing,
         remove_unused_columns=False,
     )
 
@@ -149,9 +163,11 @@ def train_model(
     from transformers import Trainer, set_seed
 
     set_seed(cfg.train.seed)
-    model, tokenizer = ckpt.load()
+    check_training_dtype(cfg.train.precision)
+    model, tokenizer = ckpt.load(dtype=torch_dtype(FP32))  # fp32 master weights, whatever the checkpoint holds
     if cfg.train.lora:
         model = with_lora(model, cfg.train)
+    check_fits(model, cfg.train, max((len(f["input_ids"]) for f in features), default=1))
     steps = total_steps(len(features), cfg.train, epochs)
     save = eval_features is None
     args = training_arguments(cfg.train, output_dir, lr, epochs, steps, save=save)
