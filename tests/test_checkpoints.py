@@ -235,3 +235,27 @@ def test_study_checkpoints_on_a_short_local_series(small_series, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"study checkpoint step1000 -> {series.last.revision} (nearest: step {series.last.step})"
     assert len(out) == 8 and out[-1] == f"study checkpoint main -> {series.last.revision} (nearest; already taken)"
+
+
+def test_a_sweep_over_olmo2_plans_each_ingredient_and_main_as_cells_of_their_own(monkeypatch):
+    from pathlib import Path
+
+    from amuro.commands.sweep import plan
+    from amuro.core.settings import SweepSettings
+
+    series = _olmo2(monkeypatch)
+    chosen = series.select("stage1-step928646-tokens3896B,main,stage2")[:1] + series.checkpoints[-4:]
+    cfg = SweepSettings(experiment="s", train_datasets="synth-nli", trust_remote_code=True)
+    cells = plan(cfg, series.name, [(c.revision, c.step) for c in chosen], Path("report.html"))
+    evals = {c.name: c.settings for c in cells if c.name.startswith("pretrain-eval")}
+    assert list(evals) == [
+        "pretrain-eval OLMo-2-1124-7B@step928646",
+        "pretrain-eval OLMo-2-1124-7B@stage2-ingredient1-step11931-tokens50B",
+        "pretrain-eval OLMo-2-1124-7B@stage2-ingredient2-step11931-tokens50B",
+        "pretrain-eval OLMo-2-1124-7B@stage2-ingredient3-step11931-tokens50B",
+        "pretrain-eval OLMo-2-1124-7B@main",
+    ]
+    assert [s.checkpoints for s in evals.values()] == [c.revision for c in chosen]
+    tunes = [c.settings for c in cells if c.name.startswith("finetune")]
+    assert [s.checkpoint for s in tunes] == [c.revision for c in chosen]
+    assert all(s.trust_remote_code for s in [*evals.values(), *tunes])
