@@ -204,6 +204,26 @@ def test_olmo2_main_is_the_souped_model_after_stage2_and_each_ingredient_its_own
     with pytest.raises(UserError, match="no stage3 checkpoints: its stages are stage1, stage2"):
         series.select("stage3")
 
+    from click.testing import CliRunner
+
+    from amuro.cli import main as cli
+
+    listed = CliRunner().invoke(cli, ["checkpoints", "--model", "allenai/OLMo-2-1124-7B", "--checkpoints", "stage2"])
+    assert listed.exit_code == 0, listed.output
+    rows = listed.output.splitlines()
+    assert rows[0] == "series allenai/OLMo-2-1124-7B: 10 checkpoints, 6 selected by 'stage2'" and len(rows) == 12
+    assert rows[-1].split() == ["main", "940577", "3.946T", "2", "allenai/OLMo-2-1124-7B@main"]
+    assert rows[-2].split() == [
+        "*",
+        "stage2-ingredient3-step11931-tokens50B",
+        "940577",
+        "3.946T",
+        "2",
+        "ingredient",
+        "3",
+        "allenai/OLMo-2-1124-7B@stage2-ingredient3-step11931-tokens50B",
+    ]
+
 
 def test_study_checkpoints_map_to_the_nearest_branch_and_say_so(monkeypatch, capsys):
     _branches(monkeypatch, OLMO1B_BRANCHES)
@@ -259,3 +279,23 @@ def test_a_sweep_over_olmo2_plans_each_ingredient_and_main_as_cells_of_their_own
     tunes = [c.settings for c in cells if c.name.startswith("finetune")]
     assert [s.checkpoint for s in tunes] == [c.revision for c in chosen]
     assert all(s.trust_remote_code for s in [*evals.values(), *tunes])
+
+
+def test_olmo2_1b_stage2_ingredients_and_main_on_its_real_branches(monkeypatch):
+    names = [  # allenai/OLMo-2-0425-1B
+        "stage1-step140000-tokens294B",
+        "stage1-step1907359-tokens4001B",
+        "stage2-ingredient3-step23852-tokens51B",
+        "stage2-ingredient1-step23852-tokens51B",
+        "stage2-ingredient2-step23852-tokens51B",
+        "main",
+    ]
+    _branches(monkeypatch, names)
+    series = hub_series("allenai/OLMo-2-0425-1B")
+    end = [(c.revision, c.step, c.tokens, c.ingredient) for c in series.checkpoints[2:]]
+    assert end == [
+        ("stage2-ingredient1-step23852-tokens51B", 1931211, 4_052_000_000_000, 1),
+        ("stage2-ingredient2-step23852-tokens51B", 1931211, 4_052_000_000_000, 2),
+        ("stage2-ingredient3-step23852-tokens51B", 1931211, 4_052_000_000_000, 3),
+        ("main", 1931211, 4_052_000_000_000, None),
+    ]
