@@ -376,15 +376,8 @@ class SweepSettings(Settings):
 
 ENTRY_POINT_SETTINGS: dict[str, type[Settings]] = {
     cls.entry_point: cls
-    for cls in (
-        PretrainSettings,
-        PretrainEvalSettings,
-        FinetuneSettings,
-        CrossevalSettings,
-        SweepSettings,
-        CheckpointsSettings,
-    )
-}
+    for cls in (PretrainSettings, PretrainEvalSettings, FinetuneSettings, CrossevalSettings, SweepSettings)
+} | {CheckpointsSettings.entry_point: CheckpointsSettings}
 
 
 def settings_class(entry_point: str) -> type[Settings]:
