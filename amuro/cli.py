@@ -29,6 +29,7 @@ RUNNERS = {
     "finetune": "amuro.commands.finetune:finetune",
     "crosseval": "amuro.commands.crosseval:crosseval",
     "sweep": "amuro.commands.sweep:sweep",
+    "checkpoints": "amuro.commands.checkpoints:checkpoints",
 }
 CONFIG_OPTION = "config"
 

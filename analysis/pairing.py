@@ -15,7 +15,9 @@ import pandas as pd
 
 from analysis.lineage import LineageWarning, digest_conflict, refusal
 
-PAIR_KEY = ["model", "step", "eval_dataset", "format", "shots", "protocol", "origin"]
+# The revision pairs a tuned model with its own base where several checkpoints share a step (OLMo-2's
+# stage-2 ingredients and main).
+PAIR_KEY = ["model", "revision", "step", "eval_dataset", "format", "shots", "protocol", "origin"]
 MISSING_COLUMNS = [
     "model",
     "step",

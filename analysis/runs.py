@@ -52,9 +52,11 @@ TAG_DEFAULTS = {"protocol": "amuro", "origin": "run"}
 RUN_COLUMNS = ["run_id", "experiment"] + TAG_COLUMNS + METRIC_COLUMNS + ["eval_inputs", "start_time", "has_predictions"]
 
 # One evaluated configuration; several finished runs of the same cell are re-runs. Rows that
-# differ only in train_seed are seed replicates of one cell (see analysis.replicates).
+# differ only in train_seed are seed replicates of one cell (see analysis.replicates). The revision
+# tells apart checkpoints of one step (OLMo-2's stage-2 ingredients and the model souped from them).
 CELL_KEY = [
     "model",
+    "revision",
     "step",
     "tuning",
     "train_dataset",

@@ -25,6 +25,7 @@ ENTRY_POINT_PAGES = {
     "finetune": "finetune",
     "crosseval": "crosseval",
     "sweep": "sweep",
+    "checkpoints": "checkpoints",
 }
 
 HEADER = """\

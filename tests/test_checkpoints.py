@@ -122,28 +122,51 @@ def test_unknown_series_suggests_names(tracking_uri):
         open_series("./no/such/folder")
 
 
+# Real branches of allenai/OLMo-2-1124-7B (a few of stage 1's, stage 2's three ingredients at two steps, main:
+# the model souped from the ingredients after stage 2, as its model card says).
 OLMO2_BRANCHES = [
-    "stage1-step10000-tokens42B",
+    "stage1-step15000-tokens63B",
+    "stage1-step922000-tokens3868B",
     "stage1-step928646-tokens3896B",
+    "stage2-ingredient3-step1000-tokens5B",
+    "stage2-ingredient2-step1000-tokens5B",
     "stage2-ingredient1-step1000-tokens5B",
-    "stage2-ingredient1-step11931-tokens50B",
-    "stage2-ingredient2-step11931-tokens50B",
     "stage2-ingredient3-step11931-tokens50B",
+    "stage2-ingredient2-step11931-tokens50B",
+    "stage2-ingredient1-step11931-tokens50B",
+    "main",
+]
+# Real branches of allenai/OLMo-1B: it has no step1000 nor step18000 branch.
+OLMO1B_BRANCHES = [
+    "step20000-tokens84B",
+    "step30000-tokens126B",
+    "step117850-tokens494B",
+    "step342000-tokens1434B",
+    "step424000-tokens1778B",
+    "step505000-tokens2118B",
+    "step592000-tokens2483B",
+    "step737000-tokens3091B",
+    "step738000-tokens3095B",
+    "step738020-tokens3095B",
     "main",
 ]
 
 
-def _olmo2(monkeypatch):
+def _branches(monkeypatch, names):
     from types import SimpleNamespace
 
     def list_repo_refs(repo_id):  # the real signature takes no revision
         return SimpleNamespace(
-            branches=[SimpleNamespace(name=n, target_commit=f"c{i}") for i, n in enumerate(OLMO2_BRANCHES)],
+            branches=[SimpleNamespace(name=n, target_commit=f"c{i}") for i, n in enumerate(names)],
             tags=[],
             converts=[],
         )
 
     monkeypatch.setattr(checkpoints, "list_repo_refs", list_repo_refs)
+
+
+def _olmo2(monkeypatch):
+    _branches(monkeypatch, OLMO2_BRANCHES)
     return hub_series("allenai/OLMo-2-1124-7B")
 
 
@@ -156,23 +179,123 @@ def test_list_repo_refs_is_called_as_the_library_defines_it():
     assert "revision" not in inspect.signature(hub_series).parameters
 
 
-def test_olmo2_stage1_is_the_series_and_stage2_continues_it(monkeypatch):
+def test_olmo2_main_is_the_souped_model_after_stage2_and_each_ingredient_its_own_checkpoint(monkeypatch):
     series = _olmo2(monkeypatch)
-    assert [c.revision for c in series.select("all")] == OLMO2_BRANCHES[:2]
+    assert [c.revision for c in series.select("all")] == OLMO2_BRANCHES[:3]
     main = series.get("main")
-    assert (main.step, main.tokens, main.stage) == (928646, 3_896_000_000_000, 1)
-    assert series.last.revision == "main" and series.select(2)[-1].revision == "stage1-step928646-tokens3896B"
+    assert (main.step, main.tokens, main.stage, main.ingredient) == (940577, 3_946_000_000_000, 2, None)
+    assert series.last == main and main.label == "OLMo-2-1124-7B@step940577-stage2"
+    assert series.select(2)[-1].revision == "stage1-step928646-tokens3896B"
     stage2 = series.select("stage2")
-    assert [c.revision for c in stage2] == OLMO2_BRANCHES[2:6]
     assert [(c.step, c.tokens, c.ingredient) for c in stage2] == [
         (929646, 3_901_000_000_000, 1),
+        (929646, 3_901_000_000_000, 2),
+        (929646, 3_901_000_000_000, 3),
         (940577, 3_946_000_000_000, 1),
         (940577, 3_946_000_000_000, 2),
         (940577, 3_946_000_000_000, 3),
     ]
-    assert len({c.label for c in stage2}) == 4 and stage2[2].label == "OLMo-2-1124-7B@step940577-stage2-ingredient2"
-    picked = series.select("10000,stage2-ingredient3-step11931-tokens50B")
-    assert [c.revision for c in picked] == ["stage1-step10000-tokens42B", "stage2-ingredient3-step11931-tokens50B"]
-    assert series.select("main,stage2")[0] == main and len(series.select("main,stage2")) == 5
+    last_step = [c for c in series.checkpoints if c.step == 940577]
+    assert len(last_step) == 4 and len({c.label for c in last_step}) == 4 and len({c.revision for c in last_step}) == 4
+    assert stage2[4].label == "OLMo-2-1124-7B@step940577-stage2-ingredient2"
+    picked = series.select("15000,stage2-ingredient3-step11931-tokens50B")
+    assert [c.revision for c in picked] == ["stage1-step15000-tokens63B", "stage2-ingredient3-step11931-tokens50B"]
+    assert series.select("main,stage2") == [main, *stage2]
     with pytest.raises(UserError, match="no stage3 checkpoints: its stages are stage1, stage2"):
         series.select("stage3")
+
+    from click.testing import CliRunner
+
+    from amuro.cli import main as cli
+
+    listed = CliRunner().invoke(cli, ["checkpoints", "--model", "allenai/OLMo-2-1124-7B", "--checkpoints", "stage2"])
+    assert listed.exit_code == 0, listed.output
+    rows = listed.output.splitlines()
+    assert rows[0] == "series allenai/OLMo-2-1124-7B: 10 checkpoints, 6 selected by 'stage2'" and len(rows) == 12
+    assert rows[-1].split() == ["main", "940577", "3.946T", "2", "allenai/OLMo-2-1124-7B@main"]
+    assert rows[-2].split() == [
+        "*",
+        "stage2-ingredient3-step11931-tokens50B",
+        "940577",
+        "3.946T",
+        "2",
+        "ingredient",
+        "3",
+        "allenai/OLMo-2-1124-7B@stage2-ingredient3-step11931-tokens50B",
+    ]
+
+
+def test_study_checkpoints_map_to_the_nearest_branch_and_say_so(monkeypatch, capsys):
+    _branches(monkeypatch, OLMO1B_BRANCHES)
+    series = hub_series("allenai/OLMo-1B")
+    chosen = series.select("study")
+    assert [c.revision for c in chosen] == [
+        "step20000-tokens84B",
+        "step342000-tokens1434B",
+        "step424000-tokens1778B",
+        "step505000-tokens2118B",
+        "step592000-tokens2483B",
+        "step738000-tokens3095B",
+        "main",
+    ]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "study checkpoint step1000 -> step20000-tokens84B (nearest: step 20000)"
+    assert lines[1] == "study checkpoint step18000 -> step20000-tokens84B (nearest; already taken)"
+    assert "study checkpoint step342000 -> step342000-tokens1434B" in lines
+    assert lines[-1] == "study checkpoint main -> main"
+    assert len(lines) == 8
+    olmo2 = _olmo2(monkeypatch).select("study")  # stage 1 carries the steps; main is the souped model
+    assert olmo2[-1].revision == "main" and olmo2[0].revision == "stage1-step15000-tokens63B"
+
+
+def test_study_checkpoints_on_a_short_local_series(small_series, capsys):
+    series = local_series(small_series)
+    chosen = series.select("study")
+    assert chosen == [series.last]  # every study step is nearest the series' last (step 40)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"study checkpoint step1000 -> {series.last.revision} (nearest: step {series.last.step})"
+    assert len(out) == 8 and out[-1] == f"study checkpoint main -> {series.last.revision} (nearest; already taken)"
+
+
+def test_a_sweep_over_olmo2_plans_each_ingredient_and_main_as_cells_of_their_own(monkeypatch):
+    from pathlib import Path
+
+    from amuro.commands.sweep import plan
+    from amuro.core.settings import SweepSettings
+
+    series = _olmo2(monkeypatch)
+    chosen = series.select("stage1-step928646-tokens3896B,main,stage2")[:1] + series.checkpoints[-4:]
+    cfg = SweepSettings(experiment="s", train_datasets="synth-nli", trust_remote_code=True)
+    cells = plan(cfg, series.name, [(c.revision, c.step) for c in chosen], Path("report.html"))
+    evals = {c.name: c.settings for c in cells if c.name.startswith("pretrain-eval")}
+    assert list(evals) == [
+        "pretrain-eval OLMo-2-1124-7B@step928646",
+        "pretrain-eval OLMo-2-1124-7B@stage2-ingredient1-step11931-tokens50B",
+        "pretrain-eval OLMo-2-1124-7B@stage2-ingredient2-step11931-tokens50B",
+        "pretrain-eval OLMo-2-1124-7B@stage2-ingredient3-step11931-tokens50B",
+        "pretrain-eval OLMo-2-1124-7B@main",
+    ]
+    assert [s.checkpoints for s in evals.values()] == [c.revision for c in chosen]
+    tunes = [c.settings for c in cells if c.name.startswith("finetune")]
+    assert [s.checkpoint for s in tunes] == [c.revision for c in chosen]
+    assert all(s.trust_remote_code for s in [*evals.values(), *tunes])
+
+
+def test_olmo2_1b_stage2_ingredients_and_main_on_its_real_branches(monkeypatch):
+    names = [  # allenai/OLMo-2-0425-1B
+        "stage1-step140000-tokens294B",
+        "stage1-step1907359-tokens4001B",
+        "stage2-ingredient3-step23852-tokens51B",
+        "stage2-ingredient1-step23852-tokens51B",
+        "stage2-ingredient2-step23852-tokens51B",
+        "main",
+    ]
+    _branches(monkeypatch, names)
+    series = hub_series("allenai/OLMo-2-0425-1B")
+    end = [(c.revision, c.step, c.tokens, c.ingredient) for c in series.checkpoints[2:]]
+    assert end == [
+        ("stage2-ingredient1-step23852-tokens51B", 1931211, 4_052_000_000_000, 1),
+        ("stage2-ingredient2-step23852-tokens51B", 1931211, 4_052_000_000_000, 2),
+        ("stage2-ingredient3-step23852-tokens51B", 1931211, 4_052_000_000_000, 3),
+        ("main", 1931211, 4_052_000_000_000, None),
+    ]

@@ -245,7 +245,7 @@ def finetune(cfg: FinetuneSettings) -> str:
         spec = training_spec(cfg)
         if cfg.register:
             open_registered_model(cfg.register)
-        series = open_or_build_series(cfg.model, experiment_id)
+        series = open_or_build_series(cfg.model, experiment_id, cfg.trust_remote_code)
         ckpt = series.get(cfg.checkpoint) if cfg.checkpoint else series.last
         name = f"finetune {ckpt.label} {spec.name}"
         seeds = cfg.seed_list

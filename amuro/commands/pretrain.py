@@ -220,11 +220,11 @@ def _fresh_folder(folder: Path) -> None:
         ) from None
 
 
-def open_or_build_series(model: str, experiment_id: str) -> Series:
+def open_or_build_series(model: str, experiment_id: str, trust_remote_code: bool = False) -> Series:
     """``open_series``, first building the default series with pretrain's defaults when it does not exist yet."""
     if model.strip() == DEFAULT_SERIES and find_pretrain_run(experiment_id, DEFAULT_SERIES) is None:
         from mlflow.tracking import MlflowClient
 
         print(f"series {DEFAULT_SERIES!r} does not exist yet: building it with pretrain's defaults")
         pretrain(PretrainSettings(series=DEFAULT_SERIES, experiment=MlflowClient().get_experiment(experiment_id).name))
-    return open_series(model, experiment_id=experiment_id)
+    return open_series(model, experiment_id=experiment_id, trust_remote_code=trust_remote_code)

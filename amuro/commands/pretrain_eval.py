@@ -57,7 +57,7 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
             specs + load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include), cfg.formats, settings.protocol
         )
         check_cells(cells, settings)
-        series = open_or_build_series(cfg.model, experiment_id)
+        series = open_or_build_series(cfg.model, experiment_id, cfg.trust_remote_code)
         chosen = series.select(cfg.checkpoints)
         key = tracking.run_key(
             "pretrain-eval", {**cfg.key_settings(), "series": series.name, "revisions": [c.revision for c in chosen]}

@@ -61,13 +61,16 @@ def plan(
     """The cells of the study grid, in an order that runs each cell after what it needs: each finetune cell trains
     with the sweep's own training settings, each eval cell scores with its eval settings."""
     experiment = tracking.experiment_name(cfg.experiment)
-    short = _series_name(series_name)
+    steps = [step for _, step in revisions]
+    # checkpoints sharing a step (OLMo-2's stage-2 ingredients and main) are cells apart, named by revision
+    where = {r: f"{_series_name(series_name)}@" + (f"step{s}" if steps.count(s) == 1 else r) for r, s in revisions}
     cells = [
         PlannedCell(
-            f"pretrain-eval {short}@step{step}",
+            f"pretrain-eval {where[revision]}",
             PretrainEvalSettings(
                 experiment=experiment,
                 model=cfg.model,
+                trust_remote_code=cfg.trust_remote_code,
                 checkpoints=revision,
                 datasets=cfg.eval_datasets,
                 formats=cfg.formats,
@@ -77,14 +80,14 @@ def plan(
                 lm_eval_include=cfg.lm_eval_include,
             ),
         )
-        for revision, step in revisions
+        for revision in where
     ]
     seeds = cfg.seed_list
     for revision, step in revisions:
         for dataset in cfg.train_dataset_list:
             tuned = []
             for seed in seeds:
-                tuned.append(f"finetune {short}@step{step} {dataset}" + (f" seed{seed}" if len(seeds) > 1 else ""))
+                tuned.append(f"finetune {where[revision]} {dataset}" + (f" seed{seed}" if len(seeds) > 1 else ""))
                 train = replace(
                     cfg.train, seed=seed, checkpoint_artifacts=cfg.train.checkpoint_artifacts or cfg.engine == "ray"
                 )
@@ -94,6 +97,7 @@ def plan(
                         FinetuneSettings(
                             experiment=experiment,
                             model=cfg.model,
+                            trust_remote_code=cfg.trust_remote_code,
                             checkpoint=revision,
                             dataset=dataset,
                             train=train,
@@ -105,7 +109,7 @@ def plan(
                 )
             cells.append(
                 PlannedCell(
-                    f"crosseval {short}@step{step}+{dataset}",
+                    f"crosseval {where[revision]}+{dataset}",
                     CrossevalSettings(
                         experiment=experiment,
                         runs=SWEEP_RUN_PLACEHOLDER,
@@ -340,7 +344,7 @@ def sweep(cfg: SweepSettings) -> str:
         load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)  # unknown tasks and unreadable data fail here
         for dataset in cfg.train_dataset_list:
             data.get(dataset)
-        series = open_or_build_series(cfg.model, invocation.experiment_id)
+        series = open_or_build_series(cfg.model, invocation.experiment_id, cfg.trust_remote_code)
         chosen = series.select(cfg.checkpoints)
         revisions = [(c.revision, c.step) for c in chosen]
         if cfg.workers is None:

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
+from amuro.core.checkpoints_settings import CheckpointsSettings
 from amuro.core.errors import UserError
 from amuro.core.fields import Settings, declared, require, setting, split_list
 from amuro.core.precision import dtype_setting, keyed, resolve_dtype
@@ -20,6 +21,7 @@ from amuro.core.shared_settings import (
     DEFAULT_SERIES,
     SEEDS_HELP,
     _require_model,
+    checkpoints_setting,
     dataset_spec_setting,
     eval_datasets_setting,
     experiment_setting,
@@ -27,6 +29,7 @@ from amuro.core.shared_settings import (
     lm_eval_tasks_setting,
     model_setting,
     protocol_setting,
+    trust_remote_code_setting,
 )
 from amuro.core.train_settings import TrainSettings, resolve_training
 from amuro.core.values import batch_size_value, seed_list
@@ -152,7 +155,8 @@ class PretrainEvalSettings(Settings):
 
     experiment: str | None = experiment_setting()
     model: str = model_setting()
-    checkpoints: str = setting("all", "'all', a count (evenly spaced), or revisions/steps (comma-separated).")
+    checkpoints: str = checkpoints_setting()
+    trust_remote_code: bool = trust_remote_code_setting()
     datasets: str | None = eval_datasets_setting(
         "Dataset names, task families, 'all' (offline: the datasets available locally) or 'none'."
     )
@@ -176,6 +180,7 @@ class FinetuneSettings(Settings):
     model: str = model_setting()
     protocol: str = protocol_setting()
     checkpoint: str | None = setting(None, "Revision or step of the base checkpoint.", empty="the series' last")
+    trust_remote_code: bool = trust_remote_code_setting()
     dataset: str = setting(
         "synth-nli", "Training set: a catalogue name (see `amuro datasets`) or one declared in --dataset-spec."
     )
@@ -263,7 +268,8 @@ class SweepSettings(Settings):
 
     experiment: str | None = experiment_setting()
     model: str = model_setting()
-    checkpoints: str = setting("all", "'all', a count, or revisions/steps.")
+    checkpoints: str = checkpoints_setting()
+    trust_remote_code: bool = trust_remote_code_setting()
     train_datasets: str = setting(SYNTHETIC_TRAIN_SETS, "Training sets, one finetune cell per checkpoint each.")
     eval_datasets: str | None = eval_datasets_setting("Eval sets of pretrain-eval and crosseval, 'all' or 'none'.")
     formats: str = setting("all", "Prompt formats (comma-separated) or 'all'.")
@@ -377,7 +383,7 @@ class SweepSettings(Settings):
 ENTRY_POINT_SETTINGS: dict[str, type[Settings]] = {
     cls.entry_point: cls
     for cls in (PretrainSettings, PretrainEvalSettings, FinetuneSettings, CrossevalSettings, SweepSettings)
-}
+} | {CheckpointsSettings.entry_point: CheckpointsSettings}
 
 
 def settings_class(entry_point: str) -> type[Settings]:

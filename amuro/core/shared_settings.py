@@ -63,3 +63,20 @@ def model_setting():
 
 def _require_model(model: str) -> None:
     require(bool(model.strip()), "model must name a series: 'tiny', a folder, or a hub repo id")
+
+
+def checkpoints_setting():
+    return setting(
+        "all",
+        "'all', 'study' (the study's eight checkpoints, each mapped to this series' nearest), a count "
+        "(evenly spaced), or revisions/steps/stages (comma-separated).",
+    )
+
+
+def trust_remote_code_setting():
+    return setting(
+        False,
+        "Run the model repository's own code (allenai/OLMo-1B needs it); only for repositories you trust.",
+        key=False,
+        flag=True,
+    )

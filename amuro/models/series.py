@@ -6,7 +6,10 @@ A series is an ordered list of checkpoints of one model. Three sources give one:
   ``step143000``; OLMo-2: ``stage1-step10000-tokens42B``; ``main`` is the series' last step);
 - a local folder of branch-named checkpoint folders (each a ``save_pretrained`` model and tokenizer) with a
   ``manifest.json``; the offline stand-in for a hub series;
-- a pretrain run of this suite: by series name (``tiny``) or ``runs:/<run_id>/series``.
+- a pretrain run of this suite: by series name (``tiny``) or ``runs:/<run_id>/series``;
+- a series manifest (YAML, ``amuro.models.manifest``) listing checkpoints across repositories and revisions.
+
+OLMo-2's ``main`` is the model souped from stage 2's ingredients: it continues stage 2, not stage 1.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from huggingface_hub import list_repo_refs
 
 from amuro.core.errors import UserError, unknown
 from amuro.core.paths import amuro_home
+from amuro.models.manifest import ManifestEntry, is_manifest, read_manifest
+from amuro.models.remote_code import require_trust
+from amuro.models.study_checkpoints import STUDY, study_selection
 
 MANIFEST = "manifest.json"
 SERIES_ARTIFACT = "series"
@@ -68,6 +74,7 @@ class Checkpoint:
     artifact_path: str | None = None
     stage: int = 1  # OLMo-2's later stages (stage 2: the annealing runs) are selected apart
     ingredient: int | None = None  # OLMo-2 stage 2's data mixture: each ingredient is its own checkpoint
+    trust_remote_code: bool = False  # run the repository's own modelling code (allenai/OLMo-1B)
 
     @property
     def label(self) -> str:
@@ -80,6 +87,9 @@ class Checkpoint:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         kwargs = {"revision": self.hub_revision} if self.hub_revision else {}
+        require_trust(self.location, self.hub_revision, self.series, self.trust_remote_code)
+        if self.trust_remote_code:
+            kwargs["trust_remote_code"] = True
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.location, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(self.location, dtype=dtype, **kwargs)
@@ -109,8 +119,12 @@ class Series:
 
     @property
     def main_line(self) -> list[Checkpoint]:
-        """The series proper: stage 1 (later stages, OLMo-2's stage 2, are selected by ``stage2``)."""
-        return [c for c in self.checkpoints if c.stage == 1] or self.checkpoints
+        """The series proper: stage 1 and ``main`` (later stages, OLMo-2's stage 2, are selected by ``stage2``)."""
+        return [c for c in self.checkpoints if c.stage == 1 or c.revision == "main"] or self.checkpoints
+
+    def trusting(self, trust_remote_code: bool) -> Series:
+        """The series whose checkpoints load with (or without) the repository's own code."""
+        return Series(self.name, [replace(c, trust_remote_code=trust_remote_code) for c in self.checkpoints])
 
     @property
     def last(self) -> Checkpoint:
@@ -133,14 +147,17 @@ class Series:
         raise unknown(f"checkpoint of series {self.name}", text, self.revisions)
 
     def select(self, selection: str | int | Sequence[str] | None) -> list[Checkpoint]:
-        """``all``; a count (evenly spaced, first and last included); or revisions / steps / stages
-        (``stage2``: every checkpoint of that stage), comma-separated.
+        """``all``; ``study`` (the study's eight checkpoints, each mapped to the nearest one here); a count
+        (evenly spaced, first and last included); or revisions / steps / stages (``stage2``: every checkpoint of
+        that stage), comma-separated.
 
         ``all`` and counts draw on stage 1. A single number is a count when it is at most the number of
         checkpoints, else a step."""
         line = self.main_line
         if selection is None or str(selection).strip() in ("", "all"):
             return [c for c in line if c.revision != "main" or len(line) == 1]
+        if str(selection).strip() == STUDY:
+            return study_selection(self)
         if isinstance(selection, int) or (isinstance(selection, str) and selection.strip().isdigit()):
             number = int(selection)
             return self._evenly(number) if number <= len(line) else [self.get(number)]
@@ -220,19 +237,23 @@ def local_series(folder: str | Path, *, name: str | None = None) -> Series:
 
 
 def _fill_main(series: Series) -> Series:
-    """``main`` (and unparsable names) take stage 1's last known step, as the contract asks; later stages
-    (OLMo-2's stage 2, whose names count from the start of the stage) continue from that step and token count."""
+    """Later stages (OLMo-2's stage 2, whose names count from the start of the stage) continue from stage 1's
+    last step and token count; ``main`` (and unparsable names) take the last stage's last step, as the contract
+    asks: OLMo-2's ``main`` is the model souped from stage 2's ingredients, a stage-2 checkpoint of its own."""
     known = [c for c in series.checkpoints if c.step >= 0 and c.stage == 1]
     last = max(known, key=lambda c: c.step) if known else None
     base_step, base_tokens = (last.step, last.tokens) if last else (0, None)
     fixed = []
     for ckpt in series.checkpoints:
-        if ckpt.step < 0:
-            ckpt = replace(ckpt, step=base_step, tokens=base_tokens)
-        elif ckpt.stage > 1:
+        if ckpt.stage > 1 and ckpt.step >= 0:
             tokens = base_tokens + ckpt.tokens if base_tokens is not None and ckpt.tokens is not None else None
             ckpt = replace(ckpt, step=base_step + ckpt.step, tokens=tokens)
         fixed.append(ckpt)
+    final_stage = max(c.stage for c in fixed)
+    final = [c for c in fixed if c.stage == final_stage and c.step >= 0]
+    end = max(final, key=lambda c: c.step) if final else None
+    end_step, end_tokens = (end.step, end.tokens) if end else (base_step, base_tokens)
+    fixed = [replace(c, step=end_step, tokens=end_tokens, stage=final_stage) if c.step < 0 else c for c in fixed]
     return Series(series.name, fixed)
 
 
@@ -300,12 +321,18 @@ def find_pretrain_run(experiment_id: str, name: str):
     return runs[0] if runs else None
 
 
-def open_series(model: str, *, experiment_id: str | None = None) -> Series:
-    """Resolve ``--model``: a folder, ``runs:/<id>/...``, a tracked series name, or a hub repo id.
+def open_series(model: str, *, experiment_id: str | None = None, trust_remote_code: bool = False) -> Series:
+    """Resolve ``--model``: a folder, ``runs:/<id>/...``, a series manifest, a tracked series name, or a hub
+    repo id; its checkpoints load with the repository's own code when ``trust_remote_code``.
 
     Pure resolution: nothing is built here (``commands.pretrain.ensure_default_series`` builds ``tiny``).
     """
-    model = model.strip()
+    return _resolve(model.strip(), experiment_id).trusting(trust_remote_code)
+
+
+def _resolve(model: str, experiment_id: str | None) -> Series:
+    if is_manifest(model):
+        return manifest_series(model)
     if model.startswith("runs:/"):
         return series_from_run(model[len("runs:/") :].split("/", 1)[0])
     path = Path(model).expanduser()
@@ -325,6 +352,25 @@ def open_series(model: str, *, experiment_id: str | None = None) -> Series:
         "model series (no pretrain run of that name; not a folder or hub repo id)",
         model,
         _tracked_series_names(experiment_id) + [DEFAULT_SERIES],
+    )
+
+
+def manifest_series(path: str | Path) -> Series:
+    """The checkpoints a series manifest lists, each from its own repository (hub id or local folder)."""
+    name, entries = read_manifest(path)
+    return _fill_main(Series(name, [_manifest_checkpoint(name, entry) for entry in entries]))
+
+
+def _manifest_checkpoint(series: str, entry: ManifestEntry) -> Checkpoint:
+    hub = entry.folder is None
+    return Checkpoint(
+        series=series,
+        revision=entry.name,
+        step=entry.step,
+        tokens=entry.tokens,
+        location=entry.repo if hub else str(entry.folder),
+        hub_revision=entry.revision if hub else None,
+        commit=entry.commit,
     )
 
 
