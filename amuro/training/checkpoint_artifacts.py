@@ -16,6 +16,8 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 
+from amuro.core.uploads import largest_file, sized_timeout
+
 POINTER = "checkpoints/latest.json"
 SLOTS = ("a", "b")
 STEP_TAG = "amuro.checkpoint_step"
@@ -58,7 +60,8 @@ class UploadCheckpoints(TrainerCallback):
         if not folder.exists():
             return
         client = MlflowClient()
-        client.log_artifacts(self.run_id, str(folder), f"checkpoints/{self.slot}")
+        with sized_timeout(largest_file(folder)):
+            client.log_artifacts(self.run_id, str(folder), f"checkpoints/{self.slot}")
         client.log_dict(self.run_id, {"slot": self.slot, "step": state.global_step}, POINTER)
         client.set_tag(self.run_id, STEP_TAG, str(state.global_step))
         self.slot = SLOTS[0] if self.slot == SLOTS[1] else SLOTS[1]
