@@ -1,4 +1,5 @@
-"""Settings several entry points declare alike: the experiment, the series, dataset selection, the protocol.
+"""Settings several entry points declare alike (the experiment, the series, dataset selection, the protocol), and
+the sweep's longer ones.
 
 Each is a function returning a fresh field, so every settings class that has one declares it in one line.
 """
@@ -63,3 +64,14 @@ def model_setting():
 
 def _require_model(model: str) -> None:
     require(bool(model.strip()), "model must name a series: 'tiny', a folder, or a hub repo id")
+
+
+def cell_timeout_setting():
+    return setting(
+        None,
+        "Seconds a sweep cell may run: one running longer is killed and counts as failed (its runs end FAILED, "
+        "resumed by the next sweep; Ray does not retry it).",
+        key=False,
+        minimum=1,
+        empty="no limit",
+    )
