@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from urllib.parse import urlsplit
 
@@ -52,7 +53,10 @@ def _check_api(uri: str) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    plain, _ = split_credentials(uri)
+    plain, credentials = split_credentials(uri)
+    if credentials:
+        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", credentials[0])
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", credentials[1])
     try:
         MlflowClient(tracking_uri=plain).search_experiments(max_results=1)
     except MlflowException as exc:
