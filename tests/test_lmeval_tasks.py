@@ -183,3 +183,28 @@ def test_unknown_task_and_unreadable_dataset_are_one_line_and_finished_cells_sta
     assert line.startswith("Error: lm-eval task colours_gen: its dataset cannot be read")
     runs = MlflowClient().search_runs([tracking.connect("lm")], "tags.`amuro.kind` = 'eval'")
     assert [(r.data.tags["amuro.eval_dataset"], r.info.status) for r in runs] == [("lmeval:colours_mc", "FINISHED")]
+
+
+def test_requests_of_several_tasks_at_once_score_as_each_task_alone(small_series):
+    """lm-eval asks for every task's requests in one call: AmuroLM scores them task by task (each task's shared
+    prefix encoded once), with the very answers each task gets alone."""
+    from lm_eval.api.instance import Instance
+
+    from amuro.scoring.lmeval_model import AmuroLM
+
+    model, tokenizer = local_series(small_series).select("1")[0].load()
+    lm = AmuroLM(model, tokenizer, batch_size=4)
+    shots = {
+        "colours": "".join(f"Question: What colour is the {t}?\nAnswer: {c}\n\n" for t, c in zip(THINGS, COLOURS)),
+        "things": "".join(f"Q: Which thing is {c}?\nA: the {t}\n\n" for t, c in zip(THINGS, COLOURS)),
+    }
+    requests = [
+        Instance("loglikelihood", {}, (shots[task] + f"Question: item {i}?\nAnswer:", f" {word}"), k, (task, i, 1))
+        for i in range(5)
+        for task in shots
+        for k, word in enumerate(COLOURS[:3])
+    ]
+    together = lm.loglikelihood(requests)
+    alone = {task: lm.loglikelihood([r for r in requests if r.task_name == task]) for task in shots}
+    assert together == [alone[r.task_name].pop(0) for r in requests]
+    assert all(isinstance(loglik, float) and loglik < 0 for loglik, _ in together)

@@ -22,6 +22,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -73,11 +74,33 @@ def _die_with_parent() -> None:
 
 
 class CellExit(NamedTuple):
-    """How a cell process ended: its exit code, and the CPU seconds (user and system) it and its children used
-    (0 when it was killed before it could say)."""
+    """How a cell process ended: its exit code, the CPU seconds (user and system) it and its children used
+    (0 when it was killed before it could say), and whether it was killed for running past its time limit."""
 
     code: int
     cpu_seconds: float
+    timed_out: bool = False
+
+
+class _Deadline:
+    """Kills a process (``kill``: a bound method) once ``seconds`` have passed, unless ended first."""
+
+    def __init__(self, seconds: float | None, kill) -> None:
+        self.fired = threading.Event()
+        self.timer = threading.Timer(seconds, self._fire, args=(kill,)) if seconds else None
+        if self.timer:
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _fire(self, kill) -> None:
+        self.fired.set()
+        kill()
+
+    def end(self, code: int) -> bool:
+        """Whether the process (exit ``code``) was killed for its time limit."""
+        if self.timer:
+            self.timer.cancel()
+        return self.fired.is_set() and code < 0
 
 
 def _cpu_seconds() -> float:
@@ -131,36 +154,40 @@ def _fork_server():
     return _context
 
 
-def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path) -> CellExit:
-    """Run one cell command to its end with ``env``, output to ``log_path``; returns how it ended."""
+def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path, timeout: float | None = None) -> CellExit:
+    """Run one cell command to its end with ``env``, output to ``log_path``, killed (SIGKILL) after ``timeout``
+    seconds if given; returns how it ended."""
     entry = _entry_point(argv)
     if entry is None or "forkserver" not in multiprocessing.get_all_start_methods():
-        return _run_subprocess(argv, env, log_path)
+        return _run_subprocess(argv, env, log_path, timeout)
     receive, send = _fork_server().Pipe(duplex=False)
     process = _fork_server().Process(target=_run_command, args=(*entry, env, str(log_path), send), daemon=False)
     process.start()
     send.close()
+    deadline = _Deadline(timeout, process.kill)
     process.join()
     try:
         cpu_seconds = receive.recv() if receive.poll() else 0.0
     except EOFError:  # the cell died (a signal, out of memory) before it could say
         cpu_seconds = 0.0
     receive.close()
-    return CellExit(process.exitcode if process.exitcode is not None else 1, cpu_seconds)
+    code = process.exitcode if process.exitcode is not None else 1
+    return CellExit(code, cpu_seconds, deadline.end(code))
 
 
-def _run_subprocess(argv: Sequence[str], env: dict[str, str], log_path: Path) -> CellExit:
+def _run_subprocess(argv: Sequence[str], env: dict[str, str], log_path: Path, timeout: float | None) -> CellExit:
     with (
         open(log_path, "w") as log,
         subprocess.Popen(list(argv), env=env, stdout=log, stderr=subprocess.STDOUT) as process,
     ):
+        deadline = _Deadline(timeout, process.kill)
         try:
             _, status, usage = os.wait4(process.pid, 0)  # as Popen.wait, with the child's resource usage
         except BaseException:
             process.kill()
             raise
         process.returncode = os.waitstatus_to_exitcode(status)
-    return CellExit(process.returncode, usage.ru_utime + usage.ru_stime)
+    return CellExit(process.returncode, usage.ru_utime + usage.ru_stime, deadline.end(process.returncode))
 
 
 def log_to_its_runs(

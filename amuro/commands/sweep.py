@@ -220,14 +220,14 @@ def _check_engine(cfg: SweepSettings, uri: str) -> None:
 
 
 @contextmanager
-def engine_session(cfg: SweepSettings):
+def engine_session(cfg: SweepSettings, uri: str):
     """The engine's class, with the Ray cluster joined (its resources checked) for the ray engine."""
     if cfg.engine == "local":
         yield LocalEngine
         return
     from amuro.commands.sweep_ray import RayEngine, ray_session
 
-    with ray_session(cfg):
+    with ray_session(cfg, uri):
         yield RayEngine
 
 
@@ -358,7 +358,7 @@ def sweep(cfg: SweepSettings) -> str:
             work.mkdir(parents=True, exist_ok=True)
             cells = plan(cfg, series.name, revisions, work / "amuro-report.html")
             tags = tracking.contract_tags(kind="sweep", model=series.name, seed=cfg.train.seed)
-            with tracking_server(cfg) as uri, engine_session(cfg) as engine:
+            with tracking_server(cfg) as uri, engine_session(cfg, uri) as engine:
                 mlflow.set_tracking_uri(uri)
                 experiment_id = invocation.reconnect()
 

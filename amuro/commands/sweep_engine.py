@@ -105,16 +105,25 @@ def killed_reason(code: int) -> str:
     return f"killed by signal {number} ({name}{', out of memory?' if number == signal.SIGKILL else ''})"
 
 
-def run_logged_cell(argv: list[str], env: dict[str, str], log_path: Path, gpus: list[str]) -> CellOutcome:
-    """Run one cell process to its end; its log goes to ``log_path`` and to the runs it owned. A cell killed by
-    a signal ends the runs it left RUNNING as FAILED with the reason, so the next sweep resumes them."""
+def timed_out_reason(seconds: float) -> str:
+    return f"ran past its time limit (--cell-timeout {seconds:g} s) and was killed: raise it, or give it less work"
+
+
+def run_logged_cell(
+    argv: list[str], env: dict[str, str], log_path: Path, gpus: list[str], timeout: float | None = None
+) -> CellOutcome:
+    """Run one cell process to its end, or kill it after ``timeout`` seconds; its log goes to ``log_path`` and to
+    the runs it owned. A cell killed by a signal or for its time limit ends the runs it left RUNNING as FAILED
+    with the reason, so the next sweep resumes them; one killed for its time limit exits 1 (no Ray retry)."""
     started = time.time()
-    code, cpu_seconds = run_cell(argv, env, log_path)
+    code, cpu_seconds, timed_out = run_cell(argv, env, log_path, timeout)
     ended = time.time()
     reason = last_line(log_path, code) if code >= 0 else killed_reason(code)
+    if timed_out:
+        code, reason = 1, timed_out_reason(timeout)
     if env.get(CELL_ENV) and env.get(PARENT_ENV):
         try:
-            if code < 0:
+            if code < 0 or timed_out:
                 _end_dead_runs(env, reason)
             log_to_its_runs(
                 log_path,
@@ -303,6 +312,7 @@ class LocalEngine(Scheduler):
         self.has_gpus = bool(self.free_gpus)
         self.gpus = gpus_by_kind(cfg, len(self.free_gpus))
         self.cpus = cfg.cell_resources("cpus_per_cell", shared_cores(cfg.workers))
+        self.cell_timeout = cfg.cell_timeout
         check_local_gpus(cfg)
 
     def _gpu_count(self, cell: PlannedCell) -> int:
@@ -330,4 +340,5 @@ class LocalEngine(Scheduler):
             settings_file = self.logs / f"{cell.stem}.settings.json"
             settings_file.write_text(cell.settings_json(self.sweep_run_id))
             argv = [sys.executable, "-m", "amuro", cell.settings.entry_point, "--config", str(settings_file)]
-        return run_logged_cell(argv, env, self.logs / f"{cell.stem}.log", held)
+        timeout = self.cell_timeout if cell.settings is not None else None
+        return run_logged_cell(argv, env, self.logs / f"{cell.stem}.log", held, timeout)

@@ -4,7 +4,9 @@ Only this module imports Ray (``pip install 'amuro[ray]'``). A task asks for the
 cell, runs the cell as a process on its node (``CUDA_VISIBLE_DEVICES`` = the GPUs Ray gave it), uploads the
 cell's log to the runs it owned, and is retried up to ``--max-retries`` times when its worker or node died
 (a fine-tune then resumes in the same run from its uploaded checkpoint; finished cells are reused through
-their run keys). The analysis report, a plain command, runs on this machine.
+their run keys); one that runs past ``--cell-timeout`` is killed, a failed cell that is not retried. Every
+worker starts with the sweep's ``runtime_env``: the offline flags, cache folders and tracking server set
+here. The analysis report, a plain command, runs on this machine.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import ray
 
 from amuro.commands.sweep_engine import CellOutcome, PlannedCell, Scheduler, gpus_by_kind, run_logged_cell
+from amuro.core.credentials import split_credentials
 from amuro.core.errors import UserError
 from amuro.core.ownership import CELL_ENV
 from amuro.core.settings import SweepSettings
@@ -29,20 +32,23 @@ from amuro.core.system_metrics import NODE_ENV
 
 CONNECT_SECONDS = 20
 FORWARDED_PREFIXES = ("MLFLOW_", "AMURO_", "HF_", "TRANSFORMERS_", "TOKENIZERS_")
+RUNTIME_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "AMURO_HOME")
 
 
 class CellDied(Exception):
     """The cell process was killed (its worker or node went away): Ray retries the task."""
 
 
-def _run_cell_task(name: str, stem: str, entry_point: str, settings_json: str, env: dict[str, str]) -> CellOutcome:
+def _run_cell_task(
+    name: str, stem: str, entry_point: str, settings_json: str, env: dict[str, str], timeout: float | None
+) -> CellOutcome:
     gpus = [str(g) for g in ray.get_gpu_ids()]
     cell_env = {NODE_ENV: socket.gethostname(), **os.environ, **env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
     with tempfile.TemporaryDirectory(prefix="amuro-cell-") as folder:  # the log is uploaded to the cell's runs
         settings_file = Path(folder) / f"{stem}.settings.json"
         settings_file.write_text(settings_json)
         argv = [sys.executable, "-m", "amuro", entry_point, "--config", str(settings_file)]
-        outcome = run_logged_cell(argv, cell_env, Path(folder) / f"{stem}.log", gpus)
+        outcome = run_logged_cell(argv, cell_env, Path(folder) / f"{stem}.log", gpus, timeout)
     outcome.node = ray.get_runtime_context().get_node_id()
     if outcome.code < 0:
         raise CellDied(f"{name} was killed by signal {-outcome.code} on {socket.gethostname()}")
@@ -75,11 +81,26 @@ def _cluster_resources() -> tuple[float, float]:
     return (max((n.get("GPU", 0.0) for n in nodes), default=0.0), max((n.get("CPU", 0.0) for n in nodes), default=0.0))
 
 
+def runtime_env(tracking_uri: str) -> dict[str, dict[str, str]]:
+    """Ray's ``runtime_env`` of the sweep's job: every worker, on any node, starts with the offline flags and
+    cache folders (``HF_HOME``, ``AMURO_HOME``) set on this machine and the tracking server (without its
+    credentials: the Ray dashboard shows this; cells get them with the rest of their environment)."""
+    env_vars = {name: os.environ[name] for name in RUNTIME_VARIABLES if name in os.environ}
+    env_vars["MLFLOW_TRACKING_URI"] = split_credentials(tracking_uri)[0]
+    return {"env_vars": env_vars}
+
+
 @contextmanager
-def ray_session(cfg: SweepSettings) -> Iterator[None]:
+def ray_session(cfg: SweepSettings, tracking_uri: str) -> Iterator[None]:
     """Join the cluster at ``--address`` (its resources checked against the cells'), or start a local one."""
     try:
-        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=cfg.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env=runtime_env(tracking_uri),
+        )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"Ray cluster at {cfg.address}" if cfg.address else "a local Ray instance"
         raise UserError(f"{where} could not be joined ({str(exc).splitlines()[0]}): check --address") from None
@@ -118,7 +139,7 @@ class RayEngine(Scheduler):
         gpus, _ = _cluster_resources()
         self.gpus = gpus_by_kind(cfg, gpus)
         self.cpus = cfg.cell_resources("cpus_per_cell", 1)
-        self.max_retries = cfg.max_retries
+        self.max_retries, self.cell_timeout = cfg.max_retries, cfg.cell_timeout
         self.task = ray.remote(_run_cell_task)
 
     def run_one(self, cell: PlannedCell, held: object) -> CellOutcome:
@@ -132,7 +153,14 @@ class RayEngine(Scheduler):
             name=cell.name,
             max_retries=self.max_retries,
             retry_exceptions=[CellDied],
-        ).remote(cell.name, cell.stem, cell.settings.entry_point, cell.settings_json(self.sweep_run_id), env)
+        ).remote(
+            cell.name,
+            cell.stem,
+            cell.settings.entry_point,
+            cell.settings_json(self.sweep_run_id),
+            env,
+            self.cell_timeout,
+        )
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:

@@ -1,7 +1,9 @@
 """A local ``mlflow server`` over a sqlite store, on a free loopback port: started, waited for, stopped.
 
 Used by the sweep (to let parallel cells share a sqlite store), the tests and the benchmarks. It listens on
-127.0.0.1 only and leads its own process group, so stopping it stops the uvicorn workers it starts.
+127.0.0.1 only and leads its own process group, so stopping it stops the uvicorn workers it starts. Given
+``allowed_hosts`` (names of this machine), it answers only clients that call it by one of them
+(``--allowed-hosts``, as a server for several machines is started), and its URI uses the first.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ class LocalServer:
         serve_artifacts: bool = True,
         guarded: bool = False,
         port: int | None = None,
+        allowed_hosts: list[str] | None = None,
     ) -> None:
         self.database, self.artifacts = Path(database).resolve(), Path(artifacts).resolve()
         self.log, self.serve_artifacts, self.guarded = log, serve_artifacts, guarded
         self.port = port or free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
+        self.allowed_hosts = [f"{name}:{self.port}" for name in allowed_hosts or []]
+        address = self.allowed_hosts[0] if self.allowed_hosts else f"127.0.0.1:{self.port}"
+        self.uri = f"http://{address}"
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -58,6 +63,7 @@ class LocalServer:
             str(self.port),
             "--workers",
             "1",
+            *(["--allowed-hosts", ",".join(self.allowed_hosts)] if self.allowed_hosts else []),
         ]
         return [sys.executable, "-m", "amuro.commands.server_guard", "--", *command] if self.guarded else command
 

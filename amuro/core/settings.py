@@ -21,6 +21,7 @@ from amuro.core.shared_settings import (
     DEFAULT_SERIES,
     SEEDS_HELP,
     _require_model,
+    cell_timeout_setting,
     checkpoints_setting,
     dataset_spec_setting,
     eval_datasets_setting,
@@ -319,6 +320,7 @@ class SweepSettings(Settings):
     max_retries: int = setting(
         2, "Ray engine: times a cell whose worker or node died is retried.", key=False, minimum=0
     )
+    cell_timeout: int | None = cell_timeout_setting()
     tracking_uri: str | None = setting(
         None,
         "Tracking server for the cells (a local sqlite store is served by a "

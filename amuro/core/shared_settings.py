@@ -1,4 +1,5 @@
-"""Settings several entry points declare alike: the experiment, the series, dataset selection, the protocol.
+"""Settings several entry points declare alike (the experiment, the series, dataset selection, the protocol), and
+the sweep's longer ones.
 
 Each is a function returning a fresh field, so every settings class that has one declares it in one line.
 """
@@ -79,4 +80,15 @@ def trust_remote_code_setting():
         "Run the model repository's own code (allenai/OLMo-1B needs it); only for repositories you trust.",
         key=False,
         flag=True,
+    )
+
+
+def cell_timeout_setting():
+    return setting(
+        None,
+        "Seconds a sweep cell may run: one running longer is killed and counts as failed (its runs end FAILED, "
+        "resumed by the next sweep; Ray does not retry it).",
+        key=False,
+        minimum=1,
+        empty="no limit",
     )

@@ -36,6 +36,7 @@ from amuro.core.tags import (  # noqa: F401  (the contract's names are used as t
     tag_filter,
     tag_value,
 )
+from amuro.core.uploads import configure_http_uploads
 
 DEFAULT_EXPERIMENT = "amuro-char"
 # The MLflow UI opens an experiment of this kind in its model-training view (runs, charts), not GenAI's.
@@ -82,7 +83,7 @@ def connect(experiment: str | None) -> str:
         mlflow.set_tracking_uri(plain)
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        configure_http_uploads()
         check_server(uri)
     elif uri.startswith("file:") or "://" not in uri:
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")

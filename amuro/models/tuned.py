@@ -9,6 +9,7 @@ import mlflow
 
 from amuro.core.errors import UserError
 from amuro.core.paths import amuro_home
+from amuro.core.uploads import sized_timeout
 
 MODEL_ARTIFACT = "model"
 
@@ -27,13 +28,15 @@ def log_tuned_model(model, tokenizer) -> None:
     quiet = logging.getLogger("mlflow.transformers")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # no model card or license lookups to warn about for local weights
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     try:
-        mlflow.transformers.log_model(
-            transformers_model={"model": model, "tokenizer": tokenizer},
-            name=MODEL_ARTIFACT,
-            task="text-generation",
-            pip_requirements=_pip_requirements(),
-        )
+        with sized_timeout(weights):  # the largest weights file is at most all the weights
+            mlflow.transformers.log_model(
+                transformers_model={"model": model, "tokenizer": tokenizer},
+                name=MODEL_ARTIFACT,
+                task="text-generation",
+                pip_requirements=_pip_requirements(),
+            )
     finally:
         quiet.setLevel(level)
 

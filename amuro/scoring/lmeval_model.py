@@ -34,7 +34,10 @@ class AmuroLM(LM):
         self.known = known  # answers a killed run of the same cell already computed
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-        """Requests grouped by context, so all continuations of a context are scored from one pass over it."""
+        """Requests grouped by context, so all continuations of a context are scored from one pass over it, and
+        the contexts by task: lm-eval asks for every task's requests at once, and the prefix the contexts of
+        one task share (its few-shot examples, its description) is encoded once per task, where the tasks
+        together share next to nothing."""
         pairs = [request.args for request in requests]
         if any(not context for context, _ in pairs):
             raise UserError(
@@ -42,16 +45,19 @@ class AmuroLM(LM):
                 "tasks whose documents give a prompt; run that task with lm-eval's own models"
             )
         slots: dict[str, list[int]] = {}
-        for at, (context, _) in enumerate(pairs):
+        by_task: dict[str | None, list[str]] = {}
+        for at, (request, (context, _)) in enumerate(zip(requests, pairs)):
+            if context not in slots:
+                by_task.setdefault(getattr(request, "task_name", None), []).append(context)
             slots.setdefault(context, []).append(at)
-        contexts = list(slots)
-        options = [[pairs[at][1] for at in slots[context]] for context in contexts]
-        keys = [request_key("loglikelihood", context, opts) for context, opts in zip(contexts, options)]
-        scored = remembered(self.scorer, self.known, keys, self.scorer.loglikelihoods_greedy, contexts, options)
         answers: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
-        for context, values in zip(contexts, scored):
-            for at, (loglik, greedy) in zip(slots[context], values):
-                answers[at] = (float(loglik), bool(greedy))
+        for contexts in by_task.values():
+            options = [[pairs[at][1] for at in slots[context]] for context in contexts]
+            keys = [request_key("loglikelihood", context, opts) for context, opts in zip(contexts, options)]
+            scored = remembered(self.scorer, self.known, keys, self.scorer.loglikelihoods_greedy, contexts, options)
+            for context, values in zip(contexts, scored):
+                for at, (loglik, greedy) in zip(slots[context], values):
+                    answers[at] = (float(loglik), bool(greedy))
         for request, answer in zip(requests, answers):
             self.cache_hook.add_partial("loglikelihood", request.args, answer)
         return answers

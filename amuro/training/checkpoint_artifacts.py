@@ -23,6 +23,8 @@ import mlflow
 from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 
+from amuro.core.uploads import largest_file, sized_timeout
+
 POINTER = "checkpoints/latest.json"
 SLOTS = ("a", "b")
 STEP_TAG = "amuro.checkpoint_step"
@@ -95,7 +97,8 @@ class UploadCheckpoints(TrainerCallback):
             snapshot, slot, step = self.pending.get()
             try:
                 if self.error is None:
-                    client.log_artifacts(self.run_id, str(snapshot), f"checkpoints/{slot}")
+                    with sized_timeout(largest_file(snapshot)):
+                        client.log_artifacts(self.run_id, str(snapshot), f"checkpoints/{slot}")
                     client.log_dict(self.run_id, {"slot": slot, "step": step}, POINTER)
                     client.set_tag(self.run_id, STEP_TAG, str(step))
             except BaseException as exc:  # raised on the training thread, at the next save or the flush
