@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+import pytest
 from series_settings import SMALL_SERIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,6 +183,7 @@ def _ui_serves_the_experiment(command: str, folder: Path) -> str:
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_the_readme_as_written_main_job_then_the_study_in_four_commands(tmp_path):
     for name in ("MLproject", "conda.yaml"):
         shutil.copy(ROOT / name, tmp_path / name)

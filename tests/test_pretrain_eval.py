@@ -184,6 +184,7 @@ def test_checkpoint_that_fails_to_load_keeps_finished_cells(tracking_uri, small_
     assert "failed to load" in status[last.revision].data.tags[tracking.ERROR_TAG]
 
 
+@pytest.mark.slow
 def test_mlflow_run_entry_point(small_series, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):

@@ -250,6 +250,7 @@ def test_pretrain_eval_under_each_protocol_is_its_own_tagged_cell(tracking_uri, 
         assert ("\n\n" not in text) == study
 
 
+@pytest.mark.slow
 def test_mlflow_run_finetune_under_the_study_protocol_takes_the_studys_training_settings(small_series, tmp_path):
     """The README's command, on the small series: MLproject leaves preset, seed and batch to the protocol."""
     import os

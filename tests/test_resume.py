@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
 from amuro.commands.pretrain_eval import pretrain_eval
@@ -68,6 +69,7 @@ def stop_after_first_save(
     return code, json.loads(saved[0].read_text())["values"]
 
 
+@pytest.mark.slow
 def test_killed_cell_resumes_in_the_same_run_and_scores_only_the_rest(tracking_uri, small_series, tmp_path):
     started = time.time()
     code, saved = stop_after_first_save(small_series, tmp_path, tracking_uri)

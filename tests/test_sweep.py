@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 from sweeps import ROOT, TRACKED, _env, _finished, _runs, _sweep_argv  # noqa: F401
 
@@ -56,6 +57,7 @@ def _assert_servers_stop(home: Path, timeout: float = 30) -> None:
             time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = _env(tmp_path, uri)
@@ -104,6 +106,7 @@ def test_killed_sweep_resumes_without_losing_or_redoing_cells(small_series, tmp_
         assert sorted(m.step for m in client.get_metric_history(sweep_run.info.run_id, curve)) == sorted(steps)
 
 
+@pytest.mark.slow
 def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failures(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = _env(tmp_path, uri)
@@ -266,6 +269,7 @@ def test_plan_passes_the_preset_and_a_one_epoch_budget_for_tiny(tmp_path):
     assert study[1].settings.train.preset == "amuro-char" and study[1].settings.train.epochs == 3
 
 
+@pytest.mark.slow
 def test_mlflow_run_sweep_with_two_workers_notes_the_launcher_in_the_store(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     command = [
@@ -319,6 +323,7 @@ def test_mlflow_run_sweep_with_two_workers_notes_the_launcher_in_the_store(small
     assert launchers[0].data.tags["amuro.entry_point"] == "sweep"
 
 
+@pytest.mark.slow
 def test_two_identical_sweeps_started_at_once_on_one_server_finish_every_cell_once(
     small_series, tmp_path, mlflow_server
 ):

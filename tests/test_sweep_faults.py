@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
 from sweeps import _env, _runs, _sweep_argv
 
 KILLED = "killed by signal 9 (SIGKILL, out of memory?)"
@@ -39,6 +40,7 @@ def _by_dataset(runs, kind):
     return {r.data.tags["amuro.train_dataset"]: r for r in runs if r.data.tags.get("amuro.kind") == kind}
 
 
+@pytest.mark.slow
 def test_a_cell_killed_by_a_signal_is_one_failed_cell_and_the_rerun_finishes_it(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = _env(tmp_path, uri)
@@ -85,6 +87,7 @@ def test_a_cell_killed_by_a_signal_is_one_failed_cell_and_the_rerun_finishes_it(
     assert _by_dataset(runs, "finetune")["synth-nli"].info.run_id == killed.info.run_id  # resumed, not redone
 
 
+@pytest.mark.slow
 def test_a_second_sweep_evaluates_the_fine_tunes_an_earlier_sweep_made(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = _env(tmp_path, uri)

@@ -127,6 +127,7 @@ def _gpu_overlaps(placement):
     return overlaps, len(by_gpu)
 
 
+@pytest.mark.slow
 def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes_in_its_run(
     small_series, tmp_path, mlflow_server, ray_cluster
 ):
@@ -231,6 +232,7 @@ def test_more_gpus_per_cell_than_any_node_has_fails_in_one_line_logging_nothing(
     assert not [r for r in _runs(mlflow_server) if r.data.tags.get("amuro.kind") == "sweep"]
 
 
+@pytest.mark.slow
 def test_a_node_removed_mid_cell_loses_nothing(small_series, tmp_path, mlflow_server, ray_cluster):
     cluster, worker = ray_cluster
     argv = _sweep_argv(
