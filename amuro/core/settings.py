@@ -48,7 +48,9 @@ class EvalSettings(Settings):
     method: str = setting(
         "next-token", "Classification scoring: next-token, loglik or generate.", choices=CLASSIFICATION_METHODS
     )
-    max_examples: int | None = setting(None, "Items scored per cell.", minimum=1, empty="all")
+    max_examples: int | None = setting(
+        None, "Items scored per cell, a sample seeded by --seed (the same for every model).", minimum=1, empty="all"
+    )
     batch_size: str | int | None = setting(
         None,
         "Items per forward pass: a positive whole number, or 'auto' (the "
@@ -70,7 +72,7 @@ class EvalSettings(Settings):
         choices=DEMOS,
         empty="the protocol's",
     )
-    seed: int = setting(0, "Seed of demonstrations and bootstrap.")
+    seed: int = setting(0, "Seed of the item sample, demonstrations and bootstrap.")
     protocol: str = protocol_setting()
 
     @property
@@ -98,6 +100,10 @@ class EvalSettings(Settings):
             values.pop("stop")
         elif kind == "classification":
             values.pop("max_new_tokens")  # label generation has its own budget
+        if kind == "multiple_choice" and not self.demos and protocol(self.protocol).mc_demonstrations == "catwalk":
+            values["demos"] = "catwalk"
+        if self.max_examples:
+            values["item_sample"] = "seeded"  # a seeded sample of the rows, no longer the first ones
         return values
 
 
