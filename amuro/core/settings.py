@@ -19,6 +19,7 @@ from amuro.core.shared_settings import (
     DEFAULT_SERIES,
     SEEDS_HELP,
     _require_model,
+    dataset_revision_setting,
     dataset_spec_setting,
     eval_datasets_setting,
     experiment_setting,
@@ -159,6 +160,7 @@ class PretrainEvalSettings(Settings):
     formats: str = setting("default", "Prompt formats (comma-separated) or 'all'.")
     eval: EvalSettings = setting(help="How each cell is scored.", factory=EvalSettings, option="")
     dataset_spec: str | None = dataset_spec_setting()
+    dataset_revision: str | None = dataset_revision_setting()
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
 
@@ -180,6 +182,7 @@ class FinetuneSettings(Settings):
         "synth-nli", "Training set: a catalogue name (see `amuro datasets`) or one declared in --dataset-spec."
     )
     dataset_spec: str | None = dataset_spec_setting(key=False)
+    dataset_revision: str | None = dataset_revision_setting()
     train: TrainSettings = setting(help="How the model is trained.", factory=TrainSettings, flat=True)
     seeds: str | None = setting(None, SEEDS_HELP, key=False, empty="--seed alone")
     register: str | None = setting(
@@ -243,6 +246,7 @@ class CrossevalSettings(Settings):
         False, "Also score missing base-checkpoint partners of the tuned cells.", key=False, flag=True
     )
     dataset_spec: str | None = dataset_spec_setting(key=False)
+    dataset_revision: str | None = dataset_revision_setting()
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
 
@@ -323,6 +327,7 @@ class SweepSettings(Settings):
         empty="the current URI",
     )
     dataset_spec: str | None = dataset_spec_setting(key=False)
+    dataset_revision: str | None = dataset_revision_setting()
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
 

@@ -32,6 +32,7 @@ from amuro.data import (
 from amuro.data.formats import few_shot_prefix
 from amuro.data.lineage import log_row_sets
 from amuro.data.protocol import for_protocol
+from amuro.data.provenance import is_commit
 from amuro.models.targets import EvalTarget
 from amuro.scoring.cell_items import (  # noqa: F401  (demos_and_items and scored_split are used from here)
     CATWALK,
@@ -112,8 +113,15 @@ def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings
             "eval_dataset": spec.name,
             "format": fmt,
             **scoring,
+            **_pinned_revision(spec),
         },
     )
+
+
+def _pinned_revision(spec: Dataset) -> dict[str, str]:
+    """A pinned dataset's commit, which identifies what the cell reads (no entry for the unpinned)."""
+    pinned = isinstance(spec, DatasetSpec) and is_commit(spec.revision)
+    return {"dataset_revision": spec.revision} if pinned else {}
 
 
 def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings) -> dict[str, str]:
