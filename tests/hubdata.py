@@ -220,9 +220,9 @@ HUB_ENTRIES = sorted(name for name, spec in CATALOGUE.items() if spec.source == 
 
 def write_hub_copy(folder, spec, splits: dict[str, list[dict]], features=None, commit: str | None = None) -> None:
     """Rows in the file layout the hub serves for this spec's revision and config, as ``hf download --local-dir``
-    leaves them: each file's commit in ``.cache/huggingface/download/<file>.metadata`` (the pinned one, else
-    ``commit``, else one made up from the name)."""
-    commit = spec.revision if is_commit(spec.revision) else commit or hashlib.sha1(spec.name.encode()).hexdigest()
+    leaves them: each file's commit in ``.cache/huggingface/download/<file>.metadata`` (``commit``, else the
+    pinned one, else one made up from the name)."""
+    commit = commit or (spec.revision if is_commit(spec.revision) else hashlib.sha1(spec.name.encode()).hexdigest())
     written = []
     readme = []
     for split, rows in splits.items():

@@ -157,8 +157,13 @@ def _stamp(path: Path) -> float:
     return max((p.stat().st_mtime for p in files), default=0.0)
 
 
+def digest_of(path: Path) -> str:
+    """``content_digest`` of a file or folder as it is now."""
+    return content_digest(path, _stamp(path))
+
+
 def local_record(spec: DatasetSpec, location: Path) -> dict[str, str]:
-    record = {"path": str(location), "content_digest": content_digest(location, _stamp(location))}
+    record = {"path": str(location), "content_digest": digest_of(location)}
     commits = copy_commits(location) if location.is_dir() else set()
     if len(commits) == 1:
         record["commit"] = next(iter(commits))
