@@ -3,6 +3,7 @@ split names), so hub code paths run offline."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ import datasets
 import pytest
 
 from amuro.data import CATALOGUE, get
-from amuro.data.sources import PARQUET_EXPORT
+from amuro.data.provenance import is_commit
 
 NLI = datasets.ClassLabel(names=["entailment", "neutral", "contradiction"])
 STRING, INT, FLOAT = datasets.Value("string"), datasets.Value("int32"), datasets.Value("float32")
@@ -217,11 +218,15 @@ SHARED_FIXTURES = {"mnli_matched": "mnli", "mnli_mismatched": "mnli"}
 HUB_ENTRIES = sorted(name for name, spec in CATALOGUE.items() if spec.source == "hub")
 
 
-def write_hub_copy(folder, spec, splits: dict[str, list[dict]], features=None) -> None:
-    """Rows in the file layout the hub serves for this spec's revision and config."""
+def write_hub_copy(folder, spec, splits: dict[str, list[dict]], features=None, commit: str | None = None) -> None:
+    """Rows in the file layout the hub serves for this spec's revision and config, as ``hf download --local-dir``
+    leaves them: each file's commit in ``.cache/huggingface/download/<file>.metadata`` (``commit``, else the
+    pinned one, else one made up from the name)."""
+    commit = commit or (spec.revision if is_commit(spec.revision) else hashlib.sha1(spec.name.encode()).hexdigest())
+    written = []
     readme = []
     for split, rows in splits.items():
-        if spec.revision == PARQUET_EXPORT:
+        if spec.parquet_export:
             target = folder / (spec.config or "default") / split / "0000.parquet"
         elif spec.config:
             target = folder / spec.config / f"{split}-00000-of-00001.parquet"
@@ -230,10 +235,16 @@ def write_hub_copy(folder, spec, splits: dict[str, list[dict]], features=None) -
             target = folder / "data" / f"{split}-00000-of-00001.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         datasets.Dataset.from_list(rows, features=features).to_parquet(target)
+        written.append(target)
     if readme:
         (folder / "README.md").write_text(
             f"---\nconfigs:\n- config_name: {spec.config}\n  data_files:\n" + "\n".join(readme) + "\n---\n"
         )
+        written.append(folder / "README.md")
+    for target in written:
+        meta = folder / ".cache" / "huggingface" / "download" / f"{target.relative_to(folder).as_posix()}.metadata"
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(f"{commit}\n{hashlib.sha1(target.read_bytes()).hexdigest()}\n0.0\n")
 
 
 def write_study_copies(root: Path) -> Path:

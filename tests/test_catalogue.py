@@ -14,8 +14,9 @@ from amuro.cli import main
 from amuro.core.errors import UserError
 from amuro.data import CATALOGUE, formats_for, get, load_examples, render, resolve
 from amuro.data.formats import few_shot_prefix
-from amuro.data.sources import PARQUET_EXPORT, availability, read_split
+from amuro.data.sources import availability, read_split
 from amuro.data.specfile import load_spec_files
+from amuro.data.study import SOCIALIQA_EXPORT_COMMIT
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,8 @@ def test_field_mappings_follow_each_card(data_dir):
 
 def test_socialiqa_is_read_from_the_parquet_export(data_dir):
     spec = get("socialiqa")
-    assert spec.revision == PARQUET_EXPORT and set(spec.splits.values()) == {"train", "validation"}
+    assert spec.parquet_export and spec.revision == SOCIALIQA_EXPORT_COMMIT  # a commit of the export's branch
+    assert set(spec.splits.values()) == {"train", "validation"}
     files = sorted(
         p.relative_to(data_dir / "socialiqa").as_posix() for p in (data_dir / "socialiqa").rglob("*.parquet")
     )

@@ -16,6 +16,7 @@ from amuro.core.train_settings import TrainSettings
 from amuro.data import get, load_examples
 from amuro.data.lineage import rows_digest
 from amuro.models.series import local_series
+from amuro.scoring.cell_items import item_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,8 +75,9 @@ def test_runs_record_their_rows_and_pairs_of_other_rows_are_refused(tracking_uri
     (base_eval,) = _eval_runs(experiment_id, "tags.`amuro.tuning` = 'none'")
     test_rows = load_examples(get("synth-nli"), "test")
     tuned_inputs, base_inputs = _inputs(tuned_eval.info.run_id), _inputs(base_eval.info.run_id)
-    assert tuned_inputs["eval"] == ("synth-nli", rows_digest(test_rows[:6]), "local")
-    assert base_inputs["eval"] == ("synth-nli", rows_digest(test_rows[:8]), "local")
+    for inputs, count in ((tuned_inputs, 6), (base_inputs, 8)):
+        rows = item_rows(len(test_rows), EvalSettings(max_examples=count, **quick), "synth-nli")
+        assert inputs["eval"] == ("synth-nli", rows_digest([test_rows[r] for r in rows]), "local")
     assert tuned_inputs["demonstrations"] == base_inputs["demonstrations"]  # same eval seed, same demos
     assert tuned_inputs["demonstrations"][0] == "synth-nli"
 

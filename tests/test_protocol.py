@@ -184,7 +184,7 @@ def test_study_quirks_are_kept(study_data):
 
 def test_study_demonstrations_are_the_first_items_prepended_unchanged_and_scored(study_data):
     spec = for_protocol(get("socialiqa"), "study")
-    settings = EvalSettings(shots=2, protocol="study", max_examples=3)
+    settings = EvalSettings(shots=2, protocol="study")
     demos, items = demos_and_items(spec, settings)
     assert settings.demo_source == "first-k" and settings.stop_rule == "none"
     assert [d.item_id for d in demos] == [i.item_id for i in items[:2]]

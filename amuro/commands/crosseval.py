@@ -149,7 +149,7 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
     """Score the selected finetune runs on every selected cell; returns the eval run ids."""
     with tracking.entry_point("crosseval", cfg.experiment) as invocation:
         experiment_id = invocation.experiment_id
-        load_spec_option(cfg.dataset_spec)
+        load_spec_option(cfg.dataset_spec, cfg.dataset_revision)
         runs = _finetune_runs(experiment_id, cfg)
         settings = cfg.eval
         lmeval = load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)

@@ -33,6 +33,7 @@ from amuro.core.protocol import protocol
 from amuro.core.settings import FinetuneSettings
 from amuro.data.lineage import log_rows
 from amuro.data.protocol import for_protocol
+from amuro.data.provenance import is_commit
 from amuro.data.specfile import load_spec_option
 from amuro.models.precision import in_trained_dtype
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
@@ -49,7 +50,7 @@ SEARCH_VALIDATION_EXAMPLES = 200
 
 def training_spec(cfg: FinetuneSettings) -> data.DatasetSpec:
     """The training set, checked against the kind of tuning asked for."""
-    load_spec_option(cfg.dataset_spec)
+    load_spec_option(cfg.dataset_spec, cfg.dataset_revision)
     spec = data.get(cfg.dataset)
     trainable = [s.name for s in data.CATALOGUE.values() if s.trainable]
     if not spec.trainable or "train" not in spec.splits:
@@ -197,6 +198,8 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
     settings = {**cfg.key_settings(), "model": series.name, "checkpoint": ckpt.revision}
     if cfg.dataset_spec:
         settings["dataset_spec"] = repr(spec)  # a spec file's dataset is identified by its content
+    if is_commit(spec.revision):
+        settings["dataset_revision"] = spec.revision  # a pinned dataset is identified by its commit
     key = tracking.run_key("finetune", settings)
     tags = tracking.contract_tags(
         kind="finetune",

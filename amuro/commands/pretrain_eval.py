@@ -49,7 +49,7 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
     """Score the selected checkpoints (reusing finished cells); returns the invocation's parent run id."""
     with tracking.entry_point("pretrain-eval", cfg.experiment) as invocation:
         experiment_id = invocation.experiment_id
-        load_spec_option(cfg.dataset_spec)
+        load_spec_option(cfg.dataset_spec, cfg.dataset_revision)
         settings = cfg.eval
         selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
         specs = select_datasets(selection, settings) if selection else []

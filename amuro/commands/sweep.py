@@ -76,6 +76,7 @@ def plan(
                 formats=cfg.formats,
                 eval=cfg.eval,
                 dataset_spec=cfg.dataset_spec,
+                dataset_revision=cfg.dataset_revision,
                 lm_eval_tasks=cfg.lm_eval_tasks,
                 lm_eval_include=cfg.lm_eval_include,
             ),
@@ -104,6 +105,7 @@ def plan(
                             protocol=cfg.eval.protocol,
                             evaluate=False,
                             dataset_spec=cfg.dataset_spec,
+                            dataset_revision=cfg.dataset_revision,
                         ),
                     )
                 )
@@ -120,6 +122,7 @@ def plan(
                         formats=cfg.formats,
                         eval=cfg.eval,
                         dataset_spec=cfg.dataset_spec,
+                        dataset_revision=cfg.dataset_revision,
                         lm_eval_tasks=cfg.lm_eval_tasks,
                         lm_eval_include=cfg.lm_eval_include,
                     ),
@@ -337,7 +340,7 @@ def sweep(cfg: SweepSettings) -> str:
     """Run (or resume, or join) the study grid; returns the sweep run id. Failed cells end it with an error."""
     with tracking.entry_point("sweep", cfg.experiment, cfg.tracking_uri) as invocation:
         _check_engine(cfg, mlflow.get_tracking_uri())
-        load_spec_option(cfg.dataset_spec)
+        load_spec_option(cfg.dataset_spec, cfg.dataset_revision)
         selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
         if selection:
             data.resolve(selection, offline_only=selection == "all")

@@ -36,6 +36,14 @@ class Protocol:
         "`train`: seeded from the train split, never scored; joined with a space, separated by a blank line",
         "scoring the demonstrations themselves inflates the score by k items the model has the answer to",
     )
+    mc_demonstrations: str = differs(
+        "catwalk's draw (OLMo's evaluation, which the study ran its multiple-choice suites through): for the item "
+        "at row i of the scored split, `random.Random(i).sample(train split, k + 1)`, the item itself left out, the "
+        "first k kept; each item its own demonstrations",
+        "as `--demos` says, like every other task",
+        "one draw per cell keeps the shared prefix (and its cache) and makes the demonstrations a setting of the "
+        "cell; `--demos` still names either rule",
+    )
     stop: str = differs(
         "`none`: 60 new tokens or end of sequence",
         "`default`: also a blank line or the template's opening at a line start",
@@ -46,6 +54,14 @@ class Protocol:
         "without a leading space), argmax mapped back to its word",
         "`first-token`: each label word's first token, with and without a leading space",
         "a later sub-token (`ail` of `entailment`) is not a prediction of its word",
+    )
+    truncation: str = differs(
+        "`none`: a prompt longer than the model's positions is scored in full (the tokenizer call in "
+        "`eval/utils.py` passes no `truncation=True`); a model with a fixed table of positions cannot take it, "
+        "which is an error naming the cell",
+        "`left`: such a prompt loses its beginning, keeping the item and its end",
+        "a model without rotary or relative positions cannot read past its table; cutting the oldest demonstration "
+        "text keeps every cell scoreable",
     )
     rouge_stemming: bool = differs(
         "no (HF `evaluate`'s `rouge` default)",
@@ -88,8 +104,10 @@ STUDY = Protocol(
     name="study",
     templates="verbatim",
     demonstrations="first-k",
+    mc_demonstrations="catwalk",
     stop="none",
     label_tokens="every-subtoken",
+    truncation="none",
     rouge_stemming=False,
     scored_splits="study",
     train_subset="datasets-shuffle",
@@ -101,8 +119,10 @@ AMURO = Protocol(
     name="amuro",
     templates="corrected",
     demonstrations="train",
+    mc_demonstrations="as-demos",
     stop="default",
     label_tokens="first-token",
+    truncation="left",
     rouge_stemming=True,
     scored_splits="labelled",
     train_subset="seeded-shuffle",

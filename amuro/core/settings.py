@@ -23,6 +23,7 @@ from amuro.core.shared_settings import (
     _require_model,
     cell_timeout_setting,
     checkpoints_setting,
+    dataset_revision_setting,
     dataset_spec_setting,
     eval_datasets_setting,
     experiment_setting,
@@ -53,7 +54,9 @@ class EvalSettings(Settings):
     method: str = setting(
         "next-token", "Classification scoring: next-token, loglik or generate.", choices=CLASSIFICATION_METHODS
     )
-    max_examples: int | None = setting(None, "Items scored per cell.", minimum=1, empty="all")
+    max_examples: int | None = setting(
+        None, "Items scored per cell, a sample seeded by --seed (the same for every model).", minimum=1, empty="all"
+    )
     batch_size: str | int | None = setting(
         None,
         "Items per forward pass: a positive whole number, or 'auto' (the "
@@ -75,7 +78,7 @@ class EvalSettings(Settings):
         choices=DEMOS,
         empty="the protocol's",
     )
-    seed: int = setting(0, "Seed of demonstrations and bootstrap.")
+    seed: int = setting(0, "Seed of the item sample, demonstrations and bootstrap.")
     protocol: str = protocol_setting()
     dtype: str = dtype_setting("score")
 
@@ -108,6 +111,10 @@ class EvalSettings(Settings):
             values.pop("stop")
         elif kind == "classification":
             values.pop("max_new_tokens")  # label generation has its own budget
+        if kind == "multiple_choice" and not self.demos and protocol(self.protocol).mc_demonstrations == "catwalk":
+            values["demos"] = "catwalk"
+        if self.max_examples:
+            values["item_sample"] = "seeded"  # a seeded sample of the rows, no longer the first ones
         return values
 
 
@@ -164,6 +171,7 @@ class PretrainEvalSettings(Settings):
     formats: str = setting("default", "Prompt formats (comma-separated) or 'all'.")
     eval: EvalSettings = setting(help="How each cell is scored.", factory=EvalSettings, option="")
     dataset_spec: str | None = dataset_spec_setting()
+    dataset_revision: str | None = dataset_revision_setting()
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
 
@@ -186,6 +194,7 @@ class FinetuneSettings(Settings):
         "synth-nli", "Training set: a catalogue name (see `amuro datasets`) or one declared in --dataset-spec."
     )
     dataset_spec: str | None = dataset_spec_setting(key=False)
+    dataset_revision: str | None = dataset_revision_setting()
     train: TrainSettings = setting(help="How the model is trained.", factory=TrainSettings, flat=True)
     seeds: str | None = setting(None, SEEDS_HELP, key=False, empty="--seed alone")
     register: str | None = setting(
@@ -249,6 +258,7 @@ class CrossevalSettings(Settings):
         False, "Also score missing base-checkpoint partners of the tuned cells.", key=False, flag=True
     )
     dataset_spec: str | None = dataset_spec_setting(key=False)
+    dataset_revision: str | None = dataset_revision_setting()
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
 
@@ -331,6 +341,7 @@ class SweepSettings(Settings):
         empty="the current URI",
     )
     dataset_spec: str | None = dataset_spec_setting(key=False)
+    dataset_revision: str | None = dataset_revision_setting()
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
 

@@ -23,6 +23,16 @@ def dataset_spec_setting(key: bool = True):
     return setting(None, SPEC_HELP, key=key, empty="no extra datasets")
 
 
+def dataset_revision_setting():
+    # Not in the settings' run key as such: each cell's and fine-tune's key holds the commit of the dataset it reads.
+    return setting(
+        None,
+        "Hub datasets pinned to a commit for this run: NAME=COMMIT (comma-separated; full 40-character commits).",
+        key=False,
+        empty="the catalogue's revisions",
+    )
+
+
 def lm_eval_tasks_setting():
     return setting(
         None,

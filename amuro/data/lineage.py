@@ -4,8 +4,10 @@ Eval runs log the scored items (context ``eval``) and their demonstrations (``de
 runs log the training examples (``train``). The dataset's name is its catalogue name and its digest a hash
 of the normalized rows, after subsampling, so two runs with the same name and digest used the same rows and
 ``search_runs`` can select runs by either (``dataset.name = 'synth-nli' and dataset.digest = '...'``).
-Hub datasets are recorded with ``mlflow.data.from_huggingface`` (hub id, config, split, revision);
-local and synthetic ones with ``mlflow.data.from_pandas`` and their source path.
+Hub datasets are recorded with ``mlflow.data.from_huggingface`` (hub id, config, split, and the commit read);
+local and synthetic ones with ``mlflow.data.from_pandas`` and their source path. Each input's tags say exactly
+what was read (``amuro.data.sources.what_was_read``): ``commit`` of a hub read, or ``path`` and
+``content_digest`` of a local file or copy (with the copy's ``commit`` when it was downloaded).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def source_path(spec: DatasetSpec, split: str) -> str:
 
 def as_dataset(spec: DatasetSpec, split: str, examples: Sequence[Example]):
     """The MLflow dataset of these rows of ``spec``'s ``split``, named by the catalogue and digested by rows."""
+    from amuro.data.sources import what_was_read
+
     digest = rows_digest(examples)
     records = _records(examples)
     if spec.source == "hub":
@@ -80,7 +84,7 @@ def as_dataset(spec: DatasetSpec, split: str, examples: Sequence[Example]):
             config_name=hub_arguments(spec).get("name"),
             data_dir=hub_arguments(spec).get("data_dir"),
             split=split,
-            revision=spec.revision or "main",
+            revision=what_was_read(spec, split).get("commit") or spec.revision or "main",
         )
         table = datasets.Dataset.from_list(records) if records else datasets.Dataset.from_dict({"item_id": []})
         return mlflow.data.from_huggingface(table, name=spec.name, digest=digest, source=source)
@@ -107,9 +111,17 @@ def log_row_sets(spec: DatasetSpec, row_sets: Sequence[tuple[str, Sequence[Examp
     _log_inputs(
         datasets=datasets,
         contexts=[context for _, _, context in row_sets],
-        tags_list=[{"split": split, "rows": str(len(examples))} for split, examples, _ in row_sets],
+        tags_list=[
+            {"split": split, "rows": str(len(examples)), **_read_tags(spec, split)} for split, examples, _ in row_sets
+        ],
     )
     return [dataset.digest for dataset in datasets]
+
+
+def _read_tags(spec: DatasetSpec, split: str) -> dict[str, str]:
+    from amuro.data.sources import what_was_read
+
+    return {name: value for name, value in what_was_read(spec, split).items() if value}
 
 
 def _log_inputs(**inputs) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from amuro.core.errors import UserError
 from amuro.core.paths import data_dir
-from amuro.data.spec import DatasetSpec
+from amuro.data import provenance
+from amuro.data.spec import PARQUET_EXPORT, DatasetSpec
 
-PARQUET_EXPORT = "refs/convert/parquet"
 FILE_FORMATS = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 FOLDER_FORMATS = ("disk", "hub")
 
@@ -36,29 +36,48 @@ def local_copy(spec: DatasetSpec) -> Path | None:
     return None
 
 
+_READ: dict[tuple[str, str], dict[str, str]] = {}
+
+
 def read_split(spec: DatasetSpec, split: str) -> Rows:
-    """All rows of one split, as a sequence of mappings (a ``datasets.Dataset`` or a list of dicts)."""
+    """All rows of one split, as a sequence of mappings (a ``datasets.Dataset`` or a list of dicts); what was
+    read is kept for ``what_was_read``."""
     if spec.source == "hub":
         copy = local_copy(spec)
-        if copy is not None and _saved_to_disk(copy):
-            return _from_disk(spec, copy, split)
-        return _load_dataset(spec, str(copy) if copy else spec.path, split, from_hub=copy is None)
+        if copy is not None:
+            provenance.check_copy(spec, copy)
+            _READ[spec.name, split] = provenance.local_record(spec, copy)
+            if _saved_to_disk(copy):
+                return _from_disk(spec, copy, split)
+            return _load_dataset(spec, str(copy), split, from_hub=False)
+        commit = provenance.resolve_commit(spec, hub_offline())
+        _READ[spec.name, split] = {"hub": spec.path, "revision": provenance.hub_revision(spec), "commit": commit or ""}
+        return _load_dataset(spec, spec.path, split, from_hub=True, commit=commit)
     if spec.source == "local":
-        return _read_local(spec, split)
+        path = Path(spec.path.replace("{split}", split)).expanduser()
+        rows = _read_local(spec, split)
+        _READ[spec.name, split] = provenance.local_record(spec, path)
+        return rows
     raise UserError(f"dataset {spec.name}: source {spec.source!r} is not readable here: use hub or local")
+
+
+def what_was_read(spec: DatasetSpec, split: str) -> dict[str, str]:
+    """The hub commit (``hub``, ``revision``, ``commit``), or the local path and its ``content_digest`` (and the
+    copy's ``commit`` when it was downloaded), of the last read of this split; empty for generated data."""
+    return dict(_READ.get((spec.name, split), {}))
 
 
 def hub_arguments(spec: DatasetSpec) -> dict[str, str | None]:
     """How a config is selected: by name, or in the parquet export by its folder (``<config>/<split>/``)."""
-    if spec.revision == PARQUET_EXPORT:
+    if spec.parquet_export:
         return {"data_dir": spec.config or "default"}
     return {"name": spec.config}
 
 
-def _load_dataset(spec: DatasetSpec, location: str, split: str, *, from_hub: bool) -> Rows:
+def _load_dataset(spec: DatasetSpec, location: str, split: str, *, from_hub: bool, commit: str | None = None) -> Rows:
     import datasets
 
-    revision = spec.revision if from_hub else None
+    revision = (commit or spec.revision) if from_hub else None
     try:
         return datasets.load_dataset(location, split=split, revision=revision, **hub_arguments(spec))
     except Exception as exc:  # the datasets library raises many types; each becomes one line for the user

@@ -15,6 +15,7 @@ TASK_KINDS = {
     "chat": "chat",
 }
 ROLES = ("train", "validation", "test")
+PARQUET_EXPORT = "refs/convert/parquet"  # the hub's parquet conversion of a repository, a branch of its own
 
 
 def _frozen(mapping: Mapping | None) -> Mapping:
@@ -31,6 +32,10 @@ class DatasetSpec:
     onto label words. ``in_domain_of`` lists the training sets this set is in-domain for.
     ``preprocess`` names a row function (``amuro.data.rows.PREPROCESSORS``) applied to each source row
     before the field mapping, for columns derived from several others.
+
+    ``revision`` is the hub revision read: a commit pins the entry, a branch (``main`` when empty) follows it.
+    ``parquet_export`` reads the hub's parquet conversion (``refs/convert/parquet``, one folder per config):
+    ``revision`` is then that branch, or one of its commits.
     """
 
     name: str
@@ -39,6 +44,7 @@ class DatasetSpec:
     path: str = ""
     config: str | None = None
     revision: str | None = None
+    parquet_export: bool = False
     file_format: str | None = None
     splits: Mapping[str, str] = field(default_factory=lambda: _frozen({r: r for r in ROLES}))
     fields: Mapping[str, str] = field(default_factory=lambda: _frozen({}))
@@ -60,6 +66,8 @@ class DatasetSpec:
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "in_domain_of", tuple(self.in_domain_of))
         object.__setattr__(self, "formats", tuple(self.formats))
+        if self.revision == PARQUET_EXPORT:
+            object.__setattr__(self, "parquet_export", True)
 
     @property
     def kind(self) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from amuro.core.errors import UserError, unknown
+from amuro.data.provenance import apply_revisions
 from amuro.data.registry import register
 from amuro.data.rows import check_fields, raw_key
 from amuro.data.spec import ROLES, TASK_KINDS, DatasetSpec
@@ -23,9 +24,12 @@ KEYS = tuple(f.name for f in dataclass_fields(DatasetSpec))
 SPEC_SOURCES = ("local", "hub")
 
 
-def load_spec_option(option: str | None) -> list[DatasetSpec]:
-    """``--dataset-spec``: comma-separated spec files (or nothing), registered before datasets are named."""
-    return load_spec_files(option.split(",")) if option else []
+def load_spec_option(option: str | None, revisions: str | None = None) -> list[DatasetSpec]:
+    """``--dataset-spec``: comma-separated spec files (or nothing), registered before datasets are named; then
+    ``--dataset-revision``'s pins (``amuro.data.provenance.apply_revisions``), which may name their datasets."""
+    specs = load_spec_files(option.split(",")) if option else []
+    apply_revisions(revisions)
+    return specs
 
 
 def load_spec_files(paths: Iterable[str | Path]) -> list[DatasetSpec]:

@@ -6,7 +6,8 @@ there is none (BoolQ, Social IQa) the validation split is scored instead. The mu
 in-domain for instruction tuning (the study's learned-in-pre-training group after Tulu). Datasets published
 with a loading script, which
 current ``datasets`` releases no longer run, are read from the hub's parquet export or a converted branch.
-Every hub entry can also be read offline from a local copy (see ``amuro.data.sources``).
+Every hub entry can also be read offline from a local copy (see ``amuro.data.sources``). Entries whose commit
+could be looked up are pinned to it (``revision``); docs/datasets.md lists which are and which are not.
 """
 
 from __future__ import annotations
@@ -15,14 +16,23 @@ import re
 
 from amuro.data.registry import register
 from amuro.data.rows import register_preprocessor
-from amuro.data.sources import PARQUET_EXPORT
-from amuro.data.spec import DatasetSpec
+from amuro.data.spec import PARQUET_EXPORT, DatasetSpec
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 YES_NO = ("yes", "no")
 GLUE = "nyu-mll/glue"
 STSB_THRESHOLD = 3.5
 TULU_FRACTION = 0.05
+
+# Pinned commits of the hub repositories (the parquet export's own commit for Social IQa).
+GLUE_COMMIT = "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c"
+ARC_COMMIT = "210d026faf9955653af8916fad021475a3f00453"
+SCIQ_COMMIT = "2c94ad3e1aafab77146f384e23536f97a4849815"
+OPENBOOKQA_COMMIT = "388097ea7776314e93a529163e0fea805b8a6454"
+BOOLQ_COMMIT = "35b264d03638db9f4ce671b711558bf7ff0f80d5"
+PAWS_COMMIT = "161ece9501cf0a11f3e48bd356eaa82de46d6a09"
+SOCIALIQA_EXPORT_COMMIT = "537a2ec8ec565adc0b70b70752893e59e024df26"
+TULU_V2_COMMIT = "6248b175d2ccb5ec7c4aeb22e6d8ee3b21b2c752"
 
 TRAIN_VALID_TEST = {"train": "train", "validation": "validation", "test": "test"}
 SCORE_VALIDATION = {"train": "train", "validation": "validation", "test": "validation"}
@@ -74,7 +84,8 @@ _hub(
     "socialiqa",
     "qgen",
     "allenai/social_i_qa",
-    revision=PARQUET_EXPORT,
+    revision=SOCIALIQA_EXPORT_COMMIT,
+    parquet_export=True,
     splits=SCORE_VALIDATION,
     fields={"context": "context", "answer": "answer", "target": "question"},
     trainable=True,
@@ -87,6 +98,7 @@ _hub(
     "sciq",
     "qgen",
     "allenai/sciq",
+    revision=SCIQ_COMMIT,
     splits=TRAIN_VALID_TEST,
     fields={"context": "support", "answer": "correct_answer", "target": "question"},
     preprocess="sciq_with_support",
@@ -113,6 +125,7 @@ _hub(
     "mnli",
     "nli",
     GLUE,
+    revision=GLUE_COMMIT,
     config="mnli",
     splits={"train": "train", "validation": "validation_matched"},
     fields=_NLI_FIELDS,
@@ -125,6 +138,7 @@ _hub(
     "mnli_matched",
     "nli",
     GLUE,
+    revision=GLUE_COMMIT,
     config="mnli",
     splits={"train": "train", "validation": "validation_matched", "test": "validation_matched"},
     fields=_NLI_FIELDS,
@@ -138,6 +152,7 @@ _hub(
     "mnli_mismatched",
     "nli",
     GLUE,
+    revision=GLUE_COMMIT,
     config="mnli",
     splits={"train": "train", "validation": "validation_mismatched", "test": "validation_mismatched"},
     fields=_NLI_FIELDS,
@@ -151,6 +166,7 @@ _hub(
     "rte",
     "nli",
     GLUE,
+    revision=GLUE_COMMIT,
     config="rte",
     splits=SCORE_VALIDATION,
     fields={"premise": "sentence1", "hypothesis": "sentence2", "label": "label", "id": "idx"},
@@ -182,6 +198,7 @@ _hub(
     "paraphrase",
     "google-research-datasets/paws",
     config="labeled_final",
+    revision=PAWS_COMMIT,
     splits=TRAIN_VALID_TEST,
     fields={"s1": "sentence1", "s2": "sentence2", "label": "label", "id": "id"},
     labels=YES_NO,
@@ -193,6 +210,7 @@ _hub(
     "qqp",
     "paraphrase",
     GLUE,
+    revision=GLUE_COMMIT,
     config="qqp",
     splits=SCORE_VALIDATION,
     fields={"s1": "question1", "s2": "question2", "label": "label", "id": "idx"},
@@ -205,6 +223,7 @@ _hub(
     "stsb",
     "paraphrase",
     GLUE,
+    revision=GLUE_COMMIT,
     config="stsb",
     splits=SCORE_VALIDATION,
     fields={"s1": "sentence1", "s2": "sentence2", "label": "similar", "id": "idx"},
@@ -229,6 +248,7 @@ for _name, _config, _label in (
         "mc",
         "allenai/ai2_arc",
         config=_config,
+        revision=ARC_COMMIT,
         splits=TRAIN_VALID_TEST,
         fields={
             "question": "question",
@@ -245,6 +265,7 @@ _hub(
     "boolq",
     "mc",
     "google/boolq",
+    revision=BOOLQ_COMMIT,
     splits=SCORE_VALIDATION,
     fields={"passage": "passage", "question": "question", "gold": "answer"},
     labels=("no", "yes"),
@@ -272,6 +293,7 @@ _hub(
     "mc",
     "allenai/openbookqa",
     config="main",
+    revision=OPENBOOKQA_COMMIT,
     splits=TRAIN_VALID_TEST,
     fields={
         "question": "question_stem",
@@ -288,6 +310,7 @@ _hub(
     "sciq_mc",
     "mc",
     "allenai/sciq",
+    revision=SCIQ_COMMIT,
     splits=TRAIN_VALID_TEST,
     fields={
         "question": "question_with_support",
@@ -307,6 +330,7 @@ _hub(
     "tulu_v2",
     "chat",
     "allenai/tulu-v2-sft-mixture",
+    revision=TULU_V2_COMMIT,
     splits={"train": "train"},
     fields={"messages": "messages", "id": "id"},
     trainable=True,

@@ -46,8 +46,10 @@ def score_cell(
     items: Sequence[Example],
     settings: EvalSettings,
     known=None,
+    item_demos: Sequence[Sequence[Example]] | None = None,
 ) -> list[ItemResult]:
-    """Score ``items`` few-shot (``demos`` before each) in prompt format ``fmt``; one result per item, in order.
+    """Score ``items`` few-shot (``demos`` before each, or ``item_demos``, one list per item) in prompt format
+    ``fmt``; one result per item, in order.
 
     ``settings`` give the classification method, batch size, generation budget and stop rule; their protocol
     decides the demonstrations' layout, the next-token candidates and ROUGE-L's stemming.
@@ -58,11 +60,19 @@ def score_cell(
 
     rules = protocol_rules(settings.protocol)
     method = settings.method
-    prefix = few_shot_prefix(spec, demos, fmt, verbatim=rules.templates == "verbatim")
-    prompts = [prefix + render(spec, ex, fmt) for ex in items]
-    scorer = Scorer(model, tokenizer, batch_size=settings.batch_size, desc=f"{spec.name} [{fmt}]")
+    per_item = [demos] * len(items) if item_demos is None else item_demos
+    verbatim = rules.templates == "verbatim"
+    prefixes = {id(d): few_shot_prefix(spec, d, fmt, verbatim=verbatim) for d in per_item}
+    prompts = [prefixes[id(d)] + render(spec, ex, fmt) for d, ex in zip(per_item, items)]
+    scorer = Scorer(
+        model,
+        tokenizer,
+        batch_size=settings.batch_size,
+        desc=f"{spec.name} [{fmt}]",
+        truncate=rules.truncation == "left",
+    )
     stops = stop_strings(spec, fmt) if settings.stop_rule == "default" else ()
-    logged = {"demo_ids": tuple(d.item_id for d in demos)}
+    logged = [{"demo_ids": tuple(d.item_id for d in demos)} for demos in per_item]
     ids = [ex.item_id for ex in items]
 
     def generated(budget: int) -> list[str]:
@@ -147,7 +157,7 @@ def _results(
 ) -> list[ItemResult]:
     results = []
     for at, (ex, prompt, p, r, s) in enumerate(zip(items, prompts, predictions, references, scores)):
-        extra = dict(logged, prompt_hash=prompt_hash(prompt))
+        extra = dict(logged[at], prompt_hash=prompt_hash(prompt))
         if options is not None:
             values = tuple(float(v) for v in option_scores[at])
             extra.update(

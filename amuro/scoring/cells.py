@@ -9,7 +9,6 @@ only when some cell has work.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Sequence
 
@@ -27,17 +26,24 @@ from amuro.core.settings import EvalSettings
 from amuro.data import (
     FORMATS,
     DatasetSpec,
-    Example,
     formats_for,
-    load_examples,
     relation,
     render,
 )
 from amuro.data.formats import few_shot_prefix
 from amuro.data.lineage import log_row_sets
 from amuro.data.protocol import for_protocol
+from amuro.data.provenance import is_commit
 from amuro.models.precision import on_device, torch_dtype
 from amuro.models.targets import EvalTarget
+from amuro.scoring.cell_items import (  # noqa: F401  (demos_and_items and scored_split are used from here)
+    CATWALK,
+    catwalk_split,
+    cell_examples,
+    demo_rule,
+    demos_and_items,
+    scored_split,
+)
 from amuro.scoring.cell_scoring import ItemResult, score_cell
 from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
 from amuro.scoring.lmeval_tasks import LmEvalTask
@@ -86,47 +92,11 @@ def select_cells(
     return cells
 
 
-def scored_split(spec: DatasetSpec) -> str:
-    return "test" if "test" in spec.splits else "validation"
-
-
-def demos_and_items(spec: DatasetSpec, settings: EvalSettings) -> tuple[list[Example], list[Example]]:
-    """The demonstrations and the scored items of a dataset; ``train`` demos are never among the items."""
-    split = scored_split(spec)
-    pool = load_examples(spec, split)
-    items = pool[: settings.max_examples] if settings.max_examples else pool
-    if settings.shots == 0:
-        return [], items
-    if settings.demo_source == "first-k":
-        if settings.shots > len(pool):
-            raise UserError(
-                f"shots ({settings.shots}) is larger than the {split} split of {spec.name} "
-                f"({len(pool)} items): lower --shots"
-            )
-        return pool[: settings.shots], items
-    if "train" not in spec.splits:
-        raise UserError(
-            f"dataset {spec.name} has no train split to draw demonstrations from: use --demos first-k or --shots 0"
-        )
-    scored = {ex.item_id for ex in items} | {tuple(sorted(ex.slots.items())) for ex in items}
-    train = [
-        ex
-        for ex in load_examples(spec, "train")
-        if ex.item_id not in scored and tuple(sorted(ex.slots.items())) not in scored
-    ]
-    if settings.shots > len(train):
-        raise UserError(
-            f"shots ({settings.shots}) is larger than the training split of {spec.name} "
-            f"({len(train)} usable examples): lower --shots"
-        )
-    return random.Random(f"demos/{settings.seed}/{spec.name}").sample(train, settings.shots), items
-
-
 def check_cells(cells: Sequence[tuple[Dataset, str]], settings: EvalSettings) -> None:
     """Fail early, before any scoring, on datasets that cannot be prompted with these settings."""
     for spec in {spec.name: spec for spec, _ in cells}.values():
         if isinstance(spec, DatasetSpec):
-            demos_and_items(spec, settings)
+            cell_examples(spec, settings)
 
 
 def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings) -> str:
@@ -145,8 +115,15 @@ def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings
             "eval_dataset": spec.name,
             "format": fmt,
             **scoring,
+            **_pinned_revision(spec),
         },
     )
+
+
+def _pinned_revision(spec: Dataset) -> dict[str, str]:
+    """A pinned dataset's commit, which identifies what the cell reads (no entry for the unpinned)."""
+    pinned = isinstance(spec, DatasetSpec) and is_commit(spec.revision)
+    return {"dataset_revision": spec.revision} if pinned else {}
 
 
 def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings) -> dict[str, str]:
@@ -250,26 +227,34 @@ def _score_and_log(
         results, prompt, task_params = spec.score(model, tokenizer, settings, known)
         _log_params(task_params, known)
     else:
-        demos, items = demos_and_items(spec, settings)
+        chosen = cell_examples(spec, settings)
+        demos, items, rule = chosen.demos, chosen.items, demo_rule(spec, settings)
         method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
         _log_params(
             {
                 **params,
                 "method": method,
                 "split": scored_split(spec),
-                "demo_ids": ",".join(d.item_id for d in demos)[:6000],
+                "demos": rule,
+                "demo_ids": "per item, in predictions.json"
+                if rule == CATWALK
+                else ",".join(d.item_id for d in demos)[:6000],
+                **chosen.sample_params(),
             },
             known,
             model_tag,
         )
         row_sets = [(spec.splits[scored_split(spec)], items, "eval")]
-        if demos:
-            demo_role = "train" if settings.demo_source == "train" else scored_split(spec)
-            row_sets.append((spec.splits[demo_role], demos, "demonstrations"))
+        if chosen.demo_sets():
+            demo_role = {"train": "train", CATWALK: catwalk_split(spec)}.get(rule, scored_split(spec))
+            row_sets.append((spec.splits[demo_role], chosen.demo_sets(), "demonstrations"))
         log_row_sets(spec, row_sets)
         verbatim = protocol(settings.protocol).templates == "verbatim"
-        prompt = few_shot_prefix(spec, demos, fmt, verbatim=verbatim) + render(spec, items[0], fmt) if items else ""
-        results = score_cell(model, tokenizer, spec, fmt, demos, items, settings, known=known)
+        first = chosen.item_demos[0] if chosen.item_demos else demos
+        prompt = few_shot_prefix(spec, first, fmt, verbatim=verbatim) + render(spec, items[0], fmt) if items else ""
+        results = score_cell(
+            model, tokenizer, spec, fmt, demos, items, settings, known=known, item_demos=chosen.item_demos
+        )
     elapsed = time.perf_counter() - started
     if prompt:
         mlflow.log_text(prompt, "prompt.txt")

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from amuro.core.errors import UserError
 from amuro.scoring.kv_cache import expanded, preallocate
 
 METHODS = ("next-token", "loglik", "generate")
@@ -56,9 +57,11 @@ class Scorer:
         batch_size: int | str | None = None,
         desc: str = "items",
         auto_start: int | None = None,
+        truncate: bool = True,
     ):
         self.model, self.tokenizer = model, tokenizer
         self.desc = desc
+        self.truncate = truncate  # False: a prompt longer than the positions is scored whole (the study's)
         self.on_batch = None  # called with (item indices, their answers) after each batch
         self.device = next(model.parameters()).device
         accelerated = self.device.type != "cpu"
@@ -87,13 +90,35 @@ class Scorer:
     # --- batching and forward passes ---------------------------------------------------------------------
 
     def _groups(self, contexts: list[list[int]], reserve: int):
-        """Split items into those that fit after the shared prefix and overlong ones (left-truncated alone)."""
+        """Split items into those that fit after the shared prefix and overlong ones, each scored alone:
+        left-truncated, or whole where ``truncate`` is off (refused for a model with a table of positions)."""
         fits = [i for i, ids in enumerate(contexts) if len(ids) + reserve <= self.max_length]
         long = [i for i, ids in enumerate(contexts) if len(ids) + reserve > self.max_length]
         groups = [(fits, [contexts[i] for i in fits])] if fits else []
+        if long and not self.truncate:
+            self._check_takes_longer(len(contexts[long[0]]) + reserve)
+            return groups + [([i], [contexts[i]]) for i in long]
         keep = max(1, self.max_length - reserve)
         groups += [([i], [contexts[i][-keep:]]) for i in long]
         return groups
+
+    def _check_takes_longer(self, length: int) -> None:
+        """A model whose positions are a learned table (GPT-2's ``wpe``, OPT's) cannot read past it; rotary,
+        ALiBi and relative positions can."""
+        token_table = self.model.get_input_embeddings()
+        tables = [
+            module
+            for module in self.model.modules()
+            if isinstance(module, torch.nn.Embedding)
+            and module is not token_table
+            and self.max_length <= module.num_embeddings <= self.max_length + 2
+        ]
+        if tables:
+            raise UserError(
+                f"{self.desc}: a prompt of {length} tokens is longer than the model's {self.max_length} "
+                "positions, and the study's protocol never truncates: lower --shots, or use --protocol amuro "
+                "(which cuts prompts from the left)"
+            )
 
     def _batches(self, contexts: list[list[int]], reserve: int):
         """Yield (item indices, shared prefix length, prefix cache, context tails) per batch, longest first."""
