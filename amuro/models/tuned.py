@@ -9,8 +9,9 @@ import mlflow
 
 from amuro.core.errors import UserError
 from amuro.core.paths import amuro_home
+from amuro_contract import Artifact
 
-MODEL_ARTIFACT = "model"
+MODEL_ARTIFACT = Artifact.MODEL
 
 
 def _pip_requirements() -> list[str]:

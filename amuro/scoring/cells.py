@@ -23,6 +23,7 @@ from amuro.core.errors import UserError, unknown
 from amuro.core.ownership import check_owner
 from amuro.core.protocol import DEFAULT_PROTOCOL, protocol
 from amuro.core.settings import EvalSettings
+from amuro.core.versions import version_tags
 from amuro.data import (
     FORMATS,
     DatasetSpec,
@@ -36,13 +37,15 @@ from amuro.data.formats import few_shot_prefix
 from amuro.data.lineage import log_row_sets
 from amuro.data.protocol import for_protocol
 from amuro.models.targets import EvalTarget
+from amuro.scoring.cell_identity import cell_versions, read_content, scoring_method
 from amuro.scoring.cell_scoring import ItemResult, score_cell
 from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
 from amuro.scoring.lmeval_tasks import LmEvalTask
 from amuro.scoring.metrics import bootstrap
 from amuro.scoring.resume import ScoredSoFar
+from amuro_contract import Artifact
 
-PREDICTIONS = "predictions.json"
+PREDICTIONS = Artifact.PREDICTIONS
 COLUMNS = (
     "item_id",
     "prediction",
@@ -128,7 +131,9 @@ def check_cells(cells: Sequence[tuple[Dataset, str]], settings: EvalSettings) ->
 
 
 def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings) -> str:
-    scoring = spec.key_settings(settings) if isinstance(spec, LmEvalTask) else settings.cell_key_settings(spec.kind)
+    lmeval = isinstance(spec, LmEvalTask)
+    scoring = spec.key_settings(settings) if lmeval else settings.cell_key_settings(spec.kind)
+    content = {} if lmeval else read_content(spec, fmt, *demos_and_items(spec, settings))
     return tracking.run_key(
         "eval",
         {
@@ -143,7 +148,9 @@ def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings
             "eval_dataset": spec.name,
             "format": fmt,
             **scoring,
+            **content,
         },
+        cell_versions(spec, settings),
     )
 
 
@@ -169,6 +176,7 @@ def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSetting
     tags.update({tracking.PREFIX + name: value for name, value in target.reference.items()})
     tags[tracking.Tag.TRAIN_SEED] = tracking.tag_value(target.train_seed)
     tags[tracking.Tag.PROTOCOL] = settings.protocol
+    tags.update(version_tags("eval", cell_versions(spec, settings)))
     return tags
 
 
@@ -251,7 +259,7 @@ def _score_and_log(
         _log_params(task_params, known)
     else:
         demos, items = demos_and_items(spec, settings)
-        method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
+        method = scoring_method(spec, settings)
         _log_params(
             {
                 **params,
@@ -272,7 +280,7 @@ def _score_and_log(
         results = score_cell(model, tokenizer, spec, fmt, demos, items, settings, known=known)
     elapsed = time.perf_counter() - started
     if prompt:
-        mlflow.log_text(prompt, "prompt.txt")
+        mlflow.log_text(prompt, Artifact.PROMPT)
     if not results:
         raise UserError(f"{spec.name} has no items to score: check its test split")
     estimate = bootstrap([r.item_score for r in results], resamples=settings.bootstrap, seed=settings.seed)

@@ -24,6 +24,9 @@ from amuro.models.series import Checkpoint
 from amuro.training.features import IGNORE, padding_collator
 
 WARMUP_RATIO = 0.03
+# Result version of the Trainer setup (optimizer, schedule, loss, LoRA): bump it when a change alters the
+# weights a fine-tune ends with; every fine-tune is then trained again.
+RESULT_VERSION = 1
 
 
 class QuietProgress(ProgressCallback):
