@@ -1,0 +1,86 @@
+"""Run keys hold result versions and the rows a cell reads: a version bump or edited rows score exactly the
+affected cells again, every other finished cell is reused."""
+
+import json
+
+from mlflow.tracking import MlflowClient
+
+from amuro import data
+from amuro.commands.pretrain_eval import pretrain_eval
+from amuro.core import tracking
+from amuro.core.settings import EvalSettings, PretrainEvalSettings
+from amuro.core.versions import git_commit
+from amuro.scoring import cell_scoring
+
+SPEC = """\
+datasets:
+  - name: my_pairs
+    task: nli
+    path: my_pairs_{split}.jsonl
+    splits: {test: test}
+    fields: {premise: first, hypothesis: second, label: gold, id: pair_id}
+    labels: [entailment, neutral, contradiction]
+"""
+
+
+def _write_rows(folder, second_of_first_row: str) -> None:
+    rows = [
+        {"pair_id": "p0", "first": "The mill is by the river.", "second": second_of_first_row, "gold": "entailment"},
+        {"pair_id": "p1", "first": "The lamp is lit.", "second": "The lamp is dark.", "gold": "contradiction"},
+        {"pair_id": "p2", "first": "A boat left at noon.", "second": "It rained.", "gold": "neutral"},
+    ]
+    (folder / "my_pairs_test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _eval_runs(experiment: str) -> dict[str, list]:
+    """Eval runs by dataset, oldest first."""
+    experiment_id = tracking.connect(experiment)
+    runs = tracking.search_runs(experiment_id, {tracking.Tag.KIND: "eval"})
+    by_dataset: dict[str, list] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        by_dataset.setdefault(run.data.tags[tracking.Tag.EVAL_DATASET], []).append(run)
+    return by_dataset
+
+
+def test_a_version_bump_or_edited_rows_score_exactly_the_affected_cells_again(
+    tracking_uri, small_series, tmp_path, monkeypatch
+):
+    _write_rows(tmp_path, "The mill stands near the river.")
+    (tmp_path / "my.yaml").write_text(SPEC)
+    cfg = PretrainEvalSettings(
+        experiment="versions",
+        model=small_series,
+        checkpoints="1",
+        datasets="synth-nli,synth-summary,my_pairs",
+        formats="default",
+        dataset_spec=str(tmp_path / "my.yaml"),
+        eval=EvalSettings(max_examples=3, shots=0, bootstrap=20, max_new_tokens=4),
+    )
+    try:
+        pretrain_eval(cfg)
+        first = _eval_runs("versions")
+        assert {name: len(runs) for name, runs in first.items()} == {"synth-nli": 1, "synth-summary": 1, "my_pairs": 1}
+        summary = first["synth-summary"][0].data.tags
+        assert (summary["amuro.version.rendering"], summary["amuro.version.scoring"]) == ("summary-1", "generate-1")
+        assert summary["amuro.version.metric"] == "rougeL-1"
+        assert first["synth-nli"][0].data.tags["amuro.version.scoring"] == "next-token-1"
+        assert summary["amuro.code_version"] and summary["amuro.git_commit"] == git_commit()
+        group = MlflowClient().get_run(first["synth-nli"][0].data.tags["mlflow.parentRunId"]).data.tags
+        assert group["amuro.code_version"] == summary["amuro.code_version"]
+
+        # Generation's scoring changes: only the generation cell is scored again.
+        monkeypatch.setitem(cell_scoring.SCORING_VERSIONS, "generate", 2)
+        pretrain_eval(cfg)
+        second = _eval_runs("versions")
+        assert {name: len(runs) for name, runs in second.items()} == {"synth-nli": 1, "synth-summary": 2, "my_pairs": 1}
+        assert second["synth-summary"][1].data.tags["amuro.version.scoring"] == "generate-2"
+
+        # One row of the spec file's dataset is edited under the same name: only its cell is scored again.
+        _write_rows(tmp_path, "The mill is far from any river.")
+        pretrain_eval(cfg)
+        third = _eval_runs("versions")
+        assert {name: len(runs) for name, runs in third.items()} == {"synth-nli": 1, "synth-summary": 2, "my_pairs": 2}
+        old, new = (MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs for run in third["my_pairs"])
+        assert old[0].dataset.digest != new[0].dataset.digest
+    finally:
+        data.CATALOGUE.pop("my_pairs", None)
