@@ -6,9 +6,9 @@ import warnings
 
 import pytest
 
+from amuro import __version__
 from amuro.commands.pretrain_eval import pretrain_eval
 from amuro.core.settings import EvalSettings, PretrainEvalSettings
-from amuro import __version__
 from amuro.core.versions import git_commit
 from amuro_contract import EVAL_METRICS, EVAL_TAG_COLUMNS, PREDICTION_COLUMNS
 from analysis.predictions import PredictionTables
