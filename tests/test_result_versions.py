@@ -1,16 +1,19 @@
-"""Run keys hold result versions and the rows a cell reads: a version bump or edited rows score exactly the
-affected cells again, every other finished cell is reused."""
+"""Run keys hold result versions and the rows a run reads: a version bump or edited rows score (or train)
+exactly the affected cells again, every other finished run is reused."""
 
 import json
 
 from mlflow.tracking import MlflowClient
 
 from amuro import data
+from amuro.commands.finetune import finetune
 from amuro.commands.pretrain_eval import pretrain_eval
 from amuro.core import tracking
-from amuro.core.settings import EvalSettings, PretrainEvalSettings
+from amuro.core.settings import EvalSettings, FinetuneSettings, PretrainEvalSettings
+from amuro.core.train_settings import TrainSettings
 from amuro.core.versions import git_commit
 from amuro.scoring import cell_scoring
+from amuro.training import features as feature_code
 
 SPEC = """\
 datasets:
@@ -84,3 +87,45 @@ def test_a_version_bump_or_edited_rows_score_exactly_the_affected_cells_again(
         assert old[0].dataset.digest != new[0].dataset.digest
     finally:
         data.CATALOGUE.pop("my_pairs", None)
+
+
+TRAIN_SPEC = """\
+datasets:
+  - name: my_train_pairs
+    task: nli
+    path: my_pairs_{split}.jsonl
+    splits: {train: test}
+    fields: {premise: first, hypothesis: second, label: gold, id: pair_id}
+    labels: [entailment, neutral, contradiction]
+    trainable: true
+"""
+
+
+def test_a_fine_tune_trains_again_on_edited_rows_or_changed_features(tracking_uri, small_series, tmp_path, monkeypatch):
+    _write_rows(tmp_path, "The mill stands near the river.")
+    (tmp_path / "train.yaml").write_text(TRAIN_SPEC)
+    cfg = FinetuneSettings(
+        experiment="versions-ft",
+        model=small_series,
+        dataset="my_train_pairs",
+        dataset_spec=str(tmp_path / "train.yaml"),
+        evaluate=False,
+        train=TrainSettings(epochs=1, batch_size=4, max_length=64),
+    )
+    try:
+        first = finetune(cfg)
+        tags = MlflowClient().get_run(first).data.tags
+        assert (tags["amuro.version.rendering"], tags["amuro.version.features"], tags["amuro.version.trainer"]) == (
+            "nli-1",
+            "1",
+            "1",
+        )
+        assert finetune(cfg) == first  # nothing changed: reused
+        _write_rows(tmp_path, "The mill is far from any river.")
+        edited = finetune(cfg)
+        monkeypatch.setattr(feature_code, "RESULT_VERSION", 2)
+        bumped = finetune(cfg)
+        assert len({first, edited, bumped}) == 3
+        assert MlflowClient().get_run(bumped).data.tags["amuro.version.features"] == "2"
+    finally:
+        data.CATALOGUE.pop("my_train_pairs", None)
