@@ -43,7 +43,7 @@ from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
 from amuro.scoring.lmeval_tasks import LmEvalTask
 from amuro.scoring.metrics import bootstrap
 from amuro.scoring.resume import ScoredSoFar
-from amuro_contract import Artifact
+from amuro_contract import EVAL_CONTEXT, Artifact
 
 PREDICTIONS = Artifact.PREDICTIONS
 COLUMNS = (
@@ -270,7 +270,7 @@ def _score_and_log(
             known,
             model_tag,
         )
-        row_sets = [(spec.splits[scored_split(spec)], items, "eval")]
+        row_sets = [(spec.splits[scored_split(spec)], items, EVAL_CONTEXT)]
         if demos:
             demo_role = "train" if settings.demo_source == "train" else scored_split(spec)
             row_sets.append((spec.splits[demo_role], demos, "demonstrations"))
