@@ -133,6 +133,12 @@ def differences(stored: dict, fresh: dict) -> list[str]:
             else:
                 problems.append(f"{cell}: result versions changed; regenerate the golden file: python tests/golden.py")
             continue
+        if [i["item_id"] for i in before["items"]] != [i["item_id"] for i in now["items"]]:
+            problems.append(
+                f"{cell}: other items are scored (their digest is in the run key, so no version is bumped); "
+                "regenerate the golden file: python tests/golden.py"
+            )
+            continue
         component = _changed_component(before, now)
         if component:
             method = now["versions"]["scoring"].rsplit("-", 1)[0]
@@ -148,7 +154,7 @@ def _changed_component(before: dict, now: dict) -> str | None:
     """Which component changed: the prompts are rendering's, answers and log-likelihoods scoring's, item
     scores of the same answers and the bootstrap the metric's."""
     pairs = list(zip(before["items"], now["items"]))
-    if len(before["items"]) != len(now["items"]) or any(b["prompt_hash"] != n["prompt_hash"] for b, n in pairs):
+    if any(b["prompt_hash"] != n["prompt_hash"] for b, n in pairs):
         return "rendering"
     if any(not _same((b["prediction"], b["option_loglik"]), (n["prediction"], n["option_loglik"])) for b, n in pairs):
         return "scoring"

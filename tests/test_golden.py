@@ -32,6 +32,11 @@ def test_golden_cells_score_as_stored_unless_a_version_was_bumped():
     [problem] = differences(stored, changed)
     assert "its metric changed" in problem and "METRIC_VERSIONS['accuracy']" in problem
 
+    changed = copy.deepcopy(fresh)
+    changed[nli]["items"].pop()
+    [problem] = differences(stored, changed)
+    assert "other items are scored" in problem
+
     # After a bump the stored file is stale until regenerated, even where the results stayed the same.
     bumped = copy.deepcopy(fresh)
     bumped[nli]["versions"]["scoring"] = "next-token-2"

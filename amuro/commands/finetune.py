@@ -194,7 +194,7 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def training_versions(spec: data.DatasetSpec, cfg: FinetuneSettings) -> dict[str, str]:
+def _training_versions(spec: data.DatasetSpec, cfg: FinetuneSettings) -> dict[str, str]:
     """The result versions of what a fine-tune uses: its prompts' rendering, the features and the Trainer."""
     return {
         "rendering": rendering_version(spec.task, cfg.protocol),
@@ -209,7 +209,7 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
     if cfg.dataset_spec:
         settings["dataset_spec"] = repr(spec)  # a spec file's dataset is identified by its content
     settings["train_rows"] = rows_digest(training_examples(spec, cfg))
-    versions = training_versions(spec, cfg)
+    versions = _training_versions(spec, cfg)
     key = tracking.run_key("finetune", settings, versions)
     tags = tracking.contract_tags(
         kind="finetune",
