@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from amuro_contract import Tag
 from analysis.source import Source
 
 
@@ -105,9 +106,9 @@ def log_analysis_run(
     client = MlflowClient(source.tracking_uri)
     experiment = source.experiments[0]
     experiment_id = experiment_ids([experiment], source.tracking_uri)[experiment]
-    tags = {"amuro.kind": "analysis", "mlflow.runName": f"analysis-{name}"}
+    tags = {Tag.KIND: "analysis", "mlflow.runName": f"analysis-{name}"}
     if source.model:
-        tags["amuro.model"] = source.model
+        tags[Tag.MODEL] = source.model
     run = client.create_run(experiment_id, tags=tags)
     run_id = run.info.run_id
     status = RunStatus.to_string(RunStatus.FAILED)

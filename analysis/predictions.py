@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from amuro_contract import Artifact
 from analysis.store import client, resolve_tracking_uri
 
-PREDICTIONS_ARTIFACT = "predictions.json"
+PREDICTIONS_ARTIFACT = Artifact.PREDICTIONS
 LOCATE_CHUNK = 100
 
 

@@ -16,59 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
+from amuro_contract import CELL_KEY as CONTRACT_CELL_KEY
+from amuro_contract import EVAL_CONTEXT, EVAL_METRICS, EVAL_TAG_COLUMNS, FORMER_METRIC_NAMES, PREFIX, TAG_DEFAULTS, Tag
 from analysis.predictions import PREDICTIONS_ARTIFACT
 from analysis.store import client, experiment_ids, quote, resolve_tracking_uri
 
-TAG_PREFIX = "amuro."
-TAG_COLUMNS = [
-    "model",
-    "revision",
-    "step",
-    "tokens",
-    "tuning",
-    "train_dataset",
-    "eval_dataset",
-    "task",
-    "relation",
-    "format",
-    "shots",
-    "metric",
-    "seed",
-    "train_seed",
-    "protocol",
-    "origin",
-    "reference",
-    "source_run_id",
-    "run_key",
-]
-# score_ci_mid: the midpoint of the bootstrap interval, the figure the study reports.
-METRIC_COLUMNS = ["score", "score_ci_low", "score_ci_high", "score_se", "n", "score_ci_mid"]
-# Names an earlier release logged a metric under (published imports of that release).
-_FORMER_METRIC_NAMES = {"score_ci_mid": "score_midpoint"}
+# Column names are the tags' short names with dots as underscores (``version_scoring`` for amuro.version.scoring).
+TAG_COLUMNS = [name.replace(".", "_") for name in EVAL_TAG_COLUMNS]
+_TAG_OF_COLUMN = {name.replace(".", "_"): PREFIX + name for name in EVAL_TAG_COLUMNS}
+METRIC_COLUMNS = list(EVAL_METRICS)
+_FORMER_METRIC_NAMES = FORMER_METRIC_NAMES
 INTEGER_TAGS = ["step", "shots"]
 NULLABLE_INTEGER_TAGS = ["tokens", "seed", "train_seed"]
-# Tags whose absence means a value (docs/tracking-contract.md).
-TAG_DEFAULTS = {"protocol": "amuro", "origin": "run"}
 RUN_COLUMNS = ["run_id", "experiment"] + TAG_COLUMNS + METRIC_COLUMNS + ["eval_inputs", "start_time", "has_predictions"]
-
-# One evaluated configuration; several finished runs of the same cell are re-runs. Rows that
-# differ only in train_seed are seed replicates of one cell (see analysis.replicates). The revision
-# tells apart checkpoints of one step (OLMo-2's stage-2 ingredients and the model souped from them).
-CELL_KEY = [
-    "model",
-    "revision",
-    "step",
-    "tuning",
-    "train_dataset",
-    "eval_dataset",
-    "format",
-    "shots",
-    "seed",
-    "protocol",
-    "origin",
-    "train_seed",
-]
-EVAL_CONTEXT = "eval"
+CELL_KEY = list(CONTRACT_CELL_KEY)
 _CONTEXT_TAG = "mlflow.data.context"
 _LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # set by mlflow.log_table
 _PAGE_SIZE = 5000
@@ -101,9 +62,9 @@ def load_eval_runs(
     names = [experiments] if isinstance(experiments, str) else list(experiments)
     ids = experiment_ids(names, uri)
     name_by_id = {experiment_id: name for name, experiment_id in ids.items()}
-    query = f"tags.\"{TAG_PREFIX}kind\" = 'eval' and attributes.status = 'FINISHED'"
+    query = f"tags.\"{Tag.KIND}\" = 'eval' and attributes.status = 'FINISHED'"
     if model:
-        query += f' and tags."{TAG_PREFIX}model" = {quote(model)}'
+        query += f' and tags."{Tag.MODEL}" = {quote(model)}'
     with _gc_paused():
         if uri.startswith(("http://", "https://")):
             records = _search_rest(uri, list(ids.values()), query, _PAGE_SIZE, _CONCURRENCY)
@@ -235,7 +196,7 @@ def _record(run_id: str, experiment_id: str, start_time: int, tags: dict, metric
         ),
     }
     for column in TAG_COLUMNS:
-        record[column] = tags.get(TAG_PREFIX + column)
+        record[column] = tags.get(_TAG_OF_COLUMN[column])
     for column in METRIC_COLUMNS:
         value = metrics.get(column, metrics.get(_FORMER_METRIC_NAMES.get(column, "")))
         record[column] = np.nan if value is None else float(value)

@@ -1,7 +1,8 @@
 """Run keys of default settings are the ones the suite has always computed, so finished runs are still reused.
 
 The expected keys were computed by the code before the training settings were nested in finetune's and the
-sweep's settings; a change here means every finished run of that kind would be redone.
+sweep's settings (eval cells' since their keys hold result versions and the digests of the rows they read); a
+change here means every finished run of that kind would be redone.
 """
 
 from __future__ import annotations
@@ -76,17 +77,17 @@ def test_finetune_keys_of_default_settings(cfg, expected):
 
 def test_eval_cell_keys_of_default_settings():
     classification, generation = (
-        "5967b6366d40a0af36a1",
-        {"synth-qgen": "a48e3d47a09315b5d1ae", "synth-summary": "5c5f947e6e92e84b7491"},
+        "b907da232655bb50ed2c",
+        {"synth-qgen": "7eba80e59d4a21119d04", "synth-summary": "c57033b432a582fe718e"},
     )
     assert (
         eval_keys(EvalSettings()) == eval_keys(FinetuneSettings().eval) == {"synth-nli": classification, **generation}
     )
-    assert eval_keys(EvalSettings(method="generate")) == {"synth-nli": "cf0eadee348106b380b5", **generation}
+    assert eval_keys(EvalSettings(method="generate")) == {"synth-nli": "eaf3a3f3bb7e104a6ada", **generation}
     assert eval_keys(SweepSettings().eval) == {  # 200 items: a seeded sample, no longer the first 200
-        "synth-nli": "8ba75fa61739f94ed0bc",
-        "synth-qgen": "05fa6e46ef07d1980581",
-        "synth-summary": "e0f54b606db8fc913a0a",
+        "synth-nli": "856edd55b42cee633c75",
+        "synth-qgen": "0815d1ffb5963f2d4a5b",
+        "synth-summary": "df5f0605797ba64a16f6",
     }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import grimp
@@ -45,10 +48,18 @@ def test_no_import_cycle_anywhere_in_amuro():
     assert _cycle(graph, modules) is None
 
 
+def test_the_analysis_reads_the_contract_without_torch_or_amuro():
+    code = (
+        "import sys, analysis.runs, analysis.published.importer, amuro_contract; "
+        "assert not {'torch', 'amuro', 'transformers'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def test_files_stay_small():
     sizes = {
         path.relative_to(ROOT): len(path.read_text().splitlines())
-        for folder in ("amuro", "analysis", "tests", "benchmarks")
+        for folder in ("amuro", "amuro_contract", "analysis", "tests", "benchmarks")
         for path in (ROOT / folder).rglob("*.py")
     }
     assert {path for path, lines in sizes.items() if lines > 400} == set()

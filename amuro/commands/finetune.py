@@ -31,12 +31,15 @@ from amuro.core.ownership import check_owner
 from amuro.core.paths import amuro_home
 from amuro.core.protocol import protocol
 from amuro.core.settings import FinetuneSettings
-from amuro.data.lineage import log_rows
-from amuro.data.protocol import for_protocol
+from amuro.core.versions import version_tags
+from amuro.data.lineage import log_rows, rows_digest
+from amuro.data.protocol import for_protocol, rendering_version
 from amuro.data.provenance import is_commit
 from amuro.data.specfile import load_spec_option
 from amuro.models.precision import in_trained_dtype
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
+from amuro.training import features as feature_code
+from amuro.training import trainer as trainer_code
 from amuro.training.checkpoint_artifacts import UploadCheckpoints, restore_checkpoint
 from amuro.training.features import training_features
 from amuro.training.hyperparameter_search import SearchSpace, TrialRuns, run_search
@@ -193,6 +196,15 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _training_versions(spec: data.DatasetSpec, cfg: FinetuneSettings) -> dict[str, str]:
+    """The result versions of what a fine-tune uses: its prompts' rendering, the features and the Trainer."""
+    return {
+        "rendering": rendering_version(spec.task, cfg.protocol),
+        "features": str(feature_code.RESULT_VERSION),
+        "trainer": str(trainer_code.RESULT_VERSION),
+    }
+
+
 def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, parent: str | None, name: str) -> str:
     """One finetune run (found, resumed or trained) and its in-domain scores; returns the run id."""
     settings = {**cfg.key_settings(), "model": series.name, "checkpoint": ckpt.revision}
@@ -200,7 +212,9 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
         settings["dataset_spec"] = repr(spec)  # a spec file's dataset is identified by its content
     if is_commit(spec.revision):
         settings["dataset_revision"] = spec.revision  # a pinned dataset is identified by its commit
-    key = tracking.run_key("finetune", settings)
+    settings["train_rows"] = rows_digest(training_examples(spec, cfg))
+    versions = _training_versions(spec, cfg)
+    key = tracking.run_key("finetune", settings, versions)
     tags = tracking.contract_tags(
         kind="finetune",
         model=series.name,
@@ -213,6 +227,7 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
         source_run_id=ckpt.source_run_id,
     )
     tags[tracking.Tag.PROTOCOL] = cfg.protocol
+    tags.update(version_tags("finetune", versions))
 
     def train(run: tracking.TrackedRun) -> None:
         _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name)

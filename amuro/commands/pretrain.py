@@ -16,6 +16,7 @@ from amuro.core import tracking
 from amuro.core.errors import UserError
 from amuro.core.paths import amuro_home
 from amuro.core.settings import PretrainSettings
+from amuro.core.versions import version_tags
 from amuro.data import synthetic
 from amuro.models.series import (
     DEFAULT_SERIES,
@@ -27,6 +28,9 @@ from amuro.models.series import (
 )
 from amuro.training.trainer import QuietProgress
 
+# Result version of pre-training (corpus, tokenizer, model, schedule): bump it when a change alters the series
+# it trains; every series is then trained again.
+RESULT_VERSION = 1
 SPECIAL_TOKENS = ("<|endoftext|>", "<|padding|>")
 
 
@@ -187,7 +191,8 @@ def pretrain(cfg: PretrainSettings) -> str:
     """Train the series (or reuse a finished run with the same settings); returns the pretrain run id."""
     with tracking.entry_point("pretrain", cfg.experiment) as invocation:
         experiment_id = invocation.experiment_id
-        key = tracking.run_key("pretrain", cfg.key_settings())
+        versions = {"pretrain": RESULT_VERSION}
+        key = tracking.run_key("pretrain", cfg.key_settings(), versions)
         name = f"pretrain {cfg.series}"
 
         def train(run: tracking.TrackedRun) -> None:
@@ -204,6 +209,7 @@ def pretrain(cfg: PretrainSettings) -> str:
             )
 
         tags = tracking.contract_tags(kind="pretrain", model=cfg.series, seed=cfg.seed)
+        tags.update(version_tags("pretrain", versions))
         run = tracking.run_once(experiment_id, key, tags, name, train)
         invocation.result_run_id = run.run_id
     return run.run_id

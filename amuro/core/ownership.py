@@ -30,13 +30,14 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from amuro.core.runsearch import search_all
+from amuro_contract import Tag
 
-HEARTBEAT_TAG = "amuro.heartbeat"
-CLAIM_TAG = "amuro.claim"  # pending, won or lost
-HOST_TAG, PID_TAG, PID_START_TAG = "amuro.host", "amuro.pid", "amuro.pid_start"
-ERROR_TAG = "amuro.error"
-KEY_TAG = "amuro.run_key"
-CELL_TAG, CELL_ENV = "amuro.cell", "AMURO_CELL"  # the sweep cell a run was made by (its log is attached)
+HEARTBEAT_TAG = Tag.HEARTBEAT
+CLAIM_TAG = Tag.CLAIM  # pending, won or lost
+HOST_TAG, PID_TAG, PID_START_TAG = Tag.HOST, Tag.PID, Tag.PID_START
+ERROR_TAG = Tag.ERROR
+KEY_TAG = Tag.RUN_KEY
+CELL_TAG, CELL_ENV = Tag.CELL, "AMURO_CELL"  # the sweep cell a run was made by (its log is attached)
 RENEW_SECONDS = 20.0
 STALE_SECONDS = 120.0
 # An owner whose renewals have failed this long stops before another process may judge it dead.

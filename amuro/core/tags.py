@@ -1,76 +1,12 @@
-"""Tag names of the tracking contract (docs/tracking-contract.md), their values, and search filters over them."""
+"""Tag values of the tracking contract (docs/tracking-contract.md) and search filters over them; the names
+themselves are ``amuro_contract``'s."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from amuro.core.errors import UserError
-
-PREFIX = "amuro."
-
-
-class Tag:
-    """Tag names: the contract's (docs/tracking-contract.md) and the bookkeeping ones beside it."""
-
-    KIND = "amuro.kind"
-    MODEL = "amuro.model"
-    REVISION = "amuro.revision"
-    STEP = "amuro.step"
-    TOKENS = "amuro.tokens"
-    TUNING = "amuro.tuning"
-    TRAIN_DATASET = "amuro.train_dataset"
-    EVAL_DATASET = "amuro.eval_dataset"
-    TASK = "amuro.task"
-    RELATION = "amuro.relation"
-    FORMAT = "amuro.format"
-    SHOTS = "amuro.shots"
-    METRIC = "amuro.metric"
-    SEED = "amuro.seed"
-    SOURCE_RUN_ID = "amuro.source_run_id"
-    RUN_KEY = "amuro.run_key"
-    PROTOCOL = "amuro.protocol"
-    TRAIN_SEED = "amuro.train_seed"
-    ORIGIN = "amuro.origin"
-    REFERENCE = "amuro.reference"
-    HEARTBEAT = "amuro.heartbeat"
-    # group runs and the launcher run of ``mlflow run``
-    ENTRY_POINT = "amuro.entry_point"
-    GROUP_RUN_ID = "amuro.group_run_id"
-    RESULT_RUN_ID = "amuro.result_run_id"
-    # who is running a run, and why a run failed
-    HOST = "amuro.host"
-    PID = "amuro.pid"
-    PID_START = "amuro.pid_start"
-    ERROR = "amuro.error"
-    # what a run holds
-    SERIES_DIR = "amuro.series_dir"
-    MODEL_ID = "amuro.model_id"
-    REF_KEY = "amuro.ref_key"
-    TRIAL = "amuro.trial"
-    PARENT_RUN_ID = "mlflow.parentRunId"
-    # on a sweep or group run: ``amuro.reused.<run id>`` names a finished run one of its cells reused
-    REUSED_PREFIX = "amuro.reused."
-
-
-# The tags ``contract_tags`` writes, by their short names (``kind`` for ``amuro.kind``).
-CONTRACT_TAGS = (
-    "kind",
-    "model",
-    "revision",
-    "step",
-    "tokens",
-    "tuning",
-    "train_dataset",
-    "eval_dataset",
-    "task",
-    "relation",
-    "format",
-    "shots",
-    "metric",
-    "seed",
-    "source_run_id",
-    "run_key",
-)
+from amuro_contract import CONTRACT_TAGS, PREFIX, Tag  # noqa: F401  (the contract's names, used as tags.Tag, ...)
 
 
 def tag_value(value: object) -> str:

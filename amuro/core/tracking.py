@@ -37,6 +37,7 @@ from amuro.core.tags import (  # noqa: F401  (the contract's names are used as t
     tag_value,
 )
 from amuro.core.uploads import configure_http_uploads
+from amuro.core.versions import code_tags
 
 DEFAULT_EXPERIMENT = "amuro-char"
 # The MLflow UI opens an experiment of this kind in its model-training view (runs, charts), not GenAI's.
@@ -49,9 +50,13 @@ LAUNCHER_ENV = "MLFLOW_RUN_ID"
 PARENT_ENV = "AMURO_PARENT_RUN_ID"
 
 
-def run_key(kind: str, settings: Mapping[str, object]) -> str:
-    """Hash of the canonical settings that change a run's result (callers leave out batch sizes etc.)."""
-    canonical = json.dumps({"kind": kind, **settings}, sort_keys=True, default=str, separators=(",", ":"))
+def run_key(kind: str, settings: Mapping[str, object], versions: Mapping[str, object] | None = None) -> str:
+    """Hash of the canonical settings that change a run's result (callers leave out batch sizes etc.) and of
+    the result versions of the components the run uses (``amuro.core.versions``)."""
+    content = {"kind": kind, **settings}
+    if versions:
+        content["result_versions"] = dict(versions)
+    canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
@@ -257,7 +262,7 @@ def tracked_run(
             run_name=run_name,
             parent_run_id=parent,
             nested=nested,
-            tags={**tags, Tag.RUN_KEY: key, **claim_tags},
+            tags={**tags, Tag.RUN_KEY: key, **code_tags(), **claim_tags},
             log_system_metrics=system_metrics and monitoring(tags.get(Tag.KIND)),
         )
 
@@ -305,6 +310,7 @@ def invocation_group(
         Tag.KIND: "group",
         Tag.ENTRY_POINT: entry_point,
         Tag.RUN_KEY: key,
+        **code_tags(),
         **(tags or {}),
         **ownership.identity(),
     }

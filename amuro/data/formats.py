@@ -9,6 +9,9 @@ from amuro.core.errors import unknown
 from amuro.data.spec import DatasetSpec, Example
 
 FORMATS = ("default", "instruct", "io")
+# Result versions of prompt rendering per task family (templates, few-shot assembly, answer text, stop
+# strings): bump a family's when a change alters its prompts; its eval cells are then scored again.
+TEMPLATE_VERSIONS = {"nli": 1, "paraphrase": 1, "summary": 1, "qgen": 1, "mc": 1, "chat": 1}
 DEMO_SEPARATOR = "\n\n"
 
 TEMPLATES: dict[str, dict[str, str]] = {

@@ -22,8 +22,9 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from amuro.data.spec import DatasetSpec, Example
+from amuro_contract import EVAL_CONTEXT
 
-CONTEXTS = ("eval", "train", "demonstrations")
+CONTEXTS = (EVAL_CONTEXT, "train", "demonstrations")
 SYNTHETIC_SOURCE = "amuro/data/synthetic.py"
 INPUT_ATTEMPTS = 4
 # How stores word the refusal of a second row with the same key (sqlite, PostgreSQL, MySQL).

@@ -10,8 +10,11 @@ from __future__ import annotations
 import dataclasses
 
 from amuro.core.protocol import protocol
+from amuro.data.formats import TEMPLATE_VERSIONS
 from amuro.data.spec import DatasetSpec
 
+# Result version of the study's verbatim templates and splits below (beside the family's TEMPLATE_VERSIONS).
+STUDY_TEMPLATE_VERSION = 1
 _QUESTION = "\n ### Question: "
 _GENERATE = "Generate a suitable question: "
 _SOCIAL_ANSWERS = "Answer A: {answerA} Answer B: {answerB}Answer C: {answerC}"
@@ -61,6 +64,12 @@ STUDY_SPECS: dict[str, dict[str, object]] = {
         for name in ("arc_easy", "arc_challenge", "openbookqa", "sciq_mc")
     },
 }
+
+
+def rendering_version(task: str, name: str) -> str:
+    """The rendering version of a task family's cells under a protocol: ``nli-1``, ``nli-1+study-1``."""
+    version = f"{task}-{TEMPLATE_VERSIONS.get(task, 1)}"
+    return f"{version}+study-{STUDY_TEMPLATE_VERSION}" if protocol(name).templates == "verbatim" else version
 
 
 def for_protocol(spec: DatasetSpec, name: str) -> DatasetSpec:

@@ -10,8 +10,9 @@ import mlflow
 from amuro.core.errors import UserError
 from amuro.core.paths import amuro_home
 from amuro.core.uploads import sized_timeout
+from amuro_contract import Artifact
 
-MODEL_ARTIFACT = "model"
+MODEL_ARTIFACT = Artifact.MODEL
 
 
 def _pip_requirements() -> list[str]:

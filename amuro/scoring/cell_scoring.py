@@ -19,6 +19,12 @@ from amuro.scoring.label_tokens import every_subtoken, first_tokens, label_words
 from amuro.scoring.metrics import accuracy, rouge_l
 from amuro.scoring.scorer import METHODS, Scorer
 
+# Result versions of the scoring methods (with the scorer and KV cache they run on): bump a method's when a
+# change alters its answers or log-likelihoods; its eval cells are then scored again. ``loglik`` also ranks
+# multiple-choice options, ``generate`` also answers generation tasks, ``lm-eval`` is lm-eval's requests
+# answered by ``amuro.scoring.lmeval_model``.
+SCORING_VERSIONS = {"next-token": 1, "loglik": 1, "generate": 1, "lm-eval": 1}
+
 
 @dataclass(frozen=True)
 class ItemResult:

@@ -23,6 +23,7 @@ from amuro.core.ownership import check_owner
 from amuro.core.precision import resolve_dtype
 from amuro.core.protocol import DEFAULT_PROTOCOL, protocol
 from amuro.core.settings import EvalSettings
+from amuro.core.versions import version_tags
 from amuro.data import (
     FORMATS,
     DatasetSpec,
@@ -36,6 +37,7 @@ from amuro.data.protocol import for_protocol
 from amuro.data.provenance import is_commit
 from amuro.models.precision import on_device, torch_dtype
 from amuro.models.targets import EvalTarget
+from amuro.scoring.cell_identity import cell_versions, read_content, scoring_method
 from amuro.scoring.cell_items import (  # noqa: F401  (demos_and_items and scored_split are used from here)
     CATWALK,
     catwalk_split,
@@ -49,8 +51,9 @@ from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
 from amuro.scoring.lmeval_tasks import LmEvalTask
 from amuro.scoring.metrics import bootstrap
 from amuro.scoring.resume import ScoredSoFar
+from amuro_contract import EVAL_CONTEXT, Artifact
 
-PREDICTIONS = "predictions.json"
+PREDICTIONS = Artifact.PREDICTIONS
 COLUMNS = (
     "item_id",
     "prediction",
@@ -100,7 +103,9 @@ def check_cells(cells: Sequence[tuple[Dataset, str]], settings: EvalSettings) ->
 
 
 def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings) -> str:
-    scoring = spec.key_settings(settings) if isinstance(spec, LmEvalTask) else settings.cell_key_settings(spec.kind)
+    lmeval = isinstance(spec, LmEvalTask)
+    scoring = spec.key_settings(settings) if lmeval else settings.cell_key_settings(spec.kind)
+    content = {} if lmeval else _content(spec, fmt, settings)
     return tracking.run_key(
         "eval",
         {
@@ -116,8 +121,15 @@ def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings
             "format": fmt,
             **scoring,
             **_pinned_revision(spec),
+            **content,
         },
+        cell_versions(spec, settings),
     )
+
+
+def _content(spec: DatasetSpec, fmt: str, settings: EvalSettings) -> dict[str, str]:
+    chosen = cell_examples(spec, settings)
+    return read_content(spec, fmt, chosen.demo_sets(), chosen.items)
 
 
 def _pinned_revision(spec: Dataset) -> dict[str, str]:
@@ -148,6 +160,7 @@ def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSetting
     tags.update({tracking.PREFIX + name: value for name, value in target.reference.items()})
     tags[tracking.Tag.TRAIN_SEED] = tracking.tag_value(target.train_seed)
     tags[tracking.Tag.PROTOCOL] = settings.protocol
+    tags.update(version_tags("eval", cell_versions(spec, settings)))
     return tags
 
 
@@ -229,7 +242,7 @@ def _score_and_log(
     else:
         chosen = cell_examples(spec, settings)
         demos, items, rule = chosen.demos, chosen.items, demo_rule(spec, settings)
-        method = {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
+        method = scoring_method(spec, settings)
         _log_params(
             {
                 **params,
@@ -244,7 +257,7 @@ def _score_and_log(
             known,
             model_tag,
         )
-        row_sets = [(spec.splits[scored_split(spec)], items, "eval")]
+        row_sets = [(spec.splits[scored_split(spec)], items, EVAL_CONTEXT)]
         if chosen.demo_sets():
             demo_role = {"train": "train", CATWALK: catwalk_split(spec)}.get(rule, scored_split(spec))
             row_sets.append((spec.splits[demo_role], chosen.demo_sets(), "demonstrations"))
@@ -257,7 +270,7 @@ def _score_and_log(
         )
     elapsed = time.perf_counter() - started
     if prompt:
-        mlflow.log_text(prompt, "prompt.txt")
+        mlflow.log_text(prompt, Artifact.PROMPT)
     if not results:
         raise UserError(f"{spec.name} has no items to score: check its test split")
     estimate = bootstrap([r.item_score for r in results], resamples=settings.bootstrap, seed=settings.seed)

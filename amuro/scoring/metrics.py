@@ -10,7 +10,17 @@ from functools import lru_cache
 
 import numpy as np
 
+from amuro_contract import Metric
+
+# Result versions of the item metrics with the bootstrap over them (a bootstrap change bumps every entry);
+# ``lm-eval`` covers the per-document metrics lm-eval computes, bootstrapped here.
+METRIC_VERSIONS = {"accuracy": 1, "rougeL": 1, "lm-eval": 1}
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
+
+
+def metric_version(name: str) -> str:
+    """``accuracy-1``: the metric's name and result version."""
+    return f"{name}-{METRIC_VERSIONS.get(name, METRIC_VERSIONS['lm-eval'])}"
 
 
 def normalize(text: str) -> str:
@@ -49,12 +59,12 @@ class Estimate:
 
     def metrics(self) -> dict[str, float]:
         return {
-            "score": self.score,
-            "score_ci_low": self.ci_low,
-            "score_ci_high": self.ci_high,
-            "score_ci_mid": self.ci_mid,
-            "score_se": self.se,
-            "n": self.n,
+            Metric.SCORE: self.score,
+            Metric.CI_LOW: self.ci_low,
+            Metric.CI_HIGH: self.ci_high,
+            Metric.CI_MID: self.ci_mid,
+            Metric.SE: self.se,
+            Metric.N: self.n,
         }
 
     @property

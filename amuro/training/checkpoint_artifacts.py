@@ -24,10 +24,11 @@ from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 
 from amuro.core.uploads import largest_file, sized_timeout
+from amuro_contract import Tag
 
 POINTER = "checkpoints/latest.json"
 SLOTS = ("a", "b")
-STEP_TAG = "amuro.checkpoint_step"
+STEP_TAG = Tag.CHECKPOINT_STEP
 
 
 def _pointer(run_id: str) -> dict | None:

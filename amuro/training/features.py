@@ -23,6 +23,9 @@ from amuro.data import DatasetSpec, Example, render
 from amuro.data.formats import DEMO_SEPARATOR, answer_text, continuation
 
 IGNORE = -100
+# Result version of the training features (labels, packing, chat layout): bump it when a change alters the
+# tokens or labels a model is trained on; every fine-tune is then trained again.
+RESULT_VERSION = 1
 TRAINING_FORMAT = "default"
 ROLE_MARKERS = {"system": "<|system|>\n", "user": "<|user|>\n", "assistant": "<|assistant|>\n"}
 

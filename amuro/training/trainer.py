@@ -27,6 +27,9 @@ from amuro.training.features import IGNORE, padding_collator
 from amuro.training.memory_plan import check_fits
 
 WARMUP_RATIO = 0.03
+# Result version of the Trainer setup (optimizer, schedule, loss, LoRA): bump it when a change alters the
+# weights a fine-tune ends with; every fine-tune is then trained again.
+RESULT_VERSION = 1
 KEPT_CHECKPOINTS = 2  # the newest complete one and the one being written
 
 

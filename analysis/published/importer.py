@@ -12,6 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from amuro_contract import Tag
 from analysis.published.ids import PublishedTableError
 from analysis.published.tables import SHIPPED_TABLES, PublishedRun, published_runs
 from analysis.store import TrackingError, check_tracking_uri, client, resolve_tracking_uri
@@ -76,9 +77,9 @@ def _refuse_own_runs(store, experiment_id: str, name: str) -> None:
     token = None
     while True:
         page = store.search_runs(
-            [experiment_id], "tags.\"amuro.kind\" = 'eval'", max_results=_PAGE_SIZE, page_token=token
+            [experiment_id], f"tags.`{Tag.KIND}` = 'eval'", max_results=_PAGE_SIZE, page_token=token
         )
-        if any(run.data.tags.get("amuro.origin") != "published" for run in page):
+        if any(run.data.tags.get(Tag.ORIGIN) != "published" for run in page):
             raise TrackingError(
                 f"experiment {name!r} holds eval runs of your own; import the published results "
                 f"into an experiment of their own (--experiment, default {DEFAULT_EXPERIMENT})"
@@ -94,10 +95,10 @@ def _published_runs_by_key(store, experiment_id: str) -> dict[str, tuple[str, st
     token = None
     while True:
         page = store.search_runs(
-            [experiment_id], "tags.\"amuro.origin\" = 'published'", max_results=_PAGE_SIZE, page_token=token
+            [experiment_id], f"tags.`{Tag.ORIGIN}` = 'published'", max_results=_PAGE_SIZE, page_token=token
         )
         for run in page:
-            key = run.data.tags.get("amuro.run_key", "")
+            key = run.data.tags.get(Tag.RUN_KEY, "")
             if found.get(key, ("", ""))[1] != "FINISHED":
                 found[key] = (run.info.run_id, run.info.status)
         token = page.token

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from amuro_contract import Metric, Tag
 from analysis.intervals import Z_95
 from analysis.published.ids import (
     MODEL,
@@ -105,14 +106,14 @@ def _run(record, multiple_choice: bool) -> PublishedRun:
     checkpoint = parse_model_id(model_id, MULTIPLE_CHOICE_SHOTS if multiple_choice else 0)
     dataset, prompt_format = parse_eval_dataset(raw_dataset, multiple_choice)
     score = _number(record, "Performance")
-    metrics = {"score": score, "score_ci_mid": score}
+    metrics = {Metric.SCORE: score, Metric.CI_MID: score}
     if multiple_choice:
         # No standard error was released; the score is a fraction of a known item count.
-        metrics["n"] = float(VALIDATION_ITEMS[dataset])
-        se = math.sqrt(score * (1 - score) / metrics["n"])
+        metrics[Metric.N] = float(VALIDATION_ITEMS[dataset])
+        se = math.sqrt(score * (1 - score) / metrics[Metric.N])
     else:
         se = _number(record, "std")
-    metrics.update(score_se=se, score_ci_low=score - Z_95 * se, score_ci_high=score + Z_95 * se)
+    metrics.update({Metric.SE: se, Metric.CI_LOW: score - Z_95 * se, Metric.CI_HIGH: score + Z_95 * se})
     kind = "multiple-choice" if multiple_choice else "per-format"
     key_source = {
         "origin": "published",
@@ -123,29 +124,29 @@ def _run(record, multiple_choice: bool) -> PublishedRun:
     }
     run_key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode()).hexdigest()[:20]
     tags = {
-        "amuro.kind": "eval",
-        "amuro.origin": "published",
-        "amuro.reference": REFERENCE,
-        "amuro.protocol": "study",
-        "amuro.model": MODEL,
-        "amuro.revision": checkpoint.revision,
-        "amuro.step": str(checkpoint.step),
-        "amuro.tokens": "",
-        "amuro.tuning": checkpoint.tuning,
-        "amuro.train_dataset": checkpoint.train_dataset,
-        "amuro.eval_dataset": dataset,
-        "amuro.task": TASKS[dataset],
-        "amuro.relation": relation(checkpoint.train_dataset, dataset),
-        "amuro.format": prompt_format,
-        "amuro.shots": str(checkpoint.shots),
-        "amuro.metric": metric(dataset),
-        "amuro.seed": "",
-        "amuro.train_seed": "",
-        "amuro.source_run_id": "",
-        "amuro.run_key": run_key,
-        "amuro.ci_method": CI_FROM_BINOMIAL if multiple_choice else CI_FROM_SE,
-        "amuro.published_id": model_id,
-        "amuro.published_table": kind,
+        Tag.KIND: "eval",
+        Tag.ORIGIN: "published",
+        Tag.REFERENCE: REFERENCE,
+        Tag.PROTOCOL: "study",
+        Tag.MODEL: MODEL,
+        Tag.REVISION: checkpoint.revision,
+        Tag.STEP: str(checkpoint.step),
+        Tag.TOKENS: "",
+        Tag.TUNING: checkpoint.tuning,
+        Tag.TRAIN_DATASET: checkpoint.train_dataset,
+        Tag.EVAL_DATASET: dataset,
+        Tag.TASK: TASKS[dataset],
+        Tag.RELATION: relation(checkpoint.train_dataset, dataset),
+        Tag.FORMAT: prompt_format,
+        Tag.SHOTS: str(checkpoint.shots),
+        Tag.METRIC: metric(dataset),
+        Tag.SEED: "",
+        Tag.TRAIN_SEED: "",
+        Tag.SOURCE_RUN_ID: "",
+        Tag.RUN_KEY: run_key,
+        Tag.CI_METHOD: CI_FROM_BINOMIAL if multiple_choice else CI_FROM_SE,
+        Tag.PUBLISHED_ID: model_id,
+        Tag.PUBLISHED_TABLE: kind,
     }
     params = {}
     if checkpoint.tuning != "none":
