@@ -34,6 +34,7 @@ from amuro.core.settings import FinetuneSettings
 from amuro.data.lineage import log_rows
 from amuro.data.protocol import for_protocol
 from amuro.data.specfile import load_spec_option
+from amuro.models.size import checkpoint_parameters
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
 from amuro.training.checkpoint_artifacts import UploadCheckpoints, restore_checkpoint
 from amuro.training.features import training_features
@@ -203,6 +204,7 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
         revision=ckpt.revision,
         step=ckpt.step,
         tokens=ckpt.tokens,
+        model_params=checkpoint_parameters(ckpt),
         tuning=cfg.train.tuning_tag,
         train_dataset=spec.name,
         seed=cfg.train.seed,

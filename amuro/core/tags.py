@@ -17,6 +17,7 @@ class Tag:
     REVISION = "amuro.revision"
     STEP = "amuro.step"
     TOKENS = "amuro.tokens"
+    MODEL_PARAMS = "amuro.model_params"
     TUNING = "amuro.tuning"
     TRAIN_DATASET = "amuro.train_dataset"
     EVAL_DATASET = "amuro.eval_dataset"
@@ -59,6 +60,7 @@ CONTRACT_TAGS = (
     "revision",
     "step",
     "tokens",
+    "model_params",
     "tuning",
     "train_dataset",
     "eval_dataset",
