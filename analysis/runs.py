@@ -25,6 +25,7 @@ TAG_COLUMNS = [
     "revision",
     "step",
     "tokens",
+    "model_params",
     "tuning",
     "train_dataset",
     "eval_dataset",
@@ -46,7 +47,7 @@ METRIC_COLUMNS = ["score", "score_ci_low", "score_ci_high", "score_se", "n", "sc
 # Names an earlier release logged a metric under (published imports of that release).
 _FORMER_METRIC_NAMES = {"score_ci_mid": "score_midpoint"}
 INTEGER_TAGS = ["step", "shots"]
-NULLABLE_INTEGER_TAGS = ["tokens", "seed", "train_seed"]
+NULLABLE_INTEGER_TAGS = ["tokens", "model_params", "seed", "train_seed"]
 # Tags whose absence means a value (docs/tracking-contract.md).
 TAG_DEFAULTS = {"protocol": "amuro", "origin": "run"}
 RUN_COLUMNS = ["run_id", "experiment"] + TAG_COLUMNS + METRIC_COLUMNS + ["eval_inputs", "start_time", "has_predictions"]

@@ -340,6 +340,7 @@ def _conduct(
 def sweep(cfg: SweepSettings) -> str:
     """Run (or resume, or join) the study grid; returns the sweep run id. Failed cells end it with an error."""
     with tracking.entry_point("sweep", cfg.experiment, cfg.tracking_uri) as invocation:
+        models = cfg.model_list  # a model file is read before anything else
         _check_engine(cfg, mlflow.get_tracking_uri())
         load_spec_option(cfg.dataset_spec)
         selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
@@ -348,7 +349,7 @@ def sweep(cfg: SweepSettings) -> str:
         load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)  # unknown tasks and unreadable data fail here
         for dataset in cfg.train_dataset_list:
             data.get(dataset)
-        grids = open_grids(cfg, invocation.experiment_id)
+        grids = open_grids(cfg, models, invocation.experiment_id)
         if cfg.workers is None:
             cfg.workers, why = default_workers(cfg, [location for grid in grids for location in grid.locations])
             print(f"sweep: {cfg.workers} cell{'s' if cfg.workers > 1 else ''} at once ({why}; --workers N to change)")

@@ -29,11 +29,11 @@ class SeriesGrid:
         return short_name(self.series_name)
 
 
-def open_grids(cfg: SweepSettings, experiment_id: str) -> list[SeriesGrid]:
+def open_grids(cfg: SweepSettings, models: list[str], experiment_id: str) -> list[SeriesGrid]:
     """Each series of the sweep with its chosen checkpoints; a series named twice (two spellings of one series,
     or two series whose names end alike) is refused, since its cells and runs would not be told apart."""
     grids: list[SeriesGrid] = []
-    for model in cfg.model_list:
+    for model in models:
         series = open_or_build_series(model, experiment_id)
         chosen = series.select(cfg.checkpoints)
         same = next((g for g in grids if g.short == short_name(series.name)), None)

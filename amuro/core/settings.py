@@ -331,7 +331,7 @@ class SweepSettings(Settings):
     def validate(self) -> None:
         require(bool(self.train_dataset_list), "train_datasets is empty: name at least one training set")
         seed_list(self.seeds, self.train.seed)
-        model_list(self.model, self.model_file)
+        model_list(self.model, None)  # a model file is read when the sweep starts
         self.cell_resources("gpus_per_cell", 0)
         self.cell_resources("cpus_per_cell", 1)
 

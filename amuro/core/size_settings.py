@@ -32,18 +32,20 @@ def model_file_setting():
 
 
 def widths(sizes: str, hidden_size: int, heads: int) -> dict[str, int]:
-    """``"1x,2x"`` with ``hidden_size=64`` -> ``{"1x": 64, "2x": 128}``; each width a whole multiple of heads."""
+    """``"1x,2x"`` (or ``"1,2"``) with ``hidden_size=64`` -> ``{"1x": 64, "2x": 128}``; each width a whole
+    multiple of heads."""
     found: dict[str, int] = {}
-    for size in split_list(sizes):
+    for given in split_list(sizes):
         try:
-            factor = float(size.removesuffix(SIZE_SUFFIX))
+            factor = float(given.removesuffix(SIZE_SUFFIX))
         except ValueError:
             factor = -1.0
         width = hidden_size * factor
         require(
-            size.endswith(SIZE_SUFFIX) and factor > 0 and width.is_integer(),
-            f"size {size!r} is not a width multiple: give multiples of --hidden-size such as 1x,2x,4x",
+            factor > 0 and width.is_integer(),
+            f"size {given!r} is not a width multiple: give multiples of --hidden-size such as 1x,2x,4x",
         )
+        size = f"{factor:g}{SIZE_SUFFIX}"
         require(size not in found, f"--sizes names {size} twice: give each size once")
         require(
             int(width) % heads == 0,
