@@ -1,6 +1,8 @@
 """Model size as an axis of the grid: a family of offline series of three widths, swept in one grid, and the
 findings reported per size with their figure."""
 
+import hashlib
+import json
 import subprocess
 
 import mlflow
@@ -14,6 +16,7 @@ from amuro.cli import main
 from amuro.commands.pretrain import pretrain
 from amuro.core.errors import UserError
 from amuro.core.settings import PretrainSettings, SweepSettings
+from amuro.models.size import parameter_count
 from analysis.cli import cli as analysis_cli
 
 SIZES = ("1x", "2x", "4x")
@@ -101,4 +104,45 @@ def test_model_file_lists_the_series(tmp_path):
     assert SweepSettings(model="a, b,c").model_list == ["a", "b", "c"]
     listed.write_text("- a\n- 3\n")
     with pytest.raises(UserError, match="must be a YAML list of series"):
-        SweepSettings(model_file=str(listed))
+        SweepSettings(model_file=str(listed)).model_list
+
+
+# EleutherAI/pythia-160m's config.json as the hub serves it; the model card gives 162,322,944 parameters in all
+# (85,056,000 without the embeddings).
+PYTHIA_160M_CONFIG = {
+    "architectures": ["GPTNeoXForCausalLM"],
+    "bos_token_id": 0,
+    "eos_token_id": 0,
+    "hidden_act": "gelu",
+    "hidden_size": 768,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "layer_norm_eps": 1e-05,
+    "max_position_embeddings": 2048,
+    "model_type": "gpt_neox",
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "rotary_emb_base": 10000,
+    "rotary_pct": 0.25,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float16",
+    "transformers_version": "4.24.0",
+    "use_cache": True,
+    "use_parallel_residual": True,
+    "vocab_size": 50304,
+}
+
+
+def test_parameter_count_of_a_hub_checkpoint_reads_its_config_alone(tmp_path, monkeypatch):
+    from huggingface_hub import constants as hf_constants
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--EleutherAI--pythia-160m"
+    commit = hashlib.sha1(b"step143000").hexdigest()
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "config.json").write_text(json.dumps(PYTHIA_160M_CONFIG))  # no weights
+    (repo / "refs").mkdir()
+    (repo / "refs" / "step143000").write_text(commit)
+    assert parameter_count("EleutherAI/pythia-160m", "step143000") == 162_322_944
+    assert parameter_count(str(tmp_path / "nowhere")) is None  # unknown: an empty tag, never a failed run

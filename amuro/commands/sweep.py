@@ -339,8 +339,8 @@ def _conduct(
 
 def sweep(cfg: SweepSettings) -> str:
     """Run (or resume, or join) the study grid; returns the sweep run id. Failed cells end it with an error."""
+    models = cfg.model_list  # a model file is read before anything else
     with tracking.entry_point("sweep", cfg.experiment, cfg.tracking_uri) as invocation:
-        models = cfg.model_list  # a model file is read before anything else
         _check_engine(cfg, mlflow.get_tracking_uri())
         load_spec_option(cfg.dataset_spec)
         selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
