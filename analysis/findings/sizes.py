@@ -26,6 +26,7 @@ SIZE_COLUMNS = [
     "verdict",
 ]
 _PANEL = (4.2, 3.2)
+_DEFINITIONS_ORDER = {"paper": 0, "amuro": 1}  # as the summary lists them
 
 
 def model_sizes(runs: pd.DataFrame) -> dict[str, int]:
@@ -44,8 +45,8 @@ def across_sizes(summary: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
         return pd.DataFrame(columns=SIZE_COLUMNS)
     rows = rows.assign(model_params=rows["model"].map(sizes).astype("int64"))
     order = {finding: index for index, finding in enumerate(FINDINGS)}
-    rows = rows.assign(_order=rows["finding"].map(order))
-    rows = rows.sort_values(["_order", "definitions", "protocol", "model_params"], kind="stable")
+    rows = rows.assign(_order=rows["finding"].map(order), _definitions=rows["definitions"].map(_DEFINITIONS_ORDER))
+    rows = rows.sort_values(["_order", "_definitions", "protocol", "model_params"], kind="stable")
     return rows[SIZE_COLUMNS].reset_index(drop=True)
 
 
@@ -62,7 +63,7 @@ def render_sizes(table: pd.DataFrame) -> str:
     """Per finding and definitions, the measure at each size, smallest first."""
     if table.empty:
         return ""
-    lines = ["Across model sizes (parameters: the measure, the verdict):"]
+    lines = ["Across model sizes (parameters, series: the measure with its 95% interval, the verdict):"]
     for finding in FINDINGS:
         rows = table[table["finding"] == finding]
         if rows.empty:
@@ -73,6 +74,8 @@ def render_sizes(table: pd.DataFrame) -> str:
             lines.append(f"  {definitions:<6} [{protocol}] {measure}:")
             for row in group.itertuples(index=False):
                 value = "n/a" if not math.isfinite(row.value) else f"{row.value:+.4f}"
+                if math.isfinite(row.value) and math.isfinite(row.ci_low) and math.isfinite(row.ci_high):
+                    value += f" [{row.ci_low:+.4f}, {row.ci_high:+.4f}]"
                 lines.append(
                     f"         {params_label(row.model_params):>6} {row.model}: {value}  {row.verdict.upper()}"
                 )
@@ -100,6 +103,13 @@ def sizes_figure(table: pd.DataFrame) -> bytes:
                 label=f"{definitions} [{protocol}]",
             )
         ax.set_xscale("log")
+        sizes = rows.drop_duplicates("model_params").sort_values("model_params")
+        ax.set_xticks(
+            sizes["model_params"],
+            [f"{params_label(p)}\n{m.rsplit('/', 1)[-1]}" for p, m in zip(sizes["model_params"], sizes["model"])],
+            fontsize=7,
+        )
+        ax.minorticks_off()
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_xlabel("parameters")
         ax.set_ylabel(rows["measure"].iat[0], fontsize=8)
