@@ -63,7 +63,7 @@ def render_sizes(table: pd.DataFrame) -> str:
     """Per finding and definitions, the measure at each size, smallest first."""
     if table.empty:
         return ""
-    lines = ["Across model sizes (parameters, series: the measure with its 95% interval, the verdict):"]
+    lines = ["", "Across model sizes (parameters, series: the measure with its 95% interval, the verdict):"]
     for finding in FINDINGS:
         rows = table[table["finding"] == finding]
         if rows.empty:
