@@ -27,6 +27,12 @@ SIZE_COLUMNS = [
 ]
 _PANEL = (4.2, 3.2)
 _DEFINITIONS_ORDER = {"paper": 0, "amuro": 1}  # as the summary lists them
+_AXIS_LABELS = {
+    "i": "latent gain",
+    "ii": "gap: fine-tuning − pre-training group",
+    "iii": "forgetting (base − tuned)",
+    "iv": "tuned std across formats",
+}
 
 
 def model_sizes(runs: pd.DataFrame) -> dict[str, int]:
@@ -110,9 +116,12 @@ def sizes_figure(table: pd.DataFrame) -> bytes:
             fontsize=7,
         )
         ax.minorticks_off()
+        ax.set_xlim(sizes["model_params"].min() / 1.5, sizes["model_params"].max() * 1.5)
+        if rows["value"].isna().all():
+            ax.text(0.5, 0.5, "untestable", ha="center", va="center", transform=ax.transAxes)
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_xlabel("parameters")
-        ax.set_ylabel(rows["measure"].iat[0], fontsize=8)
+        ax.set_ylabel(_AXIS_LABELS[finding], fontsize=8)
         ax.set_title(f"({finding})", fontsize=10)
         ax.legend(fontsize=7)
     figure.suptitle("The four findings' measures against model size")
