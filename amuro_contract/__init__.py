@@ -16,6 +16,7 @@ class Tag:
     REVISION = "amuro.revision"
     STEP = "amuro.step"
     TOKENS = "amuro.tokens"
+    MODEL_PARAMS = "amuro.model_params"
     TUNING = "amuro.tuning"
     TRAIN_DATASET = "amuro.train_dataset"
     EVAL_DATASET = "amuro.eval_dataset"
@@ -69,6 +70,7 @@ CONTRACT_TAGS = (
     "revision",
     "step",
     "tokens",
+    "model_params",
     "tuning",
     "train_dataset",
     "eval_dataset",
@@ -96,6 +98,7 @@ EVAL_TAG_COLUMNS = (
     "revision",
     "step",
     "tokens",
+    "model_params",
     "tuning",
     "train_dataset",
     "eval_dataset",

@@ -186,6 +186,7 @@ def findings(source: Source, output_format, out, log, definitions, detail, group
     from analysis.findings import FindingsError, FindingsSettings, measure_findings
     from analysis.findings.figures import finding_figures
     from analysis.findings.render import render_degenerate, render_summary
+    from analysis.findings.sizes import render_sizes, sizes_figure
 
     settings = FindingsSettings(definitions, groups_file, keep_degenerate)
     try:
@@ -200,9 +201,11 @@ def findings(source: Source, output_format, out, log, definitions, detail, group
     table = measured.details[detail] if detail else measured.summary
     name = f"findings-{detail}" if detail else "findings"
     images = finding_figures(measured.details) if log else {}
+    if log and not measured.sizes.empty:
+        images["finding-sizes.png"] = sizes_figure(measured.sizes)
     suffix = Path(out).suffix.lower() if out else ""
     if detail is None and (output_format or {".csv": "csv", ".json": "json"}.get(suffix)) in (None, "table"):
-        verdicts = render_summary(table)
+        verdicts = render_summary(table) + render_sizes(measured.sizes)
         if out:
             Path(out).write_text(verdicts)
             click.echo(f"Wrote {out}", err=True)
@@ -238,6 +241,7 @@ def findings(source: Source, output_format, out, log, definitions, detail, group
 )
 def report(source: Source, out, compare_to, findings_out):
     from analysis.findings.render import render_summary
+    from analysis.findings.sizes import render_sizes
     from analysis.report import build_report
 
     runs, published = source.runs, None
@@ -250,6 +254,8 @@ def report(source: Source, out, compare_to, findings_out):
     Path(out).write_text(page.html)
     if "findings" in page.tables:
         verdicts = render_summary(page.tables["findings"])
+        if "findings-sizes" in page.tables:
+            verdicts += render_sizes(page.tables["findings-sizes"])
         click.echo(verdicts, nl=False)
         if findings_out:
             Path(findings_out).write_text(verdicts)

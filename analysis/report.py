@@ -14,6 +14,7 @@ from analysis.compare import forgetting, gains, transfer
 from analysis.findings import FindingsError, FindingsSettings, measure_findings
 from analysis.findings.figures import finding_figures
 from analysis.findings.scope import degenerate_cells, flag_degenerate
+from analysis.findings.sizes import sizes_figure
 from analysis.learned import gains_by_group, learned
 from analysis.sensitivity import sensitivity
 
@@ -156,6 +157,19 @@ def _findings_sections(runs, predictions, settings) -> tuple[list[tuple], dict, 
     }
     images = finding_figures(measured.details)
     notes = " ".join(measured.notes)
+    size_sections = []
+    if not measured.sizes.empty:
+        tables["findings-sizes"] = measured.sizes
+        images["finding-sizes.png"] = sizes_figure(measured.sizes)
+        size_sections.append(
+            (
+                "The findings across model sizes",
+                "finding-sizes.png",
+                "findings-sizes",
+                "Each finding's measure per series against its parameter count (amuro.model_params), "
+                "with its 95% interval, under each definitions.",
+            )
+        )
     sections = [
         (
             "The study's four findings",
@@ -166,6 +180,7 @@ def _findings_sections(runs, predictions, settings) -> tuple[list[tuple], dict, 
             "estimate points the claimed way) and amuro's (trend-tested groups, every "
             "checkpoint, a part holds when its 95% interval excludes zero). " + notes,
         ),
+        *size_sections,
         (
             "(i) Latent gains",
             "finding-latent.png",

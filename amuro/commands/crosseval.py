@@ -101,7 +101,7 @@ def _cells(cfg: CrossevalSettings, tuning: str, lmeval: Sequence[LmEvalTask] = (
 
 def _target(run, seed: int) -> EvalTarget:
     tags = run.data.tags
-    tokens = tags.get(Tag.TOKENS)
+    tokens, params = tags.get(Tag.TOKENS), tags.get(Tag.MODEL_PARAMS)
     return tuned_target(
         model=tags[Tag.MODEL],
         revision=tags.get(Tag.REVISION, ""),
@@ -112,6 +112,7 @@ def _target(run, seed: int) -> EvalTarget:
         run_id=run.info.run_id,
         seed=seed,
         train_seed=int(tags.get(Tag.SEED) or 0),
+        model_params=int(params) if params else None,
     )
 
 

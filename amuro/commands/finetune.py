@@ -37,6 +37,7 @@ from amuro.data.protocol import for_protocol, rendering_version
 from amuro.data.provenance import is_commit
 from amuro.data.specfile import load_spec_option
 from amuro.models.precision import in_trained_dtype
+from amuro.models.size import checkpoint_parameters
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
 from amuro.training import features as feature_code
 from amuro.training import trainer as trainer_code
@@ -221,6 +222,7 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
         revision=ckpt.revision,
         step=ckpt.step,
         tokens=ckpt.tokens,
+        model_params=checkpoint_parameters(ckpt),
         tuning=cfg.train.tuning_tag,
         train_dataset=spec.name,
         seed=cfg.train.seed,

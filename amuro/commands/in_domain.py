@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from amuro import data
 from amuro.core.settings import FinetuneSettings
 from amuro.models.series import Checkpoint
+from amuro.models.size import checkpoint_parameters
 from amuro.models.targets import checkpoint_target, tuned_target
 from amuro.scoring.cells import evaluate_target, scored_split
 
@@ -50,6 +51,7 @@ def evaluate_in_domain(
         run_id=run_id,
         seed=settings.seed,
         train_seed=cfg.train.seed,
+        model_params=checkpoint_parameters(ckpt),
     )
     tuned = evaluate_target(experiment_id, run_id, target, cells, settings)
     base = evaluate_target(experiment_id, run_id, checkpoint_target(ckpt, seed=settings.seed), cells, settings)

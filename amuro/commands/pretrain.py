@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -16,6 +17,7 @@ from amuro.core import tracking
 from amuro.core.errors import UserError
 from amuro.core.paths import amuro_home
 from amuro.core.settings import PretrainSettings
+from amuro.core.size_settings import widths
 from amuro.core.versions import version_tags
 from amuro.data import synthetic
 from amuro.models.series import (
@@ -128,9 +130,11 @@ def _train(cfg: PretrainSettings, folder: Path) -> list[dict]:
     model = _model(cfg, tokenizer)
     schedule = checkpoint_steps(cfg.steps, cfg.num_checkpoints)
     tokens_per_step = cfg.batch_size * cfg.seq_len
+    parameters = sum(p.numel() for p in model.parameters())
+    mlflow.set_tag(tracking.Tag.MODEL_PARAMS, str(parameters))
     mlflow.log_params(
         {
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": parameters,
             "corpus_tokens": len(blocks) * cfg.seq_len,
             "tokens_per_step": tokens_per_step,
             "checkpoint_steps": ",".join(map(str, schedule)),
@@ -188,31 +192,53 @@ def _train(cfg: PretrainSettings, folder: Path) -> list[dict]:
 
 
 def pretrain(cfg: PretrainSettings) -> str:
-    """Train the series (or reuse a finished run with the same settings); returns the pretrain run id."""
+    """Train the series (or reuse a finished run with the same settings); returns the pretrain run id. With
+    ``sizes``, one series per width under one group run, whose id is returned."""
     with tracking.entry_point("pretrain", cfg.experiment) as invocation:
-        experiment_id = invocation.experiment_id
-        versions = {"pretrain": RESULT_VERSION}
-        key = tracking.run_key("pretrain", cfg.key_settings(), versions)
-        name = f"pretrain {cfg.series}"
+        if not cfg.sizes:
+            run_id = _pretrain_series(cfg, invocation.experiment_id)
+            invocation.result_run_id = run_id
+            return run_id
+        members = family(cfg)
+        key = tracking.run_key("pretrain-family", {**cfg.key_settings(), "sizes": list(members)})
+        name = f"pretrain {cfg.series} {','.join(members)}"
+        with invocation.group(key, name, tags=tracking.contract_tags(model=cfg.series)) as parent:
+            for member in members.values():
+                _pretrain_series(member, invocation.experiment_id, parent)
+    print(f"family {cfg.series}: series {', '.join(m.series for m in members.values())} under run {parent}")
+    return parent
 
-        def train(run: tracking.TrackedRun) -> None:
-            folder = amuro_home() / "series" / f"{cfg.series}-{key[:10]}"
-            _fresh_folder(folder)
-            mlflow.set_tag(tracking.Tag.SERIES_DIR, str(folder))
-            mlflow.log_params(cfg.params())
-            saved = _train(cfg, folder)
-            write_manifest(folder, cfg.series, saved, run.run_id)
-            mlflow.log_artifacts(str(folder), SERIES_ARTIFACT)
-            print(
-                f"series {cfg.series}: {len(saved)} checkpoints at steps "
-                f"{', '.join(str(s['step']) for s in saved)} in run {run.run_id}"
-            )
 
-        tags = tracking.contract_tags(kind="pretrain", model=cfg.series, seed=cfg.seed)
-        tags.update(version_tags("pretrain", versions))
-        run = tracking.run_once(experiment_id, key, tags, name, train)
-        invocation.result_run_id = run.run_id
-    return run.run_id
+def family(cfg: PretrainSettings) -> dict[str, PretrainSettings]:
+    """Each size of ``cfg.sizes`` as the settings of its own series: ``tiny-2x`` is ``tiny`` twice as wide. Its
+    run is the one ``pretrain --series tiny-2x --hidden-size <width>`` makes, so either reuses the other."""
+    return {
+        size: replace(cfg, series=f"{cfg.series}-{size}", hidden_size=width, sizes=None)
+        for size, width in widths(cfg.sizes, cfg.hidden_size, cfg.heads).items()
+    }
+
+
+def _pretrain_series(cfg: PretrainSettings, experiment_id: str, parent_run_id: str | None = None) -> str:
+    versions = {"pretrain": RESULT_VERSION}
+    key = tracking.run_key("pretrain", cfg.key_settings(), versions)
+    name = f"pretrain {cfg.series}"
+
+    def train(run: tracking.TrackedRun) -> None:
+        folder = amuro_home() / "series" / f"{cfg.series}-{key[:10]}"
+        _fresh_folder(folder)
+        mlflow.set_tag(tracking.Tag.SERIES_DIR, str(folder))
+        mlflow.log_params(cfg.params())
+        saved = _train(cfg, folder)
+        write_manifest(folder, cfg.series, saved, run.run_id)
+        mlflow.log_artifacts(str(folder), SERIES_ARTIFACT)
+        print(
+            f"series {cfg.series}: {len(saved)} checkpoints at steps "
+            f"{', '.join(str(s['step']) for s in saved)} in run {run.run_id}"
+        )
+
+    tags = tracking.contract_tags(kind="pretrain", model=cfg.series, seed=cfg.seed)
+    tags.update(version_tags("pretrain", versions))
+    return tracking.run_once(experiment_id, key, tags, name, train, parent_run_id=parent_run_id).run_id
 
 
 def _fresh_folder(folder: Path) -> None:

@@ -20,7 +20,6 @@ from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
 from amuro import data
-from amuro.commands.pretrain import open_or_build_series
 from amuro.commands.sweep_engine import (
     SWEEP_RUN_PLACEHOLDER,
     LocalEngine,
@@ -29,6 +28,7 @@ from amuro.commands.sweep_engine import (
     check_local_gpus,
     default_workers,
 )
+from amuro.commands.sweep_grid import SeriesGrid, key_revisions, open_grids, short_name
 from amuro.core import tracking
 from amuro.core.credentials import redact
 from amuro.core.errors import UserError
@@ -51,25 +51,32 @@ PARENT_ENV = tracking.PARENT_ENV
 FINDINGS_FILE = "findings.txt"
 
 
-def _series_name(model: str) -> str:
-    return model.rstrip("/").split("/")[-1]
-
-
 def plan(
     cfg: SweepSettings, series_name: str, revisions: list[tuple[str, int]], report_path: Path
 ) -> list[PlannedCell]:
-    """The cells of the study grid, in an order that runs each cell after what it needs: each finetune cell trains
-    with the sweep's own training settings, each eval cell scores with its eval settings."""
+    """The cells of the study grid of ``cfg.model``'s series (see ``plan_grids``)."""
+    return plan_grids(cfg, [SeriesGrid(cfg.model, series_name, revisions)], report_path)
+
+
+def plan_grids(cfg: SweepSettings, grids: list[SeriesGrid], report_path: Path) -> list[PlannedCell]:
+    """The cells of the study grid of each series, then the report over them all, in an order that runs each cell
+    after what it needs: each finetune cell trains with the sweep's own training settings, each eval cell scores
+    with its eval settings."""
+    cells = [cell for grid in grids for cell in _series_cells(cfg, grid.model, grid.series_name, grid.revisions)]
+    return cells + [_report_cell(cfg, cells, report_path)]
+
+
+def _series_cells(cfg: SweepSettings, model: str, series_name: str, revisions) -> list[PlannedCell]:
     experiment = tracking.experiment_name(cfg.experiment)
     steps = [step for _, step in revisions]
     # checkpoints sharing a step (OLMo-2's stage-2 ingredients and main) are cells apart, named by revision
-    where = {r: f"{_series_name(series_name)}@" + (f"step{s}" if steps.count(s) == 1 else r) for r, s in revisions}
+    where = {r: f"{short_name(series_name)}@" + (f"step{s}" if steps.count(s) == 1 else r) for r, s in revisions}
     cells = [
         PlannedCell(
             f"pretrain-eval {where[revision]}",
             PretrainEvalSettings(
                 experiment=experiment,
-                model=cfg.model,
+                model=model,
                 trust_remote_code=cfg.trust_remote_code,
                 checkpoints=revision,
                 datasets=cfg.eval_datasets,
@@ -97,7 +104,7 @@ def plan(
                         tuned[-1],
                         FinetuneSettings(
                             experiment=experiment,
-                            model=cfg.model,
+                            model=model,
                             trust_remote_code=cfg.trust_remote_code,
                             checkpoint=revision,
                             dataset=dataset,
@@ -129,27 +136,27 @@ def plan(
                     after=tuned,
                 )
             )
-    findings_path = report_path.with_name(FINDINGS_FILE)
-    cells.append(
-        PlannedCell(
-            "analysis report",
-            argv=[
-                sys.executable,
-                "-m",
-                "analysis",
-                "report",
-                "--experiment",
-                experiment,
-                "--out",
-                str(report_path),
-                "--findings-out",
-                str(findings_path),
-            ],
-            after=[c.name for c in cells],
-            needs_success=False,
-        )
-    )
     return cells
+
+
+def _report_cell(cfg: SweepSettings, cells: list[PlannedCell], report_path: Path) -> PlannedCell:
+    return PlannedCell(
+        "analysis report",
+        argv=[
+            sys.executable,
+            "-m",
+            "analysis",
+            "report",
+            "--experiment",
+            tracking.experiment_name(cfg.experiment),
+            "--out",
+            str(report_path),
+            "--findings-out",
+            str(report_path.with_name(FINDINGS_FILE)),
+        ],
+        after=[c.name for c in cells],
+        needs_success=False,
+    )
 
 
 @contextmanager
@@ -193,12 +200,12 @@ def _record_failure(client: MlflowClient, experiment_id: str, sweep_run_id: str,
     client.set_terminated(run.info.run_id, "FAILED")
 
 
-def _study_evals(experiment_id: str, series_name: str, revisions, cfg: SweepSettings) -> list:
+def _study_evals(experiment_id: str, grid: SeriesGrid, cfg: SweepSettings) -> list:
     """The finished eval runs of the grid: this series at its steps, base or tuned on its training sets."""
     found = tracking.search_runs(
-        experiment_id, {Tag.KIND: "eval", Tag.MODEL: series_name, Tag.SHOTS: cfg.eval.shots}, status="FINISHED"
+        experiment_id, {Tag.KIND: "eval", Tag.MODEL: grid.series_name, Tag.SHOTS: cfg.eval.shots}, status="FINISHED"
     )
-    steps = {str(step) for _, step in revisions}
+    steps = {str(step) for _, step in grid.revisions}
     trained = {"none", *cfg.train_dataset_list}
     return [r for r in found if r.data.tags.get(Tag.STEP) in steps and r.data.tags.get(Tag.TRAIN_DATASET) in trained]
 
@@ -292,8 +299,7 @@ def _conduct(
     cfg: SweepSettings,
     sweep_run: tracking.TrackedRun,
     cells: list[PlannedCell],
-    revisions: list,
-    series_name: str,
+    grids: list[SeriesGrid],
     engine: type[Scheduler],
     uri: str,
     work: Path,
@@ -313,10 +319,12 @@ def _conduct(
         (work / FINDINGS_FILE).unlink(missing_ok=True)  # the report cell writes this attempt's
         if not sweep_run.resumed:
             mlflow.log_params({k: tracking.tag_value(v) for k, v in cfg.params().items() if v is not None})
-        mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": revisions}, "plan.json")
+        mlflow.log_dict({"cells": [c.describe() for c in cells], "revisions": key_revisions(grids)}, "plan.json")
     runner = _run_cells(cfg, engine, cells, uri, work, sweep_run, experiment_id)
     if not sweep_run.joined:
-        log_curves(sweep_run.run_id, _study_evals(experiment_id, series_name, revisions, cfg))
+        for grid in grids:  # several series' curves apart, each under its name
+            prefix = f"{grid.short}/" if len(grids) > 1 else ""
+            log_curves(sweep_run.run_id, _study_evals(experiment_id, grid, cfg), prefix=prefix)
     if (work / "amuro-report.html").exists() and not sweep_run.joined:
         mlflow.log_artifact(str(work / "amuro-report.html"))
     if (work / FINDINGS_FILE).exists() and not sweep_run.joined:
@@ -338,6 +346,7 @@ def _conduct(
 
 def sweep(cfg: SweepSettings) -> str:
     """Run (or resume, or join) the study grid; returns the sweep run id. Failed cells end it with an error."""
+    models = cfg.model_list  # a model file is read before anything else
     with tracking.entry_point("sweep", cfg.experiment, cfg.tracking_uri) as invocation:
         _check_engine(cfg, mlflow.get_tracking_uri())
         load_spec_option(cfg.dataset_spec, cfg.dataset_revision)
@@ -347,30 +356,28 @@ def sweep(cfg: SweepSettings) -> str:
         load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)  # unknown tasks and unreadable data fail here
         for dataset in cfg.train_dataset_list:
             data.get(dataset)
-        series = open_or_build_series(cfg.model, invocation.experiment_id, cfg.trust_remote_code)
-        chosen = series.select(cfg.checkpoints)
-        revisions = [(c.revision, c.step) for c in chosen]
+        grids = open_grids(cfg, models, invocation.experiment_id)
         if cfg.workers is None:
-            cfg.workers, why = default_workers(cfg, [c.location for c in chosen])
+            cfg.workers, why = default_workers(cfg, [location for grid in grids for location in grid.locations])
             print(f"sweep: {cfg.workers} cell{'s' if cfg.workers > 1 else ''} at once ({why}; --workers N to change)")
         seeds = {"seeds": cfg.seed_list} if cfg.seeds else {}  # a single-seed sweep keeps its key
-        key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": revisions, **seeds})
+        key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": key_revisions(grids), **seeds})
         sweep_run = tracking.find_finished(invocation.experiment_id, key)
         if sweep_run is None:
             work = amuro_home() / "sweeps" / key
             work.mkdir(parents=True, exist_ok=True)
-            cells = plan(cfg, series.name, revisions, work / "amuro-report.html")
-            tags = tracking.contract_tags(kind="sweep", model=series.name, seed=cfg.train.seed)
+            cells = plan_grids(cfg, grids, work / "amuro-report.html")
+            names = ",".join(grid.series_name for grid in grids)
+            tags = tracking.contract_tags(kind="sweep", model=names, seed=cfg.train.seed)
             with tracking_server(cfg) as uri, engine_session(cfg, uri) as engine:
                 mlflow.set_tracking_uri(uri)
                 experiment_id = invocation.reconnect()
 
                 def conduct(run: tracking.TrackedRun) -> None:
-                    _conduct(cfg, run, cells, revisions, series.name, engine, uri, work, experiment_id)
+                    _conduct(cfg, run, cells, grids, engine, uri, work, experiment_id)
 
-                sweep_run = tracking.run_once(
-                    experiment_id, key, tags, f"sweep {_series_name(series.name)}", conduct, resumable=True, join=True
-                )
+                run_name = f"sweep {', '.join(grid.short for grid in grids)}"
+                sweep_run = tracking.run_once(experiment_id, key, tags, run_name, conduct, resumable=True, join=True)
         if sweep_run.reused:
             print(f"the sweep already finished in run {sweep_run.run_id}: nothing to do")
         invocation.result_run_id = sweep_run.run_id

@@ -32,6 +32,7 @@ from amuro.core.shared_settings import (
     protocol_setting,
     trust_remote_code_setting,
 )
+from amuro.core.size_settings import model_file_setting, model_list, sizes_setting, widths
 from amuro.core.train_settings import TrainSettings, resolve_training
 from amuro.core.values import seed_list
 
@@ -61,6 +62,7 @@ class PretrainSettings(Settings):
     seq_len: int = setting(128, "Training sequence length in tokens.", minimum=8)
     batch_size: int = setting(16, "Sequences per step.", minimum=1)
     lr: float = setting(3e-3, "Peak learning rate.", minimum=0, above=True)
+    sizes: str | None = sizes_setting()
 
     def validate(self) -> None:
         require(
@@ -75,6 +77,8 @@ class PretrainSettings(Settings):
             self.hidden_size % self.heads == 0,
             f"hidden_size ({self.hidden_size}) must be divisible by heads ({self.heads})",
         )
+        if self.sizes:
+            widths(self.sizes, self.hidden_size, self.heads)
 
 
 @dataclass
@@ -200,7 +204,8 @@ class SweepSettings(Settings):
     entry_point: ClassVar[str] = "sweep"
 
     experiment: str | None = experiment_setting()
-    model: str = model_setting()
+    model: str = model_setting("; several series comma-separated, each its own grid")
+    model_file: str | None = model_file_setting()
     checkpoints: str = checkpoints_setting()
     trust_remote_code: bool = trust_remote_code_setting()
     train_datasets: str = setting(SYNTHETIC_TRAIN_SETS, "Training sets, one finetune cell per checkpoint each.")
@@ -273,6 +278,7 @@ class SweepSettings(Settings):
     def validate(self) -> None:
         require(bool(self.train_dataset_list), "train_datasets is empty: name at least one training set")
         seed_list(self.seeds, self.train.seed)
+        model_list(self.model, None)  # a model file is read when the sweep starts
         self.cell_resources("gpus_per_cell", 0)
         self.cell_resources("cpus_per_cell", 1)
 
@@ -309,6 +315,10 @@ class SweepSettings(Settings):
     @property
     def seed_list(self) -> list[int]:
         return seed_list(self.seeds, self.train.seed)
+
+    @property
+    def model_list(self) -> list[str]:
+        return model_list(self.model, self.model_file)
 
     @property
     def train_dataset_list(self) -> list[str]:

@@ -65,10 +65,12 @@ def protocol_setting():
     )
 
 
-def model_setting():
+def model_setting(more: str = ""):
     return setting(
         DEFAULT_SERIES,
-        "Checkpoint series: a series name ('tiny' is built if missing), a folder, runs:/<id>, or a hub repo.",
+        "Checkpoint series: a series name ('tiny' is built if missing), a folder, runs:/<id>, or a hub repo"
+        + more
+        + ".",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from amuro.models.size import checkpoint_parameters
 from amuro.models.tuned import MODEL_ARTIFACT, load_tuned
 
 
@@ -26,6 +27,7 @@ class EvalTarget:
     # hub_repo / hub_revision / hub_commit for hub checkpoints, artifact_uri for logged weights.
     reference: Mapping[str, str] = field(default_factory=dict)
     train_seed: int | None = None  # amuro.train_seed: the finetune run's seed; None for base checkpoints
+    model_params: int | None = None  # amuro.model_params: the base model's parameter count, None if unknown
 
     @property
     def run_label(self) -> str:
@@ -55,6 +57,7 @@ def checkpoint_target(ckpt, *, seed: int = 0) -> EvalTarget:
         label=ckpt.label,
         load=ckpt.load,
         reference=reference,
+        model_params=checkpoint_parameters(ckpt),
     )
 
 
@@ -69,6 +72,7 @@ def tuned_target(
     run_id: str,
     seed: int,
     train_seed: int | None = None,
+    model_params: int | None = None,
 ) -> EvalTarget:
     """The EvalTarget of a finetune run's model; finetune and crosseval both build it here, so their cell keys
     match and crosseval reuses the in-domain cells finetune scored."""
@@ -85,4 +89,5 @@ def tuned_target(
         load=lambda **options: load_tuned(run_id, **options),
         reference={"artifact_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}"},
         train_seed=train_seed,
+        model_params=model_params,
     )

@@ -146,6 +146,7 @@ def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSetting
         revision=target.revision,
         step=target.step,
         tokens=target.tokens,
+        model_params=target.model_params,
         tuning=target.tuning,
         train_dataset=target.train_dataset,
         eval_dataset=spec.name,

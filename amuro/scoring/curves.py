@@ -32,14 +32,15 @@ def curve_key(tags: dict[str, str]) -> str:
     return f"tuned/{name(Tag.TRAIN_DATASET)}/{name(Tag.EVAL_DATASET)}/{name(Tag.FORMAT)}"
 
 
-def log_curves(parent_run_id: str, eval_runs: Iterable) -> int:
-    """Log the finished eval runs' scores on the parent by step (means over replicates); returns points logged."""
+def log_curves(parent_run_id: str, eval_runs: Iterable, prefix: str = "") -> int:
+    """Log the finished eval runs' scores on the parent by step (means over replicates), under ``prefix`` + their
+    curve's name (one series' apart from another's); returns points logged."""
     points: dict[tuple[str, int], list[float]] = defaultdict(list)
     for run in eval_runs:
         score = run.data.metrics.get("score")
         step = run.data.tags.get(Tag.STEP, "")
         if score is not None and step.isdigit():
-            points[(curve_key(run.data.tags), int(step))].append(score)
+            points[(prefix + curve_key(run.data.tags), int(step))].append(score)
     client = MlflowClient()
     logged = client.get_run(parent_run_id).data.metrics if points else {}  # only these have a history to read
     have: dict[str, set[int]] = {}

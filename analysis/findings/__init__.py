@@ -93,6 +93,7 @@ from analysis.findings.scope import (
     study_checkpoints,
     usual_shots,
 )
+from analysis.findings.sizes import across_sizes, model_sizes
 from analysis.learned import PRE_TRAINING, learned
 
 __all__ = [
@@ -121,6 +122,7 @@ class Findings:
     details: dict[str, pd.DataFrame]  # DETAILS -> the table behind each finding
     degenerate: pd.DataFrame  # the degenerate cells and why (left out unless kept)
     notes: list[str] = field(default_factory=list)
+    sizes: pd.DataFrame = field(default_factory=pd.DataFrame)  # the summary across series of known size
 
 
 def measure_findings(runs: pd.DataFrame, settings: FindingsSettings = FindingsSettings(), predictions=None) -> Findings:
@@ -154,7 +156,7 @@ def measure_findings(runs: pd.DataFrame, settings: FindingsSettings = FindingsSe
                 details[name].append(detail)
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     tables = {name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame() for name, parts in details.items()}
-    return Findings(summary, tables, degenerate, notes)
+    return Findings(summary, tables, degenerate, notes, across_sizes(summary, model_sizes(runs)))
 
 
 def _measure(scope: Scope, definitions: Definitions, groups: Groups):
