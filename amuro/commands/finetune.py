@@ -32,6 +32,7 @@ from amuro.core.paths import amuro_home
 from amuro.core.protocol import protocol
 from amuro.core.settings import FinetuneSettings
 from amuro.data.lineage import log_rows
+from amuro.data.preferences import PREFERENCE_TASK, preference_mismatch
 from amuro.data.protocol import for_protocol
 from amuro.data.specfile import load_spec_option
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
@@ -53,6 +54,8 @@ def training_spec(cfg: FinetuneSettings) -> data.DatasetSpec:
     trainable = [s.name for s in data.CATALOGUE.values() if s.trainable]
     if not spec.trainable or "train" not in spec.splits:
         raise unknown("training set (this one is for evaluation only)", cfg.dataset, trainable)
+    if (cfg.train.tuning == "dpo") != (spec.task == PREFERENCE_TASK):
+        raise UserError(preference_mismatch(spec, cfg.train.tuning))
     if cfg.train.tuning == "it" and spec.kind != "chat":
         raise UserError(
             f"instruction tuning needs a chat dataset, and {spec.name} is a {spec.task} set: "
@@ -166,6 +169,22 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
         }
     )
     lr, epochs = cfg.train.lr, cfg.train.epochs
+    if cfg.train.tuning == "dpo":
+        from amuro.training.preference import preference_rows, train_preference
+
+        _log_params_once({"final_lr": lr, "final_epochs": epochs, "dpo_reference": _reference(cfg)})
+        model, tokenizer = train_preference(
+            ckpt,
+            cfg,
+            preference_rows(spec, examples),
+            lr=lr,
+            epochs=epochs,
+            output_dir=workdir / "trainer",
+            resume=run.resumed,
+            callbacks=callbacks,
+        )
+        _log_model(ckpt, run, model, tokenizer, workdir)
+        return
     if cfg.train.trials:
         lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, run.run_id, key, tags, name, workdir)
     tokenizer = ckpt.load()[1]
@@ -183,6 +202,15 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
         resume=run.resumed,
         callbacks=callbacks,
     )
+    _log_model(ckpt, run, model, tokenizer, workdir)
+
+
+def _reference(cfg: FinetuneSettings) -> str:
+    return "the base with its adapters off" if cfg.train.lora else "the base checkpoint"
+
+
+def _log_model(ckpt, run, model, tokenizer, workdir: Path) -> None:
+    """The weight change from the base and the tuned model under ``model``; the Trainer's files go."""
     base, _ = ckpt.load()
     mlflow.log_metrics(weight_change(base, model))
     del base
