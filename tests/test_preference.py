@@ -24,8 +24,8 @@ from amuro.core.train_settings import TrainSettings
 from amuro.models.tuned import load_tuned
 
 ROOT = Path(__file__).resolve().parents[1]
-DPO = dict(tuning="dpo", max_train_examples=256, epochs=1, batch_size=8, lr=3e-3, dpo_beta=0.5)
-EVAL = EvalSettings(max_examples=300, shots=0, bootstrap=500)
+DPO = dict(tuning="dpo", max_train_examples=512, epochs=1, batch_size=8, lr=5e-3, dpo_beta=0.1)
+EVAL = EvalSettings(max_examples=600, shots=0, bootstrap=500)
 CURVES = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
 
 
@@ -69,7 +69,7 @@ def test_dpo_raises_reward_accuracy_and_is_a_tuned_model_like_any(small_series, 
     run = client.get_run(run_id)
     tags, experiment_id = run.data.tags, run.info.experiment_id
     assert (tags["amuro.kind"], tags["amuro.tuning"], tags["amuro.train_dataset"]) == ("finetune", "dpo", "synth-prefs")
-    assert run.data.params["dpo_beta"] == "0.5" and run.data.params["dpo_loss"] == "sigmoid"
+    assert run.data.params["dpo_beta"] == "0.1" and run.data.params["dpo_loss"] == "sigmoid"
     for name in (*CURVES, "train_loss", "lr"):
         history = client.get_metric_history(run_id, name)
         assert len(history) >= 2 and len({m.step for m in history}) == len(history), name
@@ -133,16 +133,21 @@ def test_ultrafeedback_local_copy_trains_a_few_steps_with_lora(small_series, tra
 
 
 @pytest.mark.parametrize(
-    "arguments, message",
+    "command, arguments, message",
     [
-        (["--tuning", "dpo", "--dataset", "synth-nli"], "--tuning dpo needs preference pairs"),
-        (["--dataset", "synth-prefs"], "synth-prefs holds preference pairs: train on it with --tuning dpo"),
-        (["--tuning", "dpo", "--dataset", "synth-prefs", "--trials", "2"], "use --trials 0 with --tuning dpo"),
-        (["--tuning", "dpo", "--dpo-loss", "kto"], "dpo_loss"),
+        ("finetune", ["--tuning", "dpo", "--dataset", "synth-nli"], "--tuning dpo needs preference pairs"),
+        ("finetune", ["--dataset", "synth-prefs"], "synth-prefs holds preference pairs: train on it with --tuning dpo"),
+        (
+            "finetune",
+            ["--tuning", "dpo", "--dataset", "synth-prefs", "--trials", "2"],
+            "use --trials 0 with --tuning dpo",
+        ),
+        ("finetune", ["--tuning", "dpo", "--dpo-loss", "kto"], "dpo-loss"),
+        ("sweep", ["--tuning", "dpo"], "--tuning dpo needs preference pairs (prompt, chosen, rejected), and synth-nli"),
     ],
 )
-def test_bad_input_is_one_line_without_traceback(tracking_uri, small_series, arguments, message):
-    result = CliRunner().invoke(main, ["finetune", "--experiment", "bad", "--model", small_series, *arguments])
+def test_bad_input_is_one_line_without_traceback(tracking_uri, small_series, command, arguments, message):
+    result = CliRunner().invoke(main, [command, "--experiment", "bad", "--model", small_series, *arguments])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(lines) == 1 and message in lines[0], result.output

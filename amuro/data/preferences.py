@@ -4,9 +4,11 @@ An item is an ``Example`` of the ``preference`` task: its prompt in the ``prompt
 choices with the chosen answer gold, so a preference set is scored as two-way log-likelihood ranking (reward
 accuracy: the share of pairs where the model prefers the chosen answer) and trained on with TRL's DPOTrainer.
 
-``synth-prefs`` is built offline from the synthetic suite: each item of the four tasks in its training
-(``default``) prompt format, the reference answer chosen, and rejected a wrong label (inference, paraphrase)
-or another item's answer (summaries, questions). ``ultrafeedback`` is HuggingFaceH4/ultrafeedback_binarized,
+``synth-prefs`` is built offline from the synthetic suite's second world (``realm``: knights, castles): each
+item of the four tasks in its training (``default``) prompt format, the reference answer chosen, and rejected
+a wrong label (inference, paraphrase) or another item's answer from the town world (summaries, questions),
+an answer about the wrong world. Its pairs share no item with the supervised training sets (town), and its
+held-out pairs come from the tasks' test splits. ``ultrafeedback`` is HuggingFaceH4/ultrafeedback_binarized,
 whose ``chosen`` and ``rejected`` columns are whole conversations: the turns before the last reply make the
 prompt, in the chat layout amuro's instruction tuning trains on, and the last replies are the pair.
 """
@@ -25,6 +27,7 @@ from amuro.data.spec import DatasetSpec, Example
 
 PREFERENCE_TASK = "preference"
 PROMPT_TEMPLATES = {"default": "{prompt}"}
+OFF_TOPIC = {"realm": "town", "town": "realm"}  # the world another item's rejected answer comes from
 CHAT_MARKERS = {"system": "<|system|>\n", "user": "<|user|>\n", "assistant": "<|assistant|>\n"}
 
 
@@ -57,7 +60,7 @@ def synthetic_pairs(domain: str, split: str) -> tuple[Example, ...]:
     rng = random.Random(f"prefs/{domain}/{split}")
     items: list[Example] = []
     for task in synthetic.GENERATORS:
-        others = synthetic.generate(task, domain, split)
+        others = synthetic.generate(task, OFF_TOPIC[domain], split)
         for example in synthetic.generate(task, domain, split):
             prompt = TEMPLATES[task]["default"].format(**example.slots)
             chosen, rejected = example.target, _rejected(rng, example, others)
@@ -101,11 +104,12 @@ register(
         name="synth-prefs",
         task=PREFERENCE_TASK,
         source="synthetic",
-        path="prefs/town",
+        path="prefs/realm",
         templates=PROMPT_TEMPLATES,
         trainable=True,
         train_size=6000,
-        description="preference pairs of the four synthetic tasks: the reference answer chosen, a wrong one rejected",
+        description="preference pairs of the four synthetic tasks (realm): the reference answer chosen, a wrong "
+        "label or a town item's answer rejected",
     )
 )
 register(
