@@ -1,10 +1,12 @@
-"""``finetune``: supervised or instruction tuning of one checkpoint on one training set, tracked and resumable.
+"""``finetune``: supervised, instruction or preference tuning of one checkpoint on one set, tracked and resumable.
 
 The transformers ``Trainer`` does the training: completion-only loss (prompt tokens labelled -100, EOS
 appended), AdamW, a linear schedule with 3% warmup, no weight decay, a fixed number of epochs; batches are
 padded to their longest example and grouped by length. One MLflow run holds the settings, the training curve
 (``train_loss``, ``lr``, ``tokens_per_second`` by step), the relative weight change from the base checkpoint
 (``weight_change`` and ``weight_change/<layer>``) and the tuned model under the artifact path ``model``.
+Preference tuning (``--tuning dpo``) trains with TRL's ``DPOTrainer`` instead (``amuro.training.preference``),
+into the same run, curve, checkpoints and ``model`` artifact.
 
 Trainer checkpoints go to ``AMURO_HOME/finetune/<run key>``, or, with ``--checkpoint-artifacts``, to the
 run's artifacts: a killed run, started again with the same settings (on any machine, with artifacts),

@@ -94,7 +94,6 @@ def train_preference(
         max_length=train.max_length,
         train_sampling_strategy="random",  # a pair has no single length to group by
         activation_checkpointing=False,  # DPOConfig turns it on by default; amuro trains as for sft
-        include_num_input_tokens_seen="non_padding",
     )
     trainer = DPOTrainer(
         model=model,
