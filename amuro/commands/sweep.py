@@ -119,6 +119,7 @@ def plan(
                         dataset_spec=cfg.dataset_spec,
                         lm_eval_tasks=cfg.lm_eval_tasks,
                         lm_eval_include=cfg.lm_eval_include,
+                        with_base=cfg.train.tuning == "dpo",  # the base's cell of the held-out pairs
                     ),
                     after=tuned,
                 )
