@@ -55,6 +55,29 @@ def _sciq(n: int) -> list[dict]:
     ]
 
 
+ULTRAFEEDBACK_SPLITS = ("train_prefs", "train_sft", "test_prefs", "test_sft", "train_gen", "test_gen")
+
+
+def _ultrafeedback(split: str, n: int) -> list[dict]:
+    """HuggingFaceH4/ultrafeedback_binarized's columns: conversations chosen and rejected share the user turn."""
+    rows = []
+    for i in range(n):
+        prompt = f"Name a colour of thing {i}."
+        chosen, rejected = f"Thing {i} is blue.", f"I cannot say {i}."
+        rows.append(
+            {
+                "prompt": prompt,
+                "prompt_id": f"{split}-{i:04x}",
+                "chosen": [{"content": prompt, "role": "user"}, {"content": chosen, "role": "assistant"}],
+                "rejected": [{"content": prompt, "role": "user"}, {"content": rejected, "role": "assistant"}],
+                "messages": [{"content": prompt, "role": "user"}, {"content": chosen, "role": "assistant"}],
+                "score_chosen": 8.0,
+                "score_rejected": 3.5,
+            }
+        )
+    return rows
+
+
 # Per catalogue entry: its hub features (None: inferred) and a few rows per split, in the hub's schema.
 FIXTURES: dict[str, tuple[datasets.Features | None, dict[str, list[dict]]]] = {
     "xsum": (
@@ -213,6 +236,10 @@ FIXTURES: dict[str, tuple[datasets.Features | None, dict[str, list[dict]]]] = {
             ]
         },
     ),
+    "ultrafeedback": (
+        None,
+        {s: _ultrafeedback(s, 24 if s.startswith("train") else 8) for s in ULTRAFEEDBACK_SPLITS},
+    ),
 }
 SHARED_FIXTURES = {"mnli_matched": "mnli", "mnli_mismatched": "mnli"}
 HUB_ENTRIES = sorted(name for name, spec in CATALOGUE.items() if spec.source == "hub")
@@ -233,12 +260,14 @@ def write_hub_copy(folder, spec, splits: dict[str, list[dict]], features=None, c
             readme.append(f"  - split: {split}\n    path: {spec.config}/{split}-*")
         else:
             target = folder / "data" / f"{split}-00000-of-00001.parquet"
+            if split not in ("train", "validation", "test"):  # split names the hub cannot infer: the card lists them
+                readme.append(f"  - split: {split}\n    path: data/{split}-*")
         target.parent.mkdir(parents=True, exist_ok=True)
         datasets.Dataset.from_list(rows, features=features).to_parquet(target)
         written.append(target)
     if readme:
         (folder / "README.md").write_text(
-            f"---\nconfigs:\n- config_name: {spec.config}\n  data_files:\n" + "\n".join(readme) + "\n---\n"
+            f"---\nconfigs:\n- config_name: {spec.config or 'default'}\n  data_files:\n" + "\n".join(readme) + "\n---\n"
         )
         written.append(folder / "README.md")
     for target in written:

@@ -80,9 +80,11 @@ def _named_run(client: MlflowClient, experiment_id: str, run_id: str) -> list:
     return [run]
 
 
-def _cells(cfg: CrossevalSettings, tuning: str, lmeval: Sequence[LmEvalTask] = ()) -> list[tuple[DatasetSpec, str]]:
+def _cells(
+    cfg: CrossevalSettings, tuning: str, lmeval: Sequence[LmEvalTask] = (), train_dataset: str | None = None
+) -> list[tuple[DatasetSpec, str]]:
     """Selected datasets x formats; instruction-tuned models also get the multiple-choice suites (in-domain
-    for instruction tuning) that can be read here."""
+    for instruction tuning) that can be read here, preference-tuned ones the held-out pairs of their set."""
     from amuro.data.sources import availability, hub_offline
 
     selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
@@ -91,11 +93,9 @@ def _cells(cfg: CrossevalSettings, tuning: str, lmeval: Sequence[LmEvalTask] = (
         readable = (
             ("yes", "local copy", "cached") if hub_offline() else ("yes", "local copy", "cached", "hub (needs network)")
         )
-        specs += [
-            s
-            for s in CATALOGUE.values()
-            if s.kind == "multiple_choice" and s not in specs and availability(s) in readable
-        ]
+        specs += [s for s in CATALOGUE.values() if s.task == "mc" and s not in specs and availability(s) in readable]
+    if tuning.startswith("dpo") and train_dataset in CATALOGUE and CATALOGUE[train_dataset] not in specs:
+        specs.append(CATALOGUE[train_dataset])
     return select_cells([*specs, *lmeval], cfg.formats, cfg.eval.protocol)
 
 
@@ -155,7 +155,11 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
         settings = cfg.eval
         lmeval = load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)
         plan = [
-            (run, _target(run, settings.seed), _cells(cfg, run.data.tags.get(Tag.TUNING, "sft"), lmeval))
+            (
+                run,
+                _target(run, settings.seed),
+                _cells(cfg, run.data.tags.get(Tag.TUNING, "sft"), lmeval, run.data.tags.get(Tag.TRAIN_DATASET)),
+            )
             for run in runs
         ]
         missing = {id(target): _missing_base(experiment_id, target, cells, settings.shots) for _, target, cells in plan}

@@ -1,10 +1,12 @@
-"""``finetune``: supervised or instruction tuning of one checkpoint on one training set, tracked and resumable.
+"""``finetune``: supervised, instruction or preference tuning of one checkpoint on one set, tracked and resumable.
 
 The transformers ``Trainer`` does the training: completion-only loss (prompt tokens labelled -100, EOS
 appended), AdamW, a linear schedule with 3% warmup, no weight decay, a fixed number of epochs; batches are
 padded to their longest example and grouped by length. One MLflow run holds the settings, the training curve
 (``train_loss``, ``lr``, ``tokens_per_second`` by step), the relative weight change from the base checkpoint
 (``weight_change`` and ``weight_change/<layer>``) and the tuned model under the artifact path ``model``.
+Preference tuning (``--tuning dpo``) trains with TRL's ``DPOTrainer`` instead (``amuro.training.preference``),
+into the same run, curve, checkpoints and ``model`` artifact.
 
 Trainer checkpoints go to ``AMURO_HOME/finetune/<run key>``, or, with ``--checkpoint-artifacts``, to the
 run's artifacts: a killed run, started again with the same settings (on any machine, with artifacts),
@@ -33,6 +35,7 @@ from amuro.core.protocol import protocol
 from amuro.core.settings import FinetuneSettings
 from amuro.core.versions import version_tags
 from amuro.data.lineage import log_rows, rows_digest
+from amuro.data.preferences import PREFERENCE_TASK, preference_mismatch
 from amuro.data.protocol import for_protocol, rendering_version
 from amuro.data.provenance import is_commit
 from amuro.data.specfile import load_spec_option
@@ -59,6 +62,8 @@ def training_spec(cfg: FinetuneSettings) -> data.DatasetSpec:
     trainable = [s.name for s in data.CATALOGUE.values() if s.trainable]
     if not spec.trainable or "train" not in spec.splits:
         raise unknown("training set (this one is for evaluation only)", cfg.dataset, trainable)
+    if (cfg.train.tuning == "dpo") != (spec.task == PREFERENCE_TASK):
+        raise UserError(preference_mismatch(spec, cfg.train.tuning))
     if cfg.train.tuning == "it" and spec.kind != "chat":
         raise UserError(
             f"instruction tuning needs a chat dataset, and {spec.name} is a {spec.task} set: "
@@ -172,6 +177,22 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
         }
     )
     lr, epochs = cfg.train.lr, cfg.train.epochs
+    if cfg.train.tuning == "dpo":
+        from amuro.training.preference import preference_rows, train_preference
+
+        _log_params_once({"final_lr": lr, "final_epochs": epochs, "dpo_reference": _reference(cfg)})
+        model, tokenizer = train_preference(
+            ckpt,
+            cfg,
+            preference_rows(spec, examples),
+            lr=lr,
+            epochs=epochs,
+            output_dir=workdir / "trainer",
+            resume=run.resumed,
+            callbacks=callbacks,
+        )
+        _log_model(ckpt, run, model, tokenizer, workdir, cfg.train.precision)
+        return
     if cfg.train.trials:
         lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, run.run_id, key, tags, name, workdir)
     tokenizer = ckpt.load()[1]
@@ -189,11 +210,20 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
         resume=run.resumed,
         callbacks=callbacks,
     )
+    _log_model(ckpt, run, model, tokenizer, workdir, cfg.train.precision)
+
+
+def _reference(cfg: FinetuneSettings) -> str:
+    return "the base with its adapters off" if cfg.train.lora else "the base checkpoint"
+
+
+def _log_model(ckpt, run, model, tokenizer, workdir: Path, precision: str) -> None:
+    """The weight change from the base and the tuned model under ``model``; the Trainer's files go."""
     base, _ = ckpt.load()
     mlflow.log_metrics(weight_change(base, model))
     del base
     check_owner(run.run_id)
-    log_tuned_model(in_trained_dtype(model, cfg.train.precision), tokenizer)
+    log_tuned_model(in_trained_dtype(model, precision), tokenizer)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

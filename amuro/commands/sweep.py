@@ -43,6 +43,7 @@ from amuro.core.settings import (
 from amuro.core.system_metrics import node_environment
 from amuro.core.tracking import Tag
 from amuro.core.values import dataset_selection
+from amuro.data.preferences import PREFERENCE_TASK, preference_mismatch
 from amuro.data.specfile import load_spec_option
 from amuro.scoring.curves import log_curves
 from amuro.scoring.lmeval_tasks import load_lmeval_tasks
@@ -132,6 +133,7 @@ def _series_cells(cfg: SweepSettings, model: str, series_name: str, revisions) -
                         dataset_revision=cfg.dataset_revision,
                         lm_eval_tasks=cfg.lm_eval_tasks,
                         lm_eval_include=cfg.lm_eval_include,
+                        with_base=cfg.train.tuning == "dpo",  # the base's cell of the held-out pairs
                     ),
                     after=tuned,
                 )
@@ -355,7 +357,9 @@ def sweep(cfg: SweepSettings) -> str:
             data.resolve(selection, offline_only=selection == "all")
         load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)  # unknown tasks and unreadable data fail here
         for dataset in cfg.train_dataset_list:
-            data.get(dataset)
+            spec = data.get(dataset)
+            if (cfg.train.tuning == "dpo") != (spec.task == PREFERENCE_TASK):  # before any cell runs
+                raise UserError(preference_mismatch(spec, cfg.train.tuning))
         grids = open_grids(cfg, models, invocation.experiment_id)
         if cfg.workers is None:
             cfg.workers, why = default_workers(cfg, [location for grid in grids for location in grid.locations])

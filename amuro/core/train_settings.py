@@ -20,7 +20,10 @@ from amuro.core.fields import Settings, require, setting
 from amuro.core.precision import dtype_setting, keyed, resolve_dtype
 from amuro.core.protocol import STUDY_MICRO_BATCH, STUDY_TRAIN_SEED
 
-TUNINGS = ("sft", "it")
+TUNINGS = ("sft", "it", "dpo")
+# TRL's DPO loss types that need no setting beyond beta (DPOConfig.loss_type)
+DPO_LOSSES = ("sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "apo_zero", "apo_down", "sigmoid_norm")
+DPO_DEFAULTS = {"dpo_beta": 0.1, "dpo_loss": "sigmoid"}
 PRESET_FOLDER = Path(__file__).with_name("presets")
 PRESETS = tuple(sorted((path.stem for path in PRESET_FOLDER.glob("*.yaml")), key=lambda name: name != "tiny"))
 DEFAULT_PRESET, STUDY_PRESET = "tiny", "amuro-char"
@@ -81,7 +84,23 @@ class TrainSettings(Settings):
     entry_point: ClassVar[str] = "train"
 
     tuning: str = setting(
-        "sft", "sft: one task, loss on the answer; it: a chat mixture, loss on assistant turns.", choices=TUNINGS
+        "sft",
+        "sft: one task, loss on the answer; it: a chat mixture, loss on assistant turns; dpo: preference pairs, "
+        "TRL's DPOTrainer.",
+        choices=TUNINGS,
+    )
+    dpo_beta: float | None = setting(
+        None,
+        "DPO's beta: how far the tuned model may move from the reference (higher: closer).",
+        minimum=0,
+        above=True,
+        empty=f"{DPO_DEFAULTS['dpo_beta']} under --tuning dpo",
+    )
+    dpo_loss: str | None = setting(
+        None,
+        "DPO's loss type (TRL's loss_type).",
+        choices=DPO_LOSSES,
+        empty=f"{DPO_DEFAULTS['dpo_loss']} under --tuning dpo",
     )
     lora: bool = setting(
         False, "Train LoRA adapters (merged into the saved weights) instead of all weights.", flag=True
@@ -139,15 +158,22 @@ class TrainSettings(Settings):
     def effective_values(self) -> dict[str, object]:
         return {**super().effective_values(), "dtype": self.precision}
 
-    def key_settings(self) -> dict[str, object]:
-        return keyed(super().key_settings(), self.precision)
-
     def validate(self) -> None:
         require(self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        require(
+            not (self.tuning == "dpo" and self.trials),
+            "the search (--trials) tunes supervised training only: use --trials 0 with --tuning dpo",
+        )
+
+    def key_settings(self) -> dict[str, object]:
+        """DPO's settings enter the key only where they are set (every run of ``--tuning dpo``), so the keys of
+        supervised and instruction tuning stay what they were."""
+        values = keyed(super().key_settings(), self.precision)
+        return {name: value for name, value in values.items() if not (name in DPO_DEFAULTS and value is None)}
 
     @property
     def tuning_tag(self) -> str:
-        """``amuro.tuning``: ``sft`` / ``it``, with ``+lora`` for LoRA."""
+        """``amuro.tuning``: ``sft`` / ``it`` / ``dpo``, with ``+lora`` for LoRA."""
         return self.tuning + ("+lora" if self.lora else "")
 
 
@@ -169,4 +195,6 @@ def resolve_training(train: TrainSettings, protocol: str, dataset: str | None = 
         }
     unset = {name: value for name, value in defaults.items() if getattr(train, name) is None}
     seed = train.seed if train.seed is not None else (STUDY_TRAIN_SEED if study else 0)
+    if train.tuning == "dpo":
+        unset.update({name: value for name, value in DPO_DEFAULTS.items() if getattr(train, name) is None})
     return dataclasses.replace(train, preset=preset.name, seed=seed, **unset)

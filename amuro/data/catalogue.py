@@ -65,4 +65,7 @@ register(
     )
 )
 
+# isort: off
 from amuro.data import study  # noqa: E402,F401  (registers the study's datasets)
+from amuro.data import preferences  # noqa: E402,F401  (then the preference sets)
+# isort: on

@@ -52,6 +52,10 @@ def _synthetic_split(task: str, domain: str, split: str) -> tuple[Example, ...]:
         from amuro.data.instruct import mixture
 
         return tuple(mixture(domain, split))
+    if task == "prefs":
+        from amuro.data.preferences import synthetic_pairs
+
+        return synthetic_pairs(domain, split)
     return tuple(synthetic.generate(task, domain, split))
 
 

@@ -51,6 +51,8 @@ def resolve(
             if word == "all" or word in TASK_KINDS:
                 if spec.kind == "chat" or "test" not in spec.splits:
                     continue
+                if word == "all" and spec.task == "preference":  # scored where named, or in-domain after DPO
+                    continue
                 if trainable is not None and spec.trainable != trainable:
                     continue
             chosen[spec.name] = spec

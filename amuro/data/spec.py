@@ -13,6 +13,7 @@ TASK_KINDS = {
     "qgen": "generation",
     "mc": "multiple_choice",
     "chat": "chat",
+    "preference": "multiple_choice",  # a prompt and two answers, the chosen one first-class (gold)
 }
 ROLES = ("train", "validation", "test")
 PARQUET_EXPORT = "refs/convert/parquet"  # the hub's parquet conversion of a repository, a branch of its own
@@ -75,6 +76,8 @@ class DatasetSpec:
 
     @property
     def metric(self) -> str:
+        if self.task == "preference":
+            return "reward_accuracy"
         return "rougeL" if self.kind == "generation" else "accuracy"
 
     @property

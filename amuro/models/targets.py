@@ -17,7 +17,7 @@ class EvalTarget:
     revision: str  # amuro.revision of the base checkpoint
     step: int
     tokens: int | None
-    tuning: str  # 'none' for base checkpoints, 'sft', 'it', with '+lora' suffix for LoRA
+    tuning: str  # 'none' for base checkpoints, 'sft', 'it', 'dpo', with '+lora' suffix for LoRA
     train_dataset: str  # 'none' for base checkpoints
     source_run_id: str | None  # pretrain run (local series) / finetune run (tuned); None for hub checkpoints
     seed: int

@@ -47,17 +47,22 @@ class QuietProgress(ProgressCallback):
         pass
 
 
-def with_lora(model, train: TrainSettings):
-    from peft import LoraConfig, get_peft_model
+def lora_config(train: TrainSettings):
+    from peft import LoraConfig
 
-    config = LoraConfig(
+    return LoraConfig(
         r=train.lora_r,
         lora_alpha=train.lora_alpha,
         lora_dropout=train.lora_dropout,
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+
+
+def with_lora(model, train: TrainSettings):
+    from peft import get_peft_model
+
+    return get_peft_model(model, lora_config(train))
 
 
 class MlflowCurve(TrainerCallback):
@@ -100,11 +105,14 @@ def per_example_loss(outputs, labels, num_items_in_batch=None):
     return ((losses * learned).sum(-1) / learned.sum(-1).clamp(min=1)).mean()
 
 
-def training_arguments(train: TrainSettings, output_dir: Path, lr: float, epochs: int, steps: int, *, save: bool):
+def training_arguments(
+    train: TrainSettings, output_dir: Path, lr: float, epochs: int, steps: int, *, save: bool, config=None, **overrides
+):
+    """The ``TrainingArguments`` (or ``config``, a subclass such as TRL's ``DPOConfig``, with ``overrides``)."""
     import torch
     from transformers import TrainingArguments
 
-    return TrainingArguments(
+    values = dict(
         output_dir=str(output_dir),
         num_train_epochs=epochs,
         per_device_train_batch_size=train.batch_size,
@@ -133,6 +141,7 @@ def training_arguments(train: TrainSettings, output_dir: Path, lr: float, epochs
         activation_checkpointing=train.gradient_checkpointing,
         remove_unused_columns=False,
     )
+    return (config or TrainingArguments)(**{**values, **overrides})
 
 
 def total_steps(examples: int, train: TrainSettings, epochs: int) -> int:
@@ -199,13 +208,13 @@ def train_model(
     val_loss = trainer.evaluate()["eval_loss"] if eval_features is not None else None
     model = trainer.model
     if cfg.train.lora:
-        mlflow.log_dict(_lora_config(model), "lora/adapter_config.json")
+        mlflow.log_dict(adapter_config(model), "lora/adapter_config.json")
         model = model.merge_and_unload()
     model.eval()
     return model, tokenizer, val_loss
 
 
-def _lora_config(model) -> dict:
+def adapter_config(model) -> dict:
     config = model.peft_config["default"].to_dict()
     return json.loads(json.dumps(config, default=lambda value: sorted(value) if isinstance(value, set) else str(value)))
 
