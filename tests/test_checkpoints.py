@@ -5,6 +5,7 @@ from hubcache import write_hub_cache
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from amuro.core.errors import UserError
+from amuro.models import hub_listing
 from amuro.models import series as checkpoints
 from amuro.models.series import hub_series, local_series, open_series, parse_revision
 
@@ -59,7 +60,7 @@ def test_hub_series_resolves_branches_offline(small_series, tmp_path, monkeypatc
 
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
     fake = write_hub_cache(small_series, "amuro-test/olmo-mini", tmp_path, names)
-    monkeypatch.setattr(checkpoints, "list_repo_refs", fake)
+    monkeypatch.setattr(hub_listing, "list_repo_refs", fake)
     series = hub_series("amuro-test/olmo-mini")
     assert [c.revision for c in series.select("all")] == names
     main = series.get("main")
@@ -76,7 +77,7 @@ def test_unreachable_hub_repo_is_a_user_error(monkeypatch):
     def offline(repo, **kwargs):
         raise OSError("offline mode is enabled")
 
-    monkeypatch.setattr(checkpoints, "list_repo_refs", offline)
+    monkeypatch.setattr(hub_listing, "list_repo_refs", offline)
     with pytest.raises(UserError, match="cannot list the branches of hub model org/none"):
         hub_series("org/none")
 
@@ -162,7 +163,7 @@ def _branches(monkeypatch, names):
             converts=[],
         )
 
-    monkeypatch.setattr(checkpoints, "list_repo_refs", list_repo_refs)
+    monkeypatch.setattr(hub_listing, "list_repo_refs", list_repo_refs)
 
 
 def _olmo2(monkeypatch):

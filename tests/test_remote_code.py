@@ -10,7 +10,7 @@ from hubcache import write_hub_cache
 from transformers import AutoModelForCausalLM
 
 from amuro.core.errors import UserError
-from amuro.models import series as checkpoints
+from amuro.models import hub_listing
 from amuro.models.series import hub_series, local_series, open_series
 
 # allenai/OLMo-1B's config.json: hf_olmo's field names, model_type "olmo" (which transformers maps to its
@@ -94,7 +94,7 @@ def test_olmo_1b_without_trust_says_to_pass_it_or_use_the_hf_conversion(tmp_path
     cache = tmp_path / "hub"
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(checkpoints, "list_repo_refs", write_hub_cache(step.parent, "allenai/OLMo-1B", cache))
+    monkeypatch.setattr(hub_listing, "list_repo_refs", write_hub_cache(step.parent, "allenai/OLMo-1B", cache))
     with pytest.raises(UserError, match="pass --trust-remote-code to run it, or use allenai/OLMo-1B-hf"):
         hub_series("allenai/OLMo-1B").get("main").load()
 

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from amuro.cli import main
 from amuro.core.errors import UserError
-from amuro.models import manifest as manifests
+from amuro.models import hub_listing
 from amuro.models.series import local_series, open_series
 
 # Real branches of LLM360/Amber: ckpt_000 to ckpt_359, the last also main.
@@ -97,7 +97,7 @@ def test_a_manifest_of_hub_revisions_resolves_offline_and_names_a_missing_one(sm
         calls.append(repo)
         return refs(repo)
 
-    monkeypatch.setattr(manifests, "list_repo_refs", list_repo_refs)
+    monkeypatch.setattr(hub_listing, "list_repo_refs", list_repo_refs)
     path = tmp_path / "amber.yaml"
     path.write_text(
         "series: LLM360/Amber\n"
@@ -121,6 +121,6 @@ def test_a_manifest_of_hub_revisions_resolves_offline_and_names_a_missing_one(sm
     def offline(repo):
         raise OSError("offline mode is enabled")
 
-    monkeypatch.setattr(manifests, "list_repo_refs", offline)
+    monkeypatch.setattr(hub_listing, "list_repo_refs", offline)
     with pytest.raises(UserError, match="cannot list the revisions of hub model LLM360/Amber"):
         open_series(str(path))

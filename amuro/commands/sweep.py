@@ -67,26 +67,30 @@ def plan_grids(cfg: SweepSettings, grids: list[SeriesGrid], report_path: Path) -
     return cells + [_report_cell(cfg, cells, report_path)]
 
 
+# The sweep's settings its scoring cells take as they are (each cell's own are given beside them).
+SCORING_PASSED_ON = ("formats", "eval", "dataset_spec", "dataset_revision", "lm_eval_tasks", "lm_eval_include")
+
+
+def _cell_settings(cfg: SweepSettings, cell_class: type, passed_on: tuple[str, ...], **own):
+    """A cell's settings: the sweep's experiment and its values of ``passed_on``, then the cell's ``own``."""
+    values = {name: getattr(cfg, name) for name in passed_on}
+    return cell_class(experiment=tracking.experiment_name(cfg.experiment), **values, **own)
+
+
 def _series_cells(cfg: SweepSettings, model: str, series_name: str, revisions) -> list[PlannedCell]:
-    experiment = tracking.experiment_name(cfg.experiment)
     steps = [step for _, step in revisions]
     # checkpoints sharing a step (OLMo-2's stage-2 ingredients and main) are cells apart, named by revision
     where = {r: f"{short_name(series_name)}@" + (f"step{s}" if steps.count(s) == 1 else r) for r, s in revisions}
     cells = [
         PlannedCell(
             f"pretrain-eval {where[revision]}",
-            PretrainEvalSettings(
-                experiment=experiment,
+            _cell_settings(
+                cfg,
+                PretrainEvalSettings,
+                ("trust_remote_code", *SCORING_PASSED_ON),
                 model=model,
-                trust_remote_code=cfg.trust_remote_code,
                 checkpoints=revision,
                 datasets=cfg.eval_datasets,
-                formats=cfg.formats,
-                eval=cfg.eval,
-                dataset_spec=cfg.dataset_spec,
-                dataset_revision=cfg.dataset_revision,
-                lm_eval_tasks=cfg.lm_eval_tasks,
-                lm_eval_include=cfg.lm_eval_include,
             ),
         )
         for revision in where
@@ -103,36 +107,31 @@ def _series_cells(cfg: SweepSettings, model: str, series_name: str, revisions) -
                 cells.append(
                     PlannedCell(
                         tuned[-1],
-                        FinetuneSettings(
-                            experiment=experiment,
+                        _cell_settings(
+                            cfg,
+                            FinetuneSettings,
+                            ("trust_remote_code", "dataset_spec", "dataset_revision"),
                             model=model,
-                            trust_remote_code=cfg.trust_remote_code,
                             checkpoint=revision,
                             dataset=dataset,
                             train=train,
                             protocol=cfg.eval.protocol,
                             evaluate=False,
-                            dataset_spec=cfg.dataset_spec,
-                            dataset_revision=cfg.dataset_revision,
                         ),
                     )
                 )
             cells.append(
                 PlannedCell(
                     f"crosseval {where[revision]}+{dataset}",
-                    CrossevalSettings(
-                        experiment=experiment,
+                    _cell_settings(
+                        cfg,
+                        CrossevalSettings,
+                        SCORING_PASSED_ON,
                         runs=SWEEP_RUN_PLACEHOLDER,
                         model=series_name,
                         train_dataset=dataset,
                         steps=str(step),
                         datasets=cfg.eval_datasets,
-                        formats=cfg.formats,
-                        eval=cfg.eval,
-                        dataset_spec=cfg.dataset_spec,
-                        dataset_revision=cfg.dataset_revision,
-                        lm_eval_tasks=cfg.lm_eval_tasks,
-                        lm_eval_include=cfg.lm_eval_include,
                         with_base=cfg.train.tuning == "dpo",  # the base's cell of the held-out pairs
                     ),
                     after=tuned,

@@ -21,32 +21,24 @@ _OOD_DESCRIPTIONS = {
 
 
 def _synthetic(task: str) -> None:
-    labels = GENERATORS[task][1]
-    register(
-        DatasetSpec(
-            name=f"synth-{task}",
-            task=task,
-            source="synthetic",
-            path=f"{task}/town",
-            labels=labels,
-            trainable=True,
-            train_size=None,
-            in_domain_of=("synth-instruct",),
-            description=_DESCRIPTIONS[task],
+    """Each task's town set (trained on, in-domain for instruction tuning) and its other-world set."""
+    for suffix, world, trained, description in (
+        ("", "town", True, _DESCRIPTIONS[task]),
+        ("-ood", "realm", False, _OOD_DESCRIPTIONS[task]),
+    ):
+        register(
+            DatasetSpec(
+                name=f"synth-{task}{suffix}",
+                task=task,
+                source="synthetic",
+                path=f"{task}/{world}",
+                labels=GENERATORS[task][1],
+                trainable=trained,
+                train_size=None,
+                in_domain_of=("synth-instruct",) if trained else (),
+                description=description,
+            )
         )
-    )
-    register(
-        DatasetSpec(
-            name=f"synth-{task}-ood",
-            task=task,
-            source="synthetic",
-            path=f"{task}/realm",
-            labels=labels,
-            trainable=False,
-            train_size=None,
-            description=_OOD_DESCRIPTIONS[task],
-        )
-    )
 
 
 for _task in GENERATORS:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from huggingface_hub import list_repo_refs
 
 from amuro.core.errors import UserError
+from amuro.models.hub_listing import hub_refs
 
 SUFFIXES = (".yaml", ".yml")
 _TOKENS = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>[KMBT]?)$", re.IGNORECASE)
@@ -129,14 +129,11 @@ def _local_revision(path: Path, item: dict, repo: Path) -> Path:
 
 
 def _hub_refs(path: Path, repo: str) -> dict[str, str]:
-    try:
-        found = list_repo_refs(repo)
-    except Exception as exc:  # offline, unknown repo, no permission: all surface here
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(
-            f"series manifest {path}: cannot list the revisions of hub model {repo} ({first[:200]}): "
-            "check the repo id and network, or point the entry at a local folder"
-        ) from None
+    found = hub_refs(
+        repo,
+        f"series manifest {path}: cannot list the revisions of hub model {repo}",
+        "check the repo id and network, or point the entry at a local folder",
+    )
     return {ref.name: ref.target_commit for ref in [*found.branches, *found.tags]}
 
 

@@ -20,10 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from huggingface_hub import list_repo_refs
-
 from amuro.core.errors import UserError, unknown
 from amuro.core.paths import amuro_home
+from amuro.models.hub_listing import hub_refs
 from amuro.models.manifest import ManifestEntry, is_manifest, read_manifest
 from amuro.models.remote_code import require_trust
 from amuro.models.study_checkpoints import STUDY, study_selection
@@ -271,14 +270,11 @@ def _checkpoint(revision: str, **fields) -> Checkpoint:
 
 def hub_series(repo_id: str) -> Series:
     """Branches of a hub repo; checkpoints load with ``from_pretrained(repo_id, revision=branch)``."""
-    try:
-        refs = list_repo_refs(repo_id)
-    except Exception as exc:  # offline, unknown repo, no permission: all surface here
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(
-            f"cannot list the branches of hub model {repo_id} ({first[:200]}): check the repo id "
-            "and network, or point --model at a local series folder"
-        ) from None
+    refs = hub_refs(
+        repo_id,
+        f"cannot list the branches of hub model {repo_id}",
+        "check the repo id and network, or point --model at a local series folder",
+    )
     checkpoints = []
     for branch in refs.branches:
         if parse_revision(branch.name)[0] is None and branch.name != "main":
