@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.compare import INTERVAL_COLUMNS
 from analysis.findings import (
     DETAILS,
     Findings,
@@ -24,17 +25,7 @@ from analysis.findings import (
 from analysis.intervals import normal_se_interval, replicate_se
 
 SHARED_KEY = ["model", "step", "tuning", "train_dataset", "eval_dataset", "format", "shots"]
-SHARED_COLUMNS = SHARED_KEY + [
-    "protocol",
-    "yours",
-    "paper",
-    "difference",
-    "ci_low",
-    "ci_high",
-    "ci_method",
-    "n_seeds",
-    "seed_std",
-]
+SHARED_COLUMNS = SHARED_KEY + ["protocol", "yours", "paper", "difference", *INTERVAL_COLUMNS]
 SIDES = ("yours", "paper")
 SUMMARY_COLUMNS = ["finding", "definitions"] + [
     f"{column}_{side}" for column in ("verdict", "where", "value", "ci_low", "ci_high", "measure") for side in SIDES

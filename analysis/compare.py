@@ -29,6 +29,7 @@ from analysis.pairing import (
     NO_BASE,
     NO_TUNED,
     PAIR_KEY,
+    TUNED_CELL,
     is_base,
     pair_with_base,
     unpaired_base,
@@ -51,40 +52,10 @@ __all__ = [
 
 FORGETTING_RELATIONS = ("out-of-domain", "cross-task")
 # One cell: seed replicates share all of it (the base run included).
-CELL_COLUMNS = [
-    "model",
-    "step",
-    "tuning",
-    "train_dataset",
-    "eval_dataset",
-    "relation",
-    "task",
-    "format",
-    "shots",
-    "protocol",
-    "seed",
-    "run_id_base",
-]
-GAIN_COLUMNS = [
-    "model",
-    "step",
-    "tuning",
-    "train_dataset",
-    "eval_dataset",
-    "relation",
-    "format",
-    "shots",
-    "protocol",
-    "base",
-    "tuned",
-    "gain",
-    "rel_gain",
-    "ci_low",
-    "ci_high",
-    "ci_method",
-    "n_seeds",
-    "seed_std",
-]
+CELL_COLUMNS = TUNED_CELL + ["task", "format", "shots", "protocol", "seed", "run_id_base"]
+# A difference's interval, how it was computed, and the seed replicates behind it.
+INTERVAL_COLUMNS = ["ci_low", "ci_high", "ci_method", "n_seeds", "seed_std"]
+GAIN_COLUMNS = TUNED_CELL + ["format", "shots", "protocol", "base", "tuned", "gain", "rel_gain", *INTERVAL_COLUMNS]
 FORGETTING_COLUMNS = [c if c != "gain" else "forgetting" for c in GAIN_COLUMNS]
 TRANSFER_COLUMNS = ["train_task", "eval_task", "mean_gain", "n"]
 

@@ -39,6 +39,11 @@ def _panels(count: int) -> tuple[Figure, list]:
     return figure, axes
 
 
+def _axes(size: tuple[float, float]):
+    figure = Figure(figsize=size, layout="constrained")
+    return figure, figure.subplots()
+
+
 def _empty(title: str) -> bytes:
     figure = Figure(figsize=_PANEL)
     axes = figure.subplots()
@@ -114,8 +119,7 @@ def gain_by_group(group_table: pd.DataFrame) -> bytes:
     title = "mean gain of fine-tuning per checkpoint"
     if group_table.empty:
         return _empty(title)
-    figure = Figure(figsize=(6, 3.6), layout="constrained")
-    ax = figure.subplots()
+    figure, ax = _axes((6, 3.6))
     several_models = group_table["model"].nunique() > 1
     for (model, group), rows in group_table.groupby(["model", "group"]):
         label = f"learned in {group}"
@@ -187,8 +191,7 @@ def yours_vs_paper(shared: pd.DataFrame) -> bytes:
     title = "your scores against the published ones"
     if shared.empty:
         return _empty(title)
-    figure = Figure(figsize=(5, 4.6), layout="constrained")
-    ax = figure.subplots()
+    figure, ax = _axes((5, 4.6))
     for tuned, rows in shared.groupby(shared["tuning"] != "none"):
         ax.errorbar(
             rows["paper"],

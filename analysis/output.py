@@ -20,15 +20,9 @@ def output_options(function):
             "--format",
             "output_format",
             type=click.Choice(["table", "csv", "json"]),
-            default=None,
             help="Output format (default: from --out's suffix, else table).",
         ),
-        click.option(
-            "--out",
-            type=click.Path(dir_okay=False),
-            default=None,
-            help="Write the table to this file instead of the terminal.",
-        ),
+        click.option("--out", type=click.Path(dir_okay=False), help="Write the table to this file, not the terminal."),
         click.option(
             "--log", is_flag=True, help="Also record the outputs as artifacts of a new run tagged amuro.kind=analysis."
         ),

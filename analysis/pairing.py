@@ -18,21 +18,9 @@ from analysis.lineage import LineageWarning, digest_conflict, refusal
 # The revision pairs a tuned model with its own base where several checkpoints share a step (OLMo-2's
 # stage-2 ingredients and main).
 PAIR_KEY = ["model", "revision", "step", "eval_dataset", "format", "shots", "protocol", "origin"]
-MISSING_COLUMNS = [
-    "model",
-    "step",
-    "tuning",
-    "train_dataset",
-    "eval_dataset",
-    "relation",
-    "format",
-    "shots",
-    "protocol",
-    "seed",
-    "train_seed",
-    "run_id",
-    "reason",
-]
+# What names a tuned model's eval cell, beside its prompt (format, shots) and protocol.
+TUNED_CELL = ["model", "step", "tuning", "train_dataset", "eval_dataset", "relation"]
+MISSING_COLUMNS = TUNED_CELL + ["format", "shots", "protocol", "seed", "train_seed", "run_id", "reason"]
 NO_BASE = "no base run at this checkpoint, eval dataset, format, shots and protocol"
 NO_TUNED = "no tuned run at this checkpoint, eval dataset, format, shots and protocol"
 _BASE_COLUMNS = [

@@ -5,14 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 SENSITIVITY_KEY = ["model", "step", "tuning", "train_dataset", "eval_dataset", "shots", "protocol"]
-SENSITIVITY_COLUMNS = SENSITIVITY_KEY + [
-    "n_formats",
-    "spread",
-    "std",
-    "default_gap",
-    "n_seeds",
-    "seed_std",
-]
+SENSITIVITY_COLUMNS = SENSITIVITY_KEY + ["n_formats", "spread", "std", "default_gap", "n_seeds", "seed_std"]
 TRAINING_FORMAT = "default"
 # Published scores are never mixed with runs of one's own.
 _GROUP = SENSITIVITY_KEY + ["origin"]

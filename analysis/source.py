@@ -52,7 +52,6 @@ def source_options(function):
         click.option(
             "--cache-dir",
             type=click.Path(file_okay=False),
-            default=None,
             help="Cache of prediction tables (default ~/.cache/amuro/predictions).",
         ),
     ]

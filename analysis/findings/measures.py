@@ -85,8 +85,8 @@ def latent(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, ...]
     values, ses = _matrix(rows, scope.steps)
     present = [index for index in range(len(scope.steps)) if np.isfinite(values[:, index]).any()]
     if len(present) < 2:
-        return untestable(
-            "i", definitions, scope.model, scope.protocol, measure, "fewer than two checkpoints with tuned cells"
+        return _untestable(
+            "i", scope, definitions, measure, "fewer than two checkpoints with tuned cells"
         ), pd.DataFrame()
     first = present[0]
     changes = values - values[:, [first]]
@@ -95,25 +95,35 @@ def latent(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, ...]
     low, high = percentile_interval(draws)
     parts, detail = [], []
     for index in present[1:]:
-        step = scope.steps[index]
-        holds = definitions.holds(means[index], low[index], high[index])
-        parts.append(Part(scope.labels[step], means[index], low[index], high[index], holds))
-        detail.append(
-            {
-                **scope.head(definitions),
-                "step": step,
-                "latent_gain": means[index],
-                "ci_low": low[index],
-                "ci_high": high[index],
-                "n": int(np.isfinite(changes[:, index]).sum()),
-                "holds": holds,
-            }
+        _add_step(
+            parts,
+            detail,
+            scope,
+            definitions,
+            scope.steps[index],
+            (means[index], low[index], high[index]),
+            {"latent_gain": means[index]},
+            {"n": int(np.isfinite(changes[:, index]).sum())},
         )
     last = present[-1]
     row = summary_row(
         "i", definitions, scope.model, scope.protocol, measure, means[last], low[last], high[last], over_every(parts)
     )
     return row, pd.DataFrame(detail)
+
+
+def _untestable(finding: str, scope: Scope, definitions: Definitions, measure: str, why: str) -> dict:
+    return untestable(finding, definitions, scope.model, scope.protocol, measure, why)
+
+
+def _add_step(parts, detail, scope, definitions, step, estimate, measured: dict, counts: dict) -> None:
+    """One checkpoint's part of a finding (its ``estimate``: value, low, high) and its detail row: the measured
+    columns, the interval, the counts behind it and whether it holds."""
+    value, low, high = estimate
+    holds = definitions.holds(value, low, high)
+    parts.append(Part(scope.labels[step], value, low, high, holds))
+    row = {**scope.head(definitions), "step": step, **measured, "ci_low": low, "ci_high": high, **counts}
+    detail.append({**row, "holds": holds})
 
 
 def group_gap(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, ...], pre_training: tuple[Pair, ...]):
@@ -128,14 +138,8 @@ def group_gap(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, .
     tuned, pre = select_pairs(cells, fine_tuning), select_pairs(cells, pre_training)
     if tuned.empty or pre.empty:
         missing = "fine-tuning" if tuned.empty else "pre-training"
-        return untestable(
-            "ii",
-            definitions,
-            scope.model,
-            scope.protocol,
-            measure,
-            f"no in-domain cell of a dataset learned in {missing}",
-        ), pd.DataFrame()
+        why = f"no in-domain cell of a dataset learned in {missing}"
+        return _untestable("ii", scope, definitions, measure, why), pd.DataFrame()
     tuned_values, tuned_ses = _matrix(tuned, scope.steps)
     pre_values, pre_ses = _matrix(pre, scope.steps)
     tuned_means, tuned_draws = _means(tuned_values, tuned_ses, definitions, seed=0)
@@ -146,21 +150,18 @@ def group_gap(scope: Scope, definitions: Definitions, fine_tuning: tuple[Pair, .
     for index, step in enumerate(scope.steps):
         if not np.isfinite(gaps[index]):
             continue
-        holds = definitions.holds(gaps[index], low[index], high[index])
-        parts.append(Part(scope.labels[step], gaps[index], low[index], high[index], holds))
-        detail.append(
+        _add_step(
+            parts,
+            detail,
+            scope,
+            definitions,
+            step,
+            (gaps[index], low[index], high[index]),
+            {"gain_fine_tuning": tuned_means[index], "gain_pre_training": pre_means[index], "gap": gaps[index]},
             {
-                **scope.head(definitions),
-                "step": step,
-                "gain_fine_tuning": tuned_means[index],
-                "gain_pre_training": pre_means[index],
-                "gap": gaps[index],
-                "ci_low": low[index],
-                "ci_high": high[index],
                 "n_fine_tuning": int(np.isfinite(tuned_values[:, index]).sum()),
                 "n_pre_training": int(np.isfinite(pre_values[:, index]).sum()),
-                "holds": holds,
-            }
+            },
         )
     measured = np.isfinite(gaps)
     with np.errstate(invalid="ignore"):
@@ -202,7 +203,7 @@ def forgetting(scope: Scope, definitions: Definitions, scopes: dict[str, pd.Data
             detail.append(_forgetting_row(scope, definitions, relation, train, by_train, train_part))
     verdict = _by_relation(over_some([part for part, _ in parts], "out-of-domain or cross-task"))
     if verdict[0] == UNTESTABLE:
-        return untestable("iii", definitions, scope.model, scope.protocol, measure, verdict[1]), pd.DataFrame(detail)
+        return _untestable("iii", scope, definitions, measure, verdict[1]), pd.DataFrame(detail)
     forgetting_parts = [(part, rows) for part, rows in parts if part.holds] or parts
     pooled = pd.concat([rows for _, rows in forgetting_parts], ignore_index=True)
     scope_name = _by_relation(("", ", ".join(part.label for part, _ in forgetting_parts)))[1]
@@ -292,14 +293,8 @@ def sensitivity(scope: Scope, definitions: Definitions, pairs: tuple[Pair, ...] 
     )
     if len(present) < 2:
         measure = "tuned models' std across prompt formats by checkpoint"
-        return untestable(
-            "iv",
-            definitions,
-            scope.model,
-            scope.protocol,
-            measure,
-            "fewer than two checkpoints with tuned cells in two or more formats",
-        ), detail
+        why = "fewer than two checkpoints with tuned cells in two or more formats"
+        return _untestable("iv", scope, definitions, measure, why), detail
     if definitions.name == "paper":
         return _fall_from_peak(scope, definitions, means, tuned_draws, present), detail
     return _slope_in_windows(scope, definitions, tuned, gaining_from(scope, rows)), detail
@@ -356,14 +351,8 @@ def _slope_in_windows(scope, definitions, values, starts):
             slopes.append(float((x - x.mean()) @ (row[window] - row[window].mean()) / np.square(x - x.mean()).sum()))
             used.append(start)
     if not slopes:
-        return untestable(
-            "iv",
-            definitions,
-            scope.model,
-            scope.protocol,
-            measure,
-            "no dataset pair gains from tuning at two or more checkpoints",
-        )
+        why = "no dataset pair gains from tuning at two or more checkpoints"
+        return _untestable("iv", scope, definitions, measure, why)
     slope = float(np.mean(slopes))
     low, high = percentile_interval(resampled_means(np.array(slopes)[:, None])[:, 0])
     holds = definitions.holds(slope, low, high, sign=-1)
