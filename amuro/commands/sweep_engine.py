@@ -157,10 +157,14 @@ def _end_dead_runs(env: dict[str, str], reason: str) -> None:
 
 
 class Scheduler:
-    """Runs planned cells in dependency order, at most ``workers`` at once; engines define ``run_one``."""
+    """Runs planned cells in dependency order, at most ``cfg.workers`` at once, each with the environment ``env``
+    and its log in ``logs``; engines define ``run_one``."""
 
-    def __init__(self, cells: list[PlannedCell], workers: int) -> None:
-        self.cells, self.workers = cells, workers
+    def __init__(
+        self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str, cfg: SweepSettings
+    ) -> None:
+        self.cells, self.workers = cells, cfg.workers
+        self.env, self.logs, self.sweep_run_id, self.settings = env, logs, sweep_run_id, cfg
         self.status: dict[str, str] = {}
         self.errors: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
@@ -303,11 +307,9 @@ def check_local_gpus(cfg: SweepSettings) -> None:
 class LocalEngine(Scheduler):
     """Cells as processes on this machine; with GPUs, each running cell holds its own GPU slots."""
 
-    def __init__(
-        self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str, cfg: SweepSettings
-    ) -> None:
-        super().__init__(cells, cfg.workers)
-        self.env, self.logs, self.sweep_run_id = env, logs, sweep_run_id
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cfg = self.settings
         self.free_gpus = visible_gpus()
         self.has_gpus = bool(self.free_gpus)
         self.gpus = gpus_by_kind(cfg, len(self.free_gpus))

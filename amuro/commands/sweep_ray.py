@@ -126,11 +126,9 @@ def ray_session(cfg: SweepSettings, tracking_uri: str) -> Iterator[None]:
 class RayEngine(Scheduler):
     """Cells as Ray tasks with their kind's resources; plain commands (the report) on this machine."""
 
-    def __init__(
-        self, cells: list[PlannedCell], env: dict[str, str], logs: Path, sweep_run_id: str, cfg: SweepSettings
-    ) -> None:
-        super().__init__(cells, cfg.workers)
-        self.env, self.logs, self.sweep_run_id = env, logs, sweep_run_id
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cfg, env = self.settings, self.env
         self.forwarded = {
             name: value
             for name, value in env.items()
