@@ -38,7 +38,8 @@ from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_
 from amuro.training.checkpoint_artifacts import UploadCheckpoints, restore_checkpoint
 from amuro.training.features import training_features
 from amuro.training.hyperparameter_search import SearchSpace, TrialRuns, run_search
-from amuro.training.trainer import WARMUP_RATIO, train_model, weight_change
+from amuro.training.launch import check_launch, train
+from amuro.training.trainer import WARMUP_RATIO, weight_change
 
 SEARCH_VALIDATION_EXAMPLES = 200
 
@@ -111,7 +112,7 @@ def _search(cfg, ckpt, spec, examples, experiment_id, run_id, key, tags, name, w
     val_features = training_features(spec, validation, tokenizer, cfg.train.max_length, **_packing(cfg))
 
     def train_and_score(params: dict) -> float:
-        return train_model(
+        return train(
             ckpt,
             cfg,
             train_features,
@@ -173,7 +174,7 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
     _log_params_once(
         {"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr, "final_epochs": epochs}
     )
-    model, tokenizer, _ = train_model(
+    model, tokenizer, _ = train(
         ckpt,
         cfg,
         features,
@@ -242,6 +243,7 @@ def finetune(cfg: FinetuneSettings) -> str:
     with tracking.entry_point("finetune", cfg.experiment) as invocation:
         experiment_id = invocation.experiment_id
         spec = training_spec(cfg)
+        check_launch(cfg)
         if cfg.register:
             open_registered_model(cfg.register)
         series = open_or_build_series(cfg.model, experiment_id)

@@ -80,6 +80,7 @@ def plan(
         for revision, step in revisions
     ]
     seeds = cfg.seed_list
+    finetune_gpus = max(1, int(cfg.cell_resources("gpus_per_cell", 0)["finetune"]))  # data-parallel processes
     for revision, step in revisions:
         for dataset in cfg.train_dataset_list:
             tuned = []
@@ -97,6 +98,7 @@ def plan(
                             checkpoint=revision,
                             dataset=dataset,
                             train=train,
+                            gpus=finetune_gpus,
                             protocol=cfg.eval.protocol,
                             evaluate=False,
                             dataset_spec=cfg.dataset_spec,

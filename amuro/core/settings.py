@@ -17,6 +17,7 @@ from amuro.core.fields import Settings, declared, require, setting, split_list
 from amuro.core.protocol import protocol
 from amuro.core.shared_settings import (
     DEFAULT_SERIES,
+    GPUS_HELP,
     SEEDS_HELP,
     _require_model,
     dataset_spec_setting,
@@ -176,6 +177,7 @@ class FinetuneSettings(Settings):
     dataset_spec: str | None = dataset_spec_setting(key=False)
     train: TrainSettings = setting(help="How the model is trained.", factory=TrainSettings, flat=True)
     seeds: str | None = setting(None, SEEDS_HELP, key=False, empty="--seed alone")
+    gpus: int = setting(1, GPUS_HELP, key=False, minimum=1)
     register: str | None = setting(
         None,
         "Register the tuned model in the MLflow Model Registry under this name (models:/NAME/VERSION).",
@@ -198,6 +200,7 @@ class FinetuneSettings(Settings):
         _require_model(self.model)
         require(bool(self.dataset.strip()), "dataset must name a training set, e.g. synth-nli")
         seed_list(self.seeds, self.train.seed)
+        self.train.check_processes(self.gpus)
 
     @property
     def seed_list(self) -> list[int]:

@@ -121,9 +121,42 @@ class TrainSettings(Settings):
         key=False,
         flag=True,
     )
+    fsdp: bool = setting(
+        False,
+        "Shard weights, gradients and optimizer state across the training processes (FSDP through accelerate), "
+        "for a model that does not fit one GPU.",
+        key=False,
+        flag=True,
+    )
+    deepspeed: str | None = setting(
+        None,
+        "Train with DeepSpeed (pip install 'amuro[deepspeed]') from this JSON config, or 'zero3': the "
+        "study's ZeRO-3 config, shipped with amuro.",
+        key=False,
+        empty="no DeepSpeed",
+    )
 
     def validate(self) -> None:
         require(self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        require(
+            not (self.fsdp and self.deepspeed), "--fsdp and --deepspeed both shard the model: choose one of them"
+        )
+        require(
+            not (self.lora and (self.fsdp or self.deepspeed)),
+            "LoRA trains few weights and needs no sharding: drop --fsdp/--deepspeed, or --lora",
+        )
+
+    def check_processes(self, processes: int) -> None:
+        """The global batch (micro-batch x accumulation) is split over ``processes``: each accumulates
+        ``grad_accum / processes`` micro-batches, so the accumulation must divide evenly."""
+        require(
+            self.grad_accum is None or self.grad_accum % processes == 0,
+            f"--grad-accum {self.grad_accum} cannot be split over --gpus {processes} processes (each accumulates "
+            f"grad-accum / gpus micro-batches): make --grad-accum a multiple of {processes}, or change --gpus",
+        )
+        require(
+            processes > 1 or not self.fsdp, "--fsdp shards the model over the training processes: add --gpus 2 or more"
+        )
 
     @property
     def tuning_tag(self) -> str:

@@ -1,0 +1,133 @@
+"""Fine-tuning in several data-parallel processes (accelerate launch, gloo on CPU): the same training as one
+process with the same global batch, one run, one model; FSDP and DeepSpeed ZeRO-3 alike; bad input in one line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import mlflow
+import pytest
+import torch
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from amuro.cli import main
+from amuro.commands.finetune import finetune
+from amuro.core.settings import FinetuneSettings
+from amuro.core.train_settings import TrainSettings
+from amuro.models.tuned import load_tuned
+from amuro.training.launch import SHIPPED_DS_CONFIGS, launch_command
+
+# 16 examples in micro-batches of 2, 2 accumulated: 4 optimizer steps, each logged.
+GLOBAL_BATCH = dict(max_train_examples=16, epochs=1, batch_size=2, grad_accum=2, train_shots=0, max_length=128)
+
+
+def _finetune(series: str, experiment: str, gpus: int = 1, **train) -> str:
+    settings = FinetuneSettings(
+        model=series, experiment=experiment, evaluate=False, gpus=gpus, train=TrainSettings(**GLOBAL_BATCH, **train)
+    )
+    return finetune(settings)
+
+
+def _curve(run_id: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in MlflowClient().get_metric_history(run_id, "train_loss"))
+
+
+def _artifacts(run_id: str, path: str | None = None) -> list[str]:
+    found = []
+    for item in MlflowClient().list_artifacts(run_id, path):
+        found += _artifacts(run_id, item.path) if item.is_dir else [item.path]
+    return sorted(found)
+
+
+def _shape(run_id: str) -> tuple[set, set, list]:
+    data = MlflowClient().get_run(run_id).data
+    return set(data.params), set(data.metrics), _artifacts(run_id)
+
+
+def _runs_in(experiment: str) -> list:
+    return mlflow.search_runs([mlflow.get_experiment_by_name(experiment).experiment_id], output_format="list")
+
+
+def _same_training(reference: str, run_id: str, experiment: str) -> None:
+    """One run with one model, logged like the one-process run, with its loss curve and weights."""
+    assert [run.info.run_id for run in _runs_in(experiment)] == [run_id]  # the other process logged no run
+    assert _shape(run_id) == _shape(reference)
+    steps, losses = zip(*_curve(run_id))
+    reference_steps, reference_losses = zip(*_curve(reference))
+    assert steps == reference_steps == (1, 2, 3, 4)
+    assert losses == pytest.approx(reference_losses, rel=1e-4)
+    tuned, reference_model = load_tuned(run_id)[0], load_tuned(reference)[0]
+    for (name, weight), reference_weight in zip(tuned.named_parameters(), reference_model.parameters()):
+        torch.testing.assert_close(weight, reference_weight, rtol=1e-3, atol=1e-4, msg=name)
+
+
+@pytest.fixture(scope="module")
+def one_process(small_series, tmp_path_factory):
+    """The reference: the global batch of 4 as 2 micro-batches of 2 accumulated in this process."""
+    store = tmp_path_factory.mktemp("data-parallel-store")
+    uri = f"sqlite:///{store}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.chdir(store)
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield uri, _finetune(small_series, "one process")
+        finally:
+            mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def same_store(one_process, monkeypatch):
+    uri, run_id = one_process
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield run_id
+    mlflow.set_tracking_uri(None)
+
+
+def test_two_processes_and_fsdp_train_as_one_process_with_the_same_global_batch(small_series, same_store, capsys):
+    two = _finetune(small_series, "two processes", gpus=2)
+    assert "training in 2 data-parallel processes (accelerate launch)" in capsys.readouterr().out
+    _same_training(same_store, two, "two processes")
+    params = MlflowClient().get_run(two).data.params
+    assert (params["gpus"], params["batch_size"], params["grad_accum"]) == ("2", "2", "2")  # the global batch
+    fsdp = _finetune(small_series, "fsdp", gpus=2, fsdp=True)
+    _same_training(same_store, fsdp, "fsdp")
+    assert MlflowClient().get_run(fsdp).data.params["fsdp"] == "True"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="pip install 'amuro[deepspeed]'")
+def test_deepspeed_zero3_trains_as_one_process(small_series, same_store):
+    run_id = _finetune(small_series, "zero3", deepspeed="zero3")
+    _same_training(same_store, run_id, "zero3")
+    assert MlflowClient().get_run(run_id).data.params["deepspeed"] == "zero3"
+
+
+def test_the_shipped_zero3_config_is_the_study_one_and_the_launch_is_accelerate():
+    config = json.loads(SHIPPED_DS_CONFIGS["zero3"].read_text())
+    assert config["zero_optimization"]["stage"] == 3 and config["bf16"] == {"enabled": "auto"}
+    assert config["train_micro_batch_size_per_gpu"] == config["gradient_accumulation_steps"] == "auto"
+    command = launch_command(4, SHIPPED_DS_CONFIGS["zero3"], 29500)
+    assert command[1:3] == ["-m", "accelerate.commands.launch"]
+    assert command[command.index("--num_processes") + 1] == "4" and "--multi_gpu" in command
+    assert "--multi_gpu" not in launch_command(1, SHIPPED_DS_CONFIGS["zero3"], 29500)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--gpus", "3", "--grad-accum", "2"], "--grad-accum 2 cannot be split over --gpus 3 processes"),
+        (["--fsdp"], "--fsdp shards the model over the training processes: add --gpus 2 or more"),
+        (["--gpus", "2", "--fsdp", "--deepspeed", "zero3"], "--fsdp and --deepspeed both shard the model"),
+        (["--gpus", "2", "--lora", "--fsdp"], "LoRA trains few weights and needs no sharding"),
+        (["--deepspeed", "missing.json"], "--deepspeed missing.json: no such file"),
+        (["--gpus", "0"], "gpus must be at least 1, got 0"),
+    ],
+)
+def test_bad_parallel_settings_are_one_line(tracking_uri, small_series, arguments, message):
+    result = CliRunner().invoke(main, ["finetune", "--experiment", "bad", "--model", small_series, *arguments])
+    lines = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
+    assert "Traceback" not in result.output
