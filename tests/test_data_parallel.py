@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -14,7 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from amuro.cli import main
 from amuro.commands.finetune import finetune
-from amuro.core.settings import FinetuneSettings
+from amuro.commands.sweep import plan
+from amuro.core.settings import FinetuneSettings, SweepSettings
 from amuro.core.train_settings import TrainSettings
 from amuro.models.tuned import load_tuned
 from amuro.training.launch import SHIPPED_DS_CONFIGS, launch_command
@@ -95,7 +97,7 @@ def test_two_processes_and_fsdp_train_as_one_process_with_the_same_global_batch(
     assert (params["gpus"], params["batch_size"], params["grad_accum"]) == ("2", "2", "2")  # the global batch
     fsdp = _finetune(small_series, "fsdp", gpus=2, fsdp=True)
     _same_training(same_store, fsdp, "fsdp")
-    assert MlflowClient().get_run(fsdp).data.params["fsdp"] == "True"
+    assert MlflowClient().get_run(fsdp).data.params["fsdp"] == "true"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="pip install 'amuro[deepspeed]'")
@@ -131,3 +133,20 @@ def test_bad_parallel_settings_are_one_line(tracking_uri, small_series, argument
     lines = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
     assert "Traceback" not in result.output
+
+
+def test_the_gpu_count_stays_out_of_the_run_key_and_a_sweep_gives_its_finetune_cells_their_gpus():
+    on_one, on_four = (FinetuneSettings(gpus=n, train=TrainSettings(grad_accum=8, fsdp=n > 1)) for n in (1, 4))
+    assert on_one.key_settings() == on_four.key_settings()
+    cfg = SweepSettings(
+        train_datasets="synth-nli", train=TrainSettings(grad_accum=4), gpus_per_cell="finetune=2,eval=1"
+    )
+    cells = [c.settings for c in plan(cfg, "tiny", [("step-10", 10)], Path("r.html")) if c.settings is not None]
+    assert [s.gpus for s in cells if s.entry_point == "finetune"] == [2]
+    single = plan(
+        SweepSettings(train_datasets="synth-nli", train=TrainSettings(grad_accum=4)),
+        "tiny",
+        [("step-10", 10)],
+        Path("r.html"),
+    )
+    assert [c.settings.gpus for c in single if c.settings is not None and c.settings.entry_point == "finetune"] == [1]

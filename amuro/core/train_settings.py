@@ -138,9 +138,7 @@ class TrainSettings(Settings):
 
     def validate(self) -> None:
         require(self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        require(
-            not (self.fsdp and self.deepspeed), "--fsdp and --deepspeed both shard the model: choose one of them"
-        )
+        require(not (self.fsdp and self.deepspeed), "--fsdp and --deepspeed both shard the model: choose one of them")
         require(
             not (self.lora and (self.fsdp or self.deepspeed)),
             "LoRA trains few weights and needs no sharding: drop --fsdp/--deepspeed, or --lora",

@@ -104,7 +104,7 @@ def training_arguments(
         num_train_epochs=epochs,
         per_device_train_batch_size=train.batch_size,
         per_device_eval_batch_size=train.batch_size,
-        gradient_accumulation_steps=train.grad_accum,
+        gradient_accumulation_steps=parallel.pop("gradient_accumulation_steps", train.grad_accum),
         learning_rate=lr,
         lr_scheduler_type="linear",
         warmup_steps=WARMUP_RATIO,
