@@ -102,7 +102,7 @@ def test_two_processes_and_fsdp_train_as_one_process_with_the_same_global_batch(
 
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="pip install 'amuro[deepspeed]'")
 def test_deepspeed_zero3_trains_as_one_process(small_series, same_store):
-    run_id = _finetune(small_series, "zero3", deepspeed="zero3")
+    run_id = _finetune(small_series, "zero3", gpus=2, deepspeed="zero3")
     _same_training(same_store, run_id, "zero3")
     assert MlflowClient().get_run(run_id).data.params["deepspeed"] == "zero3"
 
@@ -120,8 +120,7 @@ def test_the_shipped_zero3_config_is_the_study_one_and_the_launch_is_accelerate(
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--gpus", "3", "--grad-accum", "2"], "--grad-accum 2 cannot be split over --gpus 3 processes"),
-        (["--fsdp"], "--fsdp shards the model over the training processes: add --gpus 2 or more"),
+        (["--gpus", "3", "--batch-size", "2", "--grad-accum", "2"], "the global batch of 4 (--batch-size 2 x"),
         (["--gpus", "2", "--fsdp", "--deepspeed", "zero3"], "--fsdp and --deepspeed both shard the model"),
         (["--gpus", "2", "--lora", "--fsdp"], "LoRA trains few weights and needs no sharding"),
         (["--deepspeed", "missing.json"], "--deepspeed missing.json: no such file"),
@@ -136,6 +135,9 @@ def test_bad_parallel_settings_are_one_line(tracking_uri, small_series, argument
 
 
 def test_the_gpu_count_stays_out_of_the_run_key_and_a_sweep_gives_its_finetune_cells_their_gpus():
+    assert TrainSettings(batch_size=4, grad_accum=1).per_process(2) == (2, 1)  # smaller micro-batches
+    assert TrainSettings(batch_size=1, grad_accum=8).per_process(4) == (1, 2)  # the study's 8 over 4 GPUs
+    assert TrainSettings(batch_size=4, grad_accum=3).per_process(2) == (2, 3)
     on_one, on_four = (FinetuneSettings(gpus=n, train=TrainSettings(grad_accum=8, fsdp=n > 1)) for n in (1, 4))
     assert on_one.key_settings() == on_four.key_settings()
     cfg = SweepSettings(

@@ -200,7 +200,7 @@ class FinetuneSettings(Settings):
         _require_model(self.model)
         require(bool(self.dataset.strip()), "dataset must name a training set, e.g. synth-nli")
         seed_list(self.seeds, self.train.seed)
-        self.train.check_processes(self.gpus)
+        self.train.per_process(self.gpus)
 
     @property
     def seed_list(self) -> list[int]:

@@ -8,6 +8,7 @@ explicitly always wins; ``resolve_training`` is the one place presets are applie
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -144,17 +145,21 @@ class TrainSettings(Settings):
             "LoRA trains few weights and needs no sharding: drop --fsdp/--deepspeed, or --lora",
         )
 
-    def check_processes(self, processes: int) -> None:
-        """The global batch (micro-batch x accumulation) is split over ``processes``: each accumulates
-        ``grad_accum / processes`` micro-batches, so the accumulation must divide evenly."""
+    def per_process(self, processes: int) -> tuple[int, int]:
+        """(micro-batch, accumulation) of each of ``processes`` data-parallel processes, so that together they
+        take the global batch, micro-batch x accumulation: the accumulation divided when it divides evenly, else
+        a smaller micro-batch."""
+        batch, accum = self.batch_size or 1, self.grad_accum or 1
+        if accum % processes == 0:
+            return batch, accum // processes
+        share = batch * accum // processes
         require(
-            self.grad_accum is None or self.grad_accum % processes == 0,
-            f"--grad-accum {self.grad_accum} cannot be split over --gpus {processes} processes (each accumulates "
-            f"grad-accum / gpus micro-batches): make --grad-accum a multiple of {processes}, or change --gpus",
+            batch * accum % processes == 0,
+            f"the global batch of {batch * accum} (--batch-size {batch} x --grad-accum {accum}) cannot be split "
+            f"over --gpus {processes} processes: make it a multiple of {processes}, or change --gpus",
         )
-        require(
-            processes > 1 or not self.fsdp, "--fsdp shards the model over the training processes: add --gpus 2 or more"
-        )
+        micro = math.gcd(batch, share)
+        return micro, share // micro
 
     @property
     def tuning_tag(self) -> str:

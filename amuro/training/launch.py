@@ -8,8 +8,9 @@ training process logs the curve to that run and the others log nothing; all of t
 model (FSDP and ZeRO-3 gather its shards), which the finetune process loads and logs as the run's one model.
 
 The global batch is the settings' micro-batch x accumulation: each of N processes accumulates grad_accum / N
-micro-batches, so the run key, which holds the global batch and not the GPU count, means the same training on any
-number of GPUs. Without GPUs the processes train on CPU and talk over gloo.
+micro-batches (or, where N does not divide the accumulation, takes smaller micro-batches), so the run key, which
+holds the global batch and not the GPU count, means the same training on any number of GPUs. Without GPUs the
+processes train on CPU and talk over gloo.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def check_launch(cfg: FinetuneSettings) -> None:
 
 
 def parallel_arguments(cfg: FinetuneSettings) -> dict:
-    """The Trainer arguments of one of ``cfg.gpus`` processes: its share of the accumulation, and sharding."""
-    arguments: dict = {"gradient_accumulation_steps": cfg.train.grad_accum // cfg.gpus}
+    """The Trainer arguments of one of ``cfg.gpus`` processes: its share of the global batch, and sharding."""
+    micro_batch, accumulation = cfg.train.per_process(cfg.gpus)
+    arguments: dict = {"per_device_train_batch_size": micro_batch, "gradient_accumulation_steps": accumulation}
     if cfg.train.fsdp:
         arguments.update(FSDP_ARGUMENTS)
     if cfg.train.deepspeed:
@@ -133,13 +135,13 @@ def launch_command(processes: int, job_file: Path, port: int) -> list[str]:
     ]
 
 
-def launch_environment(processes: int, gpus: list[str], port: int) -> dict[str, str]:
+def launch_environment(processes: int, gpus: list[str], port: int, *, sharded: bool = False) -> dict[str, str]:
     env = dict(os.environ)
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[:processes])
     else:
         env["ACCELERATE_USE_CPU"] = "true"  # CPU processes over gloo
-    if processes == 1:  # the one process still forms a process group (DeepSpeed needs one)
+    if processes == 1 and sharded:  # FSDP and DeepSpeed need a process group, even of one process
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
     threads = int(env.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     env["OMP_NUM_THREADS"] = str(max(1, threads // processes))
@@ -194,7 +196,8 @@ def train(
     job_file = launch_dir / "job.pkl"
     job_file.write_bytes(pickle.dumps(job))
     port = _free_port()
-    env = {**launch_environment(cfg.gpus, visible_gpus(), port), "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    env = launch_environment(cfg.gpus, visible_gpus(), port, sharded=cfg.train.fsdp or bool(cfg.train.deepspeed))
+    env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
     print(f"training in {cfg.gpus} data-parallel process{'es' if cfg.gpus > 1 else ''} (accelerate launch)")
     _run(launch_command(cfg.gpus, job_file, port), env, cfg.gpus)
     val_loss = json.loads((launch_dir / "result.json").read_text())["val_loss"]

@@ -102,7 +102,7 @@ def training_arguments(
     return TrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=epochs,
-        per_device_train_batch_size=train.batch_size,
+        per_device_train_batch_size=parallel.pop("per_device_train_batch_size", train.batch_size),
         per_device_eval_batch_size=train.batch_size,
         gradient_accumulation_steps=parallel.pop("gradient_accumulation_steps", train.grad_accum),
         learning_rate=lr,
