@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 
 import mlflow
@@ -16,10 +18,11 @@ from mlflow.tracking import MlflowClient
 from amuro.cli import main
 from amuro.commands.finetune import finetune
 from amuro.commands.sweep import plan
+from amuro.core.errors import UserError
 from amuro.core.settings import FinetuneSettings, SweepSettings
 from amuro.core.train_settings import TrainSettings
 from amuro.models.tuned import load_tuned
-from amuro.training.launch import SHIPPED_DS_CONFIGS, launch_command
+from amuro.training.launch import SHIPPED_DS_CONFIGS, _run, launch_command
 
 # 16 examples in micro-batches of 2, 2 accumulated: 4 optimizer steps, each logged.
 GLOBAL_BATCH = dict(max_train_examples=16, epochs=1, batch_size=2, grad_accum=2, train_shots=0, max_length=128)
@@ -152,3 +155,9 @@ def test_the_gpu_count_stays_out_of_the_run_key_and_a_sweep_gives_its_finetune_c
         Path("r.html"),
     )
     assert [c.settings.gpus for c in single if c.settings is not None and c.settings.entry_point == "finetune"] == [1]
+
+
+def test_failed_training_processes_fail_the_fine_tune_in_one_line():
+    failed = r"^the 2 training processes failed \(exit code 3\): their error is printed above$"
+    with pytest.raises(UserError, match=failed):
+        _run([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), 2)

@@ -9,7 +9,9 @@ padded to their longest example and grouped by length. One MLflow run holds the 
 Trainer checkpoints go to ``AMURO_HOME/finetune/<run key>``, or, with ``--checkpoint-artifacts``, to the
 run's artifacts: a killed run, started again with the same settings (on any machine, with artifacts),
 continues from its last checkpoint in the same MLflow run, logging no training step twice.
-``load_tuned(run_id)`` gives back the tuned model and tokenizer of a finished run.
+``load_tuned(run_id)`` gives back the tuned model and tokenizer of a finished run. With ``--gpus N``, ``--fsdp``
+or ``--deepspeed``, the training runs in data-parallel processes that accelerate launches
+(``amuro.training.launch``), and this process logs their one model.
 """
 
 from __future__ import annotations

@@ -296,7 +296,8 @@ class SweepSettings(Settings):
     )
     gpus_per_cell: str | None = setting(
         None,
-        "GPUs per cell: a number, or per kind as finetune=1,eval=0.5.",
+        "GPUs per cell: a number, or per kind as finetune=1,eval=0.5 (a finetune cell given N trains in N "
+        "data-parallel processes).",
         key=False,
         empty="1 where there are GPUs, else 0",
     )
