@@ -33,7 +33,8 @@ from amuro.training.trainer import train_model
 
 DS_CONFIGS = Path(__file__).with_name("ds_configs")
 SHIPPED_DS_CONFIGS = {"zero3": DS_CONFIGS / "zero3.json"}  # the study's stage3_no_offloading_accelerate.conf
-FSDP_ARGUMENTS = {"fsdp": "full_shard auto_wrap", "fsdp_config": {"version": 2}}  # wraps each decoder layer
+# FSDP2, full_shard: weights gathered per decoder layer (the model's own unit) and freed after its forward.
+FSDP_ARGUMENTS = {"fsdp": True, "fsdp_config": {"version": 2, "reshard_after_forward": True}}
 
 
 @dataclass
@@ -87,10 +88,18 @@ def deepspeed_config(name: str) -> Path:
 
 
 def check_launch(cfg: FinetuneSettings) -> None:
-    """Refuse, before any run starts, a launch that cannot start: a bad DeepSpeed config, too few GPUs."""
+    """Refuse, before any run starts, a launch that cannot start: a bad DeepSpeed config, too few GPUs, or
+    sharding without GPUs (accelerate runs FSDP and DeepSpeed on accelerators only: on CPU the processes would
+    quietly train unsharded)."""
     if cfg.train.deepspeed:
         deepspeed_config(cfg.train.deepspeed)
     gpus = visible_gpus()
+    if not gpus and (cfg.train.fsdp or cfg.train.deepspeed):
+        option = "--fsdp" if cfg.train.fsdp else "--deepspeed"
+        raise UserError(
+            f"{option} needs GPUs (accelerate shards a model only on GPUs) and this machine shows none: "
+            f"drop {option}; --gpus N alone trains in N data-parallel CPU processes"
+        )
     if gpus and len(gpus) < cfg.gpus:
         raise UserError(f"--gpus {cfg.gpus} asks for {cfg.gpus} GPUs and this machine shows {len(gpus)}: lower --gpus")
 
