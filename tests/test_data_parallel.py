@@ -24,6 +24,8 @@ from amuro.core.train_settings import TrainSettings
 from amuro.models.tuned import load_tuned
 from amuro.training.launch import SHIPPED_DS_CONFIGS, _run, launch_command
 
+# Float tolerance: fp32 on CPU sums in another order over two processes; GPUs train in bf16.
+TOLERANCE = 2e-2 if torch.cuda.is_available() else 1e-4
 # 16 examples in micro-batches of 2, 2 accumulated: 4 optimizer steps, each logged.
 GLOBAL_BATCH = dict(max_train_examples=16, epochs=1, batch_size=2, grad_accum=2, train_shots=0, max_length=128)
 
@@ -55,7 +57,7 @@ def _runs_in(experiment: str) -> list:
     return mlflow.search_runs([mlflow.get_experiment_by_name(experiment).experiment_id], output_format="list")
 
 
-def _same_training(reference: str, run_id: str, experiment: str, rel: float = 1e-4) -> None:
+def _same_training(reference: str, run_id: str, experiment: str, rel: float = TOLERANCE) -> None:
     """One run with one model, logged like the one-process run, with its loss curve and weights."""
     assert [run.info.run_id for run in _runs_in(experiment)] == [run_id]  # the other process logged no run
     assert _shape(run_id) == _shape(reference)
@@ -106,7 +108,7 @@ def test_two_processes_train_as_one_process_with_the_same_global_batch(small_ser
 @pytest.mark.parametrize("sharding", [dict(fsdp=True), dict(deepspeed="zero3")], ids=["fsdp", "zero3"])
 def test_sharded_fine_tunes_log_one_model_trained_as_one_process(small_series, same_store, sharding):
     run_id = _finetune(small_series, "sharded", gpus=2, **sharding)
-    _same_training(same_store, run_id, "sharded", rel=2e-2)  # bf16 on GPUs
+    _same_training(same_store, run_id, "sharded")
 
 
 def test_fsdp_and_zero3_reach_the_trainer_as_its_arguments(tmp_path):
