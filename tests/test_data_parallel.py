@@ -49,8 +49,9 @@ def _artifacts(run_id: str, path: str | None = None) -> list[str]:
 
 
 def _shape(run_id: str) -> tuple[set, set, list]:
+    """Params, metrics and artifacts; system metrics are sampled by time, so a short run may have none."""
     data = MlflowClient().get_run(run_id).data
-    return set(data.params), set(data.metrics), _artifacts(run_id)
+    return set(data.params), {m for m in data.metrics if not m.startswith("system/")}, _artifacts(run_id)
 
 
 def _runs_in(experiment: str) -> list:
