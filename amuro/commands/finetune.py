@@ -11,7 +11,9 @@ into the same run, curve, checkpoints and ``model`` artifact.
 Trainer checkpoints go to ``AMURO_HOME/finetune/<run key>``, or, with ``--checkpoint-artifacts``, to the
 run's artifacts: a killed run, started again with the same settings (on any machine, with artifacts),
 continues from its last checkpoint in the same MLflow run, logging no training step twice.
-``load_tuned(run_id)`` gives back the tuned model and tokenizer of a finished run.
+``load_tuned(run_id)`` gives back the tuned model and tokenizer of a finished run. With ``--gpus N``, ``--fsdp``
+or ``--deepspeed``, the training runs in data-parallel processes that accelerate launches
+(``amuro.training.launch``), and this process logs their one model.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from amuro.training import trainer as trainer_code
 from amuro.training.checkpoint_artifacts import UploadCheckpoints, restore_checkpoint
 from amuro.training.features import training_features
 from amuro.training.hyperparameter_search import SearchSpace, TrialRuns, run_search
-from amuro.training.trainer import WARMUP_RATIO, optimizer_name, train_model, weight_change
+from amuro.training.launch import check_launch, train
+from amuro.training.trainer import WARMUP_RATIO, optimizer_name, weight_change
 
 SEARCH_VALIDATION_EXAMPLES = 200
 
@@ -122,7 +125,7 @@ def _search(cfg, ckpt, spec, examples, experiment_id, run_id, key, tags, name, w
     val_features = training_features(spec, validation, tokenizer, cfg.train.max_length, **_packing(cfg))
 
     def train_and_score(params: dict) -> float:
-        return train_model(
+        return train(
             ckpt,
             cfg,
             train_features,
@@ -200,7 +203,7 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
     _log_params_once(
         {"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr, "final_epochs": epochs}
     )
-    model, tokenizer, _ = train_model(
+    model, tokenizer, _ = train(
         ckpt,
         cfg,
         features,
@@ -293,6 +296,7 @@ def finetune(cfg: FinetuneSettings) -> str:
     with tracking.entry_point("finetune", cfg.experiment) as invocation:
         experiment_id = invocation.experiment_id
         spec = training_spec(cfg)
+        check_launch(cfg)
         if cfg.register:
             open_registered_model(cfg.register)
         series = open_or_build_series(cfg.model, experiment_id, cfg.trust_remote_code)

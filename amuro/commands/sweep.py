@@ -96,6 +96,7 @@ def _series_cells(cfg: SweepSettings, model: str, series_name: str, revisions) -
         for revision in where
     ]
     seeds = cfg.seed_list
+    finetune_gpus = max(1, int(cfg.cell_resources("gpus_per_cell", 0)["finetune"]))  # data-parallel processes
     for revision, step in revisions:
         for dataset in cfg.train_dataset_list:
             tuned = []
@@ -115,6 +116,7 @@ def _series_cells(cfg: SweepSettings, model: str, series_name: str, revisions) -
                             checkpoint=revision,
                             dataset=dataset,
                             train=train,
+                            gpus=finetune_gpus,
                             protocol=cfg.eval.protocol,
                             evaluate=False,
                         ),

@@ -18,6 +18,7 @@ from amuro.core.eval_settings import CLASSIFICATION_METHODS, EvalSettings  # noq
 from amuro.core.fields import Settings, declared, require, setting, split_list
 from amuro.core.shared_settings import (
     DEFAULT_SERIES,
+    GPUS_HELP,
     SEEDS_HELP,
     _require_model,
     cell_timeout_setting,
@@ -123,6 +124,7 @@ class FinetuneSettings(Settings):
     dataset_revision: str | None = dataset_revision_setting()
     train: TrainSettings = setting(help="How the model is trained.", factory=TrainSettings, flat=True)
     seeds: str | None = setting(None, SEEDS_HELP, key=False, empty="--seed alone")
+    gpus: int = setting(1, GPUS_HELP, key=False, minimum=1)
     register: str | None = setting(
         None,
         "Register the tuned model in the MLflow Model Registry under this name (models:/NAME/VERSION).",
@@ -145,6 +147,7 @@ class FinetuneSettings(Settings):
         _require_model(self.model)
         require(bool(self.dataset.strip()), "dataset must name a training set, e.g. synth-nli")
         seed_list(self.seeds, self.train.seed)
+        self.train.per_process(self.gpus)
 
     @property
     def seed_list(self) -> list[int]:
@@ -243,7 +246,8 @@ class SweepSettings(Settings):
     )
     gpus_per_cell: str | None = setting(
         None,
-        "GPUs per cell: a number, or per kind as finetune=1,eval=0.5.",
+        "GPUs per cell: a number, or per kind as finetune=1,eval=0.5 (a finetune cell given N trains in N "
+        "data-parallel processes).",
         key=False,
         empty="1 where there are GPUs, else 0",
     )

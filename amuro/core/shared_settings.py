@@ -12,6 +12,10 @@ from amuro.core.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 DEFAULT_SERIES = "tiny"
 EXPERIMENT_HELP = "MLflow experiment."
 SEEDS_HELP = "Fine-tuning seeds (comma-separated integers): one replicate per seed, each its own finetune run."
+GPUS_HELP = (
+    "Data-parallel training processes, one GPU each, launched with accelerate (the global batch stays "
+    "micro-batch x accumulation; without GPUs, CPU processes)."
+)
 SPEC_HELP = "YAML/JSON dataset spec files declaring extra datasets (comma-separated)."
 
 

@@ -8,6 +8,7 @@ explicitly always wins; ``resolve_training`` is the one place presets are applie
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -141,6 +142,20 @@ class TrainSettings(Settings):
         key=False,
         flag=True,
     )
+    fsdp: bool = setting(
+        False,
+        "Shard weights, gradients and optimizer state across the training processes (FSDP through accelerate), "
+        "for a model that does not fit one GPU.",
+        key=False,
+        flag=True,
+    )
+    deepspeed: str | None = setting(
+        None,
+        "Train with DeepSpeed (pip install 'amuro[deepspeed]') from this JSON config, or 'zero3': the "
+        "study's ZeRO-3 config, shipped with amuro.",
+        key=False,
+        empty="no DeepSpeed",
+    )
 
     dtype: str = dtype_setting("train")
     gradient_checkpointing: bool = setting(
@@ -164,12 +179,33 @@ class TrainSettings(Settings):
             not (self.tuning == "dpo" and self.trials),
             "the search (--trials) tunes supervised training only: use --trials 0 with --tuning dpo",
         )
+        require(not (self.fsdp and self.deepspeed), "--fsdp and --deepspeed both shard the model: choose one of them")
+        require(
+            not (self.lora and (self.fsdp or self.deepspeed)),
+            "LoRA trains few weights and needs no sharding: drop --fsdp/--deepspeed, or --lora",
+        )
 
     def key_settings(self) -> dict[str, object]:
         """DPO's settings enter the key only where they are set (every run of ``--tuning dpo``), so the keys of
         supervised and instruction tuning stay what they were."""
         values = keyed(super().key_settings(), self.precision)
         return {name: value for name, value in values.items() if not (name in DPO_DEFAULTS and value is None)}
+
+    def per_process(self, processes: int) -> tuple[int, int]:
+        """(micro-batch, accumulation) of each of ``processes`` data-parallel processes, so that together they
+        take the global batch, micro-batch x accumulation: the accumulation divided when it divides evenly, else
+        a smaller micro-batch."""
+        batch, accum = self.batch_size or 1, self.grad_accum or 1
+        if accum % processes == 0:
+            return batch, accum // processes
+        share = batch * accum // processes
+        require(
+            batch * accum % processes == 0,
+            f"the global batch of {batch * accum} (--batch-size {batch} x --grad-accum {accum}) cannot be split "
+            f"over --gpus {processes} processes: make it a multiple of {processes}, or change --gpus",
+        )
+        micro = math.gcd(batch, share)
+        return micro, share // micro
 
     @property
     def tuning_tag(self) -> str:

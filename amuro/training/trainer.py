@@ -66,19 +66,23 @@ def with_lora(model, train: TrainSettings):
 
 
 class MlflowCurve(TrainerCallback):
-    """Logs the training curve to the active MLflow run (the Trainer's own reporting is off: report_to=none).
+    """Logs the training curve to the MLflow run ``run_id`` (the Trainer's own reporting is off: report_to=none);
+    of several training processes, only the main one logs.
 
     A run resumed from a checkpoint logs only the steps it has not logged yet, so no step appears twice.
     """
 
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.perf_counter()
         self.tokens_at_start = state.num_input_tokens_seen
-        history = MlflowClient().get_metric_history(mlflow.active_run().info.run_id, "train_loss")
+        history = MlflowClient().get_metric_history(self.run_id, "train_loss") if state.is_world_process_zero else []
         self.logged_up_to = max((m.step for m in history), default=-1)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or "loss" not in logs or state.global_step <= self.logged_up_to:
+        if not state.is_world_process_zero or not logs or "loss" not in logs or state.global_step <= self.logged_up_to:
             return
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         mlflow.log_metrics(
@@ -89,6 +93,7 @@ class MlflowCurve(TrainerCallback):
                 "tokens_per_second": (state.num_input_tokens_seen - self.tokens_at_start) / elapsed,
             },
             step=state.global_step,
+            run_id=self.run_id,
         )
 
 
@@ -108,16 +113,17 @@ def per_example_loss(outputs, labels, num_items_in_batch=None):
 def training_arguments(
     train: TrainSettings, output_dir: Path, lr: float, epochs: int, steps: int, *, save: bool, config=None, **overrides
 ):
-    """The ``TrainingArguments`` (or ``config``, a subclass such as TRL's ``DPOConfig``, with ``overrides``)."""
+    """The ``TrainingArguments`` (or ``config``, a subclass such as TRL's ``DPOConfig``), with ``overrides``: for
+    one of several data-parallel processes, its share of the batch, FSDP or DeepSpeed (``amuro.training.launch``)."""
     import torch
     from transformers import TrainingArguments
 
     values = dict(
         output_dir=str(output_dir),
         num_train_epochs=epochs,
-        per_device_train_batch_size=train.batch_size,
+        per_device_train_batch_size=overrides.pop("per_device_train_batch_size", train.batch_size),
         per_device_eval_batch_size=train.batch_size,
-        gradient_accumulation_steps=train.grad_accum,
+        gradient_accumulation_steps=overrides.pop("gradient_accumulation_steps", train.grad_accum),
         learning_rate=lr,
         lr_scheduler_type="linear",
         warmup_steps=WARMUP_RATIO,
@@ -170,8 +176,16 @@ def train_model(
     resume: bool,
     eval_features: list[dict] | None = None,
     callbacks=(),
+    run_id: str | None = None,
+    parallel: dict | None = None,
+    save_to: Path | None = None,
 ):
-    """Train one model with the Trainer; returns (merged model, tokenizer, validation loss or None)."""
+    """Train one model with the Trainer; returns (merged model, tokenizer, validation loss or None).
+
+    The curve goes to the run ``run_id`` (the active run by default). One of several launched processes
+    (``amuro.training.launch``) is given its ``parallel`` Trainer arguments and saves the final model to
+    ``save_to``; only the main process logs.
+    """
     from transformers import Trainer, set_seed
 
     set_seed(cfg.train.seed)
@@ -182,7 +196,8 @@ def train_model(
     check_fits(model, cfg.train, max((len(f["input_ids"]) for f in features), default=1))
     steps = total_steps(len(features), cfg.train, epochs)
     save = eval_features is None
-    args = training_arguments(cfg.train, output_dir, lr, epochs, steps, save=save)
+    args = training_arguments(cfg.train, output_dir, lr, epochs, steps, save=save, **(parallel or {}))
+    run_id = run_id or mlflow.active_run().info.run_id
     by_example = protocol(cfg.protocol).loss_weighting == "example"
     trainer = Trainer(
         model=model,
@@ -191,7 +206,7 @@ def train_model(
         eval_dataset=eval_features,
         data_collator=padding_collator(tokenizer),
         processing_class=tokenizer,
-        callbacks=[MlflowCurve(), *callbacks],
+        callbacks=[MlflowCurve(run_id), *callbacks],
         compute_loss_func=per_example_loss if by_example else None,
     )
     if by_example:
@@ -202,15 +217,24 @@ def train_model(
     if last:
         print(f"continuing from Trainer checkpoint {Path(last).name}")
     result = trainer.train(resume_from_checkpoint=last)
-    mlflow.log_metrics(
-        {"train_runtime": result.metrics.get("train_runtime", 0.0), "train_loss_mean": result.training_loss}
-    )
+    main = trainer.is_world_process_zero()
+    if main:
+        mlflow.log_metrics(
+            {"train_runtime": result.metrics.get("train_runtime", 0.0), "train_loss_mean": result.training_loss},
+            run_id=run_id,
+        )
     val_loss = trainer.evaluate()["eval_loss"] if eval_features is not None else None
     model = trainer.model
     if cfg.train.lora:
-        mlflow.log_dict(adapter_config(model), "lora/adapter_config.json")
+        if main:
+            mlflow.log_dict(adapter_config(model), "lora/adapter_config.json", run_id=run_id)
         model = model.merge_and_unload()
     model.eval()
+    if save_to is not None:
+        if not cfg.train.lora:
+            trainer.save_model(str(save_to))  # every process takes part: FSDP and ZeRO-3 gather the weights
+        elif main:
+            model.save_pretrained(save_to)
     return model, tokenizer, val_loss
 
 
