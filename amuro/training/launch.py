@@ -23,7 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from amuro.core.errors import UserError
@@ -39,20 +39,16 @@ FSDP_ARGUMENTS = {"fsdp": True, "fsdp_config": {"version": 2, "reshard_after_for
 
 @dataclass
 class TrainingJob:
-    """What one launched fine-tune trains, as ``train_model`` takes it."""
+    """What one launched fine-tune trains: ``train_model``'s arguments."""
 
     ckpt: Checkpoint
     cfg: FinetuneSettings
     features: list[dict]
-    lr: float
-    epochs: int
-    output_dir: Path
-    resume: bool
-    run_id: str
-    parallel: dict
-    save_to: Path | None
-    eval_features: list[dict] | None = None
-    callbacks: list = field(default_factory=list)
+    options: dict  # train_model's keyword arguments
+
+    @property
+    def save_to(self) -> Path | None:
+        return self.options["save_to"]
 
 
 def visible_gpus() -> list[str]:
@@ -157,50 +153,30 @@ def launch_environment(processes: int, gpus: list[str], port: int, *, sharded: b
     return env
 
 
-def train(
-    ckpt: Checkpoint,
-    cfg: FinetuneSettings,
-    features: list[dict],
-    *,
-    lr: float,
-    epochs: int,
-    output_dir: Path,
-    resume: bool,
-    eval_features: list[dict] | None = None,
-    callbacks=(),
-):
-    """``train_model`` here, or launched in ``cfg.gpus`` data-parallel processes; returns (model, tokenizer,
-    validation loss or None), the model None when only the validation loss was asked for."""
+def train(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], **options):
+    """``train_model(ckpt, cfg, features, **options)`` here, or launched in ``cfg.gpus`` data-parallel processes;
+    returns (model, tokenizer, validation loss or None), the model None when only the validation loss was asked
+    for."""
     if not is_launched(cfg):
-        return train_model(
-            ckpt,
-            cfg,
-            features,
-            lr=lr,
-            epochs=epochs,
-            output_dir=output_dir,
-            resume=resume,
-            eval_features=eval_features,
-            callbacks=callbacks,
-        )
+        return train_model(ckpt, cfg, features, **options)
     import mlflow
 
+    output_dir = options["output_dir"]
     output_dir.mkdir(parents=True, exist_ok=True)
     launch_dir = output_dir.parent / f"{output_dir.name}-launch"
     launch_dir.mkdir(exist_ok=True)
+    saved = None if options.get("eval_features") is not None else launch_dir / "model"
     job = TrainingJob(
-        ckpt=ckpt,
-        cfg=cfg,
-        features=features,
-        lr=lr,
-        epochs=epochs,
-        output_dir=output_dir,
-        resume=resume,
-        run_id=mlflow.active_run().info.run_id,
-        parallel=parallel_arguments(cfg),
-        save_to=None if eval_features is not None else launch_dir / "model",
-        eval_features=eval_features,
-        callbacks=list(callbacks),
+        ckpt,
+        cfg,
+        features,
+        {
+            **options,
+            "callbacks": list(options.get("callbacks", ())),
+            "run_id": mlflow.active_run().info.run_id,
+            "parallel": parallel_arguments(cfg),
+            "save_to": saved,
+        },
     )
     job_file = launch_dir / "job.pkl"
     job_file.write_bytes(pickle.dumps(job))
@@ -245,20 +221,8 @@ def run_job(job_file: Path) -> None:
     """One launched training process: train its share; the main process also writes what the launcher reads."""
     job: TrainingJob = pickle.loads(job_file.read_bytes())
     main = int(os.environ.get("RANK", "0")) == 0
-    _, tokenizer, val_loss = train_model(
-        job.ckpt,
-        job.cfg,
-        job.features,
-        lr=job.lr,
-        epochs=job.epochs,
-        output_dir=job.output_dir,
-        resume=job.resume,
-        eval_features=job.eval_features,
-        callbacks=job.callbacks if main else (),
-        run_id=job.run_id,
-        parallel=job.parallel,
-        save_to=job.save_to,
-    )
+    callbacks = job.options["callbacks"] if main else ()
+    _, tokenizer, val_loss = train_model(job.ckpt, job.cfg, job.features, **{**job.options, "callbacks": callbacks})
     if main:
         if job.save_to is not None:
             tokenizer.save_pretrained(job.save_to)
