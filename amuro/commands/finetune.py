@@ -42,7 +42,7 @@ from amuro.data.protocol import for_protocol, rendering_version
 from amuro.data.provenance import is_commit
 from amuro.data.specfile import load_spec_option
 from amuro.models.precision import in_trained_dtype
-from amuro.models.size import checkpoint_parameters
+from amuro.models.targets import checkpoint_target
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
 from amuro.training import features as feature_code
 from amuro.training import trainer as trainer_code
@@ -180,39 +180,20 @@ def _train_and_log(cfg, ckpt, spec, experiment_id, run, key, tags, name) -> None
         }
     )
     lr, epochs = cfg.train.lr, cfg.train.epochs
+    if cfg.train.trials:  # supervised training only (validated)
+        lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, run.run_id, key, tags, name, workdir)
+    options = dict(lr=lr, epochs=epochs, output_dir=workdir / "trainer", resume=run.resumed, callbacks=callbacks)
     if cfg.train.tuning == "dpo":
         from amuro.training.preference import preference_rows, train_preference
 
         _log_params_once({"final_lr": lr, "final_epochs": epochs, "dpo_reference": _reference(cfg)})
-        model, tokenizer = train_preference(
-            ckpt,
-            cfg,
-            preference_rows(spec, examples),
-            lr=lr,
-            epochs=epochs,
-            output_dir=workdir / "trainer",
-            resume=run.resumed,
-            callbacks=callbacks,
-        )
-        _log_model(ckpt, run, model, tokenizer, workdir, cfg.train.precision)
-        return
-    if cfg.train.trials:
-        lr, epochs = _search(cfg, ckpt, spec, examples, experiment_id, run.run_id, key, tags, name, workdir)
-    tokenizer = ckpt.load()[1]
-    features = training_features(spec, examples, tokenizer, cfg.train.max_length, **_packing(cfg))
-    _log_params_once(
-        {"train_tokens": sum(len(f["input_ids"]) for f in features), "final_lr": lr, "final_epochs": epochs}
-    )
-    model, tokenizer, _ = train(
-        ckpt,
-        cfg,
-        features,
-        lr=lr,
-        epochs=epochs,
-        output_dir=workdir / "trainer",
-        resume=run.resumed,
-        callbacks=callbacks,
-    )
+        model, tokenizer = train_preference(ckpt, cfg, preference_rows(spec, examples), **options)
+    else:
+        tokenizer = ckpt.load()[1]
+        features = training_features(spec, examples, tokenizer, cfg.train.max_length, **_packing(cfg))
+        tokens = sum(len(f["input_ids"]) for f in features)
+        _log_params_once({"train_tokens": tokens, "final_lr": lr, "final_epochs": epochs})
+        model, tokenizer, _ = train(ckpt, cfg, features, **options)
     _log_model(ckpt, run, model, tokenizer, workdir, cfg.train.precision)
 
 
@@ -251,11 +232,7 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
     key = tracking.run_key("finetune", settings, versions)
     tags = tracking.contract_tags(
         kind="finetune",
-        model=series.name,
-        revision=ckpt.revision,
-        step=ckpt.step,
-        tokens=ckpt.tokens,
-        model_params=checkpoint_parameters(ckpt),
+        **checkpoint_target(ckpt).base_tags(),
         tuning=cfg.train.tuning_tag,
         train_dataset=spec.name,
         seed=cfg.train.seed,

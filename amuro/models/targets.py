@@ -29,6 +29,11 @@ class EvalTarget:
     train_seed: int | None = None  # amuro.train_seed: the finetune run's seed; None for base checkpoints
     model_params: int | None = None  # amuro.model_params: the base model's parameter count, None if unknown
 
+    def base_tags(self) -> dict[str, object]:
+        """The contract tags of the checkpoint this model starts from: series, revision, step, tokens, size."""
+        names = ("model", "revision", "step", "tokens", "model_params")
+        return {name: getattr(self, name) for name in names}
+
     @property
     def run_label(self) -> str:
         """What a run name says the scored model is: ``tiny@step400`` or ``tiny@step400 +synth-nli seed1``."""

@@ -142,11 +142,7 @@ def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSetting
     lmeval = isinstance(spec, LmEvalTask)
     tags = tracking.contract_tags(
         kind="eval",
-        model=target.model,
-        revision=target.revision,
-        step=target.step,
-        tokens=target.tokens,
-        model_params=target.model_params,
+        **target.base_tags(),
         tuning=target.tuning,
         train_dataset=target.train_dataset,
         eval_dataset=spec.name,

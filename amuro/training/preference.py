@@ -23,10 +23,9 @@ from amuro.data.preferences import chosen_and_rejected
 from amuro.models.series import Checkpoint
 from amuro.training.trainer import (
     MlflowCurve,
-    QuietProgress,
     adapter_config,
-    last_complete_checkpoint,
     lora_config,
+    run_trainer,
     total_steps,
     training_arguments,
 )
@@ -74,7 +73,6 @@ def train_preference(
     """DPO on ``rows`` from the checkpoint; returns (tuned model with LoRA merged, tokenizer)."""
     import datasets
     from transformers import set_seed
-    from transformers.trainer_callback import ProgressCallback
     from trl import DPOConfig, DPOTrainer
 
     train = cfg.train
@@ -103,15 +101,7 @@ def train_preference(
         callbacks=[PreferenceCurve(), *callbacks],
         peft_config=lora_config(train) if train.lora else None,
     )
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(QuietProgress)
-    last = last_complete_checkpoint(output_dir) if resume else None
-    if last:
-        print(f"continuing from Trainer checkpoint {Path(last).name}")
-    result = trainer.train(resume_from_checkpoint=last)
-    mlflow.log_metrics(
-        {"train_runtime": result.metrics.get("train_runtime", 0.0), "train_loss_mean": result.training_loss}
-    )
+    run_trainer(trainer, output_dir, resume)
     model = trainer.model
     if train.lora:
         mlflow.log_dict(adapter_config(model), "lora/adapter_config.json")

@@ -165,6 +165,20 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1]))) if complete else None
 
 
+def run_trainer(trainer, output_dir: Path, resume: bool, run_id: str | None = None) -> None:
+    """Train (from the last complete checkpoint when resuming) with a quiet progress bar; the main process logs
+    the runtime and mean loss to the run."""
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(QuietProgress)
+    last = last_complete_checkpoint(output_dir) if resume else None
+    if last:
+        print(f"continuing from Trainer checkpoint {Path(last).name}")
+    result = trainer.train(resume_from_checkpoint=last)
+    if trainer.is_world_process_zero():
+        metrics = {"train_runtime": result.metrics.get("train_runtime", 0.0), "train_loss_mean": result.training_loss}
+        mlflow.log_metrics(metrics, run_id=run_id)
+
+
 def train_model(
     ckpt: Checkpoint,
     cfg: FinetuneSettings,
@@ -211,18 +225,8 @@ def train_model(
     )
     if by_example:
         trainer.loss_is_scaled_for_ga = False
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(QuietProgress)
-    last = last_complete_checkpoint(output_dir) if resume else None
-    if last:
-        print(f"continuing from Trainer checkpoint {Path(last).name}")
-    result = trainer.train(resume_from_checkpoint=last)
+    run_trainer(trainer, output_dir, resume, run_id)
     main = trainer.is_world_process_zero()
-    if main:
-        mlflow.log_metrics(
-            {"train_runtime": result.metrics.get("train_runtime", 0.0), "train_loss_mean": result.training_loss},
-            run_id=run_id,
-        )
     val_loss = trainer.evaluate()["eval_loss"] if eval_features is not None else None
     model = trainer.model
     if cfg.train.lora:
