@@ -89,8 +89,7 @@ def test_series_from_pretrain_run_uri(small_series, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     store = checkpoints.Path(small_series).parents[2]  # the session fixture's store holds the pretrain run
-    uris = sorted(store.glob("series-store*/mlflow.db"))
-    mlflow.set_tracking_uri(f"sqlite:///{uris[0]}")
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
     try:
         assert MlflowClient().get_run(run_id).data.tags["amuro.kind"] == "pretrain"
         monkeypatch.setenv("AMURO_HOME", str(tmp_path))

@@ -206,7 +206,7 @@ def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exi
     assert run_cell([sys.executable, "-m", "amuro", "finetune", "--lr", "-1"], env, bad).code == 2
     assert "Error:" in bad.read_text() and "lr" in bad.read_text()
     other = tmp_path / "other.log"  # anything but an entry point runs as a plain subprocess
-    code, cpu_seconds = run_cell(
+    ended = run_cell(
         [
             sys.executable,
             "-c",
@@ -215,7 +215,7 @@ def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exi
         env,
         other,
     )
-    assert code == 3 and other.read_text().strip() == "cell-1" and cpu_seconds > 0
+    assert ended.code == 3 and other.read_text().strip() == "cell-1" and ended.cpu_seconds > 0
     assert "AMURO_CELL_MARK" not in os.environ
 
 

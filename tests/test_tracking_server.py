@@ -119,7 +119,9 @@ def test_a_300_mb_checkpoint_uploads_through_the_proxy_within_its_timeout(server
     run = MlflowClient().create_run(connected)
     start = time.time()
     args, state = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(global_step=7)
-    UploadCheckpoints(run.info.run_id).on_save(args, state, None)
+    uploads = UploadCheckpoints(run.info.run_id)
+    uploads.on_save(args, state, None)
+    uploads.flush()  # checkpoints upload in the background
     assert time.time() - start < seconds
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == str(SHORT_TIMEOUT_S)
 
