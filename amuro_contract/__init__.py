@@ -93,29 +93,12 @@ VERSIONED = {
 EVAL_VERSION_TAGS = tuple(VERSIONED["eval"])
 
 # Eval runs' tags the analysis reads, by short name: the contract's, then protocol, replicates and provenance.
+_FIRST_BOOKKEEPING = CONTRACT_TAGS.index("source_run_id")
 EVAL_TAG_COLUMNS = (
-    "model",
-    "revision",
-    "step",
-    "tokens",
-    "model_params",
-    "tuning",
-    "train_dataset",
-    "eval_dataset",
-    "task",
-    "relation",
-    "format",
-    "shots",
-    "metric",
-    "seed",
-    "train_seed",
-    "protocol",
-    "origin",
-    "reference",
-    "source_run_id",
-    "run_key",
-    "code_version",
-    "git_commit",
+    *CONTRACT_TAGS[1:_FIRST_BOOKKEEPING],  # model ... seed
+    *("train_seed", "protocol", "origin", "reference"),
+    *CONTRACT_TAGS[_FIRST_BOOKKEEPING:],  # source_run_id, run_key
+    *("code_version", "git_commit"),
     *(f"version.{component}" for component in EVAL_VERSION_TAGS),
 )
 # Tags whose absence means a value.
