@@ -19,7 +19,7 @@ from amuro.commands.pretrain_eval import pretrain_eval
 from amuro.core import tracking
 from amuro.core.settings import EvalSettings, PretrainEvalSettings
 from amuro.data import DatasetSpec
-from amuro.models import series as checkpoints
+from amuro.models import hub_listing
 from amuro.models.series import Checkpoint, local_series
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def test_hub_checkpoints_are_referenced_by_repo_revision_and_commit(tracking_uri
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path))
     refs = write_hub_cache(small_series, "amuro-test/olmo-mini", tmp_path, names)
-    monkeypatch.setattr(checkpoints, "list_repo_refs", refs)
+    monkeypatch.setattr(hub_listing, "list_repo_refs", refs)
     commits = {b.name: b.target_commit for b in refs("amuro-test/olmo-mini").branches}
     pretrain_eval(
         PretrainEvalSettings(

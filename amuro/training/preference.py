@@ -98,7 +98,7 @@ def train_preference(
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
-        callbacks=[PreferenceCurve(), *callbacks],
+        callbacks=[PreferenceCurve(mlflow.active_run().info.run_id), *callbacks],
         peft_config=lora_config(train) if train.lora else None,
     )
     run_trainer(trainer, output_dir, resume)
