@@ -24,64 +24,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from common import SMALL_GRID, offline_env, options, series_options
 from mlflow.tracking import MlflowClient
 
 from amuro.core.local_server import LocalServer
 
-SERIES = [
-    "--series",
-    "faults",
-    "--steps",
-    "40",
-    "--num-checkpoints",
-    "2",
-    "--vocab-size",
-    "600",
-    "--hidden-size",
-    "64",
-    "--layers",
-    "2",
-    "--heads",
-    "2",
-    "--seq-len",
-    "64",
-    "--batch-size",
-    "8",
-]
-GRID = [
-    "--checkpoints",
-    "1",
-    "--train-datasets",
-    "synth-nli,synth-paraphrase",
-    "--eval-datasets",
-    "synth-nli",
-    "--formats",
-    "default",
-    "--max-examples",
-    "8",
-    "--max-train-examples",
-    "200",
-    "--bootstrap",
-    "50",
-    "--shots",
-    "1",
-    "--workers",
-    "2",
-]
+SERIES = series_options("faults")
+GRID = options({"checkpoints": 1, "train_datasets": "synth-nli,synth-paraphrase", **SMALL_GRID})
+GRID += options({"max_train_examples": 200, "workers": 2})
 TRACKED = ("eval", "finetune", "sweep")
 
 
 def _env(home: Path, uri: str | None = None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "AMURO_HOME": str(home),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-    }
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_URI"):
-        env.pop(name, None)
-    return {**env, "MLFLOW_TRACKING_URI": uri} if uri else env
+    return offline_env(home, uri)
 
 
 def _sweep(series: str, home: Path, uri: str, *extra: str) -> subprocess.Popen:

@@ -21,59 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-SERIES = [
-    "--series",
-    "bench",
-    "--steps",
-    "40",
-    "--num-checkpoints",
-    "2",
-    "--vocab-size",
-    "600",
-    "--hidden-size",
-    "64",
-    "--layers",
-    "2",
-    "--heads",
-    "2",
-    "--seq-len",
-    "64",
-    "--batch-size",
-    "8",
-]
-GRID = [
-    "--checkpoints",
-    "all",
-    "--train-datasets",
-    "synth-nli",
-    "--eval-datasets",
-    "synth-nli",
-    "--formats",
-    "default",
-    "--max-examples",
-    "8",
-    "--max-train-examples",
-    "16",
-    "--bootstrap",
-    "50",
-    "--shots",
-    "1",
-]
+from common import SMALL_GRID, offline_env, options, series_options
+
+SERIES = series_options("bench")
+GRID = options({"checkpoints": "all", "train_datasets": "synth-nli", **SMALL_GRID, "max_train_examples": 16})
 
 
 def _env(folder: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
-        "AMURO_HOME": str(folder),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false",
-    }
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
-    return env
+    return offline_env(folder, f"sqlite:///{folder}/mlflow.db", MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING="false")
 
 
 def _status(folder: Path) -> dict:
