@@ -18,6 +18,32 @@ def _env(tmp_path, uri):
     return env
 
 
+def store_env(tmp_path, **extra: str) -> dict[str, str]:
+    """This process's environment with a fresh sqlite store in ``tmp_path``, and no run or experiment of its own."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", **extra}
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)
+    return env
+
+
+def mlflow_run(entry_point: str, params: dict[str, object], *options: str) -> list[str]:
+    """``mlflow run . -e ENTRY_POINT --env-manager local OPTIONS -P name=value ...``, as the docs write it."""
+    given = [part for name, value in params.items() for part in ("-P", f"{name}={value}")]
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(ROOT),
+        "-e",
+        entry_point,
+        "--env-manager",
+        "local",
+        *options,
+        *given,
+    ]
+
+
 def _runs(uri, experiment="amuro-char"):
     mlflow.set_tracking_uri(uri)
     try:

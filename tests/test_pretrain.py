@@ -1,12 +1,10 @@
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 from series_settings import SMALL_SERIES
+from sweeps import mlflow_run, store_env
 
 from amuro.cli import main
 from amuro.commands.pretrain import checkpoint_steps, pretrain
@@ -14,8 +12,6 @@ from amuro.core import tracking
 from amuro.core.errors import UserError
 from amuro.core.settings import PretrainSettings
 from amuro.models.series import local_series
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_checkpoint_schedule_is_dense_early_and_ends_at_last_step():
@@ -78,26 +74,8 @@ def test_unwritable_series_folder_is_a_user_error(tracking_uri, tmp_path, monkey
 
 def test_mlflow_run_entry_point(tmp_path):
     """The MLproject entry point trains once, then reuses; a wrong type fails without a traceback."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "AMURO_HOME": str(tmp_path)}
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "run",
-        str(ROOT),
-        "-e",
-        "pretrain",
-        "--env-manager",
-        "local",
-        "--experiment-name",
-        "amuro-char",
-        "-P",
-        "steps=12",
-        "-P",
-        "num_checkpoints=4",
-    ]
+    env = store_env(tmp_path, AMURO_HOME=str(tmp_path))
+    command = mlflow_run("pretrain", {"steps": 12, "num_checkpoints": 4}, "--experiment-name", "amuro-char")
     first = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     second = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)

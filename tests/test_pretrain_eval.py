@@ -1,10 +1,8 @@
 """pretrain-eval end to end on real tracking stores: contract tags, nesting, reuse, hub series, bad input."""
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -12,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from hubcache import write_hub_cache
 from mlflow.tracking import MlflowClient
+from sweeps import mlflow_run, store_env
 
 from amuro import data
 from amuro.cli import main
@@ -22,7 +21,6 @@ from amuro.data import DatasetSpec
 from amuro.models import hub_listing
 from amuro.models.series import Checkpoint, local_series
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICK = dict(max_examples=5, shots=2, bootstrap=100, max_new_tokens=6)
 
 
@@ -186,36 +184,11 @@ def test_checkpoint_that_fails_to_load_keeps_finished_cells(tracking_uri, small_
 
 @pytest.mark.slow
 def test_mlflow_run_entry_point(small_series, tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "run",
-        str(ROOT),
-        "-e",
-        "pretrain-eval",
-        "--env-manager",
-        "local",
-        "--experiment-name",
-        "pe",
-        "-P",
-        "experiment=pe",
-        "-P",
-        f"model={small_series}",
-        "-P",
-        "checkpoints=1",
-        "-P",
-        "datasets=synth-nli",
-        "-P",
-        "max_examples=4",
-        "-P",
-        "shots=1",
-        "-P",
-        "bootstrap=50",
-    ]
+    env = store_env(tmp_path)
+    params = {"experiment": "pe", "model": small_series, "checkpoints": 1, "datasets": "synth-nli"}
+    command = mlflow_run(
+        "pretrain-eval", {**params, "max_examples": 4, "shots": 1, "bootstrap": 50}, "--experiment-name", "pe"
+    )
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])

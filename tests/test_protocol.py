@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from hubdata import FIXTURES, SHARED_FIXTURES, local_study_data
+from sweeps import mlflow_run, store_env
 
 from amuro.cli import main
 from amuro.core.errors import UserError
@@ -253,44 +254,15 @@ def test_pretrain_eval_under_each_protocol_is_its_own_tagged_cell(tracking_uri, 
 @pytest.mark.slow
 def test_mlflow_run_finetune_under_the_study_protocol_takes_the_studys_training_settings(small_series, tmp_path):
     """The README's command, on the small series: MLproject leaves preset, seed and batch to the protocol."""
-    import os
     import subprocess
-    import sys
 
     from mlflow.tracking import MlflowClient
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "run",
-        str(ROOT),
-        "-e",
-        "finetune",
-        "--env-manager",
-        "local",
-        "--experiment-name",
-        "f",
-        "-P",
-        "experiment=f",
-        "-P",
-        "protocol=study",
-        "-P",
-        f"model={small_series}",
-        "-P",
-        "dataset=synth-nli",
-        "-P",
-        "epochs=1",
-        "-P",
-        "max_train_examples=8",
-        "-P",
-        "max_length=128",
-        "-P",
-        "eval=false",
-    ]
+    env = store_env(tmp_path)
+    params = {"experiment": "f", "protocol": "study", "model": small_series, "dataset": "synth-nli", "epochs": 1}
+    command = mlflow_run(
+        "finetune", {**params, "max_train_examples": 8, "max_length": 128, "eval": "false"}, "--experiment-name", "f"
+    )
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])

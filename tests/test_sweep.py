@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
-from sweeps import ROOT, TRACKED, _env, _finished, _runs, _sweep_argv  # noqa: F401
+from sweeps import ROOT, TRACKED, _env, _finished, _runs, _sweep_argv, mlflow_run  # noqa: F401
 
 from amuro.commands.sweep_engine import usable_cores
 from amuro.models.series import local_series
@@ -272,37 +272,9 @@ def test_plan_passes_the_preset_and_a_one_epoch_budget_for_tiny(tmp_path):
 @pytest.mark.slow
 def test_mlflow_run_sweep_with_two_workers_notes_the_launcher_in_the_store(small_series, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "run",
-        str(ROOT),
-        "-e",
-        "sweep",
-        "--env-manager",
-        "local",
-        "-P",
-        "workers=2",
-        "-P",
-        f"model={small_series}",
-        "-P",
-        "checkpoints=1",
-        "-P",
-        "train_datasets=synth-nli",
-        "-P",
-        "eval_datasets=synth-nli",
-        "-P",
-        "formats=default",
-        "-P",
-        "max_examples=4",
-        "-P",
-        "shots=1",
-        "-P",
-        "bootstrap=50",
-        "-P",
-        "max_train_examples=16",
-    ]
+    grid = {"workers": 2, "model": small_series, "checkpoints": 1, "train_datasets": "synth-nli"}
+    scoring = {"eval_datasets": "synth-nli", "formats": "default", "max_examples": 4, "shots": 1, "bootstrap": 50}
+    command = mlflow_run("sweep", {**grid, **scoring, "max_train_examples": 16})
     done = subprocess.run(command, env=_env(tmp_path, uri), capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
