@@ -38,20 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from amuro.core.local_server import LocalServer  # noqa: E402
+from analysis.published.ids import TASKS  # noqa: E402
 
 EXPERIMENT = "amuro-scale"
 MODELS = ["allenai/OLMo-1B-hf", "EleutherAI/pythia-160m"]
+# Eval sets of the study, with their task families as the published tables name them.
 EVAL_DATASETS = {
-    "mnli": "nli",
-    "rte": "nli",
-    "gpt3nli": "nli",
-    "paws": "paraphrase",
-    "qqp": "paraphrase",
-    "stsb": "paraphrase",
-    "xsum": "summary",
-    "cnn_dailymail": "summary",
-    "socialiqa": "qgen",
-    "tweetqa": "qgen",
+    name: TASKS[name]
+    for name in ("mnli", "rte", "gpt3nli", "paws", "qqp", "stsb", "xsum", "cnn_dailymail", "socialiqa", "tweetqa")
 }
 TRAININGS = [("none", "none"), ("sft", "mnli"), ("sft", "paws"), ("sft", "xsum"), ("it", "tulu")]
 FORMAT_SHOTS = [("default", 4), ("instruct", 4), ("io", 4), ("default", 0)]
