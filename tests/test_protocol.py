@@ -212,7 +212,8 @@ def test_docs_table_lists_every_difference():
     page = (ROOT / "docs" / "protocols.md").read_text()
     table = page[page.index("| setting | study | amuro | why |") :]
     rows = [line for line in table.splitlines()[2:] if line.startswith("|")][: len(differences())]
-    assert [row.split("|")[1].strip(" `") for row in rows] == [name for name, *_ in differences()]
+    cells = [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows]
+    assert [(name.strip("`"), *text) for name, *text in cells] == differences()
 
 
 # --- end to end: tags, run keys, params -------------------------------------------------------------------------
