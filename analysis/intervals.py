@@ -6,13 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-RESAMPLES = 3000  # as amuro.scoring.metrics, whose eval intervals use the same draws
+from amuro_contract.resampling import RESAMPLES, resampled_means
+
 SEED = 0
 Z_95 = 1.96
-# Resampled index matrices are built in blocks of about this many entries to bound memory.
-_BLOCK_ENTRIES = 4_000_000
-# Up to this many distinct differences, resamples are drawn as counts per value.
-_FEW_VALUES = 64
 
 
 def bootstrap_means(differences_by_seed: list[np.ndarray], resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
@@ -28,12 +25,12 @@ def bootstrap_means(differences_by_seed: list[np.ndarray], resamples: int = RESA
     groups = [np.asarray(group, dtype=float) for group in differences_by_seed]
     rng = np.random.default_rng(seed)
     if len(groups) == 1:
-        return _item_means(groups[0], resamples, rng)
+        return resampled_means(groups[0], resamples, rng)
     picks = rng.integers(0, len(groups), size=(resamples, len(groups)))
     totals = np.zeros(resamples)
     for index, group in enumerate(groups):
         draws = (picks == index).sum(axis=1)
-        means = _item_means(group, int(draws.sum()), rng)
+        means = resampled_means(group, int(draws.sum()), rng)
         totals += np.bincount(np.repeat(np.arange(resamples), draws), weights=means, minlength=resamples)
     return totals / len(groups)
 
@@ -49,29 +46,6 @@ def bootstrap_interval(
 def paired_bootstrap(differences: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> tuple[float, float]:
     """95% percentile interval of the mean per-item difference of one pair of runs."""
     return bootstrap_interval([differences], resamples, seed)
-
-
-def _item_means(differences: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of ``resamples`` resamples of the items with replacement.
-
-    A resample is fully described by how often each distinct difference is drawn, so when
-    there are few distinct values (0/1 item scores give at most three) the counts are drawn
-    at once: ``rng.multinomial(n, counts / n, size=resamples) @ values / n``, with ``values,
-    counts = np.unique(differences, return_counts=True)``. Otherwise item indices are drawn,
-    ``rng.integers(0, n, size=(rows, n))``, in row blocks of at most ``_BLOCK_ENTRIES``
-    entries (one block for small ``n``).
-    """
-    n = len(differences)
-    values, counts = np.unique(differences, return_counts=True)
-    if len(values) <= _FEW_VALUES:
-        return rng.multinomial(n, counts / n, size=resamples) @ values / n
-    rows_per_block = max(1, _BLOCK_ENTRIES // n)
-    means = np.empty(resamples)
-    for start in range(0, resamples, rows_per_block):
-        stop = min(resamples, start + rows_per_block)
-        index = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = differences[index].mean(axis=1)
-    return means
 
 
 def item_differences(base: pd.DataFrame, tuned: pd.DataFrame) -> np.ndarray:

@@ -11,6 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 from amuro_contract import Metric
+from amuro_contract.resampling import RESAMPLES, resampled_means
 
 # Result versions of the item metrics with the bootstrap over them (a bootstrap change bumps every entry);
 # ``lm-eval`` covers the per-document metrics lm-eval computes, bootstrapped here.
@@ -73,39 +74,12 @@ class Estimate:
         return (self.ci_high - self.ci_low) / 2 + self.ci_low
 
 
-RESAMPLES = 3000
-# Resampled index matrices are built in blocks of about this many entries to bound memory.
-_BLOCK_ENTRIES = 4_000_000
-# Up to this many distinct item scores, resamples are drawn as counts per value.
-_FEW_VALUES = 64
-
-
-def _resampled_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of ``resamples`` resamples of the items with replacement (the same draws as
-    ``analysis.intervals``, which may not import amuro).
-
-    With few distinct values (0/1 scores) a resample is how often each value is drawn:
-    ``rng.multinomial(n, counts / n, size=resamples) @ values / n``; otherwise item indices
-    ``rng.integers(0, n, size=(rows, n))`` in row blocks of at most ``_BLOCK_ENTRIES`` entries.
-    """
-    n = len(values)
-    distinct, counts = np.unique(values, return_counts=True)
-    if len(distinct) <= _FEW_VALUES:
-        return rng.multinomial(n, counts / n, size=resamples) @ distinct / n
-    rows_per_block = max(1, _BLOCK_ENTRIES // n)
-    means = np.empty(resamples)
-    for start in range(0, resamples, rows_per_block):
-        stop = min(resamples, start + rows_per_block)
-        means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
-    return means
-
-
 def bootstrap(item_scores: Sequence[float], *, resamples: int = RESAMPLES, seed: int = 0) -> Estimate:
     """Mean of the item scores, the 95% percentile interval of resampled means, and their standard deviation."""
     values = np.asarray(item_scores, dtype=float)
     if values.size == 0:
         raise ValueError("bootstrap needs at least one item score")
-    means = _resampled_means(values, resamples, np.random.default_rng(seed))
+    means = resampled_means(values, resamples, np.random.default_rng(seed))
     low, high = np.percentile(means, [2.5, 97.5])
     return Estimate(
         float(values.mean()),
