@@ -6,6 +6,7 @@ image can be embedded in the HTML report and logged as an artifact.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -53,17 +54,35 @@ def _empty(title: str) -> bytes:
     return _png(figure)
 
 
+def _unless_empty(title: str):
+    """A figure function of one table: an empty table draws ``title`` over "no data"; otherwise the function
+    draws, given ``title`` as a keyword."""
+
+    def decorate(draw):
+        @functools.wraps(draw)
+        def figure(table: pd.DataFrame, *args, **kwargs) -> bytes:
+            return _empty(title) if table.empty else draw(table, *args, title=title, **kwargs)
+
+        return figure
+
+    return decorate
+
+
+def _label(ax, x: str, y: str, title: str) -> None:
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+
+
 def _panel_title(model: str, dataset: str, several_models: bool) -> str:
     return f"{model.rsplit('/', 1)[-1]} · {dataset}" if several_models else dataset
 
 
-def score_by_step(runs: pd.DataFrame, prompt_format: str = "default") -> bytes:
+@_unless_empty("score by pre-training step")
+def score_by_step(runs: pd.DataFrame, prompt_format: str = "default", *, title: str) -> bytes:
     """Score against pre-training step, one panel per (model, eval dataset): the base line and
     one line per tuned variant, with 95% interval bands. One prompt format (all formats
     when that one was never evaluated); seeds and shot counts averaged."""
-    title = "score by pre-training step"
-    if runs.empty:
-        return _empty(title)
     if (runs["format"] == prompt_format).any():
         runs = runs[runs["format"] == prompt_format]
     lines = runs.assign(line=np.where(is_base(runs), "base", runs["tuning"] + " on " + runs["train_dataset"]))
@@ -114,11 +133,9 @@ def score_by_step(runs: pd.DataFrame, prompt_format: str = "default") -> bytes:
     return _png(figure)
 
 
-def gain_by_group(group_table: pd.DataFrame) -> bytes:
+@_unless_empty("mean gain of fine-tuning per checkpoint")
+def gain_by_group(group_table: pd.DataFrame, *, title: str) -> bytes:
     """Mean gain per checkpoint for datasets learned in pre-training vs in fine-tuning."""
-    title = "mean gain of fine-tuning per checkpoint"
-    if group_table.empty:
-        return _empty(title)
     figure, ax = _axes((6, 3.6))
     several_models = group_table["model"].nunique() > 1
     for (model, group), rows in group_table.groupby(["model", "group"]):
@@ -127,18 +144,14 @@ def gain_by_group(group_table: pd.DataFrame) -> bytes:
             label = f"{model.rsplit('/', 1)[-1]} · {label}"
         ax.plot(rows["step"], rows["mean_gain"], marker="o", label=label)
     ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel("pre-training step")
-    ax.set_ylabel("mean gain")
-    ax.set_title(title)
+    _label(ax, "pre-training step", "mean gain", title)
     ax.legend(fontsize=8)
     return _png(figure)
 
 
-def transfer_heatmap(transfer_table: pd.DataFrame) -> bytes:
+@_unless_empty("transfer: mean gain")
+def transfer_heatmap(transfer_table: pd.DataFrame, *, title: str) -> bytes:
     """Mean gain by (task tuned on) x (task evaluated), red below zero, blue above."""
-    title = "transfer: mean gain"
-    if transfer_table.empty:
-        return _empty(title)
     matrix = transfer_table.pivot(index="train_task", columns="eval_task", values="mean_gain")
     limit = float(np.nanmax(np.abs(matrix.to_numpy()))) or 1.0
     figure = Figure(figsize=(1.2 * matrix.shape[1] + 2.5, 0.8 * matrix.shape[0] + 1.8), layout="constrained")
@@ -149,19 +162,15 @@ def transfer_heatmap(transfer_table: pd.DataFrame) -> bytes:
     for (row, column), value in np.ndenumerate(matrix.to_numpy()):
         if np.isfinite(value):
             ax.text(column, row, f"{value:+.3f}", ha="center", va="center", fontsize=8)
-    ax.set_xlabel("task evaluated")
-    ax.set_ylabel("task tuned on")
-    ax.set_title(title)
+    _label(ax, "task evaluated", "task tuned on", title)
     figure.colorbar(image, ax=ax, shrink=0.8)
     return _png(figure)
 
 
-def score_by_format(runs: pd.DataFrame) -> bytes:
+@_unless_empty("score by prompt format, before and after tuning")
+def score_by_format(runs: pd.DataFrame, *, title: str) -> bytes:
     """Mean score per prompt format before (base) and after tuning, one panel per eval
     dataset, averaged over checkpoints, shots and tuned variants."""
-    title = "score by prompt format, before and after tuning"
-    if runs.empty:
-        return _empty(title)
     stage = np.where(is_base(runs), "before tuning", "after tuning")
     means = (
         runs.assign(stage=stage)
@@ -186,11 +195,9 @@ def score_by_format(runs: pd.DataFrame) -> bytes:
     return _png(figure)
 
 
-def yours_vs_paper(shared: pd.DataFrame) -> bytes:
+@_unless_empty("your scores against the published ones")
+def yours_vs_paper(shared: pd.DataFrame, *, title: str) -> bytes:
     """Each shared cell's score against the paper's, base and tuned, with the diagonal."""
-    title = "your scores against the published ones"
-    if shared.empty:
-        return _empty(title)
     figure, ax = _axes((5, 4.6))
     for tuned, rows in shared.groupby(shared["tuning"] != "none"):
         ax.errorbar(
@@ -203,8 +210,6 @@ def yours_vs_paper(shared: pd.DataFrame) -> bytes:
             label="tuned" if tuned else "base",
         )
     ax.axline((0, 0), slope=1, color="grey", linewidth=0.8)
-    ax.set_xlabel("published score")
-    ax.set_ylabel("your score")
-    ax.set_title(title)
+    _label(ax, "published score", "your score", title)
     ax.legend(fontsize=8)
     return _png(figure)
