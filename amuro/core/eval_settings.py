@@ -17,6 +17,11 @@ STOPS = ("default", "none")
 DEMOS = ("train", "first-k")
 
 
+def _protocol_decides(help: str, choices: tuple[str, ...]):
+    """A setting that, when not given, takes the protocol's value (``demo_source``, ``stop_rule``)."""
+    return setting(None, help, choices=choices, empty="the protocol's")
+
+
 @dataclass
 class EvalSettings(Settings):
     """How a cell is scored: prompts, scoring method, items and the bootstrap."""
@@ -39,17 +44,11 @@ class EvalSettings(Settings):
     )
     bootstrap: int = setting(3000, "Bootstrap resamples for the 95% interval.", minimum=1)
     max_new_tokens: int = setting(60, "Generation budget of generation tasks.", minimum=1)
-    stop: str | None = setting(
-        None,
-        "'default' (a blank line and the template's opening at a line start) or 'none' (the study's).",
-        choices=STOPS,
-        empty="the protocol's",
+    stop: str | None = _protocol_decides(
+        "'default' (a blank line and the template's opening at a line start) or 'none' (the study's).", STOPS
     )
-    demos: str | None = setting(
-        None,
-        "'train' (seeded, from the train split) or 'first-k' (the first items of the scored split).",
-        choices=DEMOS,
-        empty="the protocol's",
+    demos: str | None = _protocol_decides(
+        "'train' (seeded, from the train split) or 'first-k' (the first items of the scored split).", DEMOS
     )
     seed: int = setting(0, "Seed of the item sample, demonstrations and bootstrap.")
     protocol: str = protocol_setting()

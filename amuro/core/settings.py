@@ -20,7 +20,7 @@ from amuro.core.shared_settings import (
     DEFAULT_SERIES,
     GPUS_HELP,
     SEEDS_HELP,
-    _require_model,
+    SeriesSettings,
     cell_timeout_setting,
     checkpoints_setting,
     dataset_revision_setting,
@@ -83,13 +83,11 @@ class PretrainSettings(Settings):
 
 
 @dataclass
-class PretrainEvalSettings(Settings):
+class PretrainEvalSettings(SeriesSettings):
     """Score checkpoints of a series few-shot on every selected dataset and prompt format."""
 
     entry_point: ClassVar[str] = "pretrain-eval"
 
-    experiment: str | None = experiment_setting()
-    model: str = model_setting()
     checkpoints: str = checkpoints_setting()
     trust_remote_code: bool = trust_remote_code_setting()
     datasets: str | None = eval_datasets_setting(
@@ -102,18 +100,13 @@ class PretrainEvalSettings(Settings):
     lm_eval_tasks: str | None = lm_eval_tasks_setting()
     lm_eval_include: str | None = lm_eval_include_setting()
 
-    def validate(self) -> None:
-        _require_model(self.model)
-
 
 @dataclass
-class FinetuneSettings(Settings):
+class FinetuneSettings(SeriesSettings):
     """Fine-tune one checkpoint of a series on one training set (supervised or instruction tuning)."""
 
     entry_point: ClassVar[str] = "finetune"
 
-    experiment: str | None = experiment_setting()
-    model: str = model_setting()
     protocol: str = protocol_setting()
     checkpoint: str | None = setting(None, "Revision or step of the base checkpoint.", empty="the series' last")
     trust_remote_code: bool = trust_remote_code_setting()
@@ -144,7 +137,7 @@ class FinetuneSettings(Settings):
             self.eval = dataclasses.replace(self.eval, protocol=self.protocol)
 
     def validate(self) -> None:
-        _require_model(self.model)
+        super().validate()
         require(bool(self.dataset.strip()), "dataset must name a training set, e.g. synth-nli")
         seed_list(self.seeds, self.train.seed)
         self.train.per_process(self.gpus)

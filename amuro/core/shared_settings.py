@@ -1,12 +1,15 @@
 """Settings several entry points declare alike (the experiment, the series, dataset selection, the protocol), and
 the sweep's longer ones.
 
-Each is a function returning a fresh field, so every settings class that has one declares it in one line.
+Each is a function returning a fresh field, so every settings class that has one declares it in one line;
+``SeriesSettings`` is the base of the entry points that read one series (its experiment and model fields first).
 """
 
 from __future__ import annotations
 
-from amuro.core.fields import require, setting
+from dataclasses import dataclass
+
+from amuro.core.fields import Settings, require, setting
 from amuro.core.protocol import DEFAULT_PROTOCOL, PROTOCOLS
 
 DEFAULT_SERIES = "tiny"
@@ -78,8 +81,15 @@ def model_setting(more: str = ""):
     )
 
 
-def _require_model(model: str) -> None:
-    require(bool(model.strip()), "model must name a series: 'tiny', a folder, or a hub repo id")
+@dataclass
+class SeriesSettings(Settings):
+    """Base of the entry points that read one checkpoint series: the experiment, then the series."""
+
+    experiment: str | None = experiment_setting()
+    model: str = model_setting()
+
+    def validate(self) -> None:
+        require(bool(self.model.strip()), "model must name a series: 'tiny', a folder, or a hub repo id")
 
 
 def checkpoints_setting():
