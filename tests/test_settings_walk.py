@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from amuro.cli import main
 from amuro.core.fields import Settings, base_type, declared, field_types, is_settings
 from amuro.core.options import options_of, settings_from_options
 from amuro.core.settings import ENTRY_POINT_SETTINGS, EvalSettings
+from amuro.core.shared_settings import SeriesSettings
 from amuro.core.train_settings import PRESETS, load_preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +95,15 @@ def test_every_option_is_an_mlproject_parameter(entry_point):
             continue
         assert option.name in project["parameters"]
         assert f"{option.flag} {{{option.name}}}" in project["command"]
+
+
+@pytest.mark.parametrize(
+    "entry_point", [name for name, cls in ENTRY_POINT_SETTINGS.items() if issubclass(cls, SeriesSettings)]
+)
+def test_every_entry_point_reading_one_series_refuses_a_blank_model_in_one_line(entry_point):
+    result = CliRunner().invoke(main, [entry_point, "--model", " "])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["Error: model must name a series: 'tiny', a folder, or a hub repo id"]
 
 
 def test_presets_are_yaml_files_setting_only_what_a_preset_may():
