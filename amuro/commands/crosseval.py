@@ -16,10 +16,10 @@ from amuro.core.errors import UserError
 from amuro.core.settings import CrossevalSettings
 from amuro.core.tracking import Tag
 from amuro.core.values import dataset_selection
-from amuro.data import CATALOGUE, DatasetSpec, resolve
+from amuro.data import CATALOGUE, resolve
 from amuro.data.specfile import load_spec_option
 from amuro.models.targets import EvalTarget, checkpoint_target, tuned_target
-from amuro.scoring.cells import evaluate_target, select_cells
+from amuro.scoring.cells import Cell, evaluate_target, select_cells
 from amuro.scoring.curves import log_cell_curves
 from amuro.scoring.lmeval_tasks import LmEvalTask, load_lmeval_tasks
 
@@ -82,7 +82,7 @@ def _named_run(client: MlflowClient, experiment_id: str, run_id: str) -> list:
 
 def _cells(
     cfg: CrossevalSettings, tuning: str, lmeval: Sequence[LmEvalTask] = (), train_dataset: str | None = None
-) -> list[tuple[DatasetSpec, str]]:
+) -> list[Cell]:
     """Selected datasets x formats; instruction-tuned models also get the multiple-choice suites (in-domain
     for instruction tuning) that can be read here, preference-tuned ones the held-out pairs of their set."""
     from amuro.data.sources import availability, hub_offline
@@ -116,9 +116,7 @@ def _target(run, seed: int) -> EvalTarget:
     )
 
 
-def _missing_base(
-    experiment_id: str, target: EvalTarget, cells: Sequence[tuple[DatasetSpec, str]], shots: int
-) -> list[tuple[DatasetSpec, str]]:
+def _missing_base(experiment_id: str, target: EvalTarget, cells: Sequence[Cell], shots: int) -> list[Cell]:
     found = tracking.search_runs(
         experiment_id,
         {Tag.KIND: "eval", Tag.TUNING: "none", Tag.MODEL: target.model, Tag.STEP: target.step, Tag.SHOTS: shots},
