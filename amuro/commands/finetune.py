@@ -237,8 +237,8 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
         train_dataset=spec.name,
         seed=cfg.train.seed,
         source_run_id=ckpt.source_run_id,
+        protocol=cfg.protocol,
     )
-    tags[tracking.Tag.PROTOCOL] = cfg.protocol
     tags.update(version_tags("finetune", versions))
 
     def train(run: tracking.TrackedRun) -> None:

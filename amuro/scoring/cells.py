@@ -116,10 +116,10 @@ def cell_tags(
         metric=dataset.metric,
         seed=target.seed,
         source_run_id=target.source_run_id,
+        train_seed=target.train_seed,
+        protocol=settings.protocol,
     )
     tags.update({tracking.PREFIX + name: value for name, value in target.reference.items()})
-    tags[tracking.Tag.TRAIN_SEED] = tracking.tag_value(target.train_seed)
-    tags[tracking.Tag.PROTOCOL] = settings.protocol
     tags.update(version_tags("eval", dataset.result_versions(settings)))
     return tags
 
