@@ -28,7 +28,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from amuro import data
-from amuro.commands.pretrain import open_or_build_series
+from amuro.commands.series_source import open_or_build_series
 from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
 from amuro.core.ownership import check_owner

@@ -7,7 +7,7 @@ Each checkpoint is loaded once and scores all its cells before the next one; eve
 from __future__ import annotations
 
 from amuro import data
-from amuro.commands.pretrain import open_or_build_series
+from amuro.commands.series_source import open_or_build_series
 from amuro.core import tracking
 from amuro.core.errors import UserError
 from amuro.core.settings import EvalSettings, PretrainEvalSettings
