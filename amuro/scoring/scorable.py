@@ -8,7 +8,7 @@ nothing of scoring) is wrapped in ``CatalogueDataset``. ``scorable`` turns eithe
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amuro.core.protocol import protocol
 from amuro.core.settings import EvalSettings
@@ -18,7 +18,7 @@ from amuro.data.lineage import log_row_sets
 from amuro.data.protocol import for_protocol
 from amuro.data.provenance import is_commit
 from amuro.scoring.cell_identity import cell_versions, read_content, scoring_method
-from amuro.scoring.cell_items import CATWALK, catwalk_split, cell_examples, demo_rule, scored_split
+from amuro.scoring.cell_items import CATWALK, CellExamples, catwalk_split, cell_examples, demo_rule, scored_split
 from amuro.scoring.cell_scoring import ItemResult, score_cell
 from amuro_contract import EVAL_CONTEXT
 
@@ -90,6 +90,16 @@ class CatalogueDataset(ScorableDataset):
     """A catalogue (or ``--dataset-spec``) dataset, scored by amuro's own templates and scorer."""
 
     spec: DatasetSpec
+    _read: dict[str, CellExamples] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _examples(self, settings: EvalSettings) -> CellExamples:
+        """The cell's items and demonstrations, read once for its params, inputs and scoring (``scorable`` makes
+        an instance per cell, so they are not kept once it is scored)."""
+        key = repr(settings)
+        if key not in self._read:
+            self._read.clear()
+            self._read[key] = cell_examples(self.spec, settings)
+        return self._read[key]
 
     @property
     def name(self) -> str:
@@ -111,7 +121,7 @@ class CatalogueDataset(ScorableDataset):
         return CatalogueDataset(for_protocol(self.spec, name))
 
     def key_settings(self, fmt: str, settings: EvalSettings) -> dict[str, object]:
-        chosen = cell_examples(self.spec, settings)
+        chosen = self._examples(settings)
         # a pinned dataset's commit identifies what the cell reads (no entry for the unpinned)
         pinned = {"dataset_revision": self.spec.revision} if is_commit(self.spec.revision) else {}
         return {
@@ -130,10 +140,10 @@ class CatalogueDataset(ScorableDataset):
         return settings.shots
 
     def check(self, settings: EvalSettings) -> None:
-        cell_examples(self.spec, settings)
+        self._examples(settings)
 
     def params(self, fmt: str, settings: EvalSettings, common: dict[str, object]) -> dict[str, object]:
-        chosen = cell_examples(self.spec, settings)
+        chosen = self._examples(settings)
         rule = demo_rule(self.spec, settings)
         return {
             **common,
@@ -147,7 +157,7 @@ class CatalogueDataset(ScorableDataset):
         }
 
     def log_inputs(self, fmt: str, settings: EvalSettings) -> None:
-        spec, chosen = self.spec, cell_examples(self.spec, settings)
+        spec, chosen = self.spec, self._examples(settings)
         row_sets = [(spec.splits[scored_split(spec)], chosen.items, EVAL_CONTEXT)]
         if chosen.demo_sets():
             rule = demo_rule(spec, settings)
@@ -158,7 +168,7 @@ class CatalogueDataset(ScorableDataset):
     def score(
         self, model, tokenizer, fmt: str, settings: EvalSettings, known=None
     ) -> tuple[list[ItemResult], str, dict[str, object]]:
-        spec, chosen = self.spec, cell_examples(self.spec, settings)
+        spec, chosen = self.spec, self._examples(settings)
         demos, items = chosen.demos, chosen.items
         verbatim = protocol(settings.protocol).templates == "verbatim"
         first = chosen.item_demos[0] if chosen.item_demos else demos
