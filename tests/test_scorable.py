@@ -18,17 +18,8 @@ def test_selected_catalogue_cells_are_scorable_datasets_keyed_and_tagged_as_thei
     cells = select_cells([nli, qgen], "all", settings.protocol)
     assert all(isinstance(dataset, CatalogueDataset) and isinstance(dataset, ScorableDataset) for dataset, _ in cells)
     assert [fmt for dataset, fmt in cells if dataset.name == "synth-nli"] == list(data.formats_for(nli))
-    target = tuned_target(
-        model="tiny",
-        revision="step600",
-        step=600,
-        tokens=None,
-        tuning="sft",
-        train_dataset="synth-nli",
-        run_id="r1",
-        seed=settings.seed,
-        train_seed=1,
-    )
+    tuned = {"model": "tiny", "revision": "step600", "step": 600, "tokens": None, "tuning": "sft", "run_id": "r1"}
+    target = tuned_target(**tuned, train_dataset="synth-nli", seed=settings.seed, train_seed=1)
     wrapped = {dataset.name: dataset for dataset, _ in cells}
     for spec in (nli, qgen):
         assert cell_key(target, wrapped[spec.name], "default", settings) == cell_key(target, spec, "default", settings)
