@@ -134,7 +134,7 @@ def main(model, checkpoint, datasets, fmt, shots, max_examples, batch_size, expe
     torch.set_num_threads(threads)
 
     from amuro import data
-    from amuro.commands.pretrain import open_or_build_series
+    from amuro.commands.series_source import open_or_build_series
     from amuro.core import tracking
     from amuro.core.settings import EvalSettings
     from amuro.data import few_shot_prefix, render

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from transformers import Trainer, TrainingArguments, set_seed  # noqa: E402
 
 from amuro import data  # noqa: E402
-from amuro.commands.pretrain import open_or_build_series  # noqa: E402
+from amuro.commands.series_source import open_or_build_series  # noqa: E402
 from amuro.core import tracking  # noqa: E402
 from amuro.core.settings import FinetuneSettings  # noqa: E402
 from amuro.training.features import padding_collator, training_features  # noqa: E402

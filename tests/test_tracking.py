@@ -21,6 +21,9 @@ def test_contract_tags_are_plain_strings():
     }
     with pytest.raises(ValueError):
         tracking.contract_tags(colour="red")
+    beside = tracking.contract_tags(kind="eval", protocol="study", train_seed=None)
+    assert beside == {"amuro.kind": "eval", "amuro.protocol": "study", "amuro.train_seed": ""}
+    assert tracking.contract_tags(train_seed=3) == {tracking.Tag.TRAIN_SEED: "3"}
 
 
 def test_run_key_is_canonical():

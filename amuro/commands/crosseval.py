@@ -11,17 +11,17 @@ from collections.abc import Sequence
 
 from mlflow.tracking import MlflowClient
 
+from amuro.commands.entry import open_entry
 from amuro.core import tracking
 from amuro.core.errors import UserError
 from amuro.core.settings import CrossevalSettings
 from amuro.core.tracking import Tag
 from amuro.core.values import dataset_selection
-from amuro.data import CATALOGUE, DatasetSpec, resolve
-from amuro.data.specfile import load_spec_option
+from amuro.data import CATALOGUE, resolve
 from amuro.models.targets import EvalTarget, checkpoint_target, tuned_target
-from amuro.scoring.cells import evaluate_target, select_cells
+from amuro.scoring.cells import Cell, evaluate_target, select_cells
 from amuro.scoring.curves import log_cell_curves
-from amuro.scoring.lmeval_tasks import LmEvalTask, load_lmeval_tasks
+from amuro.scoring.lmeval_tasks import LmEvalTask
 
 
 def _finetune_runs(experiment_id: str, cfg: CrossevalSettings) -> list:
@@ -82,7 +82,7 @@ def _named_run(client: MlflowClient, experiment_id: str, run_id: str) -> list:
 
 def _cells(
     cfg: CrossevalSettings, tuning: str, lmeval: Sequence[LmEvalTask] = (), train_dataset: str | None = None
-) -> list[tuple[DatasetSpec, str]]:
+) -> list[Cell]:
     """Selected datasets x formats; instruction-tuned models also get the multiple-choice suites (in-domain
     for instruction tuning) that can be read here, preference-tuned ones the held-out pairs of their set."""
     from amuro.data.sources import availability, hub_offline
@@ -116,9 +116,7 @@ def _target(run, seed: int) -> EvalTarget:
     )
 
 
-def _missing_base(
-    experiment_id: str, target: EvalTarget, cells: Sequence[tuple[DatasetSpec, str]], shots: int
-) -> list[tuple[DatasetSpec, str]]:
+def _missing_base(experiment_id: str, target: EvalTarget, cells: Sequence[Cell], shots: int) -> list[Cell]:
     found = tracking.search_runs(
         experiment_id,
         {Tag.KIND: "eval", Tag.TUNING: "none", Tag.MODEL: target.model, Tag.STEP: target.step, Tag.SHOTS: shots},
@@ -148,12 +146,11 @@ def _base_target(experiment_id: str, target: EvalTarget, run) -> EvalTarget:
 
 def crosseval(cfg: CrossevalSettings) -> list[str]:
     """Score the selected finetune runs on every selected cell; returns the eval run ids."""
-    with tracking.entry_point("crosseval", cfg.experiment) as invocation:
-        experiment_id = invocation.experiment_id
-        load_spec_option(cfg.dataset_spec, cfg.dataset_revision)
+    with open_entry("crosseval", cfg, datasets=cfg.datasets) as entry:
+        experiment_id = entry.experiment_id
         runs = _finetune_runs(experiment_id, cfg)
         settings = cfg.eval
-        lmeval = load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)
+        lmeval = entry.lmeval_tasks
         plan = [
             (
                 run,
@@ -172,7 +169,7 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
             )
         key = tracking.run_key("crosseval", {"runs": sorted(r.info.run_id for r in runs), **cfg.key_settings()})
         run_ids: list[str] = []
-        with invocation.group(key, f"crosseval {len(runs)} tuned models") as parent:
+        with entry.group(key, f"crosseval {len(runs)} tuned models") as parent:
             for run, target, cells in plan:
                 if cfg.with_base and missing[id(target)]:
                     base = _base_target(experiment_id, target, run)

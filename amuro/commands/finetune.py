@@ -28,7 +28,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from amuro import data
-from amuro.commands.pretrain import open_or_build_series
+from amuro.commands.entry import open_entry
 from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
 from amuro.core.ownership import check_owner
@@ -40,7 +40,6 @@ from amuro.data.lineage import log_rows, rows_digest
 from amuro.data.preferences import PREFERENCE_TASK, preference_mismatch
 from amuro.data.protocol import for_protocol, rendering_version
 from amuro.data.provenance import is_commit
-from amuro.data.specfile import load_spec_option
 from amuro.models.precision import in_trained_dtype
 from amuro.models.targets import checkpoint_target
 from amuro.models.tuned import MODEL_ARTIFACT, log_tuned_model, open_registered_model, register_tuned
@@ -59,8 +58,7 @@ SEARCH_VALIDATION_EXAMPLES = 200
 
 
 def training_spec(cfg: FinetuneSettings) -> data.DatasetSpec:
-    """The training set, checked against the kind of tuning asked for."""
-    load_spec_option(cfg.dataset_spec, cfg.dataset_revision)
+    """The training set (``--dataset-spec`` files registered), checked against the kind of tuning asked for."""
     spec = data.get(cfg.dataset)
     trainable = [s.name for s in data.CATALOGUE.values() if s.trainable]
     if not spec.trainable or "train" not in spec.splits:
@@ -237,8 +235,8 @@ def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, pa
         train_dataset=spec.name,
         seed=cfg.train.seed,
         source_run_id=ckpt.source_run_id,
+        protocol=cfg.protocol,
     )
-    tags[tracking.Tag.PROTOCOL] = cfg.protocol
     tags.update(version_tags("finetune", versions))
 
     def train(run: tracking.TrackedRun) -> None:
@@ -270,24 +268,24 @@ def finetune(cfg: FinetuneSettings) -> str:
     With several ``seeds``, one replicate per seed, each its own finetune run nested under a group run
     for the invocation, whose id is returned.
     """
-    with tracking.entry_point("finetune", cfg.experiment) as invocation:
-        experiment_id = invocation.experiment_id
+    with open_entry("finetune", cfg) as entry:
+        experiment_id = entry.experiment_id
         spec = training_spec(cfg)
         check_launch(cfg)
         if cfg.register:
             open_registered_model(cfg.register)
-        series = open_or_build_series(cfg.model, experiment_id, cfg.trust_remote_code)
+        series = entry.series
         ckpt = series.get(cfg.checkpoint) if cfg.checkpoint else series.last
         name = f"finetune {ckpt.label} {spec.name}"
         seeds = cfg.seed_list
         if len(seeds) == 1:
             run_id = _replicate(_with_seed(cfg, seeds[0]), experiment_id, spec, series, ckpt, None, name)
-            invocation.result_run_id = run_id
+            entry.invocation.result_run_id = run_id
             return run_id
         key = tracking.run_key(
             "finetune-seeds", {**cfg.key_settings(), "seeds": seeds, "model": series.name, "checkpoint": ckpt.revision}
         )
-        with invocation.group(
+        with entry.group(
             key, f"{name} seeds {','.join(map(str, seeds))}", tags=tracking.contract_tags(model=series.name)
         ) as parent:
             run_ids = [

@@ -21,11 +21,7 @@ from amuro.core.size_settings import widths
 from amuro.core.versions import version_tags
 from amuro.data import synthetic
 from amuro.models.series import (
-    DEFAULT_SERIES,
     SERIES_ARTIFACT,
-    Series,
-    find_pretrain_run,
-    open_series,
     write_manifest,
 )
 from amuro.training.trainer import QuietProgress
@@ -250,13 +246,3 @@ def _fresh_folder(folder: Path) -> None:
         raise UserError(
             f"cannot write the series folder {folder} ({exc.strerror}): set AMURO_HOME to a writable folder"
         ) from None
-
-
-def open_or_build_series(model: str, experiment_id: str, trust_remote_code: bool = False) -> Series:
-    """``open_series``, first building the default series with pretrain's defaults when it does not exist yet."""
-    if model.strip() == DEFAULT_SERIES and find_pretrain_run(experiment_id, DEFAULT_SERIES) is None:
-        from mlflow.tracking import MlflowClient
-
-        print(f"series {DEFAULT_SERIES!r} does not exist yet: building it with pretrain's defaults")
-        pretrain(PretrainSettings(series=DEFAULT_SERIES, experiment=MlflowClient().get_experiment(experiment_id).name))
-    return open_series(model, experiment_id=experiment_id, trust_remote_code=trust_remote_code)

@@ -7,17 +7,14 @@ Each checkpoint is loaded once and scores all its cells before the next one; eve
 from __future__ import annotations
 
 from amuro import data
-from amuro.commands.pretrain import open_or_build_series
+from amuro.commands.entry import open_entry
 from amuro.core import tracking
 from amuro.core.errors import UserError
 from amuro.core.settings import EvalSettings, PretrainEvalSettings
-from amuro.core.values import dataset_selection
 from amuro.data import DatasetSpec
-from amuro.data.specfile import load_spec_option
 from amuro.models.targets import checkpoint_target
-from amuro.scoring.cells import check_cells, evaluate_target, select_cells
+from amuro.scoring.cells import evaluate_target
 from amuro.scoring.curves import log_cell_curves
-from amuro.scoring.lmeval_tasks import load_lmeval_tasks
 from amuro.scoring.scorer import progress
 
 
@@ -47,17 +44,11 @@ def select_datasets(selection: str, settings: EvalSettings) -> list[DatasetSpec]
 
 def pretrain_eval(cfg: PretrainEvalSettings) -> str:
     """Score the selected checkpoints (reusing finished cells); returns the invocation's parent run id."""
-    with tracking.entry_point("pretrain-eval", cfg.experiment) as invocation:
-        experiment_id = invocation.experiment_id
-        load_spec_option(cfg.dataset_spec, cfg.dataset_revision)
+    with open_entry("pretrain-eval", cfg, datasets=cfg.datasets) as entry:
+        experiment_id = entry.experiment_id
         settings = cfg.eval
-        selection = dataset_selection(cfg.datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
-        specs = select_datasets(selection, settings) if selection else []
-        cells = select_cells(
-            specs + load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include), cfg.formats, settings.protocol
-        )
-        check_cells(cells, settings)
-        series = open_or_build_series(cfg.model, experiment_id, cfg.trust_remote_code)
+        cells = entry.cells(select_datasets(entry.selection, settings) if entry.selection else [], check=True)
+        series = entry.series
         chosen = series.select(cfg.checkpoints)
         key = tracking.run_key(
             "pretrain-eval", {**cfg.key_settings(), "series": series.name, "revisions": [c.revision for c in chosen]}
@@ -65,7 +56,7 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
         short = series.name.split("/")[-1]
         name = f"pretrain-eval {short} ({len(chosen)} checkpoints x {len(cells)} cells)"
         done = []
-        with invocation.group(key, name, tags=tracking.contract_tags(model=series.name)) as parent:
+        with entry.group(key, name, tags=tracking.contract_tags(model=series.name)) as parent:
             for ckpt in progress(chosen, desc="checkpoints", unit="checkpoint", leave=True):
                 target = checkpoint_target(ckpt, seed=settings.seed)
                 scored = evaluate_target(experiment_id, parent, target, cells, settings)

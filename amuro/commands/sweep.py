@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
 from amuro import data
+from amuro.commands.entry import open_entry
 from amuro.commands.sweep_engine import (
     SWEEP_RUN_PLACEHOLDER,
     LocalEngine,
@@ -42,11 +43,8 @@ from amuro.core.settings import (
 )
 from amuro.core.system_metrics import node_environment
 from amuro.core.tracking import Tag
-from amuro.core.values import dataset_selection
 from amuro.data.preferences import PREFERENCE_TASK, preference_mismatch
-from amuro.data.specfile import load_spec_option
 from amuro.scoring.curves import log_curves
-from amuro.scoring.lmeval_tasks import load_lmeval_tasks
 
 PARENT_ENV = tracking.PARENT_ENV
 FINDINGS_FILE = "findings.txt"
@@ -350,13 +348,10 @@ def _conduct(
 def sweep(cfg: SweepSettings) -> str:
     """Run (or resume, or join) the study grid; returns the sweep run id. Failed cells end it with an error."""
     models = cfg.model_list  # a model file is read before anything else
-    with tracking.entry_point("sweep", cfg.experiment, cfg.tracking_uri) as invocation:
+    with open_entry("sweep", cfg, datasets=cfg.eval_datasets, tracking_uri=cfg.tracking_uri) as entry:
+        invocation = entry.invocation
         _check_engine(cfg, mlflow.get_tracking_uri())
-        load_spec_option(cfg.dataset_spec, cfg.dataset_revision)
-        selection = dataset_selection(cfg.eval_datasets, cfg.lm_eval_tasks, cfg.lm_eval_include)
-        if selection:
-            data.resolve(selection, offline_only=selection == "all")
-        load_lmeval_tasks(cfg.lm_eval_tasks, cfg.lm_eval_include)  # unknown tasks and unreadable data fail here
+        entry.check_eval_sets()
         for dataset in cfg.train_dataset_list:
             spec = data.get(dataset)
             if (cfg.train.tuning == "dpo") != (spec.task == PREFERENCE_TASK):  # before any cell runs

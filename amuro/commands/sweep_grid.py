@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amuro.commands.pretrain import open_or_build_series
+from amuro.commands.series_source import open_or_build_series
 from amuro.core.errors import UserError
 from amuro.core.settings import SweepSettings
 

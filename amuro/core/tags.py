@@ -20,9 +20,14 @@ def tag_value(value: object) -> str:
     return str(value)
 
 
+# Tags beside the contract's that a run writer sets with them: the protocol and a tuned model's training seed.
+WRITTEN_WITH = ("protocol", "train_seed")
+
+
 def contract_tags(**values: object) -> dict[str, str]:
-    """``contract_tags(kind="eval", step=400)`` -> ``{"amuro.kind": "eval", "amuro.step": "400"}``."""
-    unknown = set(values) - set(CONTRACT_TAGS)
+    """``contract_tags(kind="eval", step=400)`` -> ``{"amuro.kind": "eval", "amuro.step": "400"}``; also takes
+    ``protocol`` and ``train_seed``."""
+    unknown = set(values) - {*CONTRACT_TAGS, *WRITTEN_WITH}
     if unknown:
         raise ValueError(f"not contract tags: {sorted(unknown)}")
     return {PREFIX + name: tag_value(value) for name, value in values.items()}

@@ -11,29 +11,22 @@ from amuro.data.formats import template
 from amuro.data.lineage import rows_digest
 from amuro.data.protocol import rendering_version
 from amuro.scoring.cell_scoring import SCORING_VERSIONS
-from amuro.scoring.lmeval_tasks import LmEvalTask
 from amuro.scoring.metrics import metric_version
 
 
-def scoring_method(spec: DatasetSpec | LmEvalTask, settings: EvalSettings) -> str:
-    """How a cell's items are scored: the classification method, ``loglik`` ranking, ``generate`` or lm-eval."""
-    if isinstance(spec, LmEvalTask):
-        return "lm-eval"
+def scoring_method(spec: DatasetSpec, settings: EvalSettings) -> str:
+    """How a catalogue cell's items are scored: the classification method, ``loglik`` ranking or ``generate``."""
     return {"classification": settings.method, "multiple_choice": "loglik"}.get(spec.kind, "generate")
 
 
-def cell_versions(spec: DatasetSpec | LmEvalTask, settings: EvalSettings) -> dict[str, str]:
-    """The result versions of a cell's rendering, scoring method and metric (``nli-1``, ``loglik-1``, ...)."""
-    method = scoring_method(spec, settings)
-    if isinstance(spec, LmEvalTask):
-        rendering = f"lm-eval-{spec.key_settings(settings)['lm_eval']}"  # the task's own prompts
-    else:
-        rendering = rendering_version(spec.task, settings.protocol)
-    return {
-        "rendering": rendering,
-        "scoring": f"{method}-{SCORING_VERSIONS[method]}",
-        "metric": metric_version(spec.metric),
-    }
+def cell_versions(spec: DatasetSpec, settings: EvalSettings) -> dict[str, str]:
+    """The result versions of a catalogue cell's rendering, scoring method and metric (``nli-1``, ``loglik-1``)."""
+    return result_versions(rendering_version(spec.task, settings.protocol), scoring_method(spec, settings), spec.metric)
+
+
+def result_versions(rendering: str, method: str, metric: str) -> dict[str, str]:
+    """A cell's result versions from its rendering's version, its scoring method and its metric."""
+    return {"rendering": rendering, "scoring": f"{method}-{SCORING_VERSIONS[method]}", "metric": metric_version(metric)}
 
 
 def read_content(spec: DatasetSpec, fmt: str, demos: Sequence[Example], items: Sequence[Example]) -> dict[str, str]:

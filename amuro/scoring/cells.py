@@ -21,37 +21,18 @@ from amuro.core import tracking
 from amuro.core.errors import UserError, unknown
 from amuro.core.ownership import check_owner
 from amuro.core.precision import resolve_dtype
-from amuro.core.protocol import DEFAULT_PROTOCOL, protocol
+from amuro.core.protocol import DEFAULT_PROTOCOL
 from amuro.core.settings import EvalSettings
 from amuro.core.versions import version_tags
-from amuro.data import (
-    FORMATS,
-    DatasetSpec,
-    formats_for,
-    relation,
-    render,
-)
-from amuro.data.formats import few_shot_prefix
-from amuro.data.lineage import log_row_sets
-from amuro.data.protocol import for_protocol
-from amuro.data.provenance import is_commit
+from amuro.data import FORMATS, DatasetSpec
 from amuro.models.precision import on_device, torch_dtype
 from amuro.models.targets import EvalTarget
-from amuro.scoring.cell_identity import cell_versions, read_content, scoring_method
-from amuro.scoring.cell_items import (  # noqa: F401  (demos_and_items and scored_split are used from here)
-    CATWALK,
-    catwalk_split,
-    cell_examples,
-    demo_rule,
-    demos_and_items,
-    scored_split,
-)
-from amuro.scoring.cell_scoring import ItemResult, score_cell
-from amuro.scoring.lmeval_tasks import FORMAT as LMEVAL_FORMAT
-from amuro.scoring.lmeval_tasks import LmEvalTask
+from amuro.scoring.cell_items import demos_and_items, scored_split  # noqa: F401  (used from here)
+from amuro.scoring.cell_scoring import ItemResult
 from amuro.scoring.metrics import bootstrap
 from amuro.scoring.resume import ScoredSoFar
-from amuro_contract import EVAL_CONTEXT, Artifact
+from amuro.scoring.scorable import ScorableDataset, scorable
+from amuro_contract import Artifact
 
 PREDICTIONS = Artifact.PREDICTIONS
 COLUMNS = (
@@ -65,47 +46,40 @@ COLUMNS = (
     "prompt_hash",
     "demo_ids",
 )
-Dataset = DatasetSpec | LmEvalTask
-
-
-def _formats(spec: Dataset) -> tuple[str, ...]:
-    return (LMEVAL_FORMAT,) if isinstance(spec, LmEvalTask) else formats_for(spec)
+Cell = tuple[ScorableDataset, str]
 
 
 def select_cells(
-    specs: Sequence[Dataset], formats: str | Sequence[str], protocol: str = DEFAULT_PROTOCOL
-) -> list[tuple[Dataset, str]]:
+    specs: Sequence[DatasetSpec | ScorableDataset], formats: str | Sequence[str], protocol: str = DEFAULT_PROTOCOL
+) -> list[Cell]:
     """(dataset, format) pairs: ``all`` formats of each dataset, or the named ones each dataset has (an lm-eval
     task has one, ``default``: its own prompt; under the study's protocol its datasets have its formats)."""
-    specs = [for_protocol(spec, protocol) for spec in specs]
+    datasets = [scorable(spec, protocol) for spec in specs]
     words = [w.strip() for w in (formats.split(",") if isinstance(formats, str) else formats) if w.strip()]
     if not words:
         raise UserError("no prompt formats selected: name formats (default, instruct, io) or 'all'")
-    known = {f for spec in specs for f in _formats(spec)} | set(FORMATS)
+    known = {f for dataset in datasets for f in dataset.formats} | set(FORMATS)
     for word in words:
         if word != "all" and word not in known:
             raise unknown("prompt format", word, [*known, "all"])
     cells = []
-    for spec in specs:
-        own = _formats(spec)
+    for dataset in datasets:
+        own = dataset.formats
         chosen = own if "all" in words else tuple(f for f in words if f in own)
-        cells += [(spec, fmt) for fmt in chosen]
+        cells += [(dataset, fmt) for fmt in chosen]
     if not cells:
         raise UserError(f"none of the selected datasets has prompt format(s) {', '.join(words)}: try 'default'")
     return cells
 
 
-def check_cells(cells: Sequence[tuple[Dataset, str]], settings: EvalSettings) -> None:
+def check_cells(cells: Sequence[Cell], settings: EvalSettings) -> None:
     """Fail early, before any scoring, on datasets that cannot be prompted with these settings."""
-    for spec in {spec.name: spec for spec, _ in cells}.values():
-        if isinstance(spec, DatasetSpec):
-            cell_examples(spec, settings)
+    for dataset in {dataset.name: dataset for dataset, _ in cells}.values():
+        scorable(dataset, settings.protocol).check(settings)
 
 
-def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings) -> str:
-    lmeval = isinstance(spec, LmEvalTask)
-    scoring = spec.key_settings(settings) if lmeval else settings.cell_key_settings(spec.kind)
-    content = {} if lmeval else _content(spec, fmt, settings)
+def cell_key(target: EvalTarget, spec: DatasetSpec | ScorableDataset, fmt: str, settings: EvalSettings) -> str:
+    dataset = scorable(spec, settings.protocol)
     return tracking.run_key(
         "eval",
         {
@@ -117,47 +91,36 @@ def cell_key(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings
             "source_run_id": target.source_run_id or "",
             "target_seed": target.seed,
             "reference": dict(target.reference),
-            "eval_dataset": spec.name,
+            "eval_dataset": dataset.name,
             "format": fmt,
-            **scoring,
-            **_pinned_revision(spec),
-            **content,
+            **dataset.key_settings(fmt, settings),
         },
-        cell_versions(spec, settings),
+        dataset.result_versions(settings),
     )
 
 
-def _content(spec: DatasetSpec, fmt: str, settings: EvalSettings) -> dict[str, str]:
-    chosen = cell_examples(spec, settings)
-    return read_content(spec, fmt, chosen.demo_sets(), chosen.items)
-
-
-def _pinned_revision(spec: Dataset) -> dict[str, str]:
-    """A pinned dataset's commit, which identifies what the cell reads (no entry for the unpinned)."""
-    pinned = isinstance(spec, DatasetSpec) and is_commit(spec.revision)
-    return {"dataset_revision": spec.revision} if pinned else {}
-
-
-def cell_tags(target: EvalTarget, spec: Dataset, fmt: str, settings: EvalSettings) -> dict[str, str]:
-    lmeval = isinstance(spec, LmEvalTask)
+def cell_tags(
+    target: EvalTarget, spec: DatasetSpec | ScorableDataset, fmt: str, settings: EvalSettings
+) -> dict[str, str]:
+    dataset = scorable(spec, settings.protocol)
     tags = tracking.contract_tags(
         kind="eval",
         **target.base_tags(),
         tuning=target.tuning,
         train_dataset=target.train_dataset,
-        eval_dataset=spec.name,
-        task=spec.task,
-        relation=spec.relation(target.train_dataset) if lmeval else relation(target.train_dataset, spec.name),
+        eval_dataset=dataset.name,
+        task=dataset.task,
+        relation=dataset.relation(target.train_dataset),
         format=fmt,
-        shots=spec.shots(settings) if lmeval else settings.shots,
-        metric=spec.metric,
+        shots=dataset.shots(settings),
+        metric=dataset.metric,
         seed=target.seed,
         source_run_id=target.source_run_id,
+        train_seed=target.train_seed,
+        protocol=settings.protocol,
     )
     tags.update({tracking.PREFIX + name: value for name, value in target.reference.items()})
-    tags[tracking.Tag.TRAIN_SEED] = tracking.tag_value(target.train_seed)
-    tags[tracking.Tag.PROTOCOL] = settings.protocol
-    tags.update(version_tags("eval", cell_versions(spec, settings)))
+    tags.update(version_tags("eval", dataset.result_versions(settings)))
     return tags
 
 
@@ -165,7 +128,7 @@ def evaluate_target(
     experiment_id: str,
     parent_run_id: str | None,
     target: EvalTarget,
-    cells: Sequence[tuple[Dataset, str]],
+    cells: Sequence[tuple[DatasetSpec | ScorableDataset, str]],
     settings: EvalSettings,
 ) -> list[tracking.TrackedRun]:
     """Score every (dataset, format) cell for one model as contract-tagged eval runs (each done once);
@@ -174,7 +137,7 @@ def evaluate_target(
     model_ids: list[str] = []
     done = []
     for spec, fmt in cells:
-        spec = for_protocol(spec, settings.protocol)
+        spec = scorable(spec, settings.protocol)
         name = f"eval {target.run_label} → {spec.name} [{fmt}]"
         key = cell_key(target, spec, fmt, settings)
 
@@ -225,46 +188,15 @@ def _log_params(params: dict[str, object], known: ScoredSoFar, tags: dict[str, s
 
 
 def _score_and_log(
-    model, tokenizer, spec: Dataset, fmt: str, settings: EvalSettings, model_id: str, known: ScoredSoFar
+    model, tokenizer, spec: ScorableDataset, fmt: str, settings: EvalSettings, model_id: str, known: ScoredSoFar
 ) -> None:
-    model_tag = {tracking.Tag.MODEL_ID: model_id}
-    params = {**settings.params(), "threads": torch.get_num_threads()}
+    common = {**settings.params(), "threads": torch.get_num_threads()}
     started = time.perf_counter()
-    if isinstance(spec, LmEvalTask):
-        # The task's output type is its scoring method, logged with the task's own params.
-        _log_params({name: value for name, value in params.items() if name != "method"}, known, model_tag)
-        spec.log_scored_documents(settings)
-        results, prompt, task_params = spec.score(model, tokenizer, settings, known)
-        _log_params(task_params, known)
-    else:
-        chosen = cell_examples(spec, settings)
-        demos, items, rule = chosen.demos, chosen.items, demo_rule(spec, settings)
-        method = scoring_method(spec, settings)
-        _log_params(
-            {
-                **params,
-                "method": method,
-                "split": scored_split(spec),
-                "demos": rule,
-                "demo_ids": "per item, in predictions.json"
-                if rule == CATWALK
-                else ",".join(d.item_id for d in demos)[:6000],
-                **chosen.sample_params(),
-            },
-            known,
-            model_tag,
-        )
-        row_sets = [(spec.splits[scored_split(spec)], items, EVAL_CONTEXT)]
-        if chosen.demo_sets():
-            demo_role = {"train": "train", CATWALK: catwalk_split(spec)}.get(rule, scored_split(spec))
-            row_sets.append((spec.splits[demo_role], chosen.demo_sets(), "demonstrations"))
-        log_row_sets(spec, row_sets)
-        verbatim = protocol(settings.protocol).templates == "verbatim"
-        first = chosen.item_demos[0] if chosen.item_demos else demos
-        prompt = few_shot_prefix(spec, first, fmt, verbatim=verbatim) + render(spec, items[0], fmt) if items else ""
-        results = score_cell(
-            model, tokenizer, spec, fmt, demos, items, settings, known=known, item_demos=chosen.item_demos
-        )
+    _log_params(spec.params(fmt, settings, common), known, {tracking.Tag.MODEL_ID: model_id})
+    spec.log_inputs(fmt, settings)
+    results, prompt, scored_params = spec.score(model, tokenizer, fmt, settings, known)
+    if scored_params:
+        _log_params(scored_params, known)
     elapsed = time.perf_counter() - started
     if prompt:
         mlflow.log_text(prompt, Artifact.PROMPT)

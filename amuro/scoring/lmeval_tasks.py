@@ -18,7 +18,9 @@ from functools import cached_property
 from amuro.core.errors import UserError, unknown
 from amuro.core.fields import split_list
 from amuro.core.settings import EvalSettings
+from amuro.scoring.cell_identity import result_versions
 from amuro.scoring.cell_scoring import ItemResult
+from amuro.scoring.scorable import ScorableDataset
 
 PREFIX = "lmeval:"
 FORMAT = "default"  # an lm-eval task has one prompt: its own
@@ -42,8 +44,8 @@ def _stable(value: object) -> str:
 
 
 @dataclass
-class LmEvalTask:
-    """One lm-eval task, loaded, as a dataset of eval cells."""
+class LmEvalTask(ScorableDataset):
+    """One lm-eval task, loaded, as a dataset of eval cells (in one format, ``default``: the task's own prompt)."""
 
     task_name: str
     harness_task: object = field(repr=False)
@@ -69,6 +71,13 @@ class LmEvalTask:
     def metric(self) -> str:
         return METRIC_TAGS.get(self.primary_metric, self.primary_metric)
 
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return (FORMAT,)
+
+    def for_protocol(self, name: str) -> LmEvalTask:
+        return self  # lm-eval's prompts and scoring whatever the protocol
+
     @cached_property
     def config_text(self) -> str:
         """The task's configuration as lm-eval loaded it, before any per-run override (enters the run key)."""
@@ -78,16 +87,23 @@ class LmEvalTask:
         """``--shots``, except for tasks whose config fixes 0 shots (lm-eval never overrides those)."""
         return 0 if self.harness_task.get_config("num_fewshot") == 0 else settings.shots
 
-    def key_settings(self, settings: EvalSettings) -> dict[str, object]:
+    def key_settings(self, fmt: str, settings: EvalSettings) -> dict[str, object]:
         values = settings.cell_key_settings("multiple_choice")
         values["shots"] = self.shots(settings)
         return {**values, "lm_eval_task": self.config_text, "lm_eval": _harness().__version__}
 
-    def relation(self, train_dataset: str) -> str:
+    def result_versions(self, settings: EvalSettings) -> dict[str, str]:
+        return result_versions(f"lm-eval-{_harness().__version__}", "lm-eval", self.metric)  # the task's own prompts
+
+    def relation(self, train_dataset: str | None) -> str:
         return "base" if train_dataset in ("", "none") else "cross-task"
 
+    def params(self, fmt: str, settings: EvalSettings, common: dict[str, object]) -> dict[str, object]:
+        # the task's output type is its scoring method, logged with the task's own params once scored
+        return {name: value for name, value in common.items() if name != "method"}
+
     def score(
-        self, model, tokenizer, settings: EvalSettings, known=None
+        self, model, tokenizer, fmt: str, settings: EvalSettings, known=None
     ) -> tuple[list[ItemResult], str, dict[str, object]]:
         """Run the task through lm-eval with ``AmuroLM`` (``known``: answers a killed run already computed);
         returns the results in ``doc_id`` order, the first document's prompt, and params worth logging."""
@@ -125,7 +141,7 @@ class LmEvalTask:
             },
         )
 
-    def log_scored_documents(self, settings: EvalSettings) -> None:
+    def log_inputs(self, fmt: str, settings: EvalSettings) -> None:
         """The documents lm-eval scores (the first ``max_examples`` of the eval split) as the run's eval input."""
         from amuro.data.lineage import log_hub_documents
 
