@@ -14,6 +14,10 @@ for _name, _value in {
     "TQDM_DISABLE": "1",
 }.items():
     os.environ[_name] = _value
+# Parallel workers share the cores: each torch (and each process it starts) takes its share of threads, not all.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 os.environ.pop("MLFLOW_RUN_ID", None)
 os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
 os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
