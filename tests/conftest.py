@@ -14,10 +14,6 @@ for _name, _value in {
     "TQDM_DISABLE": "1",
 }.items():
     os.environ[_name] = _value
-# Parallel workers share the cores: each torch (and each process it starts) takes its share of threads, not all.
-_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _workers > 1:
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 os.environ.pop("MLFLOW_RUN_ID", None)
 os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
 os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
@@ -27,6 +23,15 @@ import pytest  # noqa: E402
 from own_warnings import blamed_past_module_dispatch  # noqa: E402
 from series_settings import SMALL_SERIES  # noqa: E402
 from session_files import locked, shared_folder  # noqa: E402
+
+
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    import torch  # noqa: E402
+
+    # Parallel workers share the cores: the models trained and scored in a worker's own process are tiny, and
+    # threads beyond its share only wait on each other. (Processes a test starts keep torch's default.)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 
 @pytest.hookimpl(wrapper=True)
