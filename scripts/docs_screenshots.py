@@ -19,12 +19,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from amuro.core.local_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
@@ -57,17 +58,11 @@ def save_small(png: bytes, name: str, max_width: int = 1000, crop_width: int | N
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def ui(store: Path, experiment_id: str = "1") -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         sys.exit("chromium is not installed (apt-get install -y chromium)")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_PORT": str(port), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = subprocess.Popen(
         ["mlflow", "ui", "--backend-store-uri", "sqlite:///mlflow.db"],

@@ -1,7 +1,6 @@
 """crosseval: relations and base-checkpoint tags on tuned cells, reuse, one model load, bad input."""
 
 import os
-import socket
 import time
 
 import mlflow
@@ -12,6 +11,7 @@ from mlflow.tracking import MlflowClient
 import amuro.models.targets
 from amuro.cli import main
 from amuro.commands.crosseval import crosseval
+from amuro.core.local_server import free_port
 from amuro.core.settings import CrossevalSettings, EvalSettings
 from amuro.models.series import local_series
 
@@ -146,9 +146,7 @@ def test_bad_run_ids(store, small_series):
 
 
 def test_unreachable_tracking_server_fails_fast():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     started = time.time()
     result = CliRunner().invoke(main, ["--tracking-uri", f"http://127.0.0.1:{port}", "crosseval"])
     assert result.exit_code != 0 and time.time() - started < 30

@@ -19,7 +19,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 import mlflow
 import pytest
 from series_settings import SMALL_SERIES
+
+from amuro.core.local_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = ("README.md", "docs/getting-started.md", "docs/study.md")
@@ -150,16 +151,10 @@ def _seed_tiny(folder: Path) -> None:
         mlflow.set_tracking_uri(None)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _ui_serves_the_experiment(command: str, folder: Path) -> str:
     """Runs ``command`` (the UI) as written (MLflow's own ``MLFLOW_PORT`` picks a free port) and reads
     experiment 1 back."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         _argv(command),
         cwd=folder,

@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from amuro.core import tracking
 from amuro.core.errors import UserError
+from amuro.core.local_server import free_port
 
 
 def test_contract_tags_are_plain_strings():
@@ -90,12 +91,9 @@ def test_failure_is_recorded_and_resumable_run_reopened(tracking_uri):
 
 
 def test_unreachable_server_fails_fast_naming_uri(monkeypatch):
-    import socket
     import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     uri = f"http://127.0.0.1:{port}"
     mlflow.set_tracking_uri(uri)
     try:

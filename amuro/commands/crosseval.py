@@ -167,7 +167,7 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
                 f"{len(lacking)} tuned cells have no base pretrain-eval partner ({shown}"
                 f"{', ...' if len(lacking) > 8 else ''}): add --with-base to score them too"
             )
-        key = tracking.run_key("crosseval", {"runs": sorted(r.info.run_id for r in runs), **cfg.key_settings()})
+        key = cfg.run_key("crosseval", runs=sorted(r.info.run_id for r in runs))
         run_ids: list[str] = []
         with entry.group(key, f"crosseval {len(runs)} tuned models") as parent:
             for run, target, cells in plan:

@@ -220,14 +220,14 @@ def _training_versions(spec: data.DatasetSpec, cfg: FinetuneSettings) -> dict[st
 
 def _replicate(cfg: FinetuneSettings, experiment_id: str, spec, series, ckpt, parent: str | None, name: str) -> str:
     """One finetune run (found, resumed or trained) and its in-domain scores; returns the run id."""
-    settings = {**cfg.key_settings(), "model": series.name, "checkpoint": ckpt.revision}
+    identity: dict[str, object] = {"model": series.name, "checkpoint": ckpt.revision}
     if cfg.dataset_spec:
-        settings["dataset_spec"] = repr(spec)  # a spec file's dataset is identified by its content
+        identity["dataset_spec"] = repr(spec)  # a spec file's dataset is identified by its content
     if is_commit(spec.revision):
-        settings["dataset_revision"] = spec.revision  # a pinned dataset is identified by its commit
-    settings["train_rows"] = rows_digest(training_examples(spec, cfg))
+        identity["dataset_revision"] = spec.revision  # a pinned dataset is identified by its commit
+    identity["train_rows"] = rows_digest(training_examples(spec, cfg))
     versions = _training_versions(spec, cfg)
-    key = tracking.run_key("finetune", settings, versions)
+    key = cfg.run_key("finetune", versions, **identity)
     tags = tracking.contract_tags(
         kind="finetune",
         **checkpoint_target(ckpt).base_tags(),
@@ -282,9 +282,7 @@ def finetune(cfg: FinetuneSettings) -> str:
             run_id = _replicate(_with_seed(cfg, seeds[0]), experiment_id, spec, series, ckpt, None, name)
             entry.invocation.result_run_id = run_id
             return run_id
-        key = tracking.run_key(
-            "finetune-seeds", {**cfg.key_settings(), "seeds": seeds, "model": series.name, "checkpoint": ckpt.revision}
-        )
+        key = cfg.run_key("finetune-seeds", seeds=seeds, model=series.name, checkpoint=ckpt.revision)
         with entry.group(
             key, f"{name} seeds {','.join(map(str, seeds))}", tags=tracking.contract_tags(model=series.name)
         ) as parent:

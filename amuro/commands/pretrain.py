@@ -196,7 +196,7 @@ def pretrain(cfg: PretrainSettings) -> str:
             invocation.result_run_id = run_id
             return run_id
         members = family(cfg)
-        key = tracking.run_key("pretrain-family", {**cfg.key_settings(), "sizes": list(members)})
+        key = cfg.run_key("pretrain-family", sizes=list(members))
         name = f"pretrain {cfg.series} {','.join(members)}"
         with invocation.group(key, name, tags=tracking.contract_tags(model=cfg.series)) as parent:
             for member in members.values():
@@ -216,7 +216,7 @@ def family(cfg: PretrainSettings) -> dict[str, PretrainSettings]:
 
 def _pretrain_series(cfg: PretrainSettings, experiment_id: str, parent_run_id: str | None = None) -> str:
     versions = {"pretrain": RESULT_VERSION}
-    key = tracking.run_key("pretrain", cfg.key_settings(), versions)
+    key = cfg.run_key("pretrain", versions)
     name = f"pretrain {cfg.series}"
 
     def train(run: tracking.TrackedRun) -> None:

@@ -50,9 +50,7 @@ def pretrain_eval(cfg: PretrainEvalSettings) -> str:
         cells = entry.cells(select_datasets(entry.selection, settings) if entry.selection else [], check=True)
         series = entry.series
         chosen = series.select(cfg.checkpoints)
-        key = tracking.run_key(
-            "pretrain-eval", {**cfg.key_settings(), "series": series.name, "revisions": [c.revision for c in chosen]}
-        )
+        key = cfg.run_key("pretrain-eval", series=series.name, revisions=[c.revision for c in chosen])
         short = series.name.split("/")[-1]
         name = f"pretrain-eval {short} ({len(chosen)} checkpoints x {len(cells)} cells)"
         done = []

@@ -361,7 +361,7 @@ def sweep(cfg: SweepSettings) -> str:
             cfg.workers, why = default_workers(cfg, [location for grid in grids for location in grid.locations])
             print(f"sweep: {cfg.workers} cell{'s' if cfg.workers > 1 else ''} at once ({why}; --workers N to change)")
         seeds = {"seeds": cfg.seed_list} if cfg.seeds else {}  # a single-seed sweep keeps its key
-        key = tracking.run_key("sweep", {**cfg.key_settings(), "revisions": key_revisions(grids), **seeds})
+        key = cfg.run_key("sweep", revisions=key_revisions(grids), **seeds)
         sweep_run = tracking.find_finished(invocation.experiment_id, key)
         if sweep_run is None:
             work = amuro_home() / "sweeps" / key

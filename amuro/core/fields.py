@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from types import UnionType
 from typing import Any, ClassVar
 
 from amuro.core.credentials import redact
 from amuro.core.errors import UserError, unknown
+from amuro.core.run_keys import run_key
 
 EMPTY_WORDS = ("", "none", "all", "preset", "default")
 
@@ -166,6 +167,11 @@ class Settings:
             else:
                 values[f.name] = value.key_settings() if isinstance(value, Settings) else value
         return values
+
+    def run_key(self, kind: str, versions: Mapping[str, object] | None = None, **context: object) -> str:
+        """The key of a ``kind`` run made with these settings: its key settings, with what else identifies the
+        run (``context``: the series, the revisions, ...) on top, and the result versions it uses."""
+        return run_key(kind, {**self.key_settings(), **context}, versions)
 
     def params(self) -> dict[str, object]:
         """Every setting, flat (nested ones as ``name.field``, flat nested ones as their own), as MLflow params."""

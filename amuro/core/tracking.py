@@ -10,8 +10,6 @@ live one is waited on.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from amuro.core import ownership
 from amuro.core.credentials import redact, split_credentials
 from amuro.core.errors import UserError
+from amuro.core.run_keys import run_key  # noqa: F401  (used as tracking.run_key)
 from amuro.core.runsearch import search_all
 from amuro.core.server_health import check_server
 from amuro.core.system_metrics import monitoring
@@ -48,16 +47,6 @@ ERROR_TAG = ownership.ERROR_TAG
 LAUNCHER_ENV = "MLFLOW_RUN_ID"
 # A sweep runs each cell as a child process; its top-level runs nest under the sweep run named here.
 PARENT_ENV = "AMURO_PARENT_RUN_ID"
-
-
-def run_key(kind: str, settings: Mapping[str, object], versions: Mapping[str, object] | None = None) -> str:
-    """Hash of the canonical settings that change a run's result (callers leave out batch sizes etc.) and of
-    the result versions of the components the run uses (``amuro.core.versions``)."""
-    content = {"kind": kind, **settings}
-    if versions:
-        content["result_versions"] = dict(versions)
-    canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
 def experiment_name(name: str | None) -> str:

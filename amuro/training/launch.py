@@ -20,13 +20,13 @@ import json
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from amuro.core.errors import UserError
+from amuro.core.local_server import free_port
 from amuro.core.settings import FinetuneSettings
 from amuro.models.series import Checkpoint
 from amuro.training.trainer import train_model
@@ -111,12 +111,6 @@ def parallel_arguments(cfg: FinetuneSettings) -> dict:
     return arguments
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def launch_command(processes: int, job_file: Path, port: int) -> list[str]:
     """``accelerate launch`` of the training job in ``processes`` processes (torchrun underneath)."""
     return [
@@ -180,7 +174,7 @@ def train(ckpt: Checkpoint, cfg: FinetuneSettings, features: list[dict], **optio
     )
     job_file = launch_dir / "job.pkl"
     job_file.write_bytes(pickle.dumps(job))
-    port = _free_port()
+    port = free_port()
     env = launch_environment(cfg.gpus, visible_gpus(), port, sharded=cfg.train.fsdp or bool(cfg.train.deepspeed))
     env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
     print(f"training in {cfg.gpus} data-parallel process{'es' if cfg.gpus > 1 else ''} (accelerate launch)")
