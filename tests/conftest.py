@@ -24,10 +24,9 @@ from own_warnings import blamed_past_module_dispatch  # noqa: E402
 from series_settings import SMALL_SERIES  # noqa: E402
 from session_files import locked, shared_folder  # noqa: E402
 
-
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
-    import torch  # noqa: E402
+    import torch
 
     # Parallel workers share the cores: the models trained and scored in a worker's own process are tiny, and
     # threads beyond its share only wait on each other. (Processes a test starts keep torch's default.)
