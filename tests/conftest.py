@@ -24,15 +24,6 @@ from own_warnings import blamed_past_module_dispatch  # noqa: E402
 from series_settings import SMALL_SERIES  # noqa: E402
 from session_files import locked, shared_folder  # noqa: E402
 
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _WORKERS > 1:
-    import torch
-
-    # Parallel workers share the cores: the models trained and scored in a worker's own process are tiny, and
-    # threads beyond its share only wait on each other. (Processes a test starts keep torch's default.)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """Inside pytest's own warning capture: deprecated calls through a model's dispatch are blamed on the caller."""
