@@ -33,6 +33,12 @@ if _WORKERS > 1:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first (in their usual order), then the rest: parallel workers then share out the long runs
+    at the start and finish together, instead of one running a long last test while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """Inside pytest's own warning capture: deprecated calls through a model's dispatch are blamed on the caller."""
