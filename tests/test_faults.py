@@ -79,6 +79,7 @@ def test_a_full_disk_while_the_model_is_saved_is_one_line_and_the_rerun_finishes
     assert (done.info.run_id, done.info.status) == (failed.info.run_id, "FINISHED")
 
 
+@pytest.mark.slow
 def test_a_tracking_server_that_goes_away_mid_command_is_one_line_and_the_rerun_resumes(small_series, tmp_path):
     server = LocalServer(tmp_path / "store.db", tmp_path / "artifacts", log=tmp_path / "server.log")
     uri = server.start()
@@ -122,6 +123,7 @@ def tracking_experiment(client: MlflowClient, name: str) -> str:
     return found.experiment_id if found else "0"
 
 
+@pytest.mark.slow
 def test_a_tracking_uri_with_a_password_works_and_the_password_is_never_written(small_series, tmp_path):
     with LocalServer(tmp_path / "store.db", tmp_path / "artifacts") as server:
         secret_uri = server.uri.replace("http://", f"http://amuro:{PASSWORD}@")

@@ -214,6 +214,7 @@ def test_search_runs_nested_trials_then_trains_with_the_best(tracking_uri, small
     assert params["final_epochs"] == best.data.params["epochs"] == params["best_epochs"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_trainer_checkpoint(tracking_uri, small_series, amuro_home):
     command = [
         sys.executable,

@@ -59,6 +59,7 @@ def test_dpo_settings_enter_the_run_key_of_dpo_runs_only():
     assert key(tuning="dpo") != key(tuning="dpo", dpo_beta=0.5) != key(tuning="dpo", dpo_loss="ipo")
 
 
+@pytest.mark.slow
 def test_dpo_raises_reward_accuracy_and_is_a_tuned_model_like_any(small_series, tracking_uri, tmp_path):
     run_id = finetune(
         FinetuneSettings(

@@ -72,6 +72,7 @@ def test_unwritable_series_folder_is_a_user_error(tracking_uri, tmp_path, monkey
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
+@pytest.mark.slow
 def test_mlflow_run_entry_point(tmp_path):
     """The MLproject entry point trains once, then reuses; a wrong type fails without a traceback."""
     env = store_env(tmp_path, AMURO_HOME=str(tmp_path))

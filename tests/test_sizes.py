@@ -29,6 +29,7 @@ def _png(client: MlflowClient, run_id: str, name: str) -> bytes:
     return open(client.download_artifacts(run_id, name), "rb").read()
 
 
+@pytest.mark.slow
 def test_sweep_over_three_sizes_reports_each_finding_per_size(tracking_uri, tmp_path):
     family = pretrain(PretrainSettings(series="fam", experiment="amuro-char", sizes=",".join(SIZES), **FAMILY_SETTINGS))
     argv = _sweep_argv(",".join(FAMILY), "--eval-datasets", "synth-nli", "--workers", "1", "--bootstrap", "200")
