@@ -25,12 +25,6 @@ from series_settings import SMALL_SERIES  # noqa: E402
 from session_files import locked, shared_folder  # noqa: E402
 
 
-def pytest_collection_modifyitems(items):
-    """The slow tests first (in their usual order), then the rest: parallel workers then share out the long runs
-    at the start and finish together, instead of one running a long last test while the other waits."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """Inside pytest's own warning capture: deprecated calls through a model's dispatch are blamed on the caller."""

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -100,7 +101,8 @@ def mlflow_server(tmp_path_factory) -> dict:
     with locked(lock):
         state = json.loads(state_file.read_text()) if state_file.exists() else None
         if state is None:
-            state = _start_server(root / "analysis-server")
+            # A folder of its own: a worker that needs the server after the last user stopped it plants anew.
+            state = _start_server(Path(tempfile.mkdtemp(prefix="analysis-server-", dir=root)))
         state["users"] += 1
         state_file.write_text(json.dumps(state))
     yield state
