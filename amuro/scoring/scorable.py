@@ -93,8 +93,8 @@ class CatalogueDataset(ScorableDataset):
     _read: dict[str, CellExamples] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _examples(self, settings: EvalSettings) -> CellExamples:
-        """The cell's items and demonstrations, read once for its params, inputs and scoring (``scorable`` makes
-        an instance per cell, so they are not kept once it is scored)."""
+        """The items and demonstrations these settings choose, read once for every cell of this dataset (its
+        formats, and each model an entry point scores): its keys, params, inputs and scoring."""
         key = repr(settings)
         if key not in self._read:
             self._read.clear()
