@@ -195,8 +195,9 @@ def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failure
 
 
 def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exit_code(tmp_path):
-    from amuro.commands.cell_process import run_cell
+    from amuro.commands.cell_process import run_cell, start_fork_server
 
+    start_fork_server()  # in the background, as a sweep does: the first cell below waits for it
     env = {**_env(tmp_path, f"sqlite:///{tmp_path}/mlflow.db"), "AMURO_CELL_MARK": "cell-1"}
     listing = tmp_path / "datasets.log"
     listed = run_cell([sys.executable, "-m", "amuro", "datasets"], env, listing)

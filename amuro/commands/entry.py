@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from amuro.commands.series_source import open_or_build_series
 from amuro.core import tracking
@@ -19,8 +20,10 @@ from amuro.core.values import dataset_selection
 from amuro.data import DatasetSpec, resolve
 from amuro.data.specfile import load_spec_option
 from amuro.models.series import Series
-from amuro.scoring.cells import Cell, check_cells, select_cells
 from amuro.scoring.lmeval_tasks import LmEvalTask, load_lmeval_tasks
+
+if TYPE_CHECKING:  # scoring imports torch: a sweep, which scores nothing itself, starts without it
+    from amuro.scoring.cells import Cell
 
 
 @dataclass
@@ -59,6 +62,8 @@ class Entry:
     def cells(self, specs: Sequence[DatasetSpec], *, check: bool = False) -> list[Cell]:
         """The (dataset, format) cells of these catalogue datasets and the lm-eval tasks in the selected formats;
         ``check``: fail now, before any scoring, on datasets that cannot be prompted with the eval settings."""
+        from amuro.scoring.cells import check_cells, select_cells
+
         cells = select_cells([*specs, *self.lmeval_tasks], self.cfg.formats, self.cfg.eval.protocol)
         if check:
             check_cells(cells, self.cfg.eval)

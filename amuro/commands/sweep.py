@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
 from amuro import data
+from amuro.commands.cell_process import start_fork_server
 from amuro.commands.entry import open_entry
 from amuro.commands.sweep_engine import (
     SWEEP_RUN_PLACEHOLDER,
@@ -369,6 +370,8 @@ def sweep(cfg: SweepSettings) -> str:
             cells = plan_grids(cfg, grids, work / "amuro-report.html")
             names = ",".join(grid.series_name for grid in grids)
             tags = tracking.contract_tags(kind="sweep", model=names, seed=cfg.train.seed)
+            if cfg.engine == "local":
+                start_fork_server()
             with tracking_server(cfg) as uri, engine_session(cfg, uri) as engine:
                 mlflow.set_tracking_uri(uri)
                 experiment_id = invocation.reconnect()

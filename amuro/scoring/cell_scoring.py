@@ -17,7 +17,6 @@ from amuro.data import DatasetSpec, Example, few_shot_prefix, render, stop_strin
 from amuro.data.formats import continuation
 from amuro.scoring.label_tokens import every_subtoken, first_tokens, label_words
 from amuro.scoring.metrics import accuracy, rouge_l
-from amuro.scoring.scorer import METHODS, Scorer
 
 # Result versions of the scoring methods (with the scorer and KV cache they run on): bump a method's when a
 # change alters its answers or log-likelihoods; its eval cells are then scored again. ``loglik`` also ranks
@@ -63,6 +62,7 @@ def score_cell(
     ``known`` (``amuro.scoring.resume.ScoredSoFar``) holds answers already computed by item id: only the
     other items are scored, and each batch is reported to it."""
     from amuro.scoring.resume import remembered
+    from amuro.scoring.scorer import Scorer  # torch: only a process that scores imports it
 
     rules = protocol_rules(settings.protocol)
     method = settings.method
@@ -135,6 +135,7 @@ def score_cell(
         predictions = [labels[_argmax(s)] for s in scores]
     else:
         from amuro.core.errors import unknown
+        from amuro.scoring.scorer import METHODS
 
         raise unknown("scoring method", method, METHODS)
     return _results(
