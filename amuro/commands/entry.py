@@ -22,7 +22,7 @@ from amuro.data.specfile import load_spec_option
 from amuro.models.series import Series
 from amuro.scoring.lmeval_tasks import LmEvalTask, load_lmeval_tasks
 
-if TYPE_CHECKING:  # scoring imports torch: a sweep, which scores nothing itself, starts without it
+if TYPE_CHECKING:  # scoring imports transformers, which a sweep (it scores nothing itself) never needs
     from amuro.scoring.cells import Cell
 
 
