@@ -11,6 +11,7 @@ median wall time, the ratio, and the seconds the fork server takes to start (pai
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -41,6 +42,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="amuro-cell-startup-") as scratch:
         root = Path(scratch)
+        os.chdir(root)  # forked cells write their artifacts to ./mlruns of the fork server's folder
         template = root / "template"
         template.mkdir()
         env = offline_env(template / "home", f"sqlite:///{template}/mlflow.db")
@@ -63,7 +65,8 @@ def main() -> None:
             folder, cell_env = _fresh_store(template, root, f"fresh-{repeat}")
             began = time.perf_counter()
             with open(folder / "cell.log", "w") as log:
-                subprocess.run([sys.executable, "-m", "amuro", *CELL], env=cell_env, cwd=folder, stdout=log, stderr=log)
+                fresh_cell = [sys.executable, "-m", "amuro", *CELL]
+                subprocess.run(fresh_cell, env=cell_env, cwd=folder, stdout=log, stderr=log, check=True)
             fresh.append(time.perf_counter() - began)
             folder, cell_env = _fresh_store(template, root, f"forked-{repeat}")
             began = time.perf_counter()

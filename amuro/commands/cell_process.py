@@ -30,8 +30,8 @@ from typing import NamedTuple
 ENTRY_POINTS = {"amuro": ("amuro.cli", "main"), "analysis": ("analysis.cli", "cli")}
 # The entry points, and what the libraries import only once a cell runs: MLflow's sqlite store and the modules
 # its first run looks for (a notebook, a git checkout), the Trainer and the datasets library. Without the latter
-# an eval cell of a small model took 3.4 s, with them 1.0 s. A module not installed is left out; nothing here
-# may start a thread or touch a GPU (deepspeed probes GPUs on import, so cells import it themselves).
+# a forked eval cell took 1.9 s, with them 0.6 s (benchmarks/cell_startup.py). A module not installed is left
+# out; nothing here may start a thread or touch a GPU (deepspeed probes GPUs on import: cells import it).
 PRELOAD = [
     "torch",
     "mlflow",

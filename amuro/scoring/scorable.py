@@ -120,7 +120,7 @@ class CatalogueDataset(ScorableDataset):
     def for_protocol(self, name: str) -> CatalogueDataset:
         adapted = for_protocol(self.spec, name)
         # the same dataset stays this instance, so a cell's key, params and scoring share one read of its examples
-        return self if adapted is self.spec or adapted == self.spec else CatalogueDataset(adapted)
+        return self if adapted == self.spec else CatalogueDataset(adapted)
 
     def key_settings(self, fmt: str, settings: EvalSettings) -> dict[str, object]:
         chosen = self._examples(settings)
