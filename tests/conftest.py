@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 for _name, _value in {
@@ -20,9 +21,20 @@ os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 
 import mlflow  # noqa: E402
 import pytest  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
 from own_warnings import blamed_past_module_dispatch  # noqa: E402
 from series_settings import SMALL_SERIES  # noqa: E402
 from session_files import locked, shared_folder  # noqa: E402
+
+
+def pytest_configure(config):
+    """Each test worker's processes run torch on the worker's share of the cores (unless the environment says
+    otherwise): with two threads each, two workers' processes on two cores took twice the CPU time for the same
+    work. Set before the workers start (they inherit it) and before any test module imports torch."""
+    workers = getattr(config, "workerinput", {}).get("workercount") or getattr(config.option, "numprocesses", None)
+    workers = workers if isinstance(workers, int) and workers > 0 else 1
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, str(max(1, len(os.sched_getaffinity(0)) // workers)))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -50,10 +62,26 @@ def amuro_home(tmp_path_factory):
     return home
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """A sqlite file in which MLflow has created its tables, built once per test session: MLflow takes a second
+    or two of CPU to create them in a new file, which most tests would otherwise do once or more."""
+    shared = shared_folder(tmp_path_factory)
+    template = shared / "empty-store.db"
+    with locked(shared / "empty-store.lock"):
+        if not template.exists():
+            building = shared / "empty-store.building.db"
+            MlflowClient(f"sqlite:///{building}").search_experiments()
+            building.rename(template)
+    return template
+
+
 @pytest.fixture(autouse=True)
-def work_in_tmp(tmp_path, monkeypatch):
-    """Run each test in its own folder: a sqlite store's artifacts go to ./mlruns of the working folder."""
+def work_in_tmp(tmp_path, monkeypatch, empty_store):
+    """Run each test in its own folder, whose ``mlflow.db`` (the default store there, and the file of the
+    ``tracking_uri`` store) starts empty: a sqlite store's artifacts go to ./mlruns of the working folder."""
     monkeypatch.chdir(tmp_path)
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
 
 
 @pytest.fixture
@@ -102,10 +130,11 @@ def _build_small_series(store: Path) -> str:
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
+def mlflow_server(tmp_path, empty_store):
     """A real ``mlflow server`` on a free loopback port over a sqlite store of this test."""
     from amuro.core.local_server import LocalServer
 
+    shutil.copyfile(empty_store, tmp_path / "server.db")
     with LocalServer(
         tmp_path / "server.db", tmp_path / "server-artifacts", log=tmp_path / "mlflow-server.log"
     ) as server:

@@ -349,13 +349,30 @@ def test_default_workers_are_one_per_gpu_else_one_per_core_as_far_as_memory_hold
     assert default_workers(SweepSettings(), folders) == (3, "3 visible GPUs")
 
 
-def test_local_cells_share_the_machine_cores_among_the_workers_unless_told(tmp_path):
+def test_local_cells_share_the_machine_cores_among_the_workers_unless_told(tmp_path, monkeypatch):
     from amuro.commands.sweep_engine import LocalEngine
     from amuro.core.settings import SweepSettings
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     cores = len(os.sched_getaffinity(0))
     for workers in (1, 2, cores + 1):
         engine = LocalEngine([], {}, tmp_path, "run", SweepSettings(workers=workers))
         assert set(engine.cpus.values()) == {max(1, cores // workers)}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the environment's thread budget per process caps the share
+    assert set(LocalEngine([], {}, tmp_path, "run", SweepSettings(workers=1)).cpus.values()) == {1}
     told = LocalEngine([], {}, tmp_path, "run", SweepSettings(workers=1, cpus_per_cell="finetune=3,eval=1"))
     assert told.cpus == {"finetune": 3.0, "eval": 1.0}
+
+
+def test_the_sweep_process_counts_gpus_and_keys_its_settings_without_importing_torch():
+    code = (
+        "import sys\n"
+        "from amuro.commands.sweep_engine import visible_gpus\n"
+        "from amuro.core.settings import SweepSettings\n"
+        "gpus = visible_gpus()\n"
+        "SweepSettings().run_key('sweep')\n"
+        "assert gpus or 'torch' not in sys.modules, 'torch was imported without a GPU in view'\n"
+    )
+    env = {name: value for name, value in os.environ.items() if name != "CUDA_VISIBLE_DEVICES"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

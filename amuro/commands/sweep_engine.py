@@ -5,7 +5,7 @@ ended, at most ``workers`` at once and only when the engine has room (a free GPU
 dependency failed. The local engine runs each cell as a process on this machine (forked from a fork server,
 ``cell_process``); with GPUs, each running cell gets its own ``CUDA_VISIBLE_DEVICES``, and each cell's torch
 runs on its kind's ``--cpus-per-cell`` threads (as Ray sets ``OMP_NUM_THREADS`` for its tasks; by default the
-machine's cores shared among the workers).
+machine's cores shared among the workers, at most the sweep's own ``OMP_NUM_THREADS`` when set).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from mlflow.exceptions import MlflowException
 
 from amuro.commands.cell_process import log_to_its_runs, run_cell, thread_environment
 from amuro.core.errors import UserError
-from amuro.core.fields import Settings, split_list
+from amuro.core.fields import Settings
+from amuro.core.gpus import visible_gpus
 from amuro.core.ownership import CELL_ENV, end_dead_cell_runs
 from amuro.core.settings import SweepSettings
 from amuro.core.tracking import PARENT_ENV
@@ -237,15 +238,6 @@ def _outcome(future: Future, submitted: float) -> CellOutcome:
         return CellOutcome(1, reason, socket.gethostname(), [], now - (time.perf_counter() - submitted), now, 0.0)
 
 
-def visible_gpus() -> list[str]:
-    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else every device torch sees."""
-    if "CUDA_VISIBLE_DEVICES" in os.environ:
-        return split_list(os.environ["CUDA_VISIBLE_DEVICES"])
-    import torch
-
-    return [str(i) for i in range(torch.cuda.device_count())]
-
-
 def usable_cores() -> int:
     """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -283,8 +275,11 @@ def default_workers(cfg: SweepSettings, checkpoint_locations: list[str]) -> tupl
 
 
 def shared_cores(workers: int) -> int:
-    """The cores this process may use, shared among ``workers`` cells at once (at least one each)."""
-    return max(1, usable_cores() // workers)
+    """The cores this process may use, shared among ``workers`` cells at once (at least one each), and no more
+    than the environment's ``OMP_NUM_THREADS`` when it sets one (the threads it allows each process)."""
+    share = max(1, usable_cores() // workers)
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(limit)) if limit.isdigit() and int(limit) > 0 else share
 
 
 def gpus_by_kind(cfg: SweepSettings, available: float) -> dict[str, float]:

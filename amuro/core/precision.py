@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from amuro.core.errors import UserError
 from amuro.core.fields import setting
+from amuro.core.gpus import visible_gpus
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 STORED = "stored"  # the checkpoint's own dtype (transformers' dtype="auto"), the study's scoring dtype
@@ -31,7 +32,9 @@ def dtype_setting(purpose: str):
 
 
 def cuda_bf16() -> tuple[bool, bool]:
-    """(a CUDA GPU is visible, it computes in bf16)."""
+    """(a CUDA GPU is visible, it computes in bf16); without an NVIDIA GPU in view, said without importing torch."""
+    if not visible_gpus():
+        return False, False
     import torch
 
     if not torch.cuda.is_available():

@@ -249,7 +249,7 @@ class SweepSettings(Settings):
         "CPUs per cell, the torch threads it runs on (and its Ray CPU "
         "request): a number, or per kind as finetune=4,eval=2.",
         key=False,
-        empty="local engine: this machine's cores shared among the workers; ray: 1",
+        empty="local engine: this machine's cores shared among the workers, at most OMP_NUM_THREADS; ray: 1",
     )
     max_retries: int = setting(
         2, "Ray engine: times a cell whose worker or node died is retried.", key=False, minimum=0

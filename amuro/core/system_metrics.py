@@ -1,7 +1,7 @@
 """MLflow system metrics on the runs that do the work (finetune and eval cells).
 
-MLflow's own monitor samples CPU, memory, disk and network (and NVIDIA GPUs when ``nvidia-ml-py`` is
-installed: ``pip install -e '.[gpu]'``) into ``system/*`` metrics. Cells turn it on unless
+MLflow's own monitor samples CPU, memory, disk and network (and NVIDIA GPUs, through ``nvidia-ml-py``) into
+``system/*`` metrics. Cells turn it on unless
 ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING`` says otherwise, at an interval that suits how long the kind of run
 lasts, unless ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` asks for another: a fine-tune (minutes to hours) every
 15 s; an eval cell every 60 s, and since MLflow logs a sample only once its interval has passed, a cell shorter
