@@ -48,9 +48,11 @@ def pytest_runtest_protocol(item, nextitem):
 def pytest_collection_modifyitems(items):
     """How two workers share the suite out (``--dist loadgroup``): the slow end-to-end tests first, each on its
     own, so that neither worker is left with a minute-long test at the end; every other test on the worker that
-    runs the rest of its module, where that module's fixtures already are."""
+    runs the rest of its module, where that module's fixtures already are. A module that names its own group
+    (``pytestmark = pytest.mark.xdist_group(...)``) runs on one worker, slow tests included: its fixture is built
+    once."""
     for item in items:
-        if item.get_closest_marker("slow") is None:
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 

@@ -76,7 +76,7 @@ def test_unwritable_series_folder_is_a_user_error(tracking_uri, tmp_path, monkey
 def test_mlflow_run_entry_point(tmp_path):
     """The MLproject entry point trains once, then reuses; a wrong type fails without a traceback."""
     env = store_env(tmp_path, AMURO_HOME=str(tmp_path))
-    command = mlflow_run("pretrain", {"steps": 12, "num_checkpoints": 4}, "--experiment-name", "amuro-char")
+    command = mlflow_run("pretrain", {**SMALL_SERIES, "steps": 12}, "--experiment-name", "amuro-char")
     first = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     second = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
@@ -96,7 +96,12 @@ def test_mlflow_run_entry_point(tmp_path):
     finally:
         mlflow.set_tracking_uri(None)
     bad = subprocess.run(
-        [*command[:-4], "-P", "steps=abc"], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300
+        mlflow_run("pretrain", {"steps": "abc"}, "--experiment-name", "amuro-char"),
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert bad.returncode != 0
     assert "steps takes a whole number, got 'abc'" in bad.stderr and "Traceback" not in bad.stderr.split("mlflow")[0]

@@ -19,6 +19,7 @@ from amuro.core.errors import UserError
 from amuro.core.local_server import free_port
 
 TRACKED = ("eval", "finetune", "sweep")
+pytestmark = pytest.mark.xdist_group("ray-cluster")  # one worker runs this module, on one cluster
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +28,10 @@ def ray_cluster(tmp_path_factory):
     previous = os.environ.get("HOME")
     os.environ["HOME"] = str(tmp_path_factory.mktemp("ray-home"))
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1})
-    worker = cluster.add_node(num_cpus=1, num_gpus=1)
+    cluster.add_node(num_cpus=1, num_gpus=1)
     cluster.wait_for_nodes()
     try:
-        yield cluster, worker
+        yield cluster
     finally:
         cluster.shutdown()
         if previous is None:
@@ -131,7 +132,7 @@ def _gpu_overlaps(placement):
 def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes_in_its_run(
     small_series, tmp_path, mlflow_server, ray_cluster
 ):
-    cluster, _ = ray_cluster
+    cluster = ray_cluster
     argv = _sweep_argv(small_series, cluster.address, mlflow_server, "--epochs", "4", "--max-train-examples", "96")
     proc = subprocess.Popen(
         argv, env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -194,7 +195,7 @@ def _one_line_error(result):
 
 
 def test_bad_engine_input_fails_in_one_line(small_series, tmp_path, ray_cluster):
-    cluster, _ = ray_cluster
+    cluster = ray_cluster
     env = _env(tmp_path)
 
     def sweep(*args, timeout=120):
@@ -223,7 +224,7 @@ def test_bad_engine_input_fails_in_one_line(small_series, tmp_path, ray_cluster)
 def test_more_gpus_per_cell_than_any_node_has_fails_in_one_line_logging_nothing(
     small_series, tmp_path, mlflow_server, ray_cluster
 ):
-    cluster, _ = ray_cluster
+    cluster = ray_cluster
     argv = _sweep_argv(small_series, cluster.address, mlflow_server)
     argv[argv.index("--gpus-per-cell") + 1] = "finetune=2,eval=1"
     result = subprocess.run(argv, env=_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -234,7 +235,8 @@ def test_more_gpus_per_cell_than_any_node_has_fails_in_one_line_logging_nothing(
 
 @pytest.mark.slow
 def test_a_node_removed_mid_cell_loses_nothing(small_series, tmp_path, mlflow_server, ray_cluster):
-    cluster, worker = ray_cluster
+    cluster = ray_cluster
+    worker = next(iter(cluster.worker_nodes))
     argv = _sweep_argv(
         small_series,
         cluster.address,
@@ -261,7 +263,11 @@ def test_a_node_removed_mid_cell_loses_nothing(small_series, tmp_path, mlflow_se
     _wait_for(both_nodes_busy, proc)
     finished_before = {r.info.run_id for r in _runs(mlflow_server) if r.info.status == "FINISHED"}
     cluster.remove_node(worker)
-    out, err = proc.communicate(timeout=900)
+    try:
+        out, err = proc.communicate(timeout=900)
+    finally:  # the module's later tests run on two nodes again
+        cluster.add_node(num_cpus=1, num_gpus=1)
+        cluster.wait_for_nodes()
     assert proc.returncode == 0, err[-3000:]
     runs = _runs(mlflow_server)
     assert finished_before <= {r.info.run_id for r in runs if r.info.status == "FINISHED"}
