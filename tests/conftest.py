@@ -33,8 +33,9 @@ def pytest_configure(config):
     work. Set before the workers start (they inherit it) and before any test module imports torch."""
     workers = getattr(config, "workerinput", {}).get("workercount") or getattr(config.option, "numprocesses", None)
     workers = workers if isinstance(workers, int) and workers > 0 else 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, str(max(1, len(os.sched_getaffinity(0)) // workers)))
+        os.environ.setdefault(name, str(max(1, cores // workers)))
 
 
 @pytest.hookimpl(wrapper=True)
