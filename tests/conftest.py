@@ -32,10 +32,11 @@ def pytest_configure(config):
     otherwise): with two threads each, two workers' processes on two cores took twice the CPU time for the same
     work. Set before the workers start (they inherit it) and before any test module imports torch."""
     workers = getattr(config, "workerinput", {}).get("workercount") or getattr(config.option, "numprocesses", None)
+    from amuro.commands.sweep_engine import usable_cores
+
     workers = workers if isinstance(workers, int) and workers > 0 else 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, str(max(1, cores // workers)))
+        os.environ.setdefault(name, str(max(1, usable_cores() // workers)))
 
 
 @pytest.hookimpl(wrapper=True)
