@@ -221,6 +221,17 @@ def run_job(job_file: Path) -> None:
         if job.save_to is not None:
             tokenizer.save_pretrained(job.save_to)
         (job_file.parent / "result.json").write_text(json.dumps({"val_loss": val_loss}))
+    _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """End the process group before the interpreter does: gloo's threads still holding work at interpreter exit
+    abort the process (``terminate called without an active exception``)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
