@@ -55,7 +55,7 @@ def main() -> None:
         )
 
         started = time.perf_counter()
-        start_fork_server()
+        start_fork_server(database=True)
         warm = run_cell([sys.executable, "-m", "amuro", "--help"], env, root / "warm-up.log")
         server_seconds = time.perf_counter() - started
         assert warm.code == 0, (root / "warm-up.log").read_text()

@@ -198,7 +198,7 @@ def test_parallel_sweep_on_local_server_logs_every_cell_once_and_reports_failure
 def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exit_code(tmp_path):
     from amuro.commands.cell_process import run_cell, start_fork_server
 
-    start_fork_server()  # in the background, as a sweep does: the first cell below waits for it
+    start_fork_server(database=True)  # in the background, as a sweep does: the first cell below waits for it
     env = {**_env(tmp_path, f"sqlite:///{tmp_path}/mlflow.db"), "AMURO_CELL_MARK": "cell-1"}
     listing = tmp_path / "datasets.log"
     listed = run_cell([sys.executable, "-m", "amuro", "datasets"], env, listing)
@@ -219,6 +219,24 @@ def test_forked_cells_are_fresh_processes_with_their_own_environment_log_and_exi
     )
     assert ended.code == 3 and other.read_text().strip() == "cell-1" and ended.cpu_seconds > 0
     assert "AMURO_CELL_MARK" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("workers", "engine", "uri", "database"),
+    [
+        (1, "local", "sqlite:///mlflow.db", True),  # one cell at a time writes to the file itself
+        (2, "local", "sqlite:///mlflow.db", False),  # cells at once write through the sweep's own server
+        (2, "local", "postgresql://amuro@db/runs", True),
+        (1, "local", "http://127.0.0.1:5000", False),
+    ],
+)
+def test_the_fork_server_imports_the_database_store_only_for_cells_that_write_to_a_database(
+    workers, engine, uri, database
+):
+    from amuro.commands.sweep import cells_write_to_database
+    from amuro.core.settings import SweepSettings
+
+    assert cells_write_to_database(SweepSettings(workers=workers, engine=engine, tracking_uri=uri)) is database
 
 
 def test_a_forked_cell_runs_on_the_threads_its_environment_gives(small_series, tmp_path):

@@ -42,12 +42,18 @@ PRELOAD = [
     "analysis.cli",
     "analysis.report",
     "rouge_score.rouge_scorer",
-    "mlflow.store.tracking.sqlalchemy_store",
     "IPython",
     "git",
     "datasets",
     "transformers.trainer",
 ]
+# Cells that write to a database themselves, not through a tracking server, use MLflow's SQLAlchemy store: about
+# a CPU-second to import, which the fork server spends only for them.
+DATABASE_STORE = "mlflow.store.tracking.sqlalchemy_store"
+
+
+def writes_to_database(tracking_uri: str) -> bool:
+    return not tracking_uri.startswith(("http://", "https://"))
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -155,19 +161,21 @@ def _end_like_a_process() -> None:
 _context = None
 
 
-def _fork_server():
+def _fork_server(database: bool):
+    """This process's fork server, preloaded for cells that write to a ``database`` themselves or not (a sweep's
+    cells all write to one store)."""
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(PRELOAD)
+        _context.set_forkserver_preload(PRELOAD + ([DATABASE_STORE] if database else []))
     return _context
 
 
-def start_fork_server() -> None:
-    """Start the fork server in the background: it imports the libraries (seconds) while the caller goes on,
-    and the first cell forks as soon as that is done."""
+def start_fork_server(database: bool) -> None:
+    """Start the fork server in the background for cells that write to a ``database`` themselves or not: it
+    imports the libraries (seconds) while the caller goes on, and the first cell forks as soon as that is done."""
     if "forkserver" in multiprocessing.get_all_start_methods():
-        threading.Thread(target=_start_and_wait, args=(_fork_server(),), daemon=True).start()
+        threading.Thread(target=_start_and_wait, args=(_fork_server(database),), daemon=True).start()
 
 
 def _start_and_wait(context) -> None:
@@ -182,8 +190,9 @@ def run_cell(argv: Sequence[str], env: dict[str, str], log_path: Path, timeout: 
     entry = _entry_point(argv)
     if entry is None or "forkserver" not in multiprocessing.get_all_start_methods():
         return _run_subprocess(argv, env, log_path, timeout)
-    receive, send = _fork_server().Pipe(duplex=False)
-    process = _fork_server().Process(target=_run_command, args=(*entry, env, str(log_path), send), daemon=False)
+    server = _fork_server(writes_to_database(env.get("MLFLOW_TRACKING_URI", "")))
+    receive, send = server.Pipe(duplex=False)
+    process = server.Process(target=_run_command, args=(*entry, env, str(log_path), send), daemon=False)
     process.start()
     send.close()
     deadline = _Deadline(timeout, process.kill)

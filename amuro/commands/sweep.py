@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
 from amuro import data
-from amuro.commands.cell_process import start_fork_server
+from amuro.commands.cell_process import start_fork_server, writes_to_database
 from amuro.commands.entry import open_entry
 from amuro.commands.sweep_engine import (
     SWEEP_RUN_PLACEHOLDER,
@@ -161,6 +161,18 @@ def _report_cell(cfg: SweepSettings, cells: list[PlannedCell], report_path: Path
     )
 
 
+def _serves_its_store(cfg: SweepSettings) -> bool:
+    """Whether the sweep serves its sqlite store to its cells itself: several cells at once would otherwise
+    write to the file directly."""
+    uri = cfg.tracking_uri or mlflow.get_tracking_uri()
+    return uri.startswith("sqlite:") and (cfg.workers > 1 or cfg.engine != "local")
+
+
+def cells_write_to_database(cfg: SweepSettings) -> bool:
+    """Whether the cells open the store's database themselves (what their fork server preloads follows it)."""
+    return writes_to_database(cfg.tracking_uri or mlflow.get_tracking_uri()) and not _serves_its_store(cfg)
+
+
 @contextmanager
 def tracking_server(cfg: SweepSettings):
     """The URI the cells write to: the given one, or a local ``mlflow server`` over a local sqlite store.
@@ -169,7 +181,7 @@ def tracking_server(cfg: SweepSettings):
     after the block (the note to an ``mlflow run`` launcher) goes to the store, not to a stopped server.
     """
     uri = cfg.tracking_uri or mlflow.get_tracking_uri()
-    if (cfg.workers <= 1 and cfg.engine == "local") or not uri.startswith("sqlite:"):
+    if not _serves_its_store(cfg):
         yield uri
         return
     previous = mlflow.get_tracking_uri()
@@ -371,7 +383,7 @@ def sweep(cfg: SweepSettings) -> str:
             names = ",".join(grid.series_name for grid in grids)
             tags = tracking.contract_tags(kind="sweep", model=names, seed=cfg.train.seed)
             if cfg.engine == "local":
-                start_fork_server()
+                start_fork_server(database=cells_write_to_database(cfg))
             with tracking_server(cfg) as uri, engine_session(cfg, uri) as engine:
                 mlflow.set_tracking_uri(uri)
                 experiment_id = invocation.reconnect()
