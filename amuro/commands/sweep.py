@@ -161,16 +161,15 @@ def _report_cell(cfg: SweepSettings, cells: list[PlannedCell], report_path: Path
     )
 
 
-def _serves_its_store(cfg: SweepSettings) -> bool:
-    """Whether the sweep serves its sqlite store to its cells itself: several cells at once would otherwise
-    write to the file directly."""
-    uri = cfg.tracking_uri or mlflow.get_tracking_uri()
+def _serves_its_store(cfg: SweepSettings, uri: str) -> bool:
+    """Whether the sweep serves the sqlite store ``uri`` to its cells (cells at once would write the file)."""
     return uri.startswith("sqlite:") and (cfg.workers > 1 or cfg.engine != "local")
 
 
 def cells_write_to_database(cfg: SweepSettings) -> bool:
     """Whether the cells open the store's database themselves (what their fork server preloads follows it)."""
-    return writes_to_database(cfg.tracking_uri or mlflow.get_tracking_uri()) and not _serves_its_store(cfg)
+    uri = cfg.tracking_uri or mlflow.get_tracking_uri()
+    return writes_to_database(uri) and not _serves_its_store(cfg, uri)
 
 
 @contextmanager
@@ -181,7 +180,7 @@ def tracking_server(cfg: SweepSettings):
     after the block (the note to an ``mlflow run`` launcher) goes to the store, not to a stopped server.
     """
     uri = cfg.tracking_uri or mlflow.get_tracking_uri()
-    if not _serves_its_store(cfg):
+    if not _serves_its_store(cfg, uri):
         yield uri
         return
     previous = mlflow.get_tracking_uri()
