@@ -55,7 +55,7 @@ class Tag:
     TRIAL = "amuro.trial"
     CHECKPOINT_STEP = "amuro.checkpoint_step"
     PARENT_RUN_ID = "mlflow.parentRunId"
-    # on a sweep or group run: ``amuro.reused.<run id>`` names a finished run one of its cells reused
+    # on a sweep or group run: ``amuro.reused.<run id>`` names a run one of its cells took from another invocation
     REUSED_PREFIX = "amuro.reused."
     # a score imported from a published table
     CI_METHOD = "amuro.ci_method"

@@ -1,5 +1,5 @@
-"""Faults a long grid meets: a cell killed by the out-of-memory killer, resumed by the next sweep, and a later
-sweep over the fine-tunes an earlier one made."""
+"""Faults a long grid meets: a cell killed by the out-of-memory killer, resumed by the next sweep, which also reuses
+the fine-tunes the first one finished."""
 
 import os
 import signal
@@ -41,7 +41,7 @@ def _by_dataset(runs, kind):
 
 
 @pytest.mark.slow
-def test_a_killed_cell_is_one_failed_cell_the_rerun_finishes_it_and_a_later_sweep_reuses_its_fine_tunes(
+def test_a_killed_cell_is_one_failed_cell_and_the_rerun_in_a_new_format_resumes_it_and_reuses_the_other(
     small_series, tmp_path
 ):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -81,28 +81,26 @@ def test_a_killed_cell_is_one_failed_cell_the_rerun_finishes_it_and_a_later_swee
     sweep_run = next(r for r in runs if r.data.tags.get("amuro.kind") == "sweep")
     assert sweep_run.info.status == "FAILED" and sweep_run.data.metrics["cells_failed"] == 2
 
-    again = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0, again.stderr[-3000:]
-    runs = _runs(uri)
-    finetunes = [r for r in runs if r.data.tags.get("amuro.kind") == "finetune"]
-    assert len(finetunes) == 2 and {r.info.status for r in finetunes} == {"FINISHED"}
-    assert _by_dataset(runs, "finetune")["synth-nli"].info.run_id == killed.info.run_id  # resumed, not redone
-
-    # A later sweep over the same fine-tunes, in one more format, reuses them and scores them in it.
-    later = subprocess.run(
+    # The rerun, in one more format, resumes the killed fine-tune in its run, reuses the finished one and scores
+    # both in each format (a fine-tune's key holds no eval setting).
+    again = subprocess.run(
         [*argv, "--formats", "default,instruct"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900
     )
-    assert later.returncode == 0, later.stderr[-3000:]
+    assert again.returncode == 0, again.stderr[-3000:]
     runs = _runs(uri)
+    finetunes = _by_dataset(runs, "finetune")
+    assert len(finetunes) == 2 and {r.info.status for r in finetunes.values()} == {"FINISHED"}
+    assert finetunes["synth-nli"].info.run_id == killed.info.run_id  # resumed, not redone
     sweeps = sorted((r for r in runs if r.data.tags.get("amuro.kind") == "sweep"), key=lambda r: r.info.start_time)
-    for finetune in _by_dataset(runs, "finetune").values():
+    assert len(sweeps) == 2  # a new format is a new sweep, whose crossevals find the fine-tunes it took over
+    for finetune in finetunes.values():
         assert finetune.data.tags["mlflow.parentRunId"] == sweeps[0].info.run_id
         assert sweeps[-1].data.tags[f"amuro.reused.{finetune.info.run_id}"] == "finetune"
     tuned = {
-        r.data.tags["amuro.format"]
+        (r.data.tags["amuro.train_dataset"], r.data.tags["amuro.format"])
         for r in runs
         if r.data.tags.get("amuro.kind") == "eval"
         and r.info.status == "FINISHED"
         and r.data.tags["amuro.tuning"] != "none"
     }
-    assert tuned == {"default", "instruct"}  # the later sweep scored the reused fine-tunes in its new format
+    assert tuned == {(d, f) for d in ("synth-nli", "synth-paraphrase") for f in ("default", "instruct")}

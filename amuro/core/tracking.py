@@ -140,11 +140,16 @@ def _end_if_possible(status: int, error: str | None = None) -> None:
 
 
 def note_reuse(run: TrackedRun, kind: str, parent_run_id: str | None = None) -> None:
-    """Under a sweep or group (``parent_run_id``, else the one this process runs in), record that ``run``, a
-    finished run made elsewhere, was reused, so the invocation can find what it used, not only what it made."""
+    """Under a sweep or group (``parent_run_id``, else the one this process runs in), record that ``run`` was made
+    elsewhere: finished before, or resumed from an earlier invocation's cell. The invocation then finds what it
+    used, not only what it made."""
     parent = parent_run_id or os.environ.get(PARENT_ENV)
-    if run.reused and parent:
-        MlflowClient().set_tag(parent, f"{Tag.REUSED_PREFIX}{run.run_id}", kind)
+    if not parent or not (run.reused or run.resumed):
+        return
+    client = MlflowClient()
+    if run.resumed and client.get_run(run.run_id).data.tags.get(Tag.PARENT_RUN_ID) == parent:
+        return  # resumed in the invocation that made it
+    client.set_tag(parent, f"{Tag.REUSED_PREFIX}{run.run_id}", kind)
 
 
 def reused_runs(parent, kind: str) -> list[str]:
