@@ -180,3 +180,21 @@ def test_a_server_that_is_not_mlflow_fails_the_check_in_one_line(tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    "variable, value, kind",
+    [
+        ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0.5", "whole number"),
+        ("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "some", "number"),
+    ],
+)
+def test_an_mlflow_request_setting_it_cannot_read_is_one_line_before_any_request(monkeypatch, variable, value, kind):
+    from click.testing import CliRunner
+
+    from amuro.cli import main
+
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(main, ["--tracking-uri", "http://127.0.0.1:9", "pretrain-eval", "--model", "x"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip() == f"Error: {variable}={value!r} is not a {kind}: set it to one, or unset it"

@@ -22,8 +22,29 @@ class ServerRefused(UserError):
 def check_server(uri: str, timeout: float = 10.0) -> None:
     """Fail in one line when the tracking server does not answer ``/health`` or refuses an API call. A user and
     password in the URI (MLflow's client takes them) are sent as HTTP basic authentication and never shown."""
+    _check_http_settings()
     _check_health(uri, timeout)
     _check_api(uri)
+
+
+def _check_http_settings() -> None:
+    """MLflow reads its request settings from the environment at every request, where a value it cannot read
+    fails mid-run: read them once, first."""
+    from mlflow import environment_variables as mlflow_settings
+
+    for variable in (
+        mlflow_settings.MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        mlflow_settings.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+        mlflow_settings.MLFLOW_HTTP_REQUEST_BACKOFF_JITTER,
+        mlflow_settings.MLFLOW_HTTP_REQUEST_TIMEOUT,
+    ):
+        try:
+            variable.get()
+        except ValueError:
+            kind = "whole number" if variable.type is int else "number"
+            raise UserError(
+                f"{variable.name}={os.environ[variable.name]!r} is not a {kind}: set it to one, or unset it"
+            ) from None
 
 
 def _check_health(uri: str, timeout: float) -> None:
