@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import mlflow
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
@@ -85,16 +86,15 @@ class MlflowCurve(TrainerCallback):
         if not state.is_world_process_zero or not logs or "loss" not in logs or state.global_step <= self.logged_up_to:
             return
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        mlflow.log_metrics(
-            {
-                "train_loss": logs["loss"],
-                "lr": logs.get("learning_rate", 0.0),
-                "epoch": logs.get("epoch", state.epoch or 0.0),
-                "tokens_per_second": (state.num_input_tokens_seen - self.tokens_at_start) / elapsed,
-            },
-            step=state.global_step,
-            run_id=self.run_id,
-        )
+        values = {
+            "train_loss": logs["loss"],
+            "lr": logs.get("learning_rate", 0.0),
+            "epoch": logs.get("epoch", state.epoch or 0.0),
+            "tokens_per_second": (state.num_input_tokens_seen - self.tokens_at_start) / elapsed,
+        }
+        now = int(time.time() * 1000)  # one request per point: the fluent call would also fetch the run each time
+        metrics = [Metric(name, float(value), now, state.global_step) for name, value in values.items()]
+        MlflowClient().log_batch(self.run_id, metrics=metrics)
 
 
 def per_example_loss(outputs, labels, num_items_in_batch=None):
