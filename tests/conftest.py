@@ -133,13 +133,13 @@ def _build_small_series(store: Path) -> str:
         os.environ["AMURO_HOME"] = home
 
 
-@pytest.fixture
-def mlflow_server(tmp_path, empty_store):
-    """A real ``mlflow server`` on a free loopback port over a sqlite store of this test."""
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory, empty_store):
+    """A real ``mlflow server`` on a free loopback port over a sqlite store, one per test process: the tests that
+    use it each work in an experiment of their own."""
     from amuro.core.local_server import LocalServer
 
-    shutil.copyfile(empty_store, tmp_path / "server.db")
-    with LocalServer(
-        tmp_path / "server.db", tmp_path / "server-artifacts", log=tmp_path / "mlflow-server.log"
-    ) as server:
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    shutil.copyfile(empty_store, folder / "server.db")
+    with LocalServer(folder / "server.db", folder / "server-artifacts", log=folder / "mlflow-server.log") as server:
         yield server.uri

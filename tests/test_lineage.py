@@ -142,7 +142,7 @@ def test_runs_logging_the_same_new_dataset_at_once_all_record_it(mlflow_server):
     from amuro.data.lineage import log_row_sets
 
     mlflow.set_tracking_uri(mlflow_server)
-    experiment_id = mlflow.create_experiment("lineage-at-once")
+    experiment_id = mlflow.set_experiment("lineage-at-once").experiment_id
     spec = get("synth-nli")
     rows = load_examples(spec, "test")
     writers, rounds = 3, 12

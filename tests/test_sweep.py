@@ -334,6 +334,8 @@ def test_two_identical_sweeps_started_at_once_on_one_server_finish_every_cell_on
         "50",
         "--tracking-uri",
         mlflow_server,
+        "--experiment",
+        "two-sweeps",
     )
     sweeps = [
         subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -342,7 +344,7 @@ def test_two_identical_sweeps_started_at_once_on_one_server_finish_every_cell_on
     outputs = [s.communicate(timeout=900) for s in sweeps]
     assert [s.returncode for s in sweeps] == [0, 0], [err[-3000:] for _, err in outputs]
     assert any("joining sweep run" in out for out, _ in outputs)
-    runs = _runs(mlflow_server)
+    runs = _runs(mlflow_server, "two-sweeps")
     finished = _finished(runs)
     assert sorted(Counter(finished.values()).values()) == [1] * 4  # sweep, finetune, base and tuned eval
     assert not [r for r in runs if r.info.status == "RUNNING"]

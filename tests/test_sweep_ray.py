@@ -133,7 +133,17 @@ def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes
     small_series, tmp_path, mlflow_server, ray_cluster
 ):
     cluster = ray_cluster
-    argv = _sweep_argv(small_series, cluster.address, mlflow_server, "--epochs", "4", "--max-train-examples", "96")
+    argv = _sweep_argv(
+        small_series,
+        cluster.address,
+        mlflow_server,
+        "--epochs",
+        "4",
+        "--max-train-examples",
+        "96",
+        "--experiment",
+        "grid",
+    )
     proc = subprocess.Popen(
         argv, env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -141,7 +151,7 @@ def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes
     def checkpointed_finetune():
         runs = [
             r
-            for r in _runs(mlflow_server)
+            for r in _runs(mlflow_server, "grid")
             if r.data.tags.get("amuro.kind") == "finetune"
             and r.info.status == "RUNNING"
             and r.data.tags.get("amuro.checkpoint_step")
@@ -153,7 +163,7 @@ def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
 
-    runs = _runs(mlflow_server)
+    runs = _runs(mlflow_server, "grid")
     assert set(_finished_keys(runs).values()) == {1} and sum(_finished_keys(runs).values()) == 4
     finetunes = [r for r in runs if r.data.tags.get("amuro.kind") == "finetune"]
     assert [r.info.run_id for r in finetunes] == [killed.info.run_id]
@@ -184,7 +194,7 @@ def test_grid_runs_each_cell_once_one_cell_per_gpu_and_a_killed_finetune_resumes
     again = subprocess.run(argv, env=_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "the sweep already finished" in again.stdout
-    assert len(_runs(mlflow_server)) == len(runs), "running the sweep again added a run"
+    assert len(_runs(mlflow_server, "grid")) == len(runs), "running the sweep again added a run"
 
 
 def _one_line_error(result):
@@ -225,12 +235,12 @@ def test_more_gpus_per_cell_than_any_node_has_fails_in_one_line_logging_nothing(
     small_series, tmp_path, mlflow_server, ray_cluster
 ):
     cluster = ray_cluster
-    argv = _sweep_argv(small_series, cluster.address, mlflow_server)
+    argv = _sweep_argv(small_series, cluster.address, mlflow_server, "--experiment", "gpus")
     argv[argv.index("--gpus-per-cell") + 1] = "finetune=2,eval=1"
     result = subprocess.run(argv, env=_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=300)
     line = _one_line_error(result)
     assert "--gpus-per-cell asks for 2 GPUs" in line and "more than 1" in line
-    assert not [r for r in _runs(mlflow_server) if r.data.tags.get("amuro.kind") == "sweep"]
+    assert not [r for r in _runs(mlflow_server, "gpus") if r.data.tags.get("amuro.kind") == "sweep"]
 
 
 @pytest.mark.slow
@@ -247,6 +257,8 @@ def test_a_node_removed_mid_cell_loses_nothing(small_series, tmp_path, mlflow_se
         "2",
         "--max-train-examples",
         "64",
+        "--experiment",
+        "node",
     )
     proc = subprocess.Popen(
         argv, env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -255,13 +267,13 @@ def test_a_node_removed_mid_cell_loses_nothing(small_series, tmp_path, mlflow_se
     def both_nodes_busy():
         running = {
             r.data.tags.get("amuro.pid")
-            for r in _runs(mlflow_server)
+            for r in _runs(mlflow_server, "node")
             if r.info.status == "RUNNING" and r.data.tags.get("amuro.kind") in ("finetune", "group")
         }
         return len(running) >= 2
 
     _wait_for(both_nodes_busy, proc)
-    finished_before = {r.info.run_id for r in _runs(mlflow_server) if r.info.status == "FINISHED"}
+    finished_before = {r.info.run_id for r in _runs(mlflow_server, "node") if r.info.status == "FINISHED"}
     cluster.remove_node(worker)
     try:
         out, err = proc.communicate(timeout=900)
@@ -269,7 +281,7 @@ def test_a_node_removed_mid_cell_loses_nothing(small_series, tmp_path, mlflow_se
         cluster.add_node(num_cpus=1, num_gpus=1)
         cluster.wait_for_nodes()
     assert proc.returncode == 0, err[-3000:]
-    runs = _runs(mlflow_server)
+    runs = _runs(mlflow_server, "node")
     assert finished_before <= {r.info.run_id for r in runs if r.info.status == "FINISHED"}
     keys = _finished_keys(runs)
     assert set(keys.values()) == {1} and sum(keys.values()) == 7  # sweep, 2 finetune, 2 base + 2 tuned evals
