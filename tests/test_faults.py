@@ -81,18 +81,21 @@ def test_a_full_disk_while_the_model_is_saved_is_one_line_and_the_rerun_finishes
 
 @pytest.mark.slow
 def test_a_tracking_server_that_goes_away_mid_command_is_one_line_and_the_rerun_resumes(small_series, tmp_path):
-    server = LocalServer(tmp_path / "store.db", tmp_path / "artifacts", log=tmp_path / "server.log")
-    uri = server.start()
     command = [sys.executable, "-m", "amuro", "pretrain-eval", "--experiment", "gone", "--model", small_series, *EVAL]
-    # The cell retries each request as a user's would; only MLflow's waits between the tries are shortened.
-    backoff = {"MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0"}
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **backoff}
-    cell = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    client, deadline = MlflowClient(uri), time.monotonic() + 300
-    while not client.search_runs([tracking_experiment(client, "gone")], "tags.`amuro.kind` = 'eval'"):
-        assert cell.poll() is None and time.monotonic() < deadline, "the cell never started"
-        time.sleep(0.1)
-    server.stop()
+    # The with block stops the server should the test fail before it does.
+    with LocalServer(tmp_path / "store.db", tmp_path / "artifacts", log=tmp_path / "server.log") as server:
+        uri = server.uri
+        # The cell retries each request as a user's would; only MLflow's waits between the tries are shortened.
+        backoff = {"MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0"}
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **backoff}
+        cell = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        client, deadline = MlflowClient(uri), time.monotonic() + 300
+        while not client.search_runs([tracking_experiment(client, "gone")], "tags.`amuro.kind` = 'eval'"):
+            assert cell.poll() is None and time.monotonic() < deadline, "the cell never started"
+            time.sleep(0.1)
+        server.stop()
     _, err = cell.communicate(timeout=300)
     assert cell.returncode != 0
     assert _one_error_line(err) == (
