@@ -2,6 +2,9 @@
 exactly the affected cells again, every other finished run is reused."""
 
 import json
+import os
+import subprocess
+import time
 
 from mlflow.tracking import MlflowClient
 
@@ -129,3 +132,31 @@ def test_a_fine_tune_trains_again_on_edited_rows_or_changed_features(tracking_ur
         assert MlflowClient().get_run(bumped).data.tags["amuro.version.features"] == "2"
     finally:
         data.CATALOGUE.pop("my_train_pairs", None)
+
+
+def test_reading_the_checkout_commit_leaves_the_git_index_untouched(tmp_path, monkeypatch):
+    """A cell can be killed at any moment: the status check must not rewrite the index (holding its lock)."""
+    from amuro.core import versions
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / ".git" / "config").write_text(
+        (tmp_path / ".git" / "config").read_text() + "[user]\n\tname = a\n\temail = a@b\n"
+    )
+    (tmp_path / "amuro").mkdir()
+    (tmp_path / "amuro" / "code.py").write_text("x = 1\n")
+    git("add", "amuro")
+    git("commit", "-qm", "one")
+    os.utime(tmp_path / "amuro" / "code.py")  # a stale stat in the index: a plain status would rewrite it
+    index = tmp_path / ".git" / "index"
+    before = index.stat().st_mtime_ns
+    time.sleep(0.01)
+    monkeypatch.setattr(versions, "CHECKOUT", tmp_path)
+    versions.git_commit.cache_clear()
+    try:
+        assert len(versions.git_commit()) == 40
+    finally:
+        versions.git_commit.cache_clear()
+    assert index.stat().st_mtime_ns == before

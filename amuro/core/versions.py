@@ -29,7 +29,16 @@ def git_commit() -> str:
         head = subprocess.run(
             ["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        status = ["status", "--porcelain", "--untracked-files=no", "--", "amuro", "amuro_contract"]
+        # A status that refreshed the index would hold .git/index.lock; a cell killed then would leave it behind.
+        status = [
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            "amuro",
+            "amuro_contract",
+        ]
         changed = subprocess.run(
             ["git", "-C", str(CHECKOUT), *status],
             capture_output=True,
