@@ -182,14 +182,22 @@ GENERATORS = {
 }
 
 
-@lru_cache(maxsize=64)
 def generate(task: str, domain: str, split: str, seed: int = 0) -> tuple[Example, ...]:
     """A deterministic split; no rendered item appears in two splits of the same (task, domain)."""
+    try:
+        return _splits(task, domain, seed)[split]
+    except KeyError:
+        raise KeyError(split) from None
+
+
+@lru_cache(maxsize=32)
+def _splits(task: str, domain: str, seed: int) -> dict[str, tuple[Example, ...]]:
+    """Every split of one (task, domain), drawn in one pass from one seeded generator."""
     make, labels, slots, target_field = GENERATORS[task]
     dom = DOMAINS[domain]
     rng = random.Random(f"{task}/{domain}/{seed}")
     seen: set[tuple[str, ...]] = set()
-    out: dict[str, list[Example]] = {}
+    out: dict[str, tuple[Example, ...]] = {}
     for role, size in SPLIT_SIZES.items():
         items: list[Example] = []
         while len(items) < size:
@@ -209,10 +217,8 @@ def generate(task: str, domain: str, split: str, seed: int = 0) -> tuple[Example
                 )
             )
         rng.shuffle(items)
-        out[role] = items
-        if role == split:
-            return tuple(items)
-    raise KeyError(split)
+        out[role] = tuple(items)
+    return out
 
 
 def _biography(rng: random.Random, dom: Domain) -> str:
