@@ -278,7 +278,9 @@ def test_a_sweep_over_olmo2_plans_each_ingredient_and_main_as_cells_of_their_own
     assert [s.checkpoints for s in evals.values()] == [c.revision for c in chosen]
     tunes = [c.settings for c in cells if c.name.startswith("finetune")]
     assert [s.checkpoint for s in tunes] == [c.revision for c in chosen]
-    assert all(s.trust_remote_code for s in [*evals.values(), *tunes])
+    crossevals = [c.settings for c in cells if c.name.startswith("crosseval")]
+    assert len(crossevals) == len(tunes)
+    assert all(s.trust_remote_code for s in [*evals.values(), *tunes, *crossevals])
 
 
 def test_olmo2_1b_stage2_ingredients_and_main_on_its_real_branches(monkeypatch):

@@ -1,5 +1,6 @@
 """Repositories with their own model code: allenai/OLMo-1B (hf_olmo) refuses in one line without
---trust-remote-code; a small remote-code model loads through its own classes with it."""
+--trust-remote-code; a small remote-code model loads through its own classes with it, and so does the model
+tuned from it, which crosseval scores only when trusted."""
 
 import json
 import shutil
@@ -7,8 +8,10 @@ import shutil
 import pytest
 import torch
 from hubcache import write_hub_cache
+from mlflow.tracking import MlflowClient
 from transformers import AutoModelForCausalLM
 
+from amuro.core import tracking
 from amuro.core.errors import UserError
 from amuro.models import hub_listing
 from amuro.models.series import hub_series, local_series, open_series
@@ -99,16 +102,25 @@ def test_olmo_1b_without_trust_says_to_pass_it_or_use_the_hf_conversion(tmp_path
         hub_series("allenai/OLMo-1B").get("main").load()
 
 
-def test_a_remote_code_model_loads_through_its_own_classes_only_when_trusted(small_series, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def modules_cache(tmp_path_factory):
+    """Where transformers copies a repository's code to import it from: one folder for the module's tests, as
+    the package it imports from there stays imported."""
     import transformers.dynamic_module_utils as dynamic_modules
 
-    monkeypatch.setattr(dynamic_modules, "HF_MODULES_CACHE", str(tmp_path / "modules"))  # the code is copied there
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dynamic_modules, "HF_MODULES_CACHE", str(tmp_path_factory.mktemp("modules")))
+        yield
+
+
+def _remote_code_series(small_series, folder):
+    """The small series' last checkpoint as a repository with its own model code (``auto_map``); its folder."""
     source = local_series(small_series).checkpoints[-1]
-    folder = tmp_path / "remote" / "step40-tokens20480"
-    shutil.copytree(source.location, folder)
-    (folder / "configuration_amuro_olmo.py").write_text(REMOTE_CONFIG)
-    (folder / "modeling_amuro_olmo.py").write_text(REMOTE_MODEL)
-    config = json.loads((folder / "config.json").read_text())
+    step = folder / "step40-tokens20480"
+    shutil.copytree(source.location, step)
+    (step / "configuration_amuro_olmo.py").write_text(REMOTE_CONFIG)
+    (step / "modeling_amuro_olmo.py").write_text(REMOTE_MODEL)
+    config = json.loads((step / "config.json").read_text())
     config |= {
         "model_type": "amuro_olmo",
         "architectures": ["AmuroOlmoForCausalLM"],
@@ -117,11 +129,54 @@ def test_a_remote_code_model_loads_through_its_own_classes_only_when_trusted(sma
             "AutoModelForCausalLM": "modeling_amuro_olmo.AmuroOlmoForCausalLM",
         },
     }
-    (folder / "config.json").write_text(json.dumps(config))
+    (step / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_a_remote_code_model_loads_through_its_own_classes_only_when_trusted(small_series, tmp_path, modules_cache):
+    remote = _remote_code_series(small_series, tmp_path / "remote")
     with pytest.raises(UserError, match="remote needs its repository's own model code.*--trust-remote-code"):
-        open_series(str(folder.parent)).checkpoints[0].load()
-    model, tokenizer = open_series(str(folder.parent), trust_remote_code=True).checkpoints[0].load()
+        open_series(str(remote)).checkpoints[0].load()
+    model, tokenizer = open_series(str(remote), trust_remote_code=True).checkpoints[0].load()
     assert type(model).__name__ == "AmuroOlmoForCausalLM" and type(model).__module__.endswith("modeling_amuro_olmo")
-    reference = AutoModelForCausalLM.from_pretrained(source.location)
+    reference = AutoModelForCausalLM.from_pretrained(local_series(small_series).checkpoints[-1].location)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
     assert tokenizer("a b").input_ids
+
+
+def test_a_model_tuned_from_remote_code_keeps_it_and_crossevaluates_only_when_trusted(
+    small_series, tracking_uri, tmp_path, modules_cache, capfd
+):
+    from click.testing import CliRunner
+
+    from amuro.cli import main
+    from amuro.commands.finetune import finetune
+    from amuro.core.settings import FinetuneSettings
+    from amuro.core.train_settings import TrainSettings
+    from amuro.models.size import parameter_count
+    from amuro.models.tuned import load_tuned
+
+    remote = _remote_code_series(small_series, tmp_path / "remote")
+    train = TrainSettings(epochs=1, max_train_examples=16)
+    settings = dict(experiment="remote", model=str(remote), dataset="synth-nli", train=train, evaluate=False)
+    run_id = finetune(FinetuneSettings(**settings, trust_remote_code=True))
+    assert "Do you wish to run the custom code" not in "".join(capfd.readouterr())  # no question on the terminal
+    tags = MlflowClient().get_run(run_id).data.tags
+    assert int(tags["amuro.model_params"]) == parameter_count(local_series(small_series).checkpoints[-1].location)
+
+    crosseval = ["crosseval", "--experiment", "remote", "--datasets", "synth-nli", "--formats", "default"]
+    crosseval += ["--max-examples", "4", "--bootstrap", "50"]
+    refused = CliRunner().invoke(main, crosseval)
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert [line for line in refused.output.splitlines() if line.startswith("Error:")] == [
+        f"Error: the model of finetune run {run_id} needs its repository's own model code "
+        "(modeling_amuro_olmo.AmuroOlmoForCausalLM): pass --trust-remote-code to run it"
+    ]
+    trusted = CliRunner().invoke(main, [*crosseval, "--trust-remote-code"])
+    assert trusted.exit_code == 0, trusted.output
+    runs = MlflowClient().search_runs(
+        [tracking.connect("remote")], f"tags.`amuro.kind` = 'eval' and tags.`amuro.source_run_id` = '{run_id}'"
+    )
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    model, _ = load_tuned(run_id, trust_remote_code=True)  # the tuned weights came with their code
+    assert type(model).__name__ == "AmuroOlmoForCausalLM"

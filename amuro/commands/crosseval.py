@@ -99,7 +99,7 @@ def _cells(
     return select_cells([*specs, *lmeval], cfg.formats, cfg.eval.protocol)
 
 
-def _target(run, seed: int) -> EvalTarget:
+def _target(run, seed: int, trust_remote_code: bool) -> EvalTarget:
     tags = run.data.tags
     tokens, params = tags.get(Tag.TOKENS), tags.get(Tag.MODEL_PARAMS)
     return tuned_target(
@@ -113,6 +113,7 @@ def _target(run, seed: int) -> EvalTarget:
         seed=seed,
         train_seed=int(tags.get(Tag.SEED) or 0),
         model_params=int(params) if params else None,
+        trust_remote_code=trust_remote_code,
     )
 
 
@@ -126,7 +127,7 @@ def _missing_base(experiment_id: str, target: EvalTarget, cells: Sequence[Cell],
     return [(spec, fmt) for spec, fmt in cells if (spec.name, fmt) not in have]
 
 
-def _base_target(experiment_id: str, target: EvalTarget, run) -> EvalTarget:
+def _base_target(experiment_id: str, target: EvalTarget, run, trust_remote_code: bool) -> EvalTarget:
     """The base checkpoint a finetune run started from: the series as given to finetune, by name, or by run."""
     from amuro.models.series import open_series
 
@@ -134,7 +135,7 @@ def _base_target(experiment_id: str, target: EvalTarget, run) -> EvalTarget:
     candidates = [run.data.params.get("model"), target.model, f"runs:/{source}/series" if source else None]
     for candidate in dict.fromkeys(c for c in candidates if c):
         try:
-            series = open_series(candidate, experiment_id=experiment_id)
+            series = open_series(candidate, experiment_id=experiment_id, trust_remote_code=trust_remote_code)
         except UserError:
             continue
         return checkpoint_target(series.get(target.revision or target.step), seed=target.seed)
@@ -154,7 +155,7 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
         plan = [
             (
                 run,
-                _target(run, settings.seed),
+                _target(run, settings.seed, cfg.trust_remote_code),
                 _cells(cfg, run.data.tags.get(Tag.TUNING, "sft"), lmeval, run.data.tags.get(Tag.TRAIN_DATASET)),
             )
             for run in runs
@@ -172,7 +173,7 @@ def crosseval(cfg: CrossevalSettings) -> list[str]:
         with entry.group(key, f"crosseval {len(runs)} tuned models") as parent:
             for run, target, cells in plan:
                 if cfg.with_base and missing[id(target)]:
-                    base = _base_target(experiment_id, target, run)
+                    base = _base_target(experiment_id, target, run, cfg.trust_remote_code)
                     run_ids += [
                         c.run_id for c in evaluate_target(experiment_id, parent, base, missing[id(target)], settings)
                     ]

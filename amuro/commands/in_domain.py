@@ -52,6 +52,7 @@ def evaluate_in_domain(
         seed=settings.seed,
         train_seed=cfg.train.seed,
         model_params=checkpoint_parameters(ckpt),
+        trust_remote_code=cfg.trust_remote_code,
     )
     tuned = evaluate_target(experiment_id, run_id, target, cells, settings)
     base = evaluate_target(experiment_id, run_id, checkpoint_target(ckpt, seed=settings.seed), cells, settings)

@@ -127,7 +127,7 @@ def _series_cells(cfg: SweepSettings, model: str, series_name: str, revisions) -
                     _cell_settings(
                         cfg,
                         CrossevalSettings,
-                        SCORING_PASSED_ON,
+                        ("trust_remote_code", *SCORING_PASSED_ON),
                         runs=SWEEP_RUN_PLACEHOLDER,
                         model=series_name,
                         train_dataset=dataset,

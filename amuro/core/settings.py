@@ -166,6 +166,7 @@ class CrossevalSettings(Settings):
     steps: str | None = setting(
         None, "Only finetune runs of these base steps (comma-separated).", key=False, empty="any"
     )
+    trust_remote_code: bool = trust_remote_code_setting()
     datasets: str | None = eval_datasets_setting(
         "Dataset names, task families, 'all' (every eval set reachable offline) or 'none'."
     )

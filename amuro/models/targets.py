@@ -78,6 +78,7 @@ def tuned_target(
     seed: int,
     train_seed: int | None = None,
     model_params: int | None = None,
+    trust_remote_code: bool = False,
 ) -> EvalTarget:
     """The EvalTarget of a finetune run's model; finetune and crosseval both build it here, so their cell keys
     match and crosseval reuses the in-domain cells finetune scored."""
@@ -91,7 +92,7 @@ def tuned_target(
         source_run_id=run_id,
         seed=seed,
         label=f"{model.split('/')[-1]}@step{step}+{train_dataset}",
-        load=lambda **options: load_tuned(run_id, **options),
+        load=lambda **options: load_tuned(run_id, trust_remote_code=trust_remote_code, **options),
         reference={"artifact_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}"},
         train_seed=train_seed,
         model_params=model_params,

@@ -42,13 +42,16 @@ def log_tuned_model(model, tokenizer) -> None:
         quiet.setLevel(level)
 
 
-def load_tuned(run_id: str, *, dtype=None):
+def load_tuned(run_id: str, *, dtype=None, trust_remote_code: bool = False):
     """(model, tokenizer) of a finetune run, from ``runs:/<run_id>/model``, downloaded once into AMURO_HOME.
 
     ``log_model`` writes the weights to ``model/model`` and the tokenizer to ``model/components/tokenizer``;
-    ``mlflow.transformers.load_model(f"runs:/{run_id}/model")`` loads the same files as a pipeline.
+    ``mlflow.transformers.load_model(f"runs:/{run_id}/model")`` loads the same files as a pipeline. A model
+    tuned from a repository with its own code keeps that code beside its weights, and loads only when trusted.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from amuro.models.remote_code import require_trust
 
     target = amuro_home() / "tuned" / run_id
     if not (target / MODEL_ARTIFACT / "model" / "config.json").exists():
@@ -64,8 +67,10 @@ def load_tuned(run_id: str, *, dtype=None):
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
     folder = target / MODEL_ARTIFACT
-    tokenizer = AutoTokenizer.from_pretrained(folder / "components" / "tokenizer")
-    model = AutoModelForCausalLM.from_pretrained(folder / "model", dtype=dtype)
+    require_trust(str(folder / "model"), None, f"the model of finetune run {run_id}", trust_remote_code)
+    trusted = {"trust_remote_code": True} if trust_remote_code else {}
+    tokenizer = AutoTokenizer.from_pretrained(folder / "components" / "tokenizer", **trusted)
+    model = AutoModelForCausalLM.from_pretrained(folder / "model", dtype=dtype, **trusted)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
