@@ -10,6 +10,7 @@ import mlflow
 from amuro.core.errors import UserError
 from amuro.core.paths import amuro_home
 from amuro.core.uploads import sized_timeout
+from amuro.models.remote_code import require_trust
 from amuro_contract import Artifact
 
 MODEL_ARTIFACT = Artifact.MODEL
@@ -50,8 +51,6 @@ def load_tuned(run_id: str, *, dtype=None, trust_remote_code: bool = False):
     tuned from a repository with its own code keeps that code beside its weights, and loads only when trusted.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from amuro.models.remote_code import require_trust
 
     target = amuro_home() / "tuned" / run_id
     if not (target / MODEL_ARTIFACT / "model" / "config.json").exists():
