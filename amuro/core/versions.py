@@ -25,27 +25,16 @@ def git_commit() -> str:
     is not installed from a checkout or git is missing."""
     if not (CHECKOUT / ".git").exists():
         return ""
+
+    def git(*args: str) -> str:
+        # No optional locks: a status that refreshed the index would hold .git/index.lock, and a cell killed
+        # then would leave it behind.
+        command = ["git", "-C", str(CHECKOUT), "--no-optional-locks", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        # A status that refreshed the index would hold .git/index.lock; a cell killed then would leave it behind.
-        status = [
-            "--no-optional-locks",
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-            "--",
-            "amuro",
-            "amuro_contract",
-        ]
-        changed = subprocess.run(
-            ["git", "-C", str(CHECKOUT), *status],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        head = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", "amuro", "amuro_contract")
     except (OSError, subprocess.SubprocessError):
         return ""
     return f"{head}+dirty" if head and changed else head
