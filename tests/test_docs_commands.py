@@ -152,8 +152,8 @@ def _seed_tiny(folder: Path) -> None:
 
 
 def _ui_serves_the_experiment(command: str, folder: Path) -> str:
-    """Runs ``command`` (the UI) as written (MLflow's own ``MLFLOW_PORT`` picks a free port) and reads
-    experiment 1 back."""
+    """Runs ``command`` (the UI) as written and reads experiment 1 back. MLflow's own variables pick a free port
+    (``MLFLOW_PORT``) and one server process instead of four (``MLFLOW_WORKERS``: each imports MLflow's server)."""
     port = free_port()
     server = subprocess.Popen(
         _argv(command),
@@ -161,7 +161,7 @@ def _ui_serves_the_experiment(command: str, folder: Path) -> str:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        env=_env(MLFLOW_PORT=str(port), MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+        env=_env(MLFLOW_PORT=str(port), MLFLOW_WORKERS="1", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
     )
     url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/get?experiment_id=1"
     try:

@@ -129,53 +129,61 @@ def tracking_experiment(client: MlflowClient, name: str) -> str:
 
 
 @pytest.mark.slow
-def test_a_tracking_uri_with_a_password_works_and_the_password_is_never_written(small_series, tmp_path):
-    with LocalServer(tmp_path / "store.db", tmp_path / "artifacts") as server:
-        secret_uri = server.uri.replace("http://", f"http://amuro:{PASSWORD}@")
-        home = tmp_path / "home"
-        env = {**os.environ, "AMURO_HOME": str(home)}
-        env.pop("MLFLOW_TRACKING_URI", None)
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "amuro",
-                "sweep",
-                "--tracking-uri",
-                secret_uri,
-                "--model",
-                small_series,
-                "--checkpoints",
-                "1",
-                "--train-datasets",
-                "synth-nli",
-                "--eval-datasets",
-                "synth-nli",
-                "--formats",
-                "default",
-                "--max-examples",
-                "4",
-                "--epochs",
-                "1",
-                "--max-train-examples",
-                "16",
-                "--workers",
-                "1",
-            ],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        [sweep] = MlflowClient(server.uri).search_runs(
-            [tracking_experiment(MlflowClient(server.uri), "amuro-char")], "tags.`amuro.kind` = 'sweep'"
-        )
-        assert sweep.data.params["tracking_uri"] == server.uri.replace("http://", "http://***@")
+def test_a_tracking_uri_with_a_password_works_and_the_password_is_never_written(
+    small_series, tmp_path, mlflow_server, tmp_path_factory
+):
+    secret_uri = mlflow_server.replace("http://", f"http://amuro:{PASSWORD}@")
+    home = tmp_path / "home"
+    env = {**os.environ, "AMURO_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "amuro",
+            "sweep",
+            "--tracking-uri",
+            secret_uri,
+            "--experiment",
+            "password",
+            "--model",
+            small_series,
+            "--checkpoints",
+            "1",
+            "--train-datasets",
+            "synth-nli",
+            "--eval-datasets",
+            "synth-nli",
+            "--formats",
+            "default",
+            "--max-examples",
+            "4",
+            "--epochs",
+            "1",
+            "--max-train-examples",
+            "16",
+            "--workers",
+            "1",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(mlflow_server)
+    [sweep] = client.search_runs([tracking_experiment(client, "password")], "tags.`amuro.kind` = 'sweep'")
+    assert sweep.data.params["tracking_uri"] == mlflow_server.replace("http://", "http://***@")
     assert PASSWORD not in done.stdout + done.stderr
-    written = [path for path in tmp_path.rglob("*") if path.is_file() and PASSWORD.encode() in path.read_bytes()]
-    assert not written, f"the password was written to {written}"
+    server_files = tmp_path_factory.getbasetemp() / "mlflow-server"  # the server's store, artifacts and log
+    written = [
+        path
+        for folder in (tmp_path, server_files)
+        for path in folder.rglob("*")
+        if path.is_file() and PASSWORD.encode() in path.read_bytes()
+    ]
+    assert server_files.exists() and not written, f"the password was written to {written}"
 
     unreachable = subprocess.run(
         [

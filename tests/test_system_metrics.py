@@ -9,7 +9,7 @@ from amuro.core.train_settings import TrainSettings
 
 
 def test_finetune_logs_system_metrics(tracking_uri, small_series, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.05")  # several samples in a second-long run
     run_id = finetune(
         FinetuneSettings(
             experiment="sys",
