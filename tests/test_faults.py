@@ -10,6 +10,7 @@ import time
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
+from sweeps import _sweep_argv
 
 from amuro.cli import main
 from amuro.core import tracking
@@ -136,35 +137,11 @@ def test_a_tracking_uri_with_a_password_works_and_the_password_is_never_written(
     home = tmp_path / "home"
     env = {**os.environ, "AMURO_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
+    # The suite's small sweep; the options given again here replace its own.
+    argv = _sweep_argv(small_series, "--tracking-uri", secret_uri, "--experiment", "password", "--checkpoints", "1")
+    argv += ["--eval-datasets", "synth-nli", "--max-examples", "4", "--max-train-examples", "16", "--workers", "1"]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "amuro",
-            "sweep",
-            "--tracking-uri",
-            secret_uri,
-            "--experiment",
-            "password",
-            "--model",
-            small_series,
-            "--checkpoints",
-            "1",
-            "--train-datasets",
-            "synth-nli",
-            "--eval-datasets",
-            "synth-nli",
-            "--formats",
-            "default",
-            "--max-examples",
-            "4",
-            "--epochs",
-            "1",
-            "--max-train-examples",
-            "16",
-            "--workers",
-            "1",
-        ],
+        argv,
         env=env,
         cwd=tmp_path,
         capture_output=True,

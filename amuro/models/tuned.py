@@ -67,9 +67,8 @@ def load_tuned(run_id: str, *, dtype=None, trust_remote_code: bool = False):
         partial.rename(target)
     folder = target / MODEL_ARTIFACT
     require_trust(str(folder / "model"), None, f"the model of finetune run {run_id}", trust_remote_code)
-    trusted = {"trust_remote_code": True} if trust_remote_code else {}
-    tokenizer = AutoTokenizer.from_pretrained(folder / "components" / "tokenizer", **trusted)
-    model = AutoModelForCausalLM.from_pretrained(folder / "model", dtype=dtype, **trusted)
+    tokenizer = AutoTokenizer.from_pretrained(folder / "components" / "tokenizer", trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(folder / "model", dtype=dtype, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
